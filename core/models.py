@@ -1,0 +1,200 @@
+"""Domain models (pydantic v2). Wire formats live in ``rig.schema`` and are re-exported."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rig.schema import (  # noqa: F401  (re-exported for core users)
+    CheckResult,
+    Contract,
+    Diagnostics,
+    Entry,
+    Expectation,
+    Failure,
+    Manifest,
+    SpecVector,
+    StageCheck,
+    TokenUsage,
+    ViabilityReport,
+)
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Outcome(str, Enum):
+    IN_PROGRESS = "in_progress"
+    TESTED = "tested"
+    PROMOTED = "promoted"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Outcome.PROMOTED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.INTERRUPTED})
+
+# in_progress -> failed covers generations that never reached the rig (LLM or parse failure).
+TRANSITIONS: dict[Outcome, frozenset[Outcome]] = {
+    Outcome.IN_PROGRESS: frozenset(
+        {Outcome.TESTED, Outcome.FAILED, Outcome.TIMEOUT, Outcome.INTERRUPTED}
+    ),
+    Outcome.TESTED: frozenset({Outcome.PROMOTED, Outcome.FAILED}),
+    Outcome.PROMOTED: frozenset(),
+    Outcome.FAILED: frozenset(),
+    Outcome.TIMEOUT: frozenset(),
+    Outcome.INTERRUPTED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def check_transition(old: Outcome | str, new: Outcome | str) -> None:
+    old, new = Outcome(old), Outcome(new)
+    if new not in TRANSITIONS[old]:
+        raise IllegalTransition(f"outcome cannot go from {old.value} to {new.value}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class SpecOrigin(str, Enum):
+    HUMAN = "human"
+    MUTATION = "mutation"
+    AMENDMENT = "amendment"
+    IMPORT = "import"
+
+
+class SpecVersion(_Model):
+    hash: str
+    parent_hash: str | None = None
+    origin: SpecOrigin = SpecOrigin.HUMAN
+    label: str = ""
+    created_at: str = Field(default_factory=utcnow)
+
+
+class Generation(_Model):
+    number: int = Field(ge=0)
+    parent: int | None = None
+    campaign_id: str | None = None
+    spec_hash: str
+    outcome: Outcome = Outcome.IN_PROGRESS
+    artifact_hash: str | None = None
+    status: Literal["viable", "non-viable"] | None = None
+    failure_stage: str | None = None
+    reason: str | None = None
+    attempt: int = 0
+    created_at: str = Field(default_factory=utcnow)
+    updated_at: str = Field(default_factory=utcnow)
+
+    def advance(self, new: Outcome, reason: str | None = None) -> "Generation":
+        check_transition(self.outcome, new)
+        return self.model_copy(update={"outcome": new, "reason": reason or self.reason, "updated_at": utcnow()})
+
+
+class CampaignSettings(_Model):
+    spec_hash: str
+    generations: int = Field(default=6, ge=1, le=100_000)
+    parallelism: int = Field(default=1, ge=1, le=64)
+    provider: Literal["sim", "anthropic", "replay"] = "sim"
+    model: str = "sim-1"
+    escalation_model: str | None = None
+    allowed_models: list[str] = Field(default_factory=list)
+    seed: int = 0
+    max_retries: int = Field(default=1, ge=0, le=10)
+    budget_usd: float | None = Field(default=None, ge=0)
+    budget_tokens: int | None = Field(default=None, ge=0)
+    budget_wall_s: float | None = Field(default=None, ge=0)
+    backend: Literal["docker", "bwrap", "none"] = "docker"
+    cassette: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_nonempty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("model must not be empty")
+        return v
+
+
+class LLMCall(_Model):
+    """One ledger entry: every call, failed ones too."""
+
+    id: int | None = None
+    generation: int | None = None
+    campaign_id: str | None = None
+    provider: str
+    model: str
+    purpose: Literal["generate", "repair", "mutate", "other"] = "generate"
+    request_id: str | None = None
+    started_at: str = Field(default_factory=utcnow)
+    latency_ms: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    usage_json: str = "{}"
+    cost_usd: float = 0.0
+    outcome: Literal["ok", "error", "retried", "refused"] = "ok"
+    error: str | None = None
+    fallback_from: str | None = None
+    simulated: bool = False
+
+
+class RigRun(_Model):
+    generation: int
+    run_id: str
+    backend: str
+    container_id: str | None = None
+    started_at: str = Field(default_factory=utcnow)
+    finished_at: str | None = None
+    stage_ms: dict[str, int] = Field(default_factory=dict)
+    total_ms: int | None = None
+    first_output_ms: int | None = None
+    oom_killed: bool = False
+    rig_error: str | None = None
+
+
+class AmendmentStatus(str, Enum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    EDITED = "edited"
+    REJECTED = "rejected"
+
+
+class Amendment(_Model):
+    id: int | None = None
+    campaign_id: str | None = None
+    spec_hash: str
+    section: str
+    text: str
+    feature: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    status: AmendmentStatus = AmendmentStatus.PENDING
+    result_spec_hash: str | None = None
+    created_at: str = Field(default_factory=utcnow)
+
+
+class Observation(_Model):
+    run_id: str
+    index: int = Field(ge=0)
+    params: dict[str, Any]
+    spec_hash: str | None = None
+    parent_spec_hash: str | None = None
+    campaign_id: str | None = None
+    viability_rate: float | None = None
+    interval: tuple[float, float] | None = None
+    generations: int = 0
+    accepted: bool = False
+    rejected_reason: str | None = None
+    created_at: str = Field(default_factory=utcnow)

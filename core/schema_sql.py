@@ -1,0 +1,203 @@
+"""Schema migrations, applied in order; the version lives in meta.schema_version.
+
+Never edit a shipped migration: add a new one.
+"""
+
+M1_CORE = """
+CREATE TABLE blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+
+CREATE TABLE spec_versions (
+    hash TEXT PRIMARY KEY REFERENCES blobs(hash),
+    parent_hash TEXT REFERENCES spec_versions(hash),
+    origin TEXT NOT NULL CHECK (origin IN ('human','mutation','amendment','import')),
+    label TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL DEFAULT 'campaign',
+    spec_hash TEXT NOT NULL REFERENCES spec_versions(hash),
+    settings_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+
+CREATE TABLE generations (
+    number INTEGER PRIMARY KEY,
+    parent INTEGER,
+    campaign_id TEXT REFERENCES campaigns(id),
+    spec_hash TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN
+        ('in_progress','tested','promoted','failed','timeout','interrupted')),
+    artifact_hash TEXT,
+    status TEXT CHECK (status IS NULL OR status IN ('viable','non-viable')),
+    failure_stage TEXT,
+    report_json TEXT,
+    fitness_json TEXT,
+    reason TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX generations_campaign ON generations(campaign_id, number);
+CREATE INDEX generations_spec ON generations(spec_hash, number);
+CREATE INDEX generations_outcome ON generations(outcome);
+
+-- Terminal rows are history: no update, no delete.
+CREATE TRIGGER generations_terminal_frozen BEFORE UPDATE ON generations
+WHEN OLD.outcome IN ('promoted','failed','timeout','interrupted')
+BEGIN
+    SELECT RAISE(ABORT, 'generation is terminal and cannot be changed');
+END;
+
+CREATE TRIGGER generations_legal_transition BEFORE UPDATE OF outcome ON generations
+WHEN NEW.outcome <> OLD.outcome AND NOT (
+    (OLD.outcome = 'in_progress' AND NEW.outcome IN ('tested','failed','timeout','interrupted')) OR
+    (OLD.outcome = 'tested' AND NEW.outcome IN ('promoted','failed'))
+)
+BEGIN
+    SELECT RAISE(ABORT, 'illegal outcome transition');
+END;
+
+CREATE TRIGGER generations_no_delete BEFORE DELETE ON generations
+BEGIN
+    SELECT RAISE(ABORT, 'generations are never deleted');
+END;
+
+CREATE TABLE artifact_files (
+    artifact_hash TEXT NOT NULL,
+    path TEXT NOT NULL,
+    blob_hash TEXT NOT NULL REFERENCES blobs(hash),
+    PRIMARY KEY (artifact_hash, path)
+);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    generation INTEGER,
+    campaign_id TEXT,
+    data_json TEXT
+);
+CREATE INDEX events_generation ON events(generation);
+CREATE INDEX events_campaign ON events(campaign_id, id);
+
+CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only');
+END;
+
+CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only');
+END;
+
+CREATE TABLE log_chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    generation INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    capped INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (generation, stream, seq)
+);
+CREATE INDEX log_chunks_generation ON log_chunks(generation, id);
+
+CREATE TABLE commands (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    command TEXT NOT NULL,
+    args_json TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    consumed_at TEXT
+);
+CREATE INDEX commands_pending ON commands(target, consumed_at);
+
+CREATE TABLE engine_leases (
+    owner TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+);
+
+CREATE TABLE llm_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    generation INTEGER,
+    campaign_id TEXT,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    request_id TEXT,
+    started_at TEXT NOT NULL,
+    latency_ms INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    cache_creation_input_tokens INTEGER NOT NULL,
+    cache_read_input_tokens INTEGER NOT NULL,
+    usage_json TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT,
+    fallback_from TEXT,
+    simulated INTEGER NOT NULL
+);
+CREATE INDEX llm_calls_campaign ON llm_calls(campaign_id);
+CREATE INDEX llm_calls_generation ON llm_calls(generation);
+
+CREATE TABLE rig_runs (
+    run_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    container_id TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    stage_ms TEXT,
+    total_ms INTEGER,
+    first_output_ms INTEGER,
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    rig_error TEXT
+);
+CREATE INDEX rig_runs_generation ON rig_runs(generation);
+"""
+
+M2_EVOLUTION = """
+CREATE TABLE amendments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    campaign_id TEXT,
+    spec_hash TEXT NOT NULL,
+    section TEXT NOT NULL,
+    text TEXT NOT NULL,
+    feature TEXT NOT NULL DEFAULT '',
+    evidence_json TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL CHECK (status IN ('pending','accepted','edited','rejected')),
+    result_spec_hash TEXT,
+    created_at TEXT NOT NULL
+);
+
+CREATE TABLE observations (
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    params_json TEXT NOT NULL,
+    spec_hash TEXT,
+    parent_spec_hash TEXT,
+    campaign_id TEXT,
+    viability_rate REAL,
+    interval_json TEXT,
+    generations INTEGER NOT NULL DEFAULT 0,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    rejected_reason TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION]

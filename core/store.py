@@ -1,0 +1,705 @@
+"""The SQLite store: single source of truth and the IPC channel (DESIGN §3).
+
+Rules that keep it crash-safe under several writer processes:
+- WAL, synchronous=FULL, foreign keys, a busy timeout;
+- every write transaction starts with BEGIN IMMEDIATE (a deferred transaction that
+  reads and then writes can fail with SQLITE_BUSY under concurrent writers);
+- terminal generations and the event log are protected by triggers, so even a buggy
+  caller cannot rewrite history.
+
+sqlite-utils provides schema creation and queries; transactions use our own
+connection in autocommit mode so that nothing commits behind our back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import sqlite_utils
+
+from core.models import (
+    TERMINAL,
+    Amendment,
+    AmendmentStatus,
+    Generation,
+    LLMCall,
+    Observation,
+    Outcome,
+    RigRun,
+    SpecOrigin,
+    SpecVersion,
+    check_transition,
+    utcnow,
+)
+from core.schema_sql import MIGRATIONS
+from rig.hashing import sha256_hex
+
+LOG_CAP_BYTES = 2_000_000  # per generation and stream; beyond it one marker, then silence
+BUSY_TIMEOUT_MS = 30_000
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise StoreError(f"could not switch {path} to WAL (got {mode})")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Store:
+    """One connection; use one Store per thread or process."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = _connect(self.path)
+        self.db = sqlite_utils.Database(self.conn)
+        self._lock = threading.RLock()
+        self._migrate()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "Store":
+        return cls(path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; rollback on any exception."""
+        with self._lock:
+            if self.conn.in_transaction:  # nested: join the outer transaction
+                yield self.conn
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.write() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"{self.path} has schema version {current}, newer than this Cambrian "
+                    f"({len(MIGRATIONS)}); upgrade Cambrian"
+                )
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                for stmt in _split_sql(script):
+                    c.execute(stmt)
+                c.execute(
+                    "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (str(version),),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+
+    # --- blobs ----------------------------------------------------------------------
+
+    def put_blob(self, data: bytes) -> str:
+        h = sha256_hex(data)
+        with self.write() as c:
+            c.execute(
+                "INSERT OR IGNORE INTO blobs(hash, size, data) VALUES (?, ?, ?)", (h, len(data), data)
+            )
+        return h
+
+    def get_blob(self, h: str) -> bytes:
+        row = self.conn.execute("SELECT data FROM blobs WHERE hash=?", (h,)).fetchone()
+        if row is None:
+            raise KeyError(h)
+        return bytes(row[0])
+
+    # --- specs ----------------------------------------------------------------------
+
+    def add_spec(
+        self,
+        text: str,
+        *,
+        parent_hash: str | None = None,
+        origin: SpecOrigin | str = SpecOrigin.HUMAN,
+        label: str = "",
+    ) -> SpecVersion:
+        data = text.encode("utf-8")
+        h = sha256_hex(data)
+        with self.write() as c:
+            c.execute("INSERT OR IGNORE INTO blobs(hash, size, data) VALUES (?, ?, ?)", (h, len(data), data))
+            c.execute(
+                "INSERT OR IGNORE INTO spec_versions(hash, parent_hash, origin, label, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (h, parent_hash, SpecOrigin(origin).value, label, utcnow()),
+            )
+        return self.spec_version(h)
+
+    def spec_version(self, h: str) -> SpecVersion:
+        row = self.conn.execute("SELECT * FROM spec_versions WHERE hash=?", (h,)).fetchone()
+        if row is None:
+            raise KeyError(h)
+        return SpecVersion(**dict(row))
+
+    def spec_text(self, h: str) -> str:
+        return self.get_blob(h).decode("utf-8")
+
+    def spec_versions(self) -> list[SpecVersion]:
+        rows = self.conn.execute("SELECT * FROM spec_versions ORDER BY created_at, hash").fetchall()
+        return [SpecVersion(**dict(r)) for r in rows]
+
+    def resolve_spec(self, ref: str) -> str:
+        """A full hash, a unique hex prefix, or a label."""
+        ref = ref.strip()
+        if ref.startswith("sha256:") and len(ref) == 71:
+            self.spec_version(ref)
+            return ref
+        prefix = ref.removeprefix("sha256:")
+        rows = self.conn.execute(
+            "SELECT hash FROM spec_versions WHERE hash LIKE ? OR label = ?", (f"sha256:{prefix}%", ref)
+        ).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if not rows:
+            raise KeyError(f"no spec version matches {ref!r}")
+        raise KeyError(f"{ref!r} is ambiguous ({len(rows)} spec versions match)")
+
+    # --- campaigns ------------------------------------------------------------------
+
+    def create_campaign(self, campaign_id: str, spec_hash: str, settings: dict[str, Any], kind: str = "campaign") -> None:
+        now = utcnow()
+        with self.write() as c:
+            c.execute(
+                "INSERT INTO campaigns(id, kind, spec_hash, settings_json, state, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                (campaign_id, kind, spec_hash, json.dumps(settings, sort_keys=True), now, now),
+            )
+            self._event(c, "campaign_created", campaign_id=campaign_id, data={"spec_hash": spec_hash})
+
+    def campaign(self, campaign_id: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM campaigns WHERE id=?", (campaign_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no campaign {campaign_id!r}")
+        d = dict(row)
+        d["settings"] = json.loads(d.pop("settings_json"))
+        return d
+
+    def campaigns(self, kind: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT id FROM campaigns" + (" WHERE kind=?" if kind else "") + " ORDER BY created_at DESC"
+        return [self.campaign(r[0]) for r in self.conn.execute(q, (kind,) if kind else ())]
+
+    def set_campaign_state(self, campaign_id: str, state: str, reason: str | None = None) -> None:
+        with self.write() as c:
+            c.execute(
+                "UPDATE campaigns SET state=?, reason=COALESCE(?, reason), updated_at=? WHERE id=?",
+                (state, reason, utcnow(), campaign_id),
+            )
+            self._event(c, "campaign_state", campaign_id=campaign_id, data={"state": state, "reason": reason})
+
+    # --- generations ----------------------------------------------------------------
+
+    def create_generation(
+        self,
+        *,
+        spec_hash: str,
+        campaign_id: str | None = None,
+        parent: int | None = None,
+        attempt: int = 0,
+        number: int | None = None,
+    ) -> Generation:
+        """Allocate the next number and write the in_progress row, atomically."""
+        now = utcnow()
+        with self.write() as c:
+            if number is None:
+                row = c.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM generations").fetchone()
+                # numbers of deleted-then-reused rows can't happen (deletes are refused);
+                # the high-water mark also covers imported numbers.
+                hw = c.execute("SELECT value FROM meta WHERE key='generation_hw'").fetchone()
+                number = max(int(row[0]), int(hw[0]) + 1 if hw else 0)
+            c.execute(
+                "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, attempt, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?)",
+                (number, parent, campaign_id, spec_hash, attempt, now, now),
+            )
+            c.execute(
+                "INSERT INTO meta(key, value) VALUES('generation_hw', ?) ON CONFLICT(key) DO UPDATE "
+                "SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (str(number),),
+            )
+            self._event(c, "generation_created", generation=number, campaign_id=campaign_id,
+                        data={"parent": parent, "attempt": attempt})
+        return self.generation(number)
+
+    def generation(self, number: int) -> Generation:
+        row = self.conn.execute(
+            "SELECT number, parent, campaign_id, spec_hash, outcome, artifact_hash, status, "
+            "failure_stage, reason, attempt, created_at, updated_at FROM generations WHERE number=?",
+            (number,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"no generation {number}")
+        return Generation(**dict(row))
+
+    def generations(self, campaign_id: str | None = None, *, limit: int | None = None,
+                    offset: int = 0) -> list[Generation]:
+        q = ("SELECT number, parent, campaign_id, spec_hash, outcome, artifact_hash, status, "
+             "failure_stage, reason, attempt, created_at, updated_at FROM generations")
+        args: list[Any] = []
+        if campaign_id is not None:
+            q += " WHERE campaign_id=?"
+            args.append(campaign_id)
+        q += " ORDER BY number"
+        if limit is not None:
+            q += " LIMIT ? OFFSET ?"
+            args += [limit, offset]
+        return [Generation(**dict(r)) for r in self.conn.execute(q, args)]
+
+    def lineage(self, campaign_id: str | None = None) -> list[tuple[int, int | None, str]]:
+        """(number, parent, outcome) rows: cheap enough for 10k+ generations."""
+        if campaign_id is None:
+            cur = self.conn.execute("SELECT number, parent, outcome FROM generations ORDER BY number")
+        else:
+            cur = self.conn.execute(
+                "SELECT number, parent, outcome FROM generations WHERE campaign_id=? ORDER BY number",
+                (campaign_id,),
+            )
+        return [tuple(r) for r in cur]  # type: ignore[misc]
+
+    def set_outcome(self, number: int, outcome: Outcome | str, reason: str | None = None) -> Generation:
+        outcome = Outcome(outcome)
+        with self.write() as c:
+            row = c.execute("SELECT outcome, campaign_id FROM generations WHERE number=?", (number,)).fetchone()
+            if row is None:
+                raise KeyError(f"no generation {number}")
+            check_transition(row[0], outcome)
+            c.execute(
+                "UPDATE generations SET outcome=?, reason=COALESCE(?, reason), updated_at=? WHERE number=?",
+                (outcome.value, reason, utcnow(), number),
+            )
+            self._event(c, "outcome", generation=number, campaign_id=row[1],
+                        data={"from": row[0], "to": outcome.value, "reason": reason})
+        return self.generation(number)
+
+    def record_artifact(self, number: int, files: dict[str, bytes]) -> str:
+        """Store the artifact's files (deduplicated blobs) and link them to the generation."""
+        from rig.hashing import artifact_hash_of
+
+        ahash = artifact_hash_of(files)
+        with self.write() as c:
+            for path, data in sorted(files.items()):
+                h = sha256_hex(data)
+                c.execute("INSERT OR IGNORE INTO blobs(hash, size, data) VALUES (?, ?, ?)", (h, len(data), data))
+                c.execute(
+                    "INSERT OR IGNORE INTO artifact_files(artifact_hash, path, blob_hash) VALUES (?, ?, ?)",
+                    (ahash, path, h),
+                )
+            c.execute("UPDATE generations SET artifact_hash=?, updated_at=? WHERE number=?",
+                      (ahash, utcnow(), number))
+        return ahash
+
+    def artifact_files(self, artifact_hash: str) -> dict[str, bytes]:
+        rows = self.conn.execute(
+            "SELECT f.path, b.data FROM artifact_files f JOIN blobs b ON b.hash=f.blob_hash "
+            "WHERE f.artifact_hash=? ORDER BY f.path",
+            (artifact_hash,),
+        ).fetchall()
+        return {r[0]: bytes(r[1]) for r in rows}
+
+    def record_report(self, number: int, report: dict[str, Any], *, outcome: Outcome | str | None = None,
+                      reason: str | None = None) -> Generation:
+        """Store the viability report; by default moves in_progress -> tested."""
+        fitness = report.get("fitness") or {}
+        with self.write() as c:
+            row = c.execute("SELECT outcome, campaign_id FROM generations WHERE number=?", (number,)).fetchone()
+            if row is None:
+                raise KeyError(f"no generation {number}")
+            target = Outcome(outcome) if outcome else Outcome.TESTED
+            check_transition(row[0], target)
+            c.execute(
+                "UPDATE generations SET report_json=?, fitness_json=?, status=?, failure_stage=?, "
+                "outcome=?, reason=COALESCE(?, reason), updated_at=? WHERE number=?",
+                (json.dumps(report, sort_keys=True), json.dumps(fitness, sort_keys=True),
+                 report.get("status"), report.get("failure_stage"), target.value, reason, utcnow(), number),
+            )
+            self._event(c, "report", generation=number, campaign_id=row[1],
+                        data={"status": report.get("status"), "failure_stage": report.get("failure_stage")})
+        return self.generation(number)
+
+    def report(self, number: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT report_json FROM generations WHERE number=?", (number,)).fetchone()
+        if row is None:
+            raise KeyError(f"no generation {number}")
+        return json.loads(row[0]) if row[0] else None
+
+    def history(self, spec_hash: str, limit: int) -> list[Generation]:
+        """Newest terminal generations of a spec, for the bounded history digest."""
+        rows = self.conn.execute(
+            "SELECT number, parent, campaign_id, spec_hash, outcome, artifact_hash, status, "
+            "failure_stage, reason, attempt, created_at, updated_at FROM generations "
+            "WHERE spec_hash=? AND outcome IN ('promoted','failed','timeout','interrupted') "
+            "ORDER BY number DESC LIMIT ?",
+            (spec_hash, limit),
+        )
+        return [Generation(**dict(r)) for r in rows]
+
+    def outcome_counts(self, spec_hash: str | None = None, campaign_id: str | None = None) -> dict[str, int]:
+        q, args = "SELECT outcome, COUNT(*) FROM generations", []
+        conds = []
+        if spec_hash:
+            conds.append("spec_hash=?")
+            args.append(spec_hash)
+        if campaign_id:
+            conds.append("campaign_id=?")
+            args.append(campaign_id)
+        if conds:
+            q += " WHERE " + " AND ".join(conds)
+        q += " GROUP BY outcome"
+        return {r[0]: r[1] for r in self.conn.execute(q, args)}
+
+    def failure_summaries(self, spec_hash: str, limit: int = 5) -> list[tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT reason, COUNT(*) n FROM generations WHERE spec_hash=? AND reason IS NOT NULL "
+            "AND outcome IN ('failed','timeout') GROUP BY reason ORDER BY n DESC, reason LIMIT ?",
+            (spec_hash, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    def in_progress(self, campaign_id: str | None = None) -> list[int]:
+        q = "SELECT number FROM generations WHERE outcome='in_progress'"
+        args: tuple = ()
+        if campaign_id:
+            q += " AND campaign_id=?"
+            args = (campaign_id,)
+        return [r[0] for r in self.conn.execute(q + " ORDER BY number", args)]
+
+    # --- events ---------------------------------------------------------------------
+
+    @staticmethod
+    def _event(c: sqlite3.Connection, kind: str, *, generation: int | None = None,
+               campaign_id: str | None = None, data: Any = None) -> None:
+        c.execute(
+            "INSERT INTO events(ts, kind, generation, campaign_id, data_json) VALUES (?, ?, ?, ?, ?)",
+            (utcnow(), kind, generation, campaign_id, json.dumps(data, sort_keys=True, default=str)),
+        )
+
+    def add_event(self, kind: str, *, generation: int | None = None, campaign_id: str | None = None,
+                  data: Any = None) -> None:
+        with self.write() as c:
+            self._event(c, kind, generation=generation, campaign_id=campaign_id, data=data)
+
+    def events(self, *, generation: int | None = None, campaign_id: str | None = None,
+               after_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        q, args = "SELECT * FROM events WHERE id > ?", [after_id]
+        if generation is not None:
+            q += " AND generation=?"
+            args.append(generation)
+        if campaign_id is not None:
+            q += " AND campaign_id=?"
+            args.append(campaign_id)
+        rows = self.conn.execute(q + " ORDER BY id LIMIT ?", args + [limit]).fetchall()
+        return [dict(r) | {"data": json.loads(r["data_json"] or "null")} for r in rows]
+
+    # --- live rig output --------------------------------------------------------------
+
+    def append_log(self, generation: int, stream: str, lines: Iterable[str]) -> int:
+        """Append lines as one chunk; returns the chunk's seq, or -1 when capped."""
+        text = "".join(l if l.endswith("\n") else l + "\n" for l in lines)
+        if not text:
+            return -1
+        with self.write() as c:
+            row = c.execute(
+                "SELECT COALESCE(MAX(seq), -1), COALESCE(SUM(LENGTH(text)), 0), "
+                "COALESCE(MAX(capped), 0) FROM log_chunks WHERE generation=? AND stream=?",
+                (generation, stream),
+            ).fetchone()
+            seq, used, capped = int(row[0]) + 1, int(row[1]), int(row[2])
+            if capped:
+                return -1
+            if used + len(text) > LOG_CAP_BYTES:
+                room = max(0, LOG_CAP_BYTES - used)
+                text = text[:room] + f"\n[cambrian: {stream} log capped at {LOG_CAP_BYTES} bytes]\n"
+                capped = 1
+            c.execute(
+                "INSERT INTO log_chunks(generation, stream, seq, text, ts, capped) VALUES (?, ?, ?, ?, ?, ?)",
+                (generation, stream, seq, text, utcnow(), capped),
+            )
+        return seq
+
+    def log_chunks(self, generation: int, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT id, stream, seq, text FROM log_chunks WHERE generation=? AND id > ? ORDER BY id LIMIT ?",
+            (generation, after_id, limit),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    # --- commands (UI -> engine) ------------------------------------------------------
+
+    def send_command(self, target: str, command: str, args: dict[str, Any] | None = None) -> int:
+        with self.write() as c:
+            cur = c.execute(
+                "INSERT INTO commands(target, command, args_json, created_at) VALUES (?, ?, ?, ?)",
+                (target, command, json.dumps(args or {}), utcnow()),
+            )
+            return int(cur.lastrowid)
+
+    def take_commands(self, target: str) -> list[dict[str, Any]]:
+        """Claim unconsumed commands for target, oldest first (exactly once)."""
+        with self.write() as c:
+            rows = c.execute(
+                "SELECT id, command, args_json FROM commands WHERE target=? AND consumed_at IS NULL ORDER BY id",
+                (target,),
+            ).fetchall()
+            now = utcnow()
+            for r in rows:
+                c.execute("UPDATE commands SET consumed_at=? WHERE id=?", (now, r[0]))
+        return [{"id": r[0], "command": r[1], "args": json.loads(r[2])} for r in rows]
+
+    # --- engine lease -----------------------------------------------------------------
+
+    def acquire_lease(self, owner: str, pid: int | None = None, *, stale_after_s: float = 30.0) -> bool:
+        """Take the lease for owner unless a live engine holds it (fresh heartbeat)."""
+        pid = pid or os.getpid()
+        host = socket.gethostname()
+        now = time.time()
+        with self.write() as c:
+            row = c.execute("SELECT pid, host, heartbeat FROM engine_leases WHERE owner=?", (owner,)).fetchone()
+            if row is not None and row[0] != pid:
+                fresh = now - float(row[2]) < stale_after_s
+                alive = row[1] != host or _pid_alive(int(row[0]))
+                if fresh and alive:
+                    return False
+            c.execute(
+                "INSERT INTO engine_leases(owner, pid, host, started_at, heartbeat) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(owner) DO UPDATE SET pid=excluded.pid, host=excluded.host, "
+                "started_at=excluded.started_at, heartbeat=excluded.heartbeat",
+                (owner, pid, host, utcnow(), now),
+            )
+        return True
+
+    def heartbeat(self, owner: str, pid: int | None = None) -> None:
+        with self.write() as c:
+            c.execute("UPDATE engine_leases SET heartbeat=? WHERE owner=? AND pid=?",
+                      (time.time(), owner, pid or os.getpid()))
+
+    def release_lease(self, owner: str, pid: int | None = None) -> None:
+        with self.write() as c:
+            c.execute("DELETE FROM engine_leases WHERE owner=? AND pid=?", (owner, pid or os.getpid()))
+
+    def lease(self, owner: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM engine_leases WHERE owner=?", (owner,)).fetchone()
+        return dict(row) if row else None
+
+    def lease_alive(self, owner: str, stale_after_s: float = 30.0) -> bool:
+        lease = self.lease(owner)
+        if lease is None:
+            return False
+        if time.time() - float(lease["heartbeat"]) > stale_after_s:
+            return False
+        return lease["host"] != socket.gethostname() or _pid_alive(int(lease["pid"]))
+
+    # --- LLM ledger, rig runs ---------------------------------------------------------
+
+    def record_llm_call(self, call: LLMCall) -> int:
+        data = call.model_dump(exclude={"id"})
+        data["simulated"] = int(data["simulated"])
+        cols = ", ".join(data)
+        marks = ", ".join("?" for _ in data)
+        with self.write() as c:
+            cur = c.execute(f"INSERT INTO llm_calls({cols}) VALUES ({marks})", list(data.values()))
+            return int(cur.lastrowid)
+
+    def llm_calls(self, generation: int | None = None, campaign_id: str | None = None) -> list[LLMCall]:
+        q, args = "SELECT * FROM llm_calls WHERE 1=1", []
+        if generation is not None:
+            q += " AND generation=?"
+            args.append(generation)
+        if campaign_id is not None:
+            q += " AND campaign_id=?"
+            args.append(campaign_id)
+        rows = self.conn.execute(q + " ORDER BY id", args).fetchall()
+        return [LLMCall(**(dict(r) | {"simulated": bool(r["simulated"])})) for r in rows]
+
+    def spend(self, campaign_id: str) -> tuple[int, float]:
+        """(tokens, dollars) recorded for a campaign."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens + cache_creation_input_tokens + "
+            "cache_read_input_tokens), 0), COALESCE(SUM(cost_usd), 0) FROM llm_calls WHERE campaign_id=?",
+            (campaign_id,),
+        ).fetchone()
+        return int(row[0]), float(row[1])
+
+    def record_rig_run(self, run: RigRun) -> None:
+        data = run.model_dump()
+        data["stage_ms"] = json.dumps(data["stage_ms"])
+        data["oom_killed"] = int(data["oom_killed"])
+        cols = ", ".join(data)
+        with self.write() as c:
+            c.execute(f"INSERT OR REPLACE INTO rig_runs({cols}) VALUES ({', '.join('?' for _ in data)})",
+                      list(data.values()))
+
+    def rig_runs(self, generation: int | None = None) -> list[RigRun]:
+        q, args = "SELECT * FROM rig_runs", []
+        if generation is not None:
+            q += " WHERE generation=?"
+            args.append(generation)
+        out = []
+        for r in self.conn.execute(q + " ORDER BY started_at", args):
+            d = dict(r)
+            d["stage_ms"] = json.loads(d["stage_ms"] or "{}")
+            d["oom_killed"] = bool(d["oom_killed"])
+            out.append(RigRun(**d))
+        return out
+
+    # --- amendments, observations -------------------------------------------------------
+
+    def add_amendment(self, a: Amendment) -> int:
+        with self.write() as c:
+            cur = c.execute(
+                "INSERT INTO amendments(campaign_id, spec_hash, section, text, feature, evidence_json, "
+                "status, result_spec_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (a.campaign_id, a.spec_hash, a.section, a.text, a.feature, json.dumps(a.evidence, default=str),
+                 a.status.value, a.result_spec_hash, a.created_at),
+            )
+            return int(cur.lastrowid)
+
+    def amendments(self, status: str | None = None, campaign_id: str | None = None) -> list[Amendment]:
+        q, args = "SELECT * FROM amendments WHERE 1=1", []
+        if status:
+            q += " AND status=?"
+            args.append(status)
+        if campaign_id:
+            q += " AND campaign_id=?"
+            args.append(campaign_id)
+        return [self._amendment(r) for r in self.conn.execute(q + " ORDER BY id", args)]
+
+    def amendment(self, amendment_id: int) -> Amendment:
+        row = self.conn.execute("SELECT * FROM amendments WHERE id=?", (amendment_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no amendment {amendment_id}")
+        return self._amendment(row)
+
+    @staticmethod
+    def _amendment(r: sqlite3.Row) -> Amendment:
+        d = dict(r)
+        d["evidence"] = json.loads(d.pop("evidence_json") or "{}")
+        return Amendment(**d)
+
+    def set_amendment_status(self, amendment_id: int, status: AmendmentStatus | str, *,
+                             text: str | None = None, result_spec_hash: str | None = None) -> Amendment:
+        with self.write() as c:
+            c.execute(
+                "UPDATE amendments SET status=?, text=COALESCE(?, text), "
+                "result_spec_hash=COALESCE(?, result_spec_hash) WHERE id=?",
+                (AmendmentStatus(status).value, text, result_spec_hash, amendment_id),
+            )
+        return self.amendment(amendment_id)
+
+    def add_observation(self, o: Observation) -> None:
+        with self.write() as c:
+            c.execute(
+                "INSERT INTO observations(run_id, idx, params_json, spec_hash, parent_spec_hash, campaign_id, "
+                "viability_rate, interval_json, generations, accepted, rejected_reason, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (o.run_id, o.index, json.dumps(o.params, sort_keys=True), o.spec_hash, o.parent_spec_hash,
+                 o.campaign_id, o.viability_rate, json.dumps(o.interval), o.generations, int(o.accepted),
+                 o.rejected_reason, o.created_at),
+            )
+
+    def observations(self, run_id: str) -> list[Observation]:
+        out = []
+        for r in self.conn.execute("SELECT * FROM observations WHERE run_id=? ORDER BY idx", (run_id,)):
+            d = dict(r)
+            out.append(Observation(
+                run_id=d["run_id"], index=d["idx"], params=json.loads(d["params_json"]),
+                spec_hash=d["spec_hash"], parent_spec_hash=d["parent_spec_hash"], campaign_id=d["campaign_id"],
+                viability_rate=d["viability_rate"],
+                interval=tuple(json.loads(d["interval_json"])) if d["interval_json"] not in (None, "null") else None,
+                generations=d["generations"], accepted=bool(d["accepted"]),
+                rejected_reason=d["rejected_reason"], created_at=d["created_at"]))
+        return out
+
+    # --- maintenance ----------------------------------------------------------------------
+
+    def integrity_check(self) -> str:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def info(self) -> dict[str, Any]:
+        counts = {t: self.db[t].count for t in self.db.table_names() if t != "sqlite_sequence"}
+        return {
+            "path": str(self.path),
+            "schema_version": self.schema_version,
+            "journal_mode": self.conn.execute("PRAGMA journal_mode").fetchone()[0],
+            "size_bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "tables": counts,
+            "outcomes": self.outcome_counts(),
+            "integrity": self.integrity_check(),
+        }
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split on ';' at statement ends, keeping trigger bodies (BEGIN ... END;) whole."""
+    stmts, buf, depth = [], [], 0
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        buf.append(line)
+        upper = stripped.upper()
+        if upper.endswith("BEGIN"):
+            depth += 1
+        if upper.startswith("END;") or upper == "END;":
+            depth -= 1
+        if stripped.endswith(";") and depth == 0:
+            stmts.append("\n".join(buf))
+            buf = []
+    if buf:
+        stmts.append("\n".join(buf))
+    return stmts

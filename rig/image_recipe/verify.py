@@ -1,0 +1,51 @@
+# Cambrian rig image self-check. Runs as `python -c <this file> <json>` inside a
+# throw-away container (no network, read-only root, the organism uid). The JSON
+# argument carries the pins and the layout; the last stdout line is a JSON verdict.
+import importlib
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+
+cfg = json.loads(sys.argv[1])
+MODULES = {"pyyaml": "yaml"}
+result = {
+    "python": sys.version.split()[0],
+    "prefix": sys.prefix,
+    "uid": os.getuid(),
+    "gid": os.getgid(),
+    "which": {n: shutil.which(n) for n in ("python", "python3")},
+    "packages": {},
+    "problems": [],
+}
+problems = result["problems"]
+
+if not result["python"].startswith(cfg["python_prefix"]):
+    problems.append("python is %s, expected %s.x" % (result["python"], cfg["python_prefix"]))
+if os.path.realpath(sys.prefix) != os.path.realpath(cfg["venv"]):
+    problems.append("sys.prefix is %s, expected %s" % (sys.prefix, cfg["venv"]))
+for name, path in result["which"].items():
+    if path is None or os.path.dirname(path) != os.path.join(cfg["venv"], "bin"):
+        problems.append("%s resolves to %s, not the venv" % (name, path))
+if [os.getuid(), os.getgid()] != cfg["user"]:
+    problems.append("running as %s:%s" % (os.getuid(), os.getgid()))
+
+for dist, want in sorted(cfg["pins"].items()):
+    module = MODULES.get(dist.lower(), dist.lower().replace("-", "_"))
+    try:
+        have = importlib.metadata.version(dist)
+        importlib.import_module(module)
+    except Exception as exc:  # report every failure, not only the first
+        problems.append("%s (import %s): %s: %s" % (dist, module, type(exc).__name__, exc))
+        continue
+    result["packages"][dist] = have
+    if want and have != want:
+        problems.append("%s is %s, pinned %s" % (dist, have, want))
+
+for path in cfg["dirs"]:
+    if not os.path.isdir(path):
+        problems.append("missing directory %s" % path)
+
+print(json.dumps(result, sort_keys=True))
+sys.exit(1 if problems else 0)

@@ -58,7 +58,8 @@ BEGIN
 END;
 
 CREATE TRIGGER generations_legal_transition BEFORE UPDATE OF outcome ON generations
-WHEN NEW.outcome <> OLD.outcome AND NOT (
+WHEN NEW.outcome <> OLD.outcome
+ AND OLD.outcome NOT IN ('promoted','failed','timeout','interrupted') AND NOT (
     (OLD.outcome = 'in_progress' AND NEW.outcome IN ('tested','failed','timeout','interrupted')) OR
     (OLD.outcome = 'tested' AND NEW.outcome IN ('promoted','failed'))
 )

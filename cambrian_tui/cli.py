@@ -1,0 +1,261 @@
+"""The `cambrian` command: the TUI by default, every action also headless (DESIGN §12).
+
+Heavy modules are imported inside the handlers so that `cambrian --help` and the
+scripting commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from core.home import cambrian_home, db_path
+
+
+def _store(args: argparse.Namespace):
+    from core.store import Store
+
+    return Store.open(db_path(cambrian_home(args.home)))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+# --- tui ------------------------------------------------------------------------------
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from cambrian_tui.app import run_app
+
+    return run_app(home=cambrian_home(args.home), mouse=not args.no_mouse)
+
+
+# --- spec -----------------------------------------------------------------------------
+
+
+def cmd_spec_check(args: argparse.Namespace) -> int:
+    from core.spec import check_spec
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read: {exc}", file=sys.stderr)
+        return 2
+    issues = check_spec(text)
+    if args.json:
+        _print_json({"file": str(path), "ok": not issues,
+                     "issues": [{"line": i.line, "code": i.code, "message": i.message} for i in issues]})
+    elif issues:
+        for issue in issues:
+            print(f"{path}:{issue.line}: {issue.message} [{issue.code}]", file=sys.stderr)
+        print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
+    else:
+        from core.spec import parse_spec
+
+        spec = parse_spec(text)
+        print(f"{path}: ok — {len(spec.sections)} sections, {len(spec.frozen)} FROZEN blocks, "
+              f"{len(spec.vectors)} vectors, {spec.hash}")
+    return 1 if issues else 0
+
+
+def _shipped_specs() -> list[Path]:
+    from core.home import spec_dir
+
+    return sorted(p for p in spec_dir().glob("*.md") if p.name.lower() != "readme.md")
+
+
+def cmd_spec_list(args: argparse.Namespace) -> int:
+    from rig.hashing import sha256_hex
+
+    with _store(args) as store:
+        stored = store.spec_versions()
+    shipped = [{"path": str(p), "hash": sha256_hex(p.read_bytes())} for p in _shipped_specs()]
+    rows = [{"hash": v.hash, "parent": v.parent_hash, "origin": v.origin.value, "label": v.label,
+             "created_at": v.created_at} for v in stored]
+    if args.json:
+        _print_json({"shipped": shipped, "stored": rows})
+        return 0
+    print("Shipped genomes:")
+    for s in shipped:
+        print(f"  {s['hash'][:19]}  {s['path']}")
+    print(f"Stored spec versions: {len(rows)}")
+    for r in rows:
+        parent = (r["parent"] or "-")[:19]
+        print(f"  {r['hash'][:19]}  parent {parent}  {r['origin']:<9} {r['label']}")
+    return 0
+
+
+def _spec_text(args: argparse.Namespace, ref: str) -> str:
+    p = Path(ref)
+    if p.is_file():
+        return p.read_text(encoding="utf-8")
+    with _store(args) as store:
+        return store.spec_text(store.resolve_spec(ref))
+
+
+def cmd_spec_show(args: argparse.Namespace) -> int:
+    try:
+        sys.stdout.write(_spec_text(args, args.ref))
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_spec_diff(args: argparse.Namespace) -> int:
+    import difflib
+
+    try:
+        a, b = _spec_text(args, args.a), _spec_text(args, args.b)
+    except KeyError as exc:
+        print(f"error: {exc.args[0]}", file=sys.stderr)
+        return 1
+    diff = difflib.unified_diff(a.splitlines(True), b.splitlines(True), args.a, args.b)
+    sys.stdout.writelines(diff)
+    return 0
+
+
+# --- db, doctor -------------------------------------------------------------------------
+
+
+def cmd_db_info(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        info = store.info()
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"database   {info['path']}")
+    print(f"schema     v{info['schema_version']}  journal {info['journal_mode']}  "
+          f"{info['size_bytes'] / 1024:.0f} KiB  integrity {info['integrity']}")
+    for table, n in info["tables"].items():
+        print(f"  {table:<16} {n:>8}")
+    if info["outcomes"]:
+        print("outcomes   " + ", ".join(f"{k} {v}" for k, v in sorted(info["outcomes"].items())))
+    return 0 if info["integrity"] == "ok" else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cambrian_tui.doctor import run_doctor
+
+    return run_doctor(cambrian_home(args.home), as_json=args.json)
+
+
+# --- rig --------------------------------------------------------------------------------
+
+
+def cmd_rig_build_image(args: argparse.Namespace) -> int:
+    from rig.image import main_build
+
+    return main_build(force=args.force)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rig.verify import verify_main
+
+    return verify_main(args.dir, backend=args.backend, as_json=args.json)
+
+
+# --- generate, dev ------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from core.prime.generate import generate_cli
+
+    return generate_cli(args.spec, args.out, args.provider, args.seed, args.model, args.cassette, args.record)
+
+
+def cmd_dev_fake_llm(args: argparse.Namespace) -> int:
+    from core.llm.fake_server import main_fake_llm
+
+    return main_fake_llm(args.port, args.latency)
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="cambrian",
+        description="Cambrian: evolve specs, regenerate code, judge it in a hardened rig.",
+    )
+    p.add_argument("--home", help="runtime home (default: $CAMBRIAN_HOME or data/ in the checkout)")
+    p.set_defaults(func=cmd_tui, no_mouse=False)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str, parent=sub):
+        sp = parent.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        return sp
+
+    t = add("tui", cmd_tui, "open the full-screen app (default)")
+    t.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+
+    spec = sub.add_parser("spec", help="check, list, show and diff specs").add_subparsers(
+        dest="spec_cmd", metavar="ACTION", required=True)
+    c = add("check", cmd_spec_check, "check a spec: grammar, FROZEN blocks, vectors", spec)
+    c.add_argument("file")
+    c.add_argument("--json", action="store_true")
+    ls = add("list", cmd_spec_list, "list shipped genomes and stored spec versions", spec)
+    ls.add_argument("--json", action="store_true")
+    sh = add("show", cmd_spec_show, "print a spec (file path, hash, hash prefix or label)", spec)
+    sh.add_argument("ref")
+    df = add("diff", cmd_spec_diff, "unified diff of two specs", spec)
+    df.add_argument("a")
+    df.add_argument("b")
+
+    db = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="db_cmd", metavar="ACTION", required=True)
+    di = add("info", cmd_db_info, "schema version, table sizes, integrity", db)
+    di.add_argument("--json", action="store_true")
+
+    d = add("doctor", cmd_doctor, "what is installed and reachable, and how to fix it")
+    d.add_argument("--json", action="store_true")
+
+    rig = sub.add_parser("rig", help="the test rig").add_subparsers(
+        dest="rig_cmd", metavar="ACTION", required=True)
+    bi = add("build-image", cmd_rig_build_image, "build the rig image from Debian packages and wheels", rig)
+    bi.add_argument("--force", action="store_true", help="rebuild even when the image exists")
+
+    v = add("verify", cmd_verify, "run the rig on an artifact directory and print the report")
+    v.add_argument("dir")
+    v.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    v.add_argument("--json", action="store_true")
+
+    g = add("generate", cmd_generate, "turn a spec into an artifact directory")
+    g.add_argument("spec")
+    g.add_argument("--out", required=True)
+    g.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None,
+                   help="default: anthropic when ANTHROPIC_API_KEY is set, else sim")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--model", default=None)
+    g.add_argument("--cassette", default=None, help="cassette file for --provider replay")
+    g.add_argument("--record", default=None, help="record the provider's answers to this cassette")
+
+    dev = sub.add_parser("dev", help="developer tools").add_subparsers(
+        dest="dev_cmd", metavar="ACTION", required=True)
+    fl = add("fake-llm", cmd_dev_fake_llm, "run the loopback fake Messages API", dev)
+    fl.add_argument("--port", type=int, default=8765)
+    fl.add_argument("--latency", type=float, default=0.0)
+
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -263,6 +263,45 @@ class Store:
                         data={"parent": parent, "attempt": attempt})
         return self.generation(number)
 
+    def bulk_insert_generations(self, rows: list[dict[str, Any]]) -> int:
+        """Insert finished generations (import, fixtures) in one transaction.
+
+        Each row: number, spec_hash, outcome, and optionally parent, campaign_id,
+        report (dict), artifact_hash, reason, attempt, created_at.
+        """
+        now = utcnow()
+        gen_rows, ev_rows = [], []
+        for r in rows:
+            report = r.get("report")
+            outcome = Outcome(r["outcome"]).value
+            gen_rows.append((
+                r["number"], r.get("parent"), r.get("campaign_id"), r["spec_hash"], outcome,
+                r.get("artifact_hash"),
+                report.get("status") if report else None, report.get("failure_stage") if report else None,
+                json.dumps(report, sort_keys=True) if report else None,
+                json.dumps((report or {}).get("fitness") or {}, sort_keys=True) if report else None,
+                r.get("reason"), r.get("attempt", 0), r.get("created_at", now), now,
+            ))
+            ev_rows.append((now, "generation_imported", r["number"], r.get("campaign_id"),
+                            json.dumps({"outcome": outcome})))
+        with self.write() as c:
+            c.executemany(
+                "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, artifact_hash, "
+                "status, failure_stage, report_json, fitness_json, reason, attempt, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                gen_rows,
+            )
+            c.executemany("INSERT INTO events(ts, kind, generation, campaign_id, data_json) VALUES (?, ?, ?, ?, ?)",
+                          ev_rows)
+            if rows:
+                top = max(r["number"] for r in rows)
+                c.execute(
+                    "INSERT INTO meta(key, value) VALUES('generation_hw', ?) ON CONFLICT(key) DO UPDATE "
+                    "SET value=MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                    (str(top),),
+                )
+        return len(rows)
+
     def generation(self, number: int) -> Generation:
         row = self.conn.execute(
             "SELECT number, parent, campaign_id, spec_hash, outcome, artifact_hash, status, "

@@ -1,0 +1,2 @@
+def test_fails():
+    assert False, "this artifact is not viable"

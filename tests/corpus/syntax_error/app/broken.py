@@ -1,0 +1,5 @@
+"""A helper module with a syntax error on line 5."""
+
+
+def total(values):
+    return sum(values for

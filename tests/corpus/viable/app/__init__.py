@@ -1,0 +1,1 @@
+"""Corpus service: a tiny aiohttp app (see spec/base.md)."""

@@ -176,6 +176,43 @@ def cmd_dev_fake_llm(args: argparse.Namespace) -> int:
     return main_fake_llm(args.port, args.latency)
 
 
+# --- campaigns ---------------------------------------------------------------------------
+
+
+def cmd_campaign_start(args: argparse.Namespace) -> int:
+    from core.engine.cli import start_main
+
+    return start_main(cambrian_home(args.home), args.spec, n=args.n, p=args.p, provider=args.provider,
+                      model=args.model, seed=args.seed, budget_usd=args.budget_usd,
+                      budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
+                      max_retries=args.max_retries, backend=args.backend, wait=args.wait,
+                      as_json=args.json, cassette=args.cassette)
+
+
+def cmd_campaign_status(args: argparse.Namespace) -> int:
+    from core.engine.cli import status_main
+
+    return status_main(cambrian_home(args.home), args.id, args.json)
+
+
+def cmd_campaign_list(args: argparse.Namespace) -> int:
+    from core.engine.cli import list_main
+
+    return list_main(cambrian_home(args.home), args.json)
+
+
+def cmd_campaign_control(args: argparse.Namespace) -> int:
+    from core.engine.cli import control_main
+
+    return control_main(cambrian_home(args.home), args.id, args.campaign_cmd, args.json)
+
+
+def cmd_campaign_wait(args: argparse.Namespace) -> int:
+    from core.engine.cli import wait_main
+
+    return wait_main(cambrian_home(args.home), args.id, args.json)
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -236,6 +273,35 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default=None)
     g.add_argument("--cassette", default=None, help="cassette file for --provider replay")
     g.add_argument("--record", default=None, help="record the provider's answers to this cassette")
+
+    camp = sub.add_parser("campaign", help="run and control campaigns").add_subparsers(
+        dest="campaign_cmd", metavar="ACTION", required=True)
+    cs = add("start", cmd_campaign_start, "start a campaign in a detached engine", camp)
+    cs.add_argument("--spec", required=True, help="spec file")
+    cs.add_argument("-n", type=int, default=6, help="generations (default 6)")
+    cs.add_argument("-p", type=int, default=2, help="parallel workers (default 2)")
+    cs.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None,
+                    help="default: anthropic when ANTHROPIC_API_KEY is set, else sim")
+    cs.add_argument("--model", default=None)
+    cs.add_argument("--seed", type=int, default=0)
+    cs.add_argument("--budget-usd", type=float, default=None)
+    cs.add_argument("--budget-tokens", type=int, default=None)
+    cs.add_argument("--budget-wall-s", type=float, default=None, help="wall-time budget in seconds")
+    cs.add_argument("--max-retries", type=int, default=1, help="informed retries per failed generation")
+    cs.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    cs.add_argument("--cassette", default=None, help="cassette for --provider replay")
+    cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
+    cs.add_argument("--json", action="store_true")
+    for name, func, help_ in (("status", cmd_campaign_status, "state, generations and summary"),
+                              ("pause", cmd_campaign_control, "finish in-flight work, start nothing new"),
+                              ("resume", cmd_campaign_control, "resume a paused or crashed campaign"),
+                              ("abort", cmd_campaign_control, "kill in-flight work and stop"),
+                              ("wait", cmd_campaign_wait, "follow a campaign to its end")):
+        sp = add(name, func, help_, camp)
+        sp.add_argument("id")
+        sp.add_argument("--json", action="store_true")
+    cl = add("list", cmd_campaign_list, "all campaigns", camp)
+    cl.add_argument("--json", action="store_true")
 
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(
         dest="dev_cmd", metavar="ACTION", required=True)

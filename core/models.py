@@ -118,6 +118,9 @@ class CampaignSettings(_Model):
     budget_wall_s: float | None = Field(default=None, ge=0)
     backend: Literal["docker", "bwrap", "none"] = "docker"
     cassette: str | None = None
+    max_tokens: int = Field(default=32000, ge=256)
+    max_repairs: int = Field(default=2, ge=0, le=5)
+    generation_timeout_s: float = Field(default=1800.0, gt=0)
 
     @field_validator("model")
     @classmethod

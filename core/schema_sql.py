@@ -201,4 +201,9 @@ CREATE TABLE observations (
 );
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION]
+M3_WALL_TIME = """
+ALTER TABLE campaigns ADD COLUMN wall_used_s REAL NOT NULL DEFAULT 0;
+ALTER TABLE campaigns ADD COLUMN engine_pid INTEGER;
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME]

@@ -337,7 +337,8 @@ class Store:
             )
         return [tuple(r) for r in cur]  # type: ignore[misc]
 
-    def set_outcome(self, number: int, outcome: Outcome | str, reason: str | None = None) -> Generation:
+    def set_outcome(self, number: int, outcome: Outcome | str, reason: str | None = None,
+                    failure_stage: str | None = None) -> Generation:
         outcome = Outcome(outcome)
         with self.write() as c:
             row = c.execute("SELECT outcome, campaign_id FROM generations WHERE number=?", (number,)).fetchone()
@@ -345,8 +346,9 @@ class Store:
                 raise KeyError(f"no generation {number}")
             check_transition(row[0], outcome)
             c.execute(
-                "UPDATE generations SET outcome=?, reason=COALESCE(?, reason), updated_at=? WHERE number=?",
-                (outcome.value, reason, utcnow(), number),
+                "UPDATE generations SET outcome=?, reason=COALESCE(?, reason), "
+                "failure_stage=COALESCE(?, failure_stage), updated_at=? WHERE number=?",
+                (outcome.value, reason, failure_stage, utcnow(), number),
             )
             self._event(c, "outcome", generation=number, campaign_id=row[1],
                         data={"from": row[0], "to": outcome.value, "reason": reason})
@@ -552,6 +554,17 @@ class Store:
         with self.write() as c:
             c.execute("UPDATE engine_leases SET heartbeat=? WHERE owner=? AND pid=?",
                       (time.time(), owner, pid or os.getpid()))
+
+    def holds_lease(self, owner: str, pid: int | None = None) -> bool:
+        row = self.conn.execute("SELECT pid, host FROM engine_leases WHERE owner=?", (owner,)).fetchone()
+        return row is not None and row[0] == (pid or os.getpid()) and row[1] == socket.gethostname()
+
+    def set_campaign_runtime(self, campaign_id: str, *, wall_used_s: float | None = None,
+                             engine_pid: int | None = None) -> None:
+        with self.write() as c:
+            c.execute("UPDATE campaigns SET wall_used_s=COALESCE(?, wall_used_s), "
+                      "engine_pid=COALESCE(?, engine_pid), updated_at=? WHERE id=?",
+                      (wall_used_s, engine_pid, utcnow(), campaign_id))
 
     def release_lease(self, owner: str, pid: int | None = None) -> None:
         with self.write() as c:

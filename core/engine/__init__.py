@@ -1,0 +1,1 @@
+"""The engine: campaigns of generations, budgets, control, detached processes."""

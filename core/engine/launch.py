@@ -1,0 +1,85 @@
+"""Start engines as detached processes, so campaigns outlive terminals and SSH links."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core.home import REPO_ROOT, db_path
+from core.models import CampaignSettings
+from core.store import Store
+
+
+def new_campaign_id(prefix: str = "c") -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{prefix}-{stamp}-{secrets.token_hex(2)}"
+
+
+def create_campaign(store: Store, settings: CampaignSettings | dict, spec_text: str, label: str = "",
+                    campaign_id: str | None = None) -> str:
+    """Store the spec version and the campaign row (state pending); returns the id."""
+    from core.spec import check_spec
+
+    issues = check_spec(spec_text)
+    if issues:
+        raise ValueError("spec has problems: " + "; ".join(str(i) for i in issues[:5]))
+    spec = store.add_spec(spec_text, label=label)
+    data = settings.model_dump() if isinstance(settings, CampaignSettings) else dict(settings)
+    data["spec_hash"] = spec.hash
+    settings = CampaignSettings(**data)
+    cid = campaign_id or new_campaign_id()
+    store.create_campaign(cid, spec.hash, settings.model_dump())
+    return cid
+
+
+def spawn_engine(home: Path, campaign_id: str, wait_s: float = 20.0) -> int:
+    """Launch the engine in its own session; return its pid once it holds the lease."""
+    logs = home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"engine-{campaign_id}.log", "ab")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.engine.main", "--home", str(home), campaign_id],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True,
+    )
+    log.close()
+    deadline = time.monotonic() + wait_s
+    with Store.open(db_path(home)) as store:
+        while time.monotonic() < deadline:
+            lease = store.lease(campaign_id)
+            if lease and lease["pid"] == proc.pid:
+                return proc.pid
+            if proc.poll() is not None:
+                tail = (logs / f"engine-{campaign_id}.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"engine exited with {proc.returncode} before starting:\n{tail}")
+            time.sleep(0.05)
+    raise RuntimeError(f"engine pid {proc.pid} did not take the lease within {wait_s:.0f} s")
+
+
+def start_detached(home: Path, settings: CampaignSettings | dict, spec_text: str, label: str = "") -> str:
+    with Store.open(db_path(home)) as store:
+        cid = create_campaign(store, settings, spec_text, label)
+    spawn_engine(home, cid)
+    return cid
+
+
+def resume(home: Path, campaign_id: str) -> str:
+    """Resume a paused campaign, or restart the engine of a crashed/stopped one."""
+    with Store.open(db_path(home)) as store:
+        c = store.campaign(campaign_id)
+        if store.lease_alive(campaign_id):
+            store.send_command(campaign_id, "resume")
+            return "resumed"
+        if c["state"] in ("completed", "aborted"):
+            raise RuntimeError(f"campaign {campaign_id} is {c['state']}; start a new one instead")
+        if c["state"] == "paused":
+            store.set_campaign_state(campaign_id, "running", "resumed by user")
+    spawn_engine(home, campaign_id)
+    return "restarted"

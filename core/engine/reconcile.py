@@ -1,0 +1,41 @@
+"""What every engine does on start: close what dead engines left behind."""
+
+from __future__ import annotations
+
+import os
+
+from core.engine import containers
+from core.models import Outcome
+
+
+def startup_reconcile(store, own_campaign: str | None = None) -> dict:
+    """Close in_progress generations of dead engines, then kill containers of non-live runs.
+
+    Containers are listed first: one created after the listing belongs to a generation
+    that a live engine created after our look, which we must not touch.
+    """
+    listed = containers.list_managed()
+    closed: list[int] = []
+    crashed: list[str] = []
+    me = os.getpid()
+    for c in store.campaigns():
+        cid = c["id"]
+        dead = cid == own_campaign or not store.lease_alive(cid)
+        if not dead:
+            continue
+        pid = c.get("engine_pid")
+        who = f"engine pid {pid}" if pid and pid != me else "a previous engine"
+        for n in store.in_progress(cid):
+            store.set_outcome(n, Outcome.INTERRUPTED, f"{who} died mid-generation; closed at engine start")
+            closed.append(n)
+        if cid != own_campaign and c["state"] in ("running", "paused", "pending") and c.get("engine_pid"):
+            store.set_campaign_state(cid, "crashed", f"{who} stopped without finishing")
+            crashed.append(cid)
+    live = {containers.run_id_for(g_cid, n)
+            for g_cid in {c["id"] for c in store.campaigns()}
+            for n in store.in_progress(g_cid)}
+    killed = containers.kill_containers([cid for cid, run in listed if run not in live])
+    result = {"closed_generations": closed, "crashed_campaigns": crashed, "killed_containers": killed}
+    if closed or crashed or killed:
+        store.add_event("reconciled", campaign_id=own_campaign, data=result)
+    return result

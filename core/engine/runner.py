@@ -1,0 +1,419 @@
+"""The campaign runner: N generations from one spec version, P at a time.
+
+One engine process runs one campaign. LLM calls run concurrently on the event loop;
+rig runs happen in threads, bounded by rig slots sized to the machine. Every state
+change goes to SQLite first (the generation row exists before anything else happens),
+so a SIGKILL at any moment leaves history that the next engine start can close.
+
+Counting: ``settings.generations`` bounds the generations that count — every attempt
+(fresh or retry) except those interrupted by a crash or an abort, which are redone.
+Lineage: a retry's parent is the failed generation it continues; a fresh generation's
+parent is the campaign's latest promoted generation (whose context it continues), else None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core.engine import containers
+from core.engine.budget import Budget, BudgetedProvider, BudgetExceeded, default_price
+from core.models import CampaignSettings, Generation, Outcome, RigRun, utcnow
+from core.store import Store
+
+COMMAND_POLL_S = 0.3
+HEARTBEAT_S = 2.0
+LOG_FLUSH_S = 0.25
+LOG_FLUSH_LINES = 200
+
+
+def rig_slots() -> int:
+    """One rig run per core: the rig itself is CPU-bound (build, tests)."""
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Work:
+    gen: Generation
+    retry_of: Generation | None
+
+
+class LogWriter:
+    """Collects rig output lines from the rig thread and appends them in batches."""
+
+    def __init__(self, db: Path, generation: int):
+        self.db = db
+        self.generation = generation
+        self.buf: dict[str, list[str]] = {}
+        self.count = 0
+        self.last = time.monotonic()
+        self.store: Store | None = None
+        self.lock = threading.Lock()
+
+    def __call__(self, stream: str, line: str) -> None:
+        with self.lock:
+            self.buf.setdefault(stream, []).append(line)
+            self.count += 1
+            if self.count >= LOG_FLUSH_LINES or time.monotonic() - self.last >= LOG_FLUSH_S:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.count:
+            return
+        if self.store is None:
+            self.store = Store.open(self.db)
+        for stream, lines in self.buf.items():
+            if lines:
+                self.store.append_log(self.generation, stream, lines)
+        self.buf = {}
+        self.count = 0
+        self.last = time.monotonic()
+
+    def close(self) -> None:
+        with self.lock:
+            self._flush()
+            if self.store is not None:
+                self.store.close()
+                self.store = None
+
+
+class CampaignRunner:
+    def __init__(
+        self,
+        store: Store,
+        campaign_id: str,
+        home: Path,
+        *,
+        provider_factory: Callable[[CampaignSettings], Any] | None = None,
+        rig_fn: Callable[..., Any] | None = None,
+        slots: int | None = None,
+    ):
+        self.store = store
+        self.cid = campaign_id
+        self.home = home
+        row = store.campaign(campaign_id)
+        self.settings = CampaignSettings(**row["settings"])
+        self.spec_text = store.spec_text(row["spec_hash"])
+        self.spec_hash = row["spec_hash"]
+        self.provider_factory = provider_factory or default_provider_factory
+        self.rig_fn = rig_fn or default_rig
+        self.rig_sem = asyncio.Semaphore(slots or rig_slots())
+        tokens, usd = store.spend(campaign_id)
+        self.budget = Budget(
+            max_tokens=self.settings.budget_tokens, max_usd=self.settings.budget_usd,
+            max_wall_s=self.settings.budget_wall_s, spent_tokens=tokens, spent_usd=usd,
+            wall_used_s=float(row.get("wall_used_s") or 0.0),
+        )
+        self.paused = row["state"] == "paused"
+        self.stop_reason: str | None = None
+        self.stop_state: str | None = None
+        self.aborting = False
+        self.in_flight: dict[int, asyncio.Task] = {}
+        self.claimed_retries: set[int] = set()
+        self.base_provider = None
+        self.workdir = home / "work" / campaign_id
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> str:
+        self._check_models()
+        self.base_provider = self.provider_factory(self.settings)
+        self.store.set_campaign_state(self.cid, "paused" if self.paused else "running")
+        self.store.add_event("engine_started", campaign_id=self.cid,
+                             data={"pid": os.getpid(), "provider": self.settings.provider,
+                                   "simulated": bool(getattr(self.base_provider, "simulated", False))})
+        control = asyncio.create_task(self._control_loop())
+        workers = [asyncio.create_task(self._worker(i)) for i in range(self.settings.parallelism)]
+        try:
+            await asyncio.gather(*workers, return_exceptions=False)
+        finally:
+            control.cancel()
+            await asyncio.gather(control, return_exceptions=True)
+        state, reason = self._final_state()
+        self.store.set_campaign_runtime(self.cid, wall_used_s=self.budget.wall_elapsed())
+        self.store.set_campaign_state(self.cid, state, reason)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return state
+
+    def _final_state(self) -> tuple[str, str | None]:
+        if self.aborting:
+            return "aborted", self.stop_reason or "aborted"
+        if self.stop_state:
+            return self.stop_state, self.stop_reason
+        return "completed", f"{self._counted()} generations"
+
+    def _check_models(self) -> None:
+        allowed = self.settings.allowed_models
+        for m in filter(None, [self.settings.model, self.settings.escalation_model]):
+            if allowed and m not in allowed:
+                raise ValueError(f"model {m!r} is not in the campaign's allow-list {allowed}")
+
+    def request_stop(self, state: str, reason: str) -> None:
+        if self.stop_state is None:
+            self.stop_state, self.stop_reason = state, reason
+            self.store.add_event("campaign_stopping", campaign_id=self.cid,
+                                 data={"state": state, "reason": reason})
+
+    def abort(self, reason: str = "aborted by user") -> None:
+        if self.aborting:
+            return
+        self.aborting = True
+        self.stop_reason = reason
+        self.store.add_event("campaign_aborting", campaign_id=self.cid, data={"reason": reason})
+        runs = {containers.run_id_for(self.cid, n) for n in self.in_flight}
+        try:
+            containers.kill_runs(runs)
+        except Exception as exc:  # noqa: BLE001 - keep aborting; record why
+            self.store.add_event("abort_kill_failed", campaign_id=self.cid, data={"error": str(exc)})
+        for task in list(self.in_flight.values()):
+            task.cancel()
+
+    async def _control_loop(self) -> None:
+        halt = self.home / "HALT"
+        last_beat = time.monotonic()
+        while True:
+            for cmd in self.store.take_commands(self.cid):
+                name = cmd["command"]
+                if name == "pause" and not self.paused:
+                    self.paused = True
+                    self.store.set_campaign_state(self.cid, "paused", "paused by user")
+                elif name == "resume" and self.paused:
+                    self.paused = False
+                    self.store.set_campaign_state(self.cid, "running")
+                elif name == "abort":
+                    self.abort(cmd["args"].get("reason") or "aborted by user")
+            if halt.exists():
+                self.request_stop("stopped", f"HALT file present ({halt})")
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                last_beat = time.monotonic()
+                if not self.store.holds_lease(self.cid):
+                    # someone else took our lease: never run two engines on one campaign
+                    self.abort("lease lost to another engine")
+                else:
+                    self.store.heartbeat(self.cid)
+                    self.store.set_campaign_runtime(self.cid, wall_used_s=self.budget.wall_elapsed())
+            await asyncio.sleep(COMMAND_POLL_S)
+
+    # --- scheduling --------------------------------------------------------------------
+
+    def _counted(self) -> int:
+        counts = self.store.outcome_counts(campaign_id=self.cid)
+        return sum(n for o, n in counts.items() if o != Outcome.INTERRUPTED.value)
+
+    def _retry_candidate(self) -> Generation | None:
+        if self.settings.max_retries <= 0:
+            return None
+        rows = self.store.conn.execute(
+            "SELECT g.number FROM generations g WHERE g.campaign_id=? AND g.outcome='failed' "
+            "AND g.attempt < ? AND g.artifact_hash IS NOT NULL AND NOT EXISTS (SELECT 1 FROM generations c "
+            "WHERE c.campaign_id=g.campaign_id AND c.parent=g.number AND c.attempt=g.attempt+1 "
+            "AND c.outcome <> 'interrupted') ORDER BY g.number",
+            (self.cid, self.settings.max_retries),
+        ).fetchall()
+        for (n,) in rows:
+            if n not in self.claimed_retries:
+                return self.store.generation(n)
+        return None
+
+    def _latest_promoted(self) -> int | None:
+        row = self.store.conn.execute(
+            "SELECT MAX(number) FROM generations WHERE campaign_id=? AND outcome='promoted'", (self.cid,)
+        ).fetchone()
+        return row[0]
+
+    async def _claim(self) -> Work | None:
+        while True:
+            if self.aborting or self.stop_state:
+                return None
+            if self.paused:
+                await asyncio.sleep(COMMAND_POLL_S)
+                continue
+            why = self.budget.wall_exhausted()
+            if why:
+                self.request_stop("stopped", why)
+                return None
+            if self._counted() >= self.settings.generations:
+                return None
+            # Can we afford at least the first call of a generation?
+            probe = self._probe_request()
+            if probe is not None:
+                why = self.budget.check(*probe)
+                if why:
+                    if self.in_flight:
+                        # an in-flight call may release its reservation; wait for it
+                        await asyncio.sleep(COMMAND_POLL_S)
+                        if self.budget.check(*probe) and not self.in_flight:
+                            self.request_stop("stopped", why)
+                            return None
+                        continue
+                    self.request_stop("stopped", why)
+                    return None
+            retry_of = self._retry_candidate()
+            if retry_of is not None:
+                self.claimed_retries.add(retry_of.number)
+                gen = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=self.cid,
+                                                   parent=retry_of.number, attempt=retry_of.attempt + 1)
+            else:
+                gen = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=self.cid,
+                                                   parent=self._latest_promoted(), attempt=0)
+            return Work(gen, retry_of)
+
+    def _probe_request(self) -> tuple[int, float] | None:
+        from core.engine.budget import worst_case
+        from core.llm.base import LLMRequest
+
+        if self.settings.budget_usd is None and self.settings.budget_tokens is None:
+            return None
+        req = LLMRequest(model=self.settings.model, system="", messages=[
+            {"role": "user", "content": self.spec_text}], max_tokens=self.settings.max_tokens)
+        return worst_case(req, bool(getattr(self.base_provider, "simulated", False)), default_price)
+
+    async def _worker(self, index: int) -> None:
+        while True:
+            work = await self._claim()
+            if work is None:
+                return
+            task = asyncio.create_task(self._generation(work))
+            self.in_flight[work.gen.number] = task
+            try:
+                await task
+            except asyncio.CancelledError:
+                if not self.aborting:
+                    raise
+            finally:
+                self.in_flight.pop(work.gen.number, None)
+
+    # --- one generation ------------------------------------------------------------------
+
+    async def _generation(self, work: Work) -> None:
+        n = work.gen.number
+        try:
+            await asyncio.wait_for(self._generation_body(work), self.settings.generation_timeout_s)
+        except asyncio.TimeoutError:
+            self._close(n, Outcome.TIMEOUT, f"generation exceeded {self.settings.generation_timeout_s:.0f} s")
+        except asyncio.CancelledError:
+            self._close(n, Outcome.INTERRUPTED, self.stop_reason or "aborted")
+            raise
+        except BudgetExceeded as exc:
+            self.request_stop("stopped", str(exc))
+            self._close(n, Outcome.INTERRUPTED, f"budget: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the record says what happened
+            self.store.add_event("generation_error", generation=n, campaign_id=self.cid,
+                                 data={"error": f"{type(exc).__name__}: {exc}"})
+            self._close(n, Outcome.FAILED, f"engine error: {type(exc).__name__}: {exc}", stage="engine")
+        finally:
+            shutil.rmtree(self.workdir / f"gen-{n}", ignore_errors=True)
+
+    def _close(self, n: int, outcome: Outcome, reason: str, stage: str | None = None) -> None:
+        current = self.store.generation(n).outcome
+        if current.terminal:
+            return
+        if current is Outcome.TESTED and outcome not in (Outcome.PROMOTED, Outcome.FAILED):
+            outcome = Outcome.FAILED  # a tested generation can only be promoted or failed
+        self.store.set_outcome(n, outcome, reason, failure_stage=stage)
+
+    async def _generation_body(self, work: Work) -> None:
+        from core.llm.ledger import LedgeredProvider
+        from core.prime.generate import generate
+        from core.prime.prompt import history_digest
+
+        n = work.gen.number
+        out = self.workdir / f"gen-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        provider = BudgetedProvider(
+            LedgeredProvider(self.base_provider, self.store, generation=n, campaign_id=self.cid),
+            self.budget, default_price,
+        )
+        retry = self._retry_context(work.retry_of) if work.retry_of else None
+        model = self.settings.model
+        if work.gen.attempt > 0 and self.settings.escalation_model:
+            model = self.settings.escalation_model
+        result = await generate(
+            self.spec_text, out, provider,
+            generation=n, parent=work.gen.parent or 0, seed=self.settings.seed, model=model,
+            history=history_digest(self.store, self.spec_hash), retry=retry,
+            sink=None, max_repairs=self.settings.max_repairs, campaign_id=self.cid,
+            max_tokens=self.settings.max_tokens,
+        )
+        if result.error or not result.artifact:
+            self._close(n, Outcome.FAILED, f"no artifact: {result.error}"[:500], stage="generate")
+            return
+        self.store.record_artifact(n, result.artifact)
+        if self.aborting:
+            raise asyncio.CancelledError
+        run_id = containers.run_id_for(self.cid, n)
+        async with self.rig_sem:
+            if self.aborting:
+                raise asyncio.CancelledError
+            logs = LogWriter(self.store.path, n)
+            started = utcnow()
+            try:
+                res = await asyncio.to_thread(
+                    self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
+                    on_line=logs, labels={"cambrian.campaign": self.cid},
+                )
+            finally:
+                await asyncio.to_thread(logs.close)
+        if self.aborting:
+            raise asyncio.CancelledError
+        self.store.record_rig_run(RigRun(
+            generation=n, run_id=run_id, backend=res.backend, container_id=res.container_id,
+            started_at=started, finished_at=utcnow(), stage_ms=res.stage_ms, total_ms=res.total_ms,
+            first_output_ms=res.first_output_ms, oom_killed=res.oom_killed, rig_error=res.rig_error,
+        ))
+        report = res.report.to_wire()
+        report["backend"] = res.backend
+        self.store.record_report(n, report)
+        if res.report.status == "viable":
+            self.store.set_outcome(n, Outcome.PROMOTED, "viable")
+        else:
+            diag = res.report.diagnostics
+            reason = (diag.summary if diag else "non-viable")
+            if res.rig_error:
+                reason = f"rig error: {res.rig_error}"
+            self.store.set_outcome(n, Outcome.FAILED, reason[:500])
+
+    def _retry_context(self, failed: Generation):
+        from core.prime.prompt import RetryInfo
+
+        files = self.store.artifact_files(failed.artifact_hash) if failed.artifact_hash else {}
+        files.pop("manifest.json", None)
+        report = self.store.report(failed.number) or {}
+        return RetryInfo(attempt=failed.attempt + 1, generation=failed.number,
+                         diagnostics=report.get("diagnostics"), files=files, summary=failed.reason)
+
+
+# --- defaults ----------------------------------------------------------------------------
+
+
+def default_provider_factory(settings: CampaignSettings):
+    from core.llm.base import make_provider
+
+    kw: dict[str, Any] = {}
+    if settings.provider == "replay":
+        kw["cassette"] = settings.cassette
+    return make_provider(settings.provider, **kw)
+
+
+def default_rig(artifact_dir, **kw):
+    from rig.api import run_artifact
+
+    return run_artifact(artifact_dir, **kw)
+
+
+def install_signal_handlers(loop: asyncio.AbstractEventLoop, runner: CampaignRunner) -> None:
+    def on_term() -> None:
+        runner.abort("engine terminated (SIGTERM)")
+
+    loop.add_signal_handler(signal.SIGTERM, on_term)
+    loop.add_signal_handler(signal.SIGINT, on_term)
+    # detached engines have no terminal; a stray SIGHUP must not kill them
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)

@@ -1,0 +1,39 @@
+"""Campaign summaries (DESIGN §9.3 per campaign): rate with interval, stages, cost."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from core.engine.stats import wilson_interval
+
+
+def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
+    gens = store.generations(campaign_id)
+    judged = [g for g in gens if g.outcome.value in ("promoted", "failed") and g.status is not None]
+    viable = sum(1 for g in judged if g.outcome.value == "promoted")
+    # failure_stage "generate" marks a generation that never reached the rig
+    stages = Counter(g.failure_stage or "unknown" for g in gens if g.outcome.value in ("failed", "timeout"))
+    tokens, cost = store.spend(campaign_id)
+    trend, seen, ok = [], 0, 0
+    for g in sorted(judged, key=lambda g: g.number):
+        seen += 1
+        ok += g.outcome.value == "promoted"
+        trend.append(round(ok / seen, 4))
+    lo, hi = wilson_interval(viable, len(judged))
+    outcomes = Counter(g.outcome.value for g in gens)
+    return {
+        "viability_rate": (viable / len(judged)) if judged else None,
+        "viability_interval": [round(lo, 4), round(hi, 4)],
+        "generations": len(gens),
+        "judged": len(judged),
+        "viable": viable,
+        "failed": outcomes.get("failed", 0),
+        "outcomes": dict(outcomes),
+        "failure_stages": {k: v for k, v in stages.items() if v},
+        "tokens": tokens,
+        "cost_usd": round(cost, 6),
+        "tokens_per_viable": (tokens / viable) if viable else None,
+        "cost_per_viable": (cost / viable) if viable else None,
+        "trend": trend,
+    }

@@ -1,0 +1,98 @@
+"""Public API of the test rig (host side).
+
+    result = run_artifact("path/to/artifact", backend="docker", on_line=print_line)
+    result.report.to_wire()   # the §6.2 viability report, plus "backend"
+
+``run_artifact`` never raises for problems of the artifact: every outcome is a report.
+It raises ``RigSetupError`` (a ``RuntimeError``) only when the rig itself cannot run
+(engine unreachable, image missing, unknown backend). See rig/README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rig.schema import ViabilityReport
+
+LABEL_KEY = "cambrian.rig"
+RUN_LABEL = "cambrian.run"
+GENERATION_LABEL = "cambrian.generation"
+BACKENDS = ("docker", "bwrap", "none")
+
+
+class RigSetupError(RuntimeError):
+    """The rig cannot run at all (not a verdict on the artifact)."""
+
+
+@dataclass
+class StageTimeouts:
+    """Seconds per stage. ``start`` is the readiness wait (port open, process alive)."""
+
+    manifest: float = 10.0
+    build: float = 120.0
+    test: float = 180.0
+    smoke: float = 30.0
+    start: float = 30.0
+    health: float = 30.0
+
+
+@dataclass
+class RigLimits:
+    memory_mb: int = 512
+    pids: int = 256
+    cpus: float = 1.0
+    file_size_mb: int = 64
+    tmpfs_mb: int = 256
+    log_bytes: int = 2_000_000
+
+
+@dataclass
+class RigResult:
+    report: ViabilityReport
+    backend: str
+    run_id: str
+    container_id: str | None
+    stage_ms: dict[str, int]
+    total_ms: int
+    first_output_ms: int | None
+    oom_killed: bool
+    rig_error: str | None
+
+    @property
+    def viable(self) -> bool:
+        return self.report.status == "viable"
+
+
+def run_artifact(
+    artifact_dir: str | Path,
+    *,
+    backend: str = "docker",
+    run_id: str | None = None,
+    generation: int | None = None,
+    on_line: Callable[[str, str], None] | None = None,
+    timeouts: StageTimeouts | None = None,
+    limits: RigLimits | None = None,
+    labels: dict[str, str] | None = None,
+) -> RigResult:
+    """Run every rig stage on one artifact directory and return the verdict."""
+    from rig.orchestrator import run
+
+    return run(artifact_dir, backend=backend, run_id=run_id, generation=generation,
+               on_line=on_line, timeouts=timeouts or StageTimeouts(),
+               limits=limits or RigLimits(), labels=labels or {})
+
+
+def reconcile(live_run_ids: set[str]) -> list[str]:
+    """Kill and remove rig containers whose run is not live; return their ids."""
+    from rig.backends.docker import reconcile as _reconcile
+
+    return _reconcile(live_run_ids)
+
+
+def managed_containers() -> list[str]:
+    """Ids of every container (running or not) labelled cambrian.rig=1."""
+    from rig.backends.docker import managed_containers as _managed
+
+    return _managed()

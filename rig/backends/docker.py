@@ -1,0 +1,583 @@
+"""Docker backend: one fresh hardened container per artifact; the host drives each
+step as a separate ``exec`` and reads exit codes/outputs through the Docker API.
+
+uids inside the container (no passwd entries needed, all numeric):
+  10001  the organism: build, test, smoke, start and teardown run as this uid
+  10002  the rig: the keeper process (``sleep infinity`` under docker-init) and the
+         trusted runner steps (syntax gate, junit parsing, readiness + HTTP probes)
+
+Findings this backend is built on (dockerd 20.10, cgroup v1; see rig/README.md):
+  * ``put_archive`` is refused on a read-only-root container ("container rootfs is
+    marked read-only"), also into tmpfs mounts and before start; ``get_archive`` does
+    not see tmpfs contents. Files therefore stream through an exec's stdin into
+    ``tar -x`` as uid 10001, and the runner's source travels in the exec's argv.
+  * A tmpfs ``mode=`` is ignored when the image has the directory: /rig comes up 0755;
+    the runner chmods it to 0700 (it owns it via ``uid=10002``).
+  * An OOM kill of an exec'd process leaves ``State.OOMKilled`` false; the cgroup's
+    ``memory.oom_control`` ``oom_kill`` counter is the reliable signal (read on the
+    host when possible, else from inside by the runner).
+  * An exec's output stream stays open up to ~2 s after its process exits when a
+    background child holds the pipe; ``exec_inspect`` reports the exit at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from rig import runner as _runner
+from rig.api import GENERATION_LABEL, LABEL_KEY, RUN_LABEL, RigSetupError
+from rig.backends import (ORGANISM_UID, RIG_UID, Backend, Execution, Job, LineSplitter)
+
+RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
+RIG_PYTHON = "/opt/organism/bin/python3"
+ORGANISM_USER = f"{ORGANISM_UID}:{ORGANISM_UID}"
+RIG_USER = f"{RIG_UID}:{RIG_UID}"
+KILL_GRACE = 5.0
+RUNNER_CAPTURE = 64_000_000
+
+
+def docker_client():
+    try:
+        from rig import image as _image  # provided by rig/image.py
+
+        return _image.docker_client()
+    except (ImportError, AttributeError):
+        import docker
+
+        return docker.from_env(timeout=120)
+
+
+def image_tag() -> str:
+    env = os.environ.get("CAMBRIAN_RIG_IMAGE")
+    if env:
+        return env
+    try:
+        from rig import image as _image
+
+        return _image.image_tag()
+    except (ImportError, AttributeError):
+        return "cambrian-rig-dev:latest"
+
+
+def _client_or_raise():
+    try:
+        client = docker_client()
+        client.ping()
+        return client
+    except RigSetupError:
+        raise
+    except Exception as exc:
+        raise RigSetupError(
+            f"Docker engine unreachable ({type(exc).__name__}: {exc}). Start dockerd, or "
+            f"run with --backend bwrap (weaker isolation)") from exc
+
+
+def managed_containers() -> list[str]:
+    client = _client_or_raise()
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": f"{LABEL_KEY}=1"})]
+
+
+def reconcile(live_run_ids: set[str]) -> list[str]:
+    client = _client_or_raise()
+    removed = []
+    for c in client.api.containers(all=True, filters={"label": f"{LABEL_KEY}=1"}):
+        run = (c.get("Labels") or {}).get(RUN_LABEL)
+        if run in live_run_ids:
+            continue
+        try:
+            client.api.remove_container(c["Id"], force=True, v=True)
+        except Exception as exc:  # already gone is fine
+            if "No such container" not in str(exc) and "is already in progress" not in str(exc):
+                raise
+        removed.append(c["Id"])
+    return removed
+
+
+class _Tail(_runner._Tail):
+    pass
+
+
+class ExecRun:
+    """One exec: output streamed in a thread, deadline enforced by the host."""
+
+    def __init__(self, backend: "DockerBackend", cmd: list[str], user: str, stage: str,
+                 forward: bool, capture: int = 0, workdir: str = "/workspace",
+                 stdin_data: bytes | None = None, env: dict[str, str] | None = None):
+        self.b, self.cmd, self.user, self.stage = backend, cmd, user, stage
+        self.forward, self.capture_limit = forward, capture
+        self.out_tail, self.err_tail = _Tail(), _Tail()
+        self.captured = bytearray()
+        self.capture_truncated = False
+        self.error: str | None = None
+        self.t0 = time.monotonic()
+        api = backend.api
+        self.exec_id = api.exec_create(backend.cid, cmd, stdout=True, stderr=True,
+                                       stdin=stdin_data is not None, user=user,
+                                       workdir=workdir, environment=env)["Id"]
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._pump, args=(stdin_data,), daemon=True,
+                                       name=f"rig-exec-{stage}")
+        self.thread.start()
+
+    def _pump(self, stdin_data: bytes | None) -> None:
+        sink = self.b.job.sink
+        splitters = {1: LineSplitter(sink, "stdout"), 2: LineSplitter(sink, "stderr")}
+        try:
+            if stdin_data is not None:
+                from docker.utils.socket import frames_iter
+
+                sock = self.b.api.exec_start(self.exec_id, socket=True)
+                raw = getattr(sock, "_sock", sock)
+                raw.sendall(stdin_data)
+                raw.shutdown(socket.SHUT_WR)
+                chunks = ((data, None) if fd == 1 else (None, data)
+                          for fd, data in frames_iter(sock, tty=False))
+            else:
+                chunks = self.b.api.exec_start(self.exec_id, stream=True, demux=True)
+            for out, err in chunks:
+                for fd, data in ((1, out), (2, err)):
+                    if not data:
+                        continue
+                    (self.out_tail if fd == 1 else self.err_tail).add(data)
+                    if fd == 1 and self.capture_limit:
+                        room = self.capture_limit - len(self.captured)
+                        if room > 0:
+                            self.captured += data[:room]
+                        if len(data) > room:
+                            self.capture_truncated = True
+                    if self.forward:
+                        splitters[fd].feed(data)
+        except Exception as exc:  # the stream broke: reported as a rig error if it matters
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            if self.forward:
+                for s in splitters.values():
+                    s.close()
+            self.done.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """True if the exec finished within timeout."""
+        return self.done.wait(timeout)
+
+    def running(self) -> bool:
+        try:
+            return bool(self.b.api.exec_inspect(self.exec_id).get("Running"))
+        except Exception:
+            return False
+
+    def exit_code(self) -> int | None:
+        for _ in range(50):
+            info = self.b.api.exec_inspect(self.exec_id)
+            if not info.get("Running"):
+                return info.get("ExitCode")
+            time.sleep(0.02)
+        return None
+
+    def duration_ms(self) -> int:
+        return int((time.monotonic() - self.t0) * 1000)
+
+
+class DockerBackend(Backend):
+    name = "docker"
+    weaker_isolation = False
+
+    def __init__(self) -> None:
+        self.client = None
+        self.api = None
+        self.cid: str | None = None
+        self.job: Job | None = None
+        self.runner_source = RUNNER_PATH.read_text(encoding="utf-8")
+        self.cgroup_file: str | None = None
+        self.oom_base = 0
+
+    # -- setup ---------------------------------------------------------------------
+    def check_available(self) -> None:
+        self.client = _client_or_raise()
+        self.api = self.client.api
+        tag = image_tag()
+        try:
+            self.api.inspect_image(tag)
+        except Exception as exc:
+            raise RigSetupError(
+                f"rig image {tag} is missing: run `cambrian rig build-image` "
+                f"({type(exc).__name__})") from exc
+
+    def host_config(self, job: Job) -> dict[str, Any]:
+        from docker.types import LogConfig, Ulimit
+
+        lim = job.limits
+        mem = f"{int(lim.memory_mb)}m"
+        fsize = int(lim.file_size_mb) * 1024 * 1024
+        tmp = int(lim.tmpfs_mb)
+        return self.api.create_host_config(
+            init=True,
+            network_mode="none",
+            read_only=True,
+            tmpfs={
+                "/workspace": f"rw,exec,nosuid,nodev,size={tmp}m,uid={ORGANISM_UID},gid={ORGANISM_UID}",
+                "/tmp": f"rw,exec,nosuid,nodev,size={tmp}m,mode=1777",
+                "/rig": f"rw,noexec,nosuid,nodev,size=16m,uid={RIG_UID},gid={RIG_UID},mode=0700",
+            },
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=int(lim.pids),
+            mem_limit=mem,
+            memswap_limit=mem,
+            nano_cpus=int(float(lim.cpus) * 1e9),
+            ulimits=[
+                Ulimit(name="fsize", soft=fsize, hard=fsize),
+                Ulimit(name="nofile", soft=1024, hard=1024),
+                Ulimit(name="nproc", soft=int(lim.pids) * 8, hard=int(lim.pids) * 8),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+            ipc_mode="private",
+        )
+
+    def labels(self, job: Job) -> dict[str, str]:
+        labels = {str(k): str(v) for k, v in job.labels.items()}
+        labels.update({LABEL_KEY: "1", RUN_LABEL: job.run_id, GENERATION_LABEL: str(job.generation)})
+        return labels
+
+    # -- execution -----------------------------------------------------------------
+    def execute(self, job: Job) -> Execution:
+        if self.api is None:
+            self.check_available()
+        self.job = job
+        ex = Execution()
+        sink = job.sink
+        t0 = time.monotonic()
+        sink.mark_origin()
+        try:
+            self.cid = self.api.create_container(
+                image_tag(), command=["sleep", "infinity"], user=RIG_USER,
+                environment=job.organism_env(), working_dir="/workspace",
+                labels=self.labels(job), host_config=self.host_config(job),
+                network_disabled=True, stop_signal="SIGKILL",
+            )["Id"]
+        except Exception as exc:
+            raise RigSetupError(f"cannot create the rig container: {exc}") from exc
+        ex.container_id = self.cid
+        try:
+            self._run_stages(job, ex, t0)
+        except Exception as exc:  # any unexpected failure is the rig's, never a pass
+            if ex.rig_error is None:
+                ex.rig_error = f"docker backend failed: {type(exc).__name__}: {exc}"
+                ex.rig_error_stage = ex.rig_error_stage or self._current_stage(ex)
+        finally:
+            t1 = time.monotonic()
+            self._finalize(ex)
+            ex.stage_ms["remove"] = int((time.monotonic() - t1) * 1000)
+        ex.first_output_ms = sink.first_output_ms()
+        return ex
+
+    @staticmethod
+    def _current_stage(ex: Execution) -> str:
+        if "start" in ex.steps or "smoke" in ex.steps:
+            return "start"
+        if "test" in ex.steps:
+            return "test"
+        return "build"
+
+    def _run_stages(self, job: Job, ex: Execution, t0: float) -> None:
+        to = job.timeouts
+        self.api.start(self.cid)
+        self._locate_cgroup()
+        # 1. files in: tar through stdin, extracted by the organism uid
+        ts = time.monotonic()
+        r = ExecRun(self, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
+                    ORGANISM_USER, "inject", forward=False, stdin_data=job.tar_bytes())
+        if not r.wait(60.0) or r.exit_code() != 0 or r.error:
+            ex.rig_error = f"could not place the artifact in the container: {r.error or r.err_tail.text()}"
+            ex.rig_error_stage = "build"
+            return
+        ex.stage_ms["setup"] = int((time.monotonic() - t0) * 1000)
+        ex.stage_ms["inject"] = int((time.monotonic() - ts) * 1000)
+
+        # 2. build (organism). The syntax gate runs later, merged into the one trusted
+        #    step (fewer execs); the verdict still puts a gate failure in "build".
+        step = self._organism_step("build", job.entry["build"], to.build)
+        ex.add(step)
+        if not step["ok"]:
+            return
+        gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
+
+        # 3. test (organism, junit to a host-chosen random path)
+        junit = f"/tmp/.rig-{os.urandom(12).hex()}/junit.xml"
+        junit_args = {"path": junit, "workspace": "/workspace"}
+        env = {"PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 -p no:cacheprovider"}
+        step = self._organism_step("test", job.entry["test"], to.test, env=env)
+        ex.add(step)
+        if not step["ok"]:
+            self._trusted_check(ex, gate_args, junit_args, None)
+            self._teardown_into(ex)
+            return
+
+        # 4. import smoke check (organism) — part of the start stage
+        if job.smoke_modules:
+            step = self._organism_step(
+                "smoke", None, to.smoke,
+                argv=["python", "-c", _runner.SMOKE_SOURCE, json.dumps(job.smoke_modules)],
+                capture=1_000_000)
+            step["data"] = {"modules": job.smoke_modules,
+                            "failures": _runner.parse_smoke_output(step.pop("_captured", b""))}
+        else:
+            step = {"name": "smoke", "ok": True, "duration_ms": 0, "data": {"modules": []}}
+        ex.add(step)
+        if not step["ok"]:
+            self._trusted_check(ex, gate_args, junit_args, None)
+            self._teardown_into(ex)
+            return
+
+        # 5. start (organism, long-lived) + gate, junit, readiness and probes (rig)
+        self._start_and_probe(job, ex, gate_args, junit_args)
+
+    def _trusted_check(self, ex: Execution, gate_args: dict[str, Any], junit_args: dict[str, Any],
+                       health_args: dict[str, Any] | None, timeout: float = 60.0) -> dict[str, Any] | None:
+        data = self._runner_step("check", {"gate": gate_args, "junit": junit_args,
+                                           "health": health_args},
+                                 timeout=timeout, ex=ex, stage="test")
+        if data is None:
+            # gate and junit facts are missing: the first unverified stage is build
+            ex.rig_error_stage = "build"
+            return None
+        g = data.get("gate") or {}
+        ex.add({"name": "gate", "ok": bool(g.get("ok")), "duration_ms": int(g.get("ms", 0)),
+                "data": g})
+        j = data.get("junit") or {}
+        ex.add({"name": "junit", "ok": bool(j.get("found")), "duration_ms": int(j.get("ms", 0)),
+                "data": j})
+        return data
+
+    def _teardown_into(self, ex: Execution) -> None:
+        t1 = time.monotonic()
+        ex.add(self._teardown())
+        ex.stage_ms["teardown"] = int((time.monotonic() - t1) * 1000)
+
+    def _organism_wrapper(self, cmd: str, marker: str | None = None) -> list[str]:
+        # kill(-1) first: nothing left over from an earlier stage (daemons included) may
+        # serve or interfere with this one. Linux's kill(-1) spares the caller.
+        return ["sh", "-c", 'kill -9 -1 2>/dev/null; sh -c "$1"', marker or "rig-stage", cmd]
+
+    def _organism_step(self, name: str, cmd: str | None, timeout: float,
+                       env: dict[str, str] | None = None, argv: list[str] | None = None,
+                       capture: int = 0) -> dict[str, Any]:
+        job = self.job
+        job.sink.rig(f"[rig] {name}: {(cmd or ' '.join(argv[:1]) + ' <smoke check>')[:300]}")
+        if argv is not None:
+            argv = ["sh", "-c", 'kill -9 -1 2>/dev/null; exec "$@"', "rig-stage"] + argv
+        full = argv or self._organism_wrapper(cmd)
+        oom_before = self._oom_count()
+        run = ExecRun(self, full, ORGANISM_USER, name, forward=True, capture=capture, env=env)
+        finished = run.wait(timeout)
+        timed_out = not finished
+        if timed_out:
+            job.sink.rig(f"[rig] {name}: timed out after {timeout:g}s, killing every organism process")
+            self._kill_uid(ORGANISM_USER)
+            run.wait(KILL_GRACE)
+        code = run.exit_code()
+        step: dict[str, Any] = {
+            "name": name, "ok": (code == 0 and not timed_out and run.error is None),
+            "exit_code": code, "timed_out": timed_out, "duration_ms": run.duration_ms(),
+            "stdout_tail": run.out_tail.text(), "stderr_tail": run.err_tail.text(),
+            "output_bytes": run.out_tail.total + run.err_tail.total, "data": {},
+        }
+        if capture:
+            step["_captured"] = bytes(run.captured)
+        if run.error and not timed_out:
+            step["rig_error"] = f"exec stream failed: {run.error}"
+        self._note_oom(step, oom_before, code)
+        return step
+
+    def _runner_step(self, name: str, args: dict[str, Any], timeout: float, ex: Execution,
+                     stage: str) -> dict[str, Any] | None:
+        cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, name, json.dumps(args)]
+        run = ExecRun(self, cmd, RIG_USER, name, forward=False, capture=RUNNER_CAPTURE,
+                      workdir="/rig")
+        if not run.wait(timeout):
+            ex.rig_error = f"rig runner step {name!r} exceeded {timeout:g}s"
+            ex.rig_error_stage = stage
+            self._kill_uid(RIG_USER)
+            return None
+        code = run.exit_code()
+        try:
+            data = json.loads(bytes(run.captured).decode("utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            ex.rig_error = (f"rig runner step {name!r} crashed (exit {code}): no report "
+                            f"({exc}); stderr: {run.err_tail.text()[-800:]}")
+            ex.rig_error_stage = stage
+            return None
+        if code != 0:
+            ex.rig_error = f"rig runner step {name!r} exited {code}: {run.err_tail.text()[-800:]}"
+            ex.rig_error_stage = stage
+            return None
+        data["_ms"] = run.duration_ms()
+        return data
+
+    def _start_and_probe(self, job: Job, ex: Execution, gate_args: dict[str, Any],
+                         junit_args: dict[str, Any]) -> None:
+        to = job.timeouts
+        marker = f"rig-start-{os.urandom(8).hex()}"
+        job.sink.rig(f"[rig] start: {job.entry['start'][:300]}")
+        oom_before = self._oom_count()
+        start = ExecRun(self, self._organism_wrapper(job.entry["start"], marker), ORGANISM_USER,
+                        "start", forward=True)
+        args = {"port": job.port, "health_path": job.health_path, "vectors": job.vectors,
+                "contracts": job.contracts, "generation": job.generation,
+                "ready_timeout": to.start, "health_timeout": to.health, "marker": marker}
+        data = self._trusted_check(ex, gate_args, junit_args, args,
+                                   timeout=to.start + to.health + 60.0)
+        if data is not None and "health_step" not in data:
+            # gate or junit already decided the verdict: nothing was probed
+            ex.add(self._teardown())
+            return
+        probe = data.get("health_step") if data is not None else None
+        alive_after = start.running()
+        start_code = None if alive_after else start.exit_code()
+        # teardown: kill every organism process (setsid'd daemons included) and verify
+        t1 = time.monotonic()
+        td = self._teardown()
+        start.wait(KILL_GRACE)
+        ex.stage_ms["teardown"] = int((time.monotonic() - t1) * 1000)
+        if probe is None:
+            ex.add(self._start_step(start, {"ready": False, "error": ex.rig_error}, None))
+            ex.add(td)
+            return
+        ready = probe.get("ready") or {}
+        step = self._start_step(start, ready, start_code)
+        self._note_oom(step, oom_before, start_code)
+        ex.stage_ms["start"] = ready.get("ms", 0)
+        ex.add(step)
+        if ready.get("ready"):
+            h = probe.get("health") or {}
+            h["process_alive_after"] = alive_after
+            if not alive_after:
+                h["error"] = (f"the start process exited with code {start_code} "
+                              f"during the health probes")
+            hs = {"name": "health", "ok": _runner.health_ok(h) if h else False,
+                  "duration_ms": h.get("ms", 0), "data": h,
+                  "stdout_tail": step["stdout_tail"], "stderr_tail": step["stderr_tail"]}
+            if step.get("oom"):
+                hs["oom"] = True
+            ex.stage_ms["health"] = h.get("ms", 0)
+            ex.add(hs)
+        ex.add(td)
+
+    def _start_step(self, start: ExecRun, ready: dict[str, Any], code: int | None) -> dict[str, Any]:
+        ok = bool(ready.get("ready"))
+        return {"name": "start", "ok": ok, "exit_code": code,
+                "timed_out": (not ok and not ready.get("exited") and code is None),
+                "duration_ms": int(ready.get("ms") or 0), "data": {"ready": ready},
+                "stdout_tail": start.out_tail.text(), "stderr_tail": start.err_tail.text()}
+
+    def _teardown(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        run = ExecRun(self, [RIG_PYTHON, "-I", "-S", "-c", _runner.TEARDOWN_SOURCE, "3"],
+                      ORGANISM_USER, "teardown", forward=False, capture=200_000, workdir="/")
+        ok = run.wait(15.0)
+        code = run.exit_code() if ok else None
+        try:
+            data = json.loads(bytes(run.captured).decode() or "{}")
+        except ValueError:
+            data = {}
+        return {"name": "teardown", "ok": ok and code == 0, "exit_code": code,
+                "duration_ms": int((time.monotonic() - t0) * 1000), "data": data}
+
+    def _kill_uid(self, user: str) -> None:
+        try:
+            r = ExecRun(self, ["sh", "-c", "kill -9 -1"], user, "kill", forward=False, workdir="/")
+            r.wait(10.0)
+        except Exception:
+            pass
+
+    # -- OOM -----------------------------------------------------------------------
+    def _locate_cgroup(self) -> None:
+        try:
+            pid = self.api.inspect_container(self.cid)["State"]["Pid"]
+            with open(f"/proc/{pid}/cgroup") as fh:
+                lines = fh.read().splitlines()
+        except (OSError, KeyError, Exception):
+            return
+        for line in lines:
+            _, ctrls, path = line.split(":", 2)
+            if "memory" in ctrls.split(","):
+                cand = f"/sys/fs/cgroup/memory{path}/memory.oom_control"
+                if os.access(cand, os.R_OK):
+                    self.cgroup_file = cand
+                    return
+            if ctrls == "":
+                cand = f"/sys/fs/cgroup{path}/memory.events"
+                if os.access(cand, os.R_OK):
+                    self.cgroup_file = cand
+
+    def _oom_count(self) -> int | None:
+        if not self.cgroup_file:
+            return None
+        try:
+            with open(self.cgroup_file) as fh:
+                for line in fh:
+                    k, _, v = line.partition(" ")
+                    if k == "oom_kill":
+                        return int(v)
+        except (OSError, ValueError):
+            return None
+        return None
+
+    def _note_oom(self, step: dict[str, Any], before: int | None, code: int | None) -> None:
+        after = self._oom_count()
+        if before is not None and after is not None and after > before:
+            step["oom"] = True
+        elif before is None and code == 137:
+            # no host view of the cgroup: ask inside (runner-readable counter)
+            try:
+                r = ExecRun(self, ["cat", "/sys/fs/cgroup/memory/memory.oom_control"], RIG_USER,
+                            "oom", forward=False, capture=4096, workdir="/")
+                r.wait(10.0)
+                for line in bytes(r.captured).decode().splitlines():
+                    if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
+                        step["oom"] = True
+            except Exception:
+                pass
+
+    # -- finalization ----------------------------------------------------------------
+    def _finalize(self, ex: Execution) -> None:
+        if not self.cid:
+            return
+        try:
+            info = self.api.inspect_container(self.cid)
+            state = info.get("State") or {}
+            if state.get("OOMKilled"):
+                ex.oom_killed = True
+            count = self._oom_count()
+            if count:
+                ex.oom_killed = True
+            ex.extra["container_state"] = {k: state.get(k) for k in ("Status", "ExitCode", "OOMKilled")}
+            logs = self.api.logs(self.cid, stdout=True, stderr=True, tail=100)
+            ex.extra["container_logs"] = logs[-4096:].decode("utf-8", "replace")
+        except Exception as exc:
+            ex.extra["finalize_error"] = f"{type(exc).__name__}: {exc}"
+        for step in ex.steps.values():
+            if step.get("oom"):
+                ex.oom_killed = True
+                ex.oom_stage = ex.oom_stage or step["name"]
+        removed = False
+        for _ in range(3):
+            try:
+                self.api.remove_container(self.cid, force=True, v=True)
+                removed = True
+                break
+            except Exception as exc:
+                if "No such container" in str(exc):
+                    removed = True
+                    break
+                time.sleep(0.2)
+        if not removed:
+            ex.extra["remove_error"] = f"container {self.cid[:12]} could not be removed"

@@ -1,0 +1,492 @@
+"""Host side of the rig: the manifest stage, the backend run, and the verdict.
+
+The verdict is assembled HERE, on the host, from per-step facts that the backend
+collected (exec exit codes through the Docker API, trusted runner output). Nothing the
+organism writes into its workspace is read as a result. See rig/README.md.
+
+Stage mapping into the §6.2 report (``checks`` is keyed by the five stage names):
+  manifest  host-side: manifest.json, files, hash, spec vectors
+  build     build command + syntax gate (every listed .py parses; nothing executed)
+  test      test command + junit XML (exact counts) — pytest must produce the report
+  start     import smoke check + start command + readiness (port open, process alive)
+  health    entry health URL (2xx), spec vectors, then manifest contracts
+A stage that never ran is absent. ``failure_stage`` is the first stage that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from rig.api import RigLimits, RigResult, RigSetupError, StageTimeouts
+from rig.backends import Execution, Job, OutputSink, get_backend
+from rig.fitness import compute_fitness
+from rig.hashing import artifact_hash_of, sha256_hex
+from rig.runner import smoke_modules, test_passed
+from rig.schema import (STAGES, CheckResult, Diagnostics, Failure, Manifest, StageCheck,
+                        ViabilityReport)
+from rig.vectors import VectorError, extract_vectors
+
+TAIL = 4096
+MAX_FILES = 5000
+MAX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = 2 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------
+# manifest stage (host, before any artifact code runs)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ManifestOutcome:
+    ok: bool
+    duration_ms: int
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    manifest: Manifest | None = None
+    files: dict[str, bytes] | None = None
+    modes: dict[str, int] = field(default_factory=dict)
+    vectors: list[dict[str, Any]] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
+    raw_generation: int | None = None
+
+    def check(self) -> StageCheck:
+        extra: dict[str, Any] = {}
+        if self.errors:
+            extra["errors"] = self.errors
+        if self.warnings:
+            extra["warnings"] = self.warnings
+        if self.unlisted:
+            extra["unlisted_files"] = self.unlisted
+        if self.ok:
+            extra["vector_count"] = len(self.vectors)
+            extra["contract_count"] = len(self.manifest.contracts or []) if self.manifest else 0
+        return StageCheck(passed=self.ok, duration_ms=self.duration_ms, **extra)
+
+
+def _walk(root: str, errors: list[str]) -> dict[str, os.stat_result]:
+    """Every non-directory entry under root by relative path, symlinks NOT followed."""
+    found: dict[str, os.stat_result] = {}
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            entries = list(os.scandir(os.path.join(root, rel_dir) if rel_dir else root))
+        except OSError as exc:
+            errors.append(f"cannot list {rel_dir or '.'}: {exc.strerror}")
+            continue
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:
+                    target = "?"
+                errors.append(f"symlink not allowed: {rel} -> {target}")
+            elif stat.S_ISDIR(st.st_mode):
+                stack.append(rel)
+            elif stat.S_ISREG(st.st_mode):
+                found[rel] = st
+            else:
+                errors.append(f"not a regular file (device, fifo or socket): {rel}")
+            if len(found) > MAX_FILES:
+                errors.append(f"more than {MAX_FILES} files in the artifact directory")
+                return found
+    return found
+
+
+def _read_regular(path: str, limit: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError("not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"larger than {limit} bytes")
+    return data
+
+
+def manifest_stage(artifact_dir: str | Path) -> ManifestOutcome:
+    t0 = time.monotonic()
+    root = os.path.abspath(str(artifact_dir))
+    out = ManifestOutcome(ok=False, duration_ms=0)
+
+    def done() -> ManifestOutcome:
+        out.ok = not out.errors
+        out.duration_ms = int((time.monotonic() - t0) * 1000)
+        return out
+
+    if os.path.islink(root) or not os.path.isdir(root):
+        out.errors.append(f"artifact directory not found: {artifact_dir}")
+        return done()
+    mpath = os.path.join(root, "manifest.json")
+    try:
+        raw = _read_regular(mpath, MAX_MANIFEST_BYTES)
+    except OSError as exc:
+        out.errors.append(f"manifest.json: cannot read it as a regular file "
+                          f"({exc.strerror or exc})")
+        raw = None
+    entries = _walk(root, out.errors)
+    if raw is None:
+        return done()
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        out.errors.append(f"manifest.json is not valid JSON: {exc}")
+        return done()
+    if isinstance(doc, dict) and isinstance(doc.get("generation"), int):
+        out.raw_generation = doc["generation"]
+    try:
+        manifest = Manifest.model_validate(doc)
+    except ValidationError as exc:
+        for e in exc.errors():
+            loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+            out.errors.append(f"manifest.json: {loc}: {e['msg']}")
+        return done()
+    out.manifest = manifest
+    listed = [f for f in manifest.files if f != "manifest.json"]
+    missing = [f for f in listed if f not in entries]
+    for f in missing:
+        out.errors.append(f"listed file missing or not a regular file: {f}")
+    out.unlisted = sorted(set(entries) - set(manifest.files))
+    if out.unlisted:
+        out.warnings.append(f"{len(out.unlisted)} file(s) not listed in the manifest are ignored")
+    if out.errors:
+        return done()
+    files: dict[str, bytes] = {"manifest.json": raw}
+    total = 0
+    for rel in listed:
+        try:
+            data = _read_regular(os.path.join(root, rel), MAX_TOTAL_BYTES)
+        except OSError as exc:
+            out.errors.append(f"cannot read {rel}: {exc.strerror or exc}")
+            continue
+        total += len(data)
+        if total > MAX_TOTAL_BYTES:
+            out.errors.append(f"artifact larger than {MAX_TOTAL_BYTES} bytes")
+            return done()
+        files[rel] = data
+        out.modes[rel] = 0o755 if entries[rel].st_mode & 0o111 else 0o644
+    out.modes["manifest.json"] = 0o644
+    if out.errors:
+        return done()
+    actual = artifact_hash_of(files)
+    if actual != manifest.artifact_hash:
+        out.errors.append(f"artifact hash mismatch: manifest says {manifest.artifact_hash}, "
+                          f"files hash to {actual}")
+    spec = files.get(manifest.spec_file, b"")
+    if sha256_hex(spec) != manifest.spec_hash:
+        out.warnings.append(f"spec copy {manifest.spec_file} does not hash to spec-hash")
+    try:
+        vs = extract_vectors(spec.decode("utf-8"))
+        out.vectors = [v.to_wire() for v in vs.vectors]
+        out.warnings.extend(vs.warnings)
+    except UnicodeDecodeError as exc:
+        out.errors.append(f"{manifest.spec_file}: not UTF-8 ({exc})")
+    except VectorError as exc:
+        out.errors.append(f"{manifest.spec_file}: {exc}")
+    out.files = files
+    return done()
+
+
+# --------------------------------------------------------------------------------------
+# verdict assembly
+# --------------------------------------------------------------------------------------
+
+
+def _tail(s: str | None) -> str:
+    s = s or ""
+    return s[-TAIL:]
+
+
+def _why(step: dict[str, Any], what: str, timeout: float) -> str:
+    if step.get("oom"):
+        return f"{what}: out of memory (killed by the OOM killer, exit code {step.get('exit_code')})"
+    if step.get("timed_out"):
+        return f"{what}: timed out after {timeout:g}s"
+    if step.get("rig_error"):
+        return f"{what}: rig error: {step['rig_error']}"
+    return f"{what}: exited with code {step.get('exit_code')}"
+
+
+def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, backend: str,
+             timeouts: StageTimeouts, weaker: bool, run_id: str,
+             extra: dict[str, Any] | None = None) -> tuple[ViabilityReport, dict[str, int]]:
+    checks: dict[str, StageCheck] = {"manifest": mo.check()}
+    stage_ms: dict[str, int] = {"manifest": mo.duration_ms}
+    diag: Diagnostics | None = None
+    failure = "none"
+
+    def fail(stage: str, summary: str, *, exit_code: int | None = None,
+             failures: list[Failure] | None = None, out: str = "", err: str = "") -> None:
+        nonlocal diag, failure
+        if diag is not None:
+            return
+        failure = stage
+        diag = Diagnostics(stage=stage, summary=summary, exit_code=exit_code,
+                           failures=failures or [], stdout_tail=_tail(out), stderr_tail=_tail(err))
+
+    if not mo.ok:
+        fail("manifest", "manifest stage failed: " + "; ".join(mo.errors[:5]),
+             failures=[Failure(test="manifest", error=e) for e in mo.errors[:100]])
+    steps = ex.steps if ex is not None else {}
+
+    # build = build command + syntax gate
+    b, g = steps.get("build"), steps.get("gate")
+    if b is not None and diag is None:
+        ok = bool(b["ok"] and g is not None and g["ok"])
+        kw: dict[str, Any] = {"exit_code": b.get("exit_code"), "build_ms": b["duration_ms"]}
+        kw = {k: v for k, v in kw.items() if v is not None}
+        if b.get("timed_out"):
+            kw["timed_out"] = True
+        if g is not None:
+            kw["syntax_gate"] = {"passed": g["ok"], "duration_ms": g["duration_ms"],
+                                 "files_checked": g["data"].get("files_checked"),
+                                 "errors": g["data"].get("errors", [])}
+        dur = b["duration_ms"] + (g["duration_ms"] if g else 0)
+        checks["build"] = StageCheck(passed=ok, duration_ms=dur, **kw)
+        stage_ms["build"] = dur
+        if not b["ok"]:
+            fail("build", _why(b, "build command", timeouts.build), exit_code=b.get("exit_code"),
+                 out=b.get("stdout_tail"), err=b.get("stderr_tail"))
+        elif g is not None and not g["ok"]:
+            errs = g["data"].get("errors", [])
+            first = errs[0] if errs else {}
+            fail("build", f"syntax gate: {len(errs)} file(s) do not parse; first: "
+                          f"{first.get('file')}:{first.get('line')}: {first.get('error')}",
+                 failures=[Failure(test=f"syntax:{e['file']}", error=e["error"], file=e["file"],
+                                   line=e.get("line")) for e in errs[:100]],
+                 out=b.get("stdout_tail"), err=b.get("stderr_tail"))
+
+    # test = test command + junit XML
+    t, j = steps.get("test"), steps.get("junit")
+    if t is not None and diag is None:
+        jd = (j or {}).get("data") or {}
+        kw = {"junit_found": bool(jd.get("found"))}
+        if t.get("exit_code") is not None:
+            kw["exit_code"] = t["exit_code"]
+        if jd.get("found"):
+            kw.update(tests_run=jd["tests_run"], tests_passed=jd["tests_passed"],
+                      tests_failed=jd["failed"], tests_errors=jd["errors"],
+                      tests_skipped=jd["skipped"], results=jd.get("results", [])[:500])
+        if t.get("timed_out"):
+            kw["timed_out"] = True
+        ok = bool(test_passed(t, jd))
+        dur = t["duration_ms"] + (j["duration_ms"] if j else 0)
+        checks["test"] = StageCheck(passed=ok, duration_ms=dur, **kw)
+        stage_ms["test"] = dur
+        if not ok:
+            bad = [r for r in jd.get("results", []) if r["outcome"] in ("failed", "error")]
+            failures = [Failure(test=r["id"], error=r.get("message") or r["outcome"],
+                                file=r.get("file"), line=r.get("line")) for r in bad[:100]]
+            if t.get("timed_out") or t.get("oom") or t.get("rig_error"):
+                summary = _why(t, "test command", timeouts.test)
+            elif not jd.get("found"):
+                summary = (f"test command exited with code {t.get('exit_code')} and produced no "
+                           f"junit XML report ({jd.get('parse_error') or 'missing'}); the rig "
+                           f"needs pytest for exact test counts")
+            elif jd["tests_run"] == 0:
+                summary = f"no tests ran (exit code {t.get('exit_code')})"
+            elif bad:
+                summary = (f"{len(bad)} of {jd['tests_run']} test(s) failed or errored "
+                           f"(exit code {t.get('exit_code')}); first: {bad[0]['id']}")
+            else:
+                summary = (f"test command exited with code {t.get('exit_code')} although the "
+                           f"junit report shows {jd['tests_passed']}/{jd['tests_run']} passed")
+            fail("test", summary, exit_code=t.get("exit_code"), failures=failures,
+                 out=t.get("stdout_tail"), err=t.get("stderr_tail"))
+
+    # start = import smoke check + start + readiness
+    sm, st = steps.get("smoke"), steps.get("start")
+    if sm is not None and diag is None:
+        ready = ((st or {}).get("data") or {}).get("ready") or {}
+        ok = bool(sm["ok"] and st is not None and st["ok"])
+        kw = {"smoke": {"passed": sm["ok"], "duration_ms": sm["duration_ms"],
+                        "modules": sm.get("data", {}).get("modules", []),
+                        "exit_code": sm.get("exit_code"),
+                        "failures": sm.get("data", {}).get("failures", [])}}
+        if st is not None:
+            kw.update(ready=bool(ready.get("ready")), ready_ms=ready.get("ms") or 0)
+            if st.get("exit_code") is not None:
+                kw["exit_code"] = st["exit_code"]
+        dur = sm["duration_ms"] + (st["duration_ms"] if st else 0)
+        checks["start"] = StageCheck(passed=ok, duration_ms=dur, **kw)
+        stage_ms["start"] = dur
+        if not sm["ok"]:
+            fails = sm.get("data", {}).get("failures", [])
+            if sm.get("timed_out") or sm.get("oom"):
+                summary = _why(sm, "import smoke check", timeouts.smoke) + (
+                    " (does a module block at import time?)" if sm.get("timed_out") else "")
+            elif fails:
+                summary = f"import smoke check: {fails[0]['module']}: {fails[0]['error']}"
+            else:
+                summary = f"import smoke check exited with code {sm.get('exit_code')}"
+            fail("start", summary, exit_code=sm.get("exit_code"),
+                 failures=[Failure(test=f"import:{f['module']}", error=f["error"], file=f.get("file"),
+                                   line=f.get("line")) for f in fails],
+                 out=sm.get("stdout_tail"), err=sm.get("stderr_tail"))
+        elif st is not None and not st["ok"]:
+            if st.get("oom"):
+                summary = _why(st, "start command", timeouts.start)
+            else:
+                summary = "start: " + str(ready.get("error") or "the service did not become ready")
+                if st.get("exit_code") is not None and "exit" not in summary:
+                    summary += f" (exit code {st.get('exit_code')})"
+            fail("start", summary, exit_code=st.get("exit_code"),
+                 out=st.get("stdout_tail"), err=st.get("stderr_tail"))
+
+    # health = entry health URL, vectors, contracts
+    h = steps.get("health")
+    if h is not None and diag is None:
+        hd = h.get("data") or {}
+        vec = [CheckResult(**_cr(r)) for r in hd.get("vectors", [])]
+        con = [CheckResult(**_cr(r)) for r in hd.get("contracts", [])]
+        endpoint = hd.get("endpoint")
+        kw = {"endpoint": _cr(endpoint) if endpoint else None,
+              "process_alive_after": hd.get("process_alive_after")}
+        checks["health"] = StageCheck(passed=bool(h["ok"]), duration_ms=h["duration_ms"],
+                                      vectors=vec, contracts=con,
+                                      **{k: v for k, v in kw.items() if v is not None})
+        stage_ms["health"] = h["duration_ms"]
+        if not h["ok"]:
+            bad = ([endpoint] if endpoint and not endpoint["passed"] else []) + [
+                r for r in hd.get("vectors", []) + hd.get("contracts", []) if not r["passed"]]
+            parts = []
+            if h.get("oom"):
+                parts.append("out of memory: the service was killed by the OOM killer")
+            if hd.get("error"):
+                parts.append(hd["error"])
+            if bad:
+                parts.append(f"{len(bad)} check(s) failed; first: {bad[0]['name']}: {bad[0].get('error')}")
+            fail("health", "health: " + "; ".join(parts or ["failed"]),
+                 failures=[Failure(test=f"{r.get('kind', 'endpoint')}:{r['name']}",
+                                   error=r.get("error") or "failed") for r in bad],
+                 out=h.get("stdout_tail"), err=h.get("stderr_tail"))
+
+    # the rig itself failed: never a pass, reported as such. The rig error wins over
+    # anything the artifact seemed to do at or after the stage where the rig broke.
+    if ex is not None and ex.rig_error:
+        stage = ex.rig_error_stage or next(
+            (s for s in STAGES if s not in checks or not checks[s].passed), "health")
+        order = list(STAGES)
+        if diag is None or order.index(failure) >= order.index(stage):
+            for later in order[order.index(stage) + 1:]:
+                checks.pop(later, None)
+            if stage in checks:
+                checks[stage] = checks[stage].model_copy(update={"passed": False})
+            else:
+                checks[stage] = StageCheck(passed=False, duration_ms=0, rig_error=True)
+            diag = None
+            fail(stage, f"rig error (not the artifact's verdict): {ex.rig_error}")
+    if diag is None:
+        # every stage must be present and passed for a viable verdict
+        missing = [s for s in STAGES if s not in checks]
+        if missing:
+            fail(missing[0], f"rig error: stage {missing[0]} did not run and no failure was "
+                             f"recorded")
+    teardown = steps.get("teardown")
+    report_extra: dict[str, Any] = {"backend": backend, "run_id": run_id}
+    if weaker:
+        report_extra["weaker_isolation"] = True
+    if ex is not None:
+        report_extra["oom_killed"] = ex.oom_killed
+        if ex.rig_error:
+            report_extra["rig_error"] = ex.rig_error
+        if teardown is not None:
+            report_extra["teardown"] = {"passed": teardown["ok"],
+                                        "remaining": (teardown.get("data") or {}).get("remaining")}
+    report_extra.update(extra or {})
+    status = "viable" if diag is None else "non-viable"
+    if diag is not None and ex is not None and ex.oom_killed and "out of memory" not in diag.summary:
+        if diag.stage != "manifest":
+            diag = diag.model_copy(update={"summary": diag.summary + " (out of memory: the OOM "
+                                                                     "killer fired in this run)"})
+    report = ViabilityReport(
+        generation=generation, status=status, failure_stage=failure, checks=checks,
+        fitness={}, completed_at=datetime.now(timezone.utc).isoformat(), diagnostics=diag,
+        **report_extra)
+    return report, stage_ms
+
+
+def _cr(r: dict[str, Any]) -> dict[str, Any]:
+    out = {"name": str(r.get("name")), "passed": bool(r.get("passed")),
+           "status": r.get("status"), "error": r.get("error")}
+    for k in ("kind", "ms", "body_excerpt"):
+        if r.get(k) is not None:
+            out[k] = r[k]
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# entry point used by rig.api.run_artifact
+# --------------------------------------------------------------------------------------
+
+
+def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generation: int | None,
+        on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts, limits: RigLimits,
+        labels: dict[str, str]) -> RigResult:
+    t0 = time.monotonic()
+    impl = get_backend(backend)          # RigSetupError for an unknown backend
+    impl.check_available()               # RigSetupError when the engine is unreachable
+    run_id = run_id or uuid.uuid4().hex[:16]
+    sink = OutputSink(on_line, limits.log_bytes)
+    if impl.weaker_isolation:
+        sink.rig(f"[rig] WARNING: backend {backend!r} gives WEAKER isolation than docker: the "
+                 f"runner shares the organism's uid, so the verdict can be forged by hostile code")
+    mo = manifest_stage(artifact_dir)
+    if mo.duration_ms > timeouts.manifest * 1000:
+        mo.errors.append(f"manifest stage exceeded {timeouts.manifest:g}s")
+        mo.ok = False
+    gen = generation if generation is not None else (
+        mo.manifest.generation if mo.manifest else (mo.raw_generation or 0))
+    sink.rig(f"[rig] manifest: {'ok' if mo.ok else 'FAILED: ' + '; '.join(mo.errors[:3])}")
+    ex: Execution | None = None
+    if mo.ok:
+        m = mo.manifest
+        job = Job(run_id=run_id, generation=gen, files=mo.files or {}, modes=mo.modes,
+                  entry={"build": m.entry.build, "test": m.entry.test, "start": m.entry.start},
+                  port=m.entry.port, health_path=m.entry.health_path, vectors=mo.vectors,
+                  contracts=[c.to_wire() for c in (m.contracts or [])],
+                  smoke_modules=smoke_modules([f for f in m.files], m.entry.start),
+                  timeouts=timeouts, limits=limits, labels=labels, sink=sink)
+        try:
+            ex = impl.execute(job)
+        except RigSetupError:
+            raise
+        except Exception as exc:  # never raise for the artifact's sake
+            ex = Execution(rig_error=f"backend {backend} crashed: {type(exc).__name__}: {exc}")
+    extra: dict[str, Any] = {}
+    if ex is not None:
+        for k in ("missing_packages", "organism_python", "limits_applied", "warnings"):
+            if ex.extra.get(k):
+                extra[k] = ex.extra[k]
+    if sink.capped:
+        extra["output_capped"] = {"forwarded_bytes": sink.forwarded, "total_bytes": sink.total}
+    report, stage_ms = assemble(mo, ex, generation=gen, backend=backend, timeouts=timeouts,
+                                weaker=impl.weaker_isolation, run_id=run_id, extra=extra)
+    all_ms = dict(stage_ms)
+    if ex is not None:
+        for k, v in ex.stage_ms.items():
+            all_ms.setdefault(k, v)
+    tok = (mo.manifest.token_usage.input, mo.manifest.token_usage.output) if mo.manifest else None
+    report.fitness = compute_fitness(files=mo.files, token_usage=tok, checks=report.checks,
+                                     stage_ms=stage_ms)
+    total = int((time.monotonic() - t0) * 1000)
+    all_ms["total"] = total
+    sink.rig(f"[rig] verdict: {report.status}"
+             + (f" at {report.failure_stage}: {report.diagnostics.summary}" if report.diagnostics else ""))
+    return RigResult(report=report, backend=backend, run_id=run_id,
+                     container_id=ex.container_id if ex else None, stage_ms=all_ms,
+                     total_ms=total, first_output_ms=ex.first_output_ms if ex else None,
+                     oom_killed=bool(ex and ex.oom_killed), rig_error=ex.rig_error if ex else None)

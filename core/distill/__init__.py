@@ -1,0 +1,1 @@
+"""The distiller (DESIGN §10). See README.md in this folder."""

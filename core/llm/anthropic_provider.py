@@ -286,6 +286,7 @@ class AnthropicProvider:
         models = [req.model] + [m for m in self.fallback_models if m != req.model]
         total = 0
         fallback_from: str | None = None
+        state = _AttemptState()
         for mi, model in enumerate(models):
             last: ProviderError | None = None
             for n in range(1, self.max_attempts + 1):
@@ -320,7 +321,7 @@ class AnthropicProvider:
                 if last.attempt is not None:
                     last.attempt.error = f"{last.attempt.error} (falling back to {models[mi + 1]})"
                     report_attempt(last.attempt)
-                if on_delta is not None:
+                if state.delivered and on_delta is not None:
                     on_delta(STREAM_RESET)
                 fallback_from = req.model
                 continue

@@ -1,13 +1,16 @@
 """Shared fixtures for the LLM tests, and the network guard.
 
-**Network guard.** Nothing in the test suite may talk to a real API. When this conftest is
+**Network guard.** Nothing in these tests may talk to a real API. When this conftest is
 imported (at collection, before any test runs) it patches ``socket.socket.connect`` /
-``connect_ex`` and ``socket.getaddrinfo``: an attempt to connect an IPv4/IPv6 socket to a
-non-loopback address, or to resolve a name other than ``localhost``, is refused with
-:class:`NetworkGuardError` *and* recorded; the autouse fixture ``_no_network_violations`` then
-fails the test that made it — even if the code under test swallowed the error (an SDK's
-retry loop would). Unix sockets (Docker) are untouched. Test modules elsewhere can opt in with
-``from tests.llm.conftest import _no_network_violations``.
+``connect_ex`` and ``socket.getaddrinfo``. While a guarded test runs — every test under
+``tests/llm`` (autouse fixture ``_no_network_violations``) and every test module that opts in
+with ``from tests.llm.conftest import _no_network_violations`` (``tests/prime`` does) — an
+attempt to connect an IPv4/IPv6 socket to a non-loopback address, or to resolve a name other
+than ``localhost``, is refused with :class:`NetworkGuardError` *and* recorded, and the test
+then FAILS even if the code under test swallowed the error (an SDK's retry loop would). Unix
+sockets (Docker) are untouched. Outside guarded tests the patched functions pass straight
+through, so other suites that legitimately reach a package mirror (the rig image build) keep
+working in the same session.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 VIOLATIONS: list[str] = []
+_ACTIVE = [0]  # > 0 while a guarded test runs
 
 
 class NetworkGuardError(ConnectionRefusedError):
@@ -53,6 +57,8 @@ def install_network_guard() -> None:
     orig_getaddrinfo = socket.getaddrinfo
 
     def _check(sock: socket.socket, address: Any) -> None:
+        if not _ACTIVE[0]:
+            return
         if sock.family in (socket.AF_INET, socket.AF_INET6) and isinstance(address, tuple):
             if not is_loopback(address[0]):
                 _refuse(f"connect to {address[0]}:{address[1] if len(address) > 1 else '?'}")
@@ -66,7 +72,7 @@ def install_network_guard() -> None:
         return orig_connect_ex(self, address)
 
     def getaddrinfo(host: Any, *args: Any, **kw: Any) -> Any:
-        if not is_loopback(host):
+        if _ACTIVE[0] and not is_loopback(host):
             _refuse(f"resolve {host!r}")
         return orig_getaddrinfo(host, *args, **kw)
 
@@ -82,7 +88,11 @@ install_network_guard()
 @pytest.fixture(autouse=True)
 def _no_network_violations():
     start = len(VIOLATIONS)
-    yield
+    _ACTIVE[0] += 1
+    try:
+        yield
+    finally:
+        _ACTIVE[0] -= 1
     new = VIOLATIONS[start:]
     if new:
         del VIOLATIONS[start:]

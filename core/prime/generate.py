@@ -18,7 +18,8 @@ Escalation: on a retry (``retry.attempt >= 1``) the ``escalation_model`` is used
 cache-write and cache-read tokens. ``producer-model`` is the model that wrote the final answer
 (after any fallback).
 
-Failures never raise: ``GenerateResult.error`` says what happened and ``error_kind`` is one of
+Pass either a ``sink`` or an already ledgered provider, not both (calls would be recorded
+twice). Failures never raise: ``GenerateResult.error`` says what happened and ``error_kind`` is one of
 ``spec``, ``provider:<kind>``, ``parse``, ``unsafe:<kind>`` / ``write:<kind>``.
 """
 
@@ -40,7 +41,7 @@ from core.llm.base import (
     make_provider,
 )
 from core.llm.ledger import LedgeredProvider, MemorySink
-from core.prime.manifest import artifact_files, build_manifest, manifest_bytes, spec_copy_path, write_manifest
+from core.prime.manifest import artifact_files, build_manifest, spec_copy_path, write_manifest
 from core.prime.parser import ParsedFile, ParseError, parse_files
 from core.prime.prompt import RetryInfo, build_generate_request, build_repair_request
 from core.prime.writer import WriteError, WriteLimits, write_artifact
@@ -158,7 +159,6 @@ async def generate(
         return result
     result.manifest = manifest
     result.artifact = {**written, "manifest.json": mbytes}
-    assert mbytes == manifest_bytes(manifest)
     return result
 
 

@@ -11,7 +11,7 @@ from core.llm.anthropic_provider import AnthropicProvider
 from core.llm.base import STREAM_RESET, DeltaBuffer
 from core.llm.fake_server import DEFAULT_ANSWER, FakeAnthropic, FakeAnthropicThread, Fault
 from core.llm.ledger import MemorySink
-from core.llm.replay import RecordingProvider, read_cassette
+from core.llm.replay import read_cassette
 from core.prime.generate import generate, generate_cli
 from core.prime.manifest import read_manifest
 from core.prime.prompt import RetryInfo
@@ -196,7 +196,7 @@ def test_generate_cli_records_then_replays(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "generation 0 of" in out and "provider anthropic" in out and "SIMULATED" not in out
-    assert "wrote 4 files" in out and "artifact-hash sha256:" in out and f"recorded the call(s) to cassette" in out
+    assert "wrote 4 files" in out and "artifact-hash sha256:" in out and "recorded the call(s) to cassette" in out
     assert len(read_cassette(cassette)) == 1
 
     rc = generate_cli(str(spec), str(tmp_path / "b"), "replay", 3, None, str(cassette), None, json_out=True)

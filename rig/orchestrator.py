@@ -257,17 +257,22 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
         dur = b["duration_ms"] + (g["duration_ms"] if g else 0)
         checks["build"] = StageCheck(passed=ok, duration_ms=dur, **kw)
         stage_ms["build"] = dur
+        gate_errs = (g or {}).get("data", {}).get("errors", []) if g is not None else []
+        gate_fails = [Failure(test=f"syntax:{e['file']}", error=e["error"], file=e["file"],
+                              line=e.get("line")) for e in gate_errs[:100]]
         if not b["ok"]:
-            fail("build", _why(b, "build command", timeouts.build), exit_code=b.get("exit_code"),
+            summary = _why(b, "build command", timeouts.build)
+            if gate_errs:
+                summary += (f"; syntax gate: {len(gate_errs)} file(s) do not parse, first "
+                            f"{gate_errs[0]['file']}:{gate_errs[0].get('line')}")
+            fail("build", summary, exit_code=b.get("exit_code"), failures=gate_fails,
                  out=b.get("stdout_tail"), err=b.get("stderr_tail"))
         elif g is not None and not g["ok"]:
             errs = g["data"].get("errors", [])
             first = errs[0] if errs else {}
             fail("build", f"syntax gate: {len(errs)} file(s) do not parse; first: "
                           f"{first.get('file')}:{first.get('line')}: {first.get('error')}",
-                 failures=[Failure(test=f"syntax:{e['file']}", error=e["error"], file=e["file"],
-                                   line=e.get("line")) for e in errs[:100]],
-                 out=b.get("stdout_tail"), err=b.get("stderr_tail"))
+                 failures=gate_fails, out=b.get("stdout_tail"), err=b.get("stderr_tail"))
 
     # test = test command + junit XML
     t, j = steps.get("test"), steps.get("junit")

@@ -780,12 +780,11 @@ class Pipeline:
         entry = plan["entry"]
         sh = plan.get("shell", "/bin/sh")
         st, _ = self.run_cmd("build", [sh, "-c", entry["build"]], to["build"])
-        if not self.step(st)["ok"]:
-            return self.finish()
+        built = self.step(st)["ok"]
         t0 = time.monotonic()
         gate = syntax_gate(self.ws, plan["files"])
         if not self.step({"name": "gate", "ok": gate["ok"], "duration_ms": _ms(t0),
-                          "data": gate})["ok"]:
+                          "data": gate})["ok"] or not built:
             return self.finish()
         env_junit = plan["junit"]
         self.env["PYTEST_ADDOPTS"] = (self.env.get("PYTEST_ADDOPTS", "") +

@@ -294,7 +294,8 @@ class DockerBackend(Backend):
         r = ExecRun(self, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
                     ORGANISM_USER, "inject", forward=False, stdin_data=job.tar_bytes())
         if not r.wait(60.0) or r.exit_code() != 0 or r.error:
-            ex.rig_error = f"could not place the artifact in the container: {r.error or r.err_tail.text()}"
+            ex.rig_error = (f"could not place the artifact in the container: "
+                            f"{r.error or r.err_tail.text()}{self._container_note()}")
             ex.rig_error_stage = "build"
             return
         ex.stage_ms["setup"] = int((time.monotonic() - t0) * 1000)
@@ -304,9 +305,12 @@ class DockerBackend(Backend):
         #    step (fewer execs); the verdict still puts a gate failure in "build".
         step = self._organism_step("build", job.entry["build"], to.build)
         ex.add(step)
-        if not step["ok"]:
-            return
         gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
+        if not step["ok"]:
+            # the gate still runs, for file:line diagnostics (it never executes code)
+            self._trusted_check(ex, gate_args, None, None)
+            self._teardown_into(ex)
+            return
 
         # 3. test (organism, junit to a host-chosen random path)
         junit = f"/tmp/.rig-{os.urandom(12).hex()}/junit.xml"
@@ -350,7 +354,9 @@ class DockerBackend(Backend):
         g = data.get("gate") or {}
         ex.add({"name": "gate", "ok": bool(g.get("ok")), "duration_ms": int(g.get("ms", 0)),
                 "data": g})
-        j = data.get("junit") or {}
+        j = data.get("junit")
+        if j is None:
+            return data
         ex.add({"name": "junit", "ok": bool(j.get("found")), "duration_ms": int(j.get("ms", 0)),
                 "data": j})
         return data
@@ -363,7 +369,10 @@ class DockerBackend(Backend):
     def _organism_wrapper(self, cmd: str, marker: str | None = None) -> list[str]:
         # kill(-1) first: nothing left over from an earlier stage (daemons included) may
         # serve or interfere with this one. Linux's kill(-1) spares the caller.
-        return ["sh", "-c", 'kill -9 -1 2>/dev/null; sh -c "$1"', marker or "rig-stage", cmd]
+        # "; exit $?" keeps this shell alive as the parent (no exec of the last command),
+        # so the marker argument stays visible in /proc while the command runs.
+        return ["sh", "-c", 'kill -9 -1 2>/dev/null; sh -c "$1"; exit $?', marker or "rig-stage",
+                cmd]
 
     def _organism_step(self, name: str, cmd: str | None, timeout: float,
                        env: dict[str, str] | None = None, argv: list[str] | None = None,
@@ -412,7 +421,7 @@ class DockerBackend(Backend):
                 raise ValueError("not an object")
         except ValueError as exc:
             ex.rig_error = (f"rig runner step {name!r} crashed (exit {code}): no report "
-                            f"({exc}); stderr: {run.err_tail.text()[-800:]}")
+                            f"({exc}); stderr: {run.err_tail.text()[-800:]}{self._container_note()}")
             ex.rig_error_stage = stage
             return None
         if code != 0:
@@ -497,6 +506,17 @@ class DockerBackend(Backend):
             r.wait(10.0)
         except Exception:
             pass
+
+    def _container_note(self) -> str:
+        """Explain an exec failure caused by the container itself going away."""
+        try:
+            state = self.api.inspect_container(self.cid).get("State") or {}
+        except Exception:
+            return " (the rig container was removed from outside the rig, e.g. by another reconcile)"
+        if not state.get("Running"):
+            return (f" (the rig container is no longer running: status {state.get('Status')}, "
+                    f"exit {state.get('ExitCode')}; killed from outside the rig?)")
+        return ""
 
     # -- OOM -----------------------------------------------------------------------
     def _locate_cgroup(self) -> None:

@@ -1,0 +1,391 @@
+"""Runner and host-side logic without any sandbox: junit parsing, matching, $GENERATION,
+vectors, fitness, the syntax gate, the manifest stage and verdict assembly."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rig import runner
+from rig.backends import Execution, LineSplitter, OutputSink
+from rig.fitness import compute_fitness, is_trivial_assert, static_metrics
+from rig.orchestrator import assemble, manifest_stage
+from rig.api import StageTimeouts
+from rig.vectors import VectorError, extract_vectors
+
+from conftest import make_hello_artifact, write_artifact, hello_files
+
+# --- junit -------------------------------------------------------------------------------
+
+JUNIT_MIXED = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4">
+<testcase classname="tests.test_a" name="test_ok" file="tests/test_a.py" line="3" time="0.001"/>
+<testcase classname="tests.test_a" name="test_bad" file="tests/test_a.py" line="7" time="0.001">
+<failure message="assert 1 == 2">def test_bad():
+&gt;       assert 1 == 2
+E       assert 1 == 2
+
+/workspace/tests/test_a.py:9: AssertionError</failure></testcase>
+<testcase classname="tests.test_a" name="test_skip" file="tests/test_a.py" line="11" time="0">
+<skipped type="pytest.skip" message="later">skip</skipped></testcase>
+<testcase classname="tests.test_a" name="test_ok2" file="tests/test_a.py" line="14" time="0"/>
+</testsuite></testsuites>"""
+
+JUNIT_COLLECTION_ERROR = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" errors="1" failures="0" skipped="0" tests="1">
+<testcase classname="" name="tests.test_broken" time="0.000">
+<error message="collection failure">ImportError while importing test module '/workspace/tests/test_broken.py'.
+tests/test_broken.py:1: in &lt;module&gt;
+    import nothere
+E   ModuleNotFoundError: No module named 'nothere'</error></testcase>
+</testsuite></testsuites>"""
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "junit.xml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_junit_counts_and_per_test_results(tmp_path):
+    out = runner.parse_junit(_write(tmp_path, JUNIT_MIXED))
+    assert out["found"]
+    assert (out["tests_run"], out["tests_passed"], out["failed"], out["skipped"]) == (3, 2, 1, 1)
+    bad = [r for r in out["results"] if r["outcome"] == "failed"][0]
+    assert bad["id"] == "tests.test_a::test_bad"
+    assert bad["file"] == "tests/test_a.py" and bad["line"] == 9
+    assert "assert 1 == 2" in bad["message"]
+    ok = [r for r in out["results"] if r["id"].endswith("test_ok")][0]
+    assert ok["line"] == 4  # pytest writes 0-based lines
+
+
+def test_junit_collection_error_is_one_error(tmp_path):
+    out = runner.parse_junit(_write(tmp_path, JUNIT_COLLECTION_ERROR))
+    assert (out["tests_run"], out["tests_passed"], out["errors"]) == (1, 0, 1)
+    assert len(out["results"]) == 1
+    r = out["results"][0]
+    assert r["outcome"] == "error" and r["file"] == "tests/test_broken.py" and r["line"] == 1
+    assert not runner.test_passed({"ok": False}, out)
+
+
+def test_console_text_never_changes_counts(tmp_path):
+    """An artifact printing '999 passed' changes nothing: counts come from the XML only."""
+    out = runner.parse_junit(_write(tmp_path, JUNIT_MIXED.replace("skip</skipped>",
+                                                                  "999 passed</skipped>")))
+    assert out["tests_run"] == 3 and out["tests_passed"] == 2
+
+
+def test_junit_missing_symlink_dtd_and_garbage(tmp_path):
+    assert runner.parse_junit(str(tmp_path / "nope.xml"))["found"] is False
+    target = tmp_path / "real.xml"
+    target.write_text(JUNIT_MIXED)
+    link = tmp_path / "link.xml"
+    link.symlink_to(target)
+    assert runner.parse_junit(str(link))["found"] is False  # O_NOFOLLOW
+    bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><testsuite>&a;</testsuite>'
+    out = runner.parse_junit(_write(tmp_path, bomb))
+    assert out["found"] is False and "DTD" in out["parse_error"]
+    out = runner.parse_junit(_write(tmp_path, "999 passed"))
+    assert out["found"] is False and out["tests_run"] == 0
+
+
+def test_zero_tests_is_not_a_pass():
+    assert not runner.test_passed({"ok": True}, {"found": True, "tests_run": 0, "tests_passed": 0})
+    assert runner.test_passed({"ok": True}, {"found": True, "tests_run": 2, "tests_passed": 2})
+    assert not runner.test_passed({"ok": False}, {"found": True, "tests_run": 2, "tests_passed": 2})
+
+
+# --- matching --------------------------------------------------------------------------
+
+
+def test_subset_match_recursive():
+    actual = {"a": 1, "b": {"c": [1, {"d": "x", "e": 2}], "f": True}, "g": None}
+    assert runner.subset_match({"b": {"c": [1, {"d": "x"}]}}, actual)
+    assert runner.subset_match({}, actual)
+    assert not runner.subset_match({"b": {"c": [1]}}, actual)       # list length differs
+    assert not runner.subset_match({"b": {"f": 1}}, actual)          # bool is not a number
+    assert not runner.subset_match({"z": None}, actual)              # key must exist
+    assert runner.subset_match({"g": None}, actual)
+    assert "missing key 'q'" in runner.subset_mismatch({"b": {"q": 1}}, actual)
+
+
+def test_json_equal_is_exact():
+    assert runner.json_equal({"a": [1, 2.0]}, {"a": [1.0, 2]})
+    assert not runner.json_equal({"a": 1}, {"a": 1, "b": 2})
+    assert not runner.json_equal(True, 1)
+    assert not runner.json_equal(0, False)
+    assert not runner.json_equal("1", 1)
+
+
+def test_generation_substitution():
+    exp = {"status": 200, "body": {"generation": "$GENERATION", "list": ["$GENERATION", "x"],
+                                   "text": "gen $GENERATION"}}
+    sub = runner.substitute_generation(exp, 7)
+    assert sub["body"] == {"generation": 7, "list": [7, "x"], "text": "gen $GENERATION"}
+    assert runner.substitute_path("/g/$GENERATION", 7) == "/g/7"
+    ok, err = runner.check_expectation(exp, 200, json.dumps(sub["body"]).encode(), 7)
+    assert ok, err
+    ok, err = runner.check_expectation({"status": 200, "body_contains": {"generation": "$GENERATION"}},
+                                       200, b'{"generation": "7"}', 7)
+    assert not ok and "generation" in err
+
+
+def test_check_expectation_variants():
+    ok, _ = runner.check_expectation({"status": 200}, 200, b"not json", 0)
+    assert ok
+    ok, err = runner.check_expectation({"status": 200, "body_has_keys": ["a"]}, 200, b"not json", 0)
+    assert not ok and "not JSON" in err
+    ok, err = runner.check_expectation({"status": 201}, 200, b"{}", 0)
+    assert not ok and "status 200" in err
+    ok, err = runner.check_expectation({"status": 200, "body_has_keys": ["a", "b"]}, 200,
+                                       b'{"a": 1}', 0)
+    assert not ok and "'b'" in err
+    deep = b"[" * 100000 + b"]" * 100000
+    ok, err = runner.check_expectation({"status": 200, "body": []}, 200, deep, 0)
+    assert not ok
+
+
+# --- vectors ---------------------------------------------------------------------------
+
+SPEC = """# S
+```spec-vector
+name: outside
+path: /ignored
+expect: {status: 200}
+```
+<!-- BEGIN FROZEN: acceptance-vectors -->
+```spec-vector
+name: one
+method: GET
+path: /health
+expect:
+  status: 200
+  body_contains: {status: ok}
+```
+```yaml
+not: a vector
+```
+~~~spec-vector
+name: two
+method: POST
+path: /echo
+body: {x: 1}
+expect: {status: 201, body: {x: 1, generation: $GENERATION}}
+~~~
+<!-- END FROZEN: acceptance-vectors -->
+"""
+
+
+def test_vectors_extracted_from_frozen_block_only():
+    vs = extract_vectors(SPEC)
+    assert [v.name for v in vs.vectors] == ["one", "two"]
+    assert vs.vectors[1].method == "POST" and vs.vectors[1].body == {"x": 1}
+    assert vs.vectors[1].expect.body == {"x": 1, "generation": "$GENERATION"}
+
+
+@pytest.mark.parametrize("bad, needle", [
+    (SPEC.replace("name: two\n", ""), "schema"),
+    (SPEC.replace("path: /echo", "path: echo"), "schema"),
+    (SPEC.replace("expect: {status: 201", "expect: {status: [201"), "YAML"),
+    (SPEC.replace("<!-- END FROZEN: acceptance-vectors -->", ""), "markers"),
+    (SPEC.replace("name: two", "name: one"), "duplicate"),
+    (SPEC.replace("~~~\n<!-- END", "<!-- END"), "not closed"),
+])
+def test_bad_vectors_are_errors(bad, needle):
+    with pytest.raises(VectorError, match=needle):
+        extract_vectors(bad)
+
+
+def test_spec_without_vectors_is_a_warning():
+    vs = extract_vectors("# nothing here\n")
+    assert vs.vectors == [] and vs.warnings
+
+
+# --- syntax gate ------------------------------------------------------------------------
+
+
+def test_syntax_gate(tmp_path):
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "bad.py").write_text("def f(:\n    pass\n")
+    (tmp_path / "side_effect.py").write_text("open('/tmp/SHOULD_NOT_EXIST_RIG', 'w')\n")
+    out = runner.syntax_gate(str(tmp_path), ["ok.py", "pkg/bad.py", "side_effect.py", "README.md"])
+    assert not out["ok"] and out["files_checked"] == 3
+    assert out["errors"][0]["file"] == "pkg/bad.py" and out["errors"][0]["line"] == 1
+    assert not os.path.exists("/tmp/SHOULD_NOT_EXIST_RIG")  # parsed, never executed
+    assert runner.syntax_gate(str(tmp_path), ["ok.py"])["ok"]
+
+
+def test_smoke_modules_skip_tests_and_start_script():
+    files = ["app.py", "svc/__init__.py", "svc/core.py", "svc/__main__.py", "tests/test_x.py",
+             "conftest.py", "spec/s.md", "manifest.json", "tools/run-me.py"]
+    assert runner.smoke_modules(files, "python app.py") == ["svc", "svc.core"]
+    assert runner.smoke_modules(files, "python -m svc.core") == ["app", "svc"]
+
+
+# --- fitness -----------------------------------------------------------------------------
+
+
+def test_trivial_asserts():
+    def a(src):
+        return is_trivial_assert(ast.parse(src).body[0])
+    assert a("assert True") and a("assert 1") and a("assert x == x") and a("assert 1 == 1")
+    assert a("assert f(y) is f(y)")
+    assert not a("assert x == 1") and not a("assert resp.status == 200") and not a("assert x")
+
+
+def test_static_metrics():
+    files = {
+        "app.py": b"import os\nimport aiohttp\nfrom yaml import safe_load\nimport helpers\n",
+        "helpers.py": b"import json\n",
+        "tests/test_app.py": (b"import pytest\n\ndef test_a():\n    assert True\n    assert 1 + 1 == 2\n\n"
+                              b"async def test_b():\n    x = 1\n    assert x == x\n    assert x\n"),
+        "spec/s.md": b"# spec\n",
+    }
+    m = static_metrics(files)
+    assert m["source_files"] == 2 and m["source_lines"] == 5
+    assert m["test_files"] == 1 and m["test_lines"] == 10
+    assert m["dependencies"] == ["aiohttp", "yaml"] and m["dependency_count"] == 2
+    assert m["test_functions"] == 2 and m["assertion_density"] == 2.0
+    assert m["trivial_assert_rate"] == 0.5
+
+
+def test_fitness_absent_is_not_zero():
+    fit = compute_fitness(files=None, token_usage=None,
+                          checks={"manifest": {"passed": True}, "build": {"passed": False}},
+                          stage_ms={"manifest": 3, "build": 40})
+    assert fit["stages_completed"] == 1 and fit["build_ms"] == 40
+    for absent in ("tests_run", "test_pass_rate", "vector_pass_rate", "test_ms", "tokens_in"):
+        assert absent not in fit
+
+
+# --- live output ------------------------------------------------------------------------
+
+
+def test_output_sink_caps_and_says_so_once():
+    got = []
+    sink = OutputSink(lambda s, l: got.append((s, l)), cap=100)
+    sp = LineSplitter(sink, "stdout")
+    for _ in range(50):
+        sp.feed(b"0123456789\n")
+    sp.feed(b"x" * 20000)
+    sp.close()
+    rig_lines = [l for s, l in got if s == "rig"]
+    assert len(rig_lines) == 1 and "cap" in rig_lines[0]
+    assert sum(len(l) + 1 for s, l in got if s == "stdout") <= 100
+    assert sink.total > 20000
+
+
+def test_output_sink_survives_a_broken_callback():
+    def boom(s, l):
+        raise RuntimeError("ui died")
+    sink = OutputSink(boom, cap=1000)
+    sink.line("stdout", "x")
+    assert sink.callback_errors == 1
+
+
+# --- manifest stage and assembly ---------------------------------------------------------
+
+
+def test_manifest_stage_ok(tmp_path):
+    mo = manifest_stage(make_hello_artifact(tmp_path / "a"))
+    assert mo.ok, mo.errors
+    assert [v["name"] for v in mo.vectors] == ["health-ok", "hello-generation"]
+
+
+def test_manifest_stage_rejects_symlinks_hash_and_reports_unlisted(tmp_path):
+    root = make_hello_artifact(tmp_path / "a")
+    (root / "extra.txt").write_text("unlisted")
+    mo = manifest_stage(root)
+    assert mo.ok and mo.unlisted == ["extra.txt"]
+    (root / "evil").symlink_to("/etc/passwd")
+    mo = manifest_stage(root)
+    assert not mo.ok and any("symlink" in e and "evil" in e for e in mo.errors)
+    os.unlink(root / "evil")
+    (root / "app.py").write_text("changed = True\n")
+    mo = manifest_stage(root)
+    assert not mo.ok and any("hash mismatch" in e for e in mo.errors)
+
+
+def test_manifest_stage_bad_json_and_missing(tmp_path):
+    root = make_hello_artifact(tmp_path / "a")
+    (root / "manifest.json").write_text("{nope")
+    assert "not valid JSON" in manifest_stage(root).errors[0]
+    assert not manifest_stage(tmp_path / "missing").ok
+
+
+def _steps(**over):
+    steps = {
+        "build": {"name": "build", "ok": True, "exit_code": 0, "duration_ms": 10},
+        "gate": {"name": "gate", "ok": True, "duration_ms": 1, "data": {"errors": [], "files_checked": 2}},
+        "test": {"name": "test", "ok": True, "exit_code": 0, "duration_ms": 100},
+        "junit": {"name": "junit", "ok": True, "duration_ms": 1,
+                  "data": {"found": True, "tests_run": 2, "tests_passed": 2, "failed": 0,
+                           "errors": 0, "skipped": 0, "results": []}},
+        "smoke": {"name": "smoke", "ok": True, "duration_ms": 5, "data": {"modules": []}},
+        "start": {"name": "start", "ok": True, "duration_ms": 50, "exit_code": None,
+                  "data": {"ready": {"ready": True, "ms": 50}}},
+        "health": {"name": "health", "ok": True, "duration_ms": 9,
+                   "data": {"endpoint": {"name": "entry.health", "passed": True, "status": 200},
+                            "vectors": [{"name": "v", "passed": True, "status": 200}],
+                            "contracts": []}},
+    }
+    steps.update(over)
+    return {k: v for k, v in steps.items() if v is not None}
+
+
+def _assemble(tmp_path, steps, rig_error=None, stage=None):
+    mo = manifest_stage(make_hello_artifact(tmp_path / "a"))
+    ex = Execution(steps=steps, rig_error=rig_error, rig_error_stage=stage)
+    rep, _ = assemble(mo, ex, generation=3, backend="docker", timeouts=StageTimeouts(),
+                      weaker=False, run_id="r")
+    return rep
+
+
+def test_assemble_viable(tmp_path):
+    rep = _assemble(tmp_path, _steps())
+    assert rep.status == "viable" and set(rep.checks) == {"manifest", "build", "test", "start", "health"}
+    wire = rep.to_wire()
+    assert wire["backend"] == "docker" and wire["checks"]["test"]["tests_run"] == 2
+
+
+def test_assemble_gate_failure_is_build(tmp_path):
+    gate = {"name": "gate", "ok": False, "duration_ms": 1,
+            "data": {"errors": [{"file": "a.py", "line": 3, "error": "SyntaxError: x"}]}}
+    rep = _assemble(tmp_path, _steps(gate=gate))
+    assert rep.failure_stage == "build" and rep.diagnostics.failures[0].line == 3
+    assert "test" not in rep.checks and "health" not in rep.checks
+
+
+def test_assemble_rig_error_is_never_a_pass(tmp_path):
+    rep = _assemble(tmp_path, _steps(health=None), rig_error="runner crashed", stage="start")
+    assert rep.status == "non-viable" and rep.failure_stage == "start"
+    assert "rig error" in rep.diagnostics.summary and "health" not in rep.checks
+    rep = _assemble(tmp_path, _steps(), rig_error="teardown exploded")
+    assert rep.status == "non-viable"
+
+
+def test_assemble_missing_stage_is_never_a_pass(tmp_path):
+    rep = _assemble(tmp_path, _steps(health=None))
+    assert rep.status == "non-viable" and rep.failure_stage == "health"
+
+
+def test_assemble_oom_summary(tmp_path):
+    test = {"name": "test", "ok": False, "exit_code": 137, "duration_ms": 100, "oom": True}
+    junit = {"name": "junit", "ok": False, "duration_ms": 1, "data": {"found": False}}
+    rep = _assemble(tmp_path, _steps(test=test, junit=junit))
+    assert rep.failure_stage == "test" and "out of memory" in rep.diagnostics.summary
+
+
+def test_runner_is_stdlib_only():
+    import sys
+
+    tree = ast.parse(Path(runner.__file__).read_text())
+    mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    mods |= {n.module.split(".")[0] for n in ast.walk(tree)
+             if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+    assert mods <= set(sys.stdlib_module_names) | {"__future__"}, mods

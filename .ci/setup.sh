@@ -31,8 +31,12 @@ cambrian_setup_venv() {
         python3 -m venv "$VENV" 2>/dev/null || { cambrian_apt python3-venv && python3 -m venv "$VENV"; }
     fi
     _say "installing pinned Python packages into .venv (first run only)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+    "$VENV/bin/python" -m pip install -q --upgrade pip >"$VENV/pip.log" 2>&1
+    if ! "$VENV/bin/python" -m pip install -e "$ROOT[dev]" >>"$VENV/pip.log" 2>&1; then
+        tail -40 "$VENV/pip.log" >&2
+        _say "pip install failed (full log: $VENV/pip.log)"
+        exit 1
+    fi
     echo "$want" > "$stamp"
 }
 

@@ -1,0 +1,125 @@
+"""F1 / `?`: every key of the current screen, its widgets and the app, grouped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.content import Content
+from textual.dom import DOMNode
+from textual.screen import Screen
+from textual.widgets import Label, Static
+
+from cambrian_tui.screens.base import CambrianModal
+
+GROUP_NAMES = {
+    "GenerationTree": "Generation tree",
+    "LogView": "Rig log",
+    "SideBySideDiff": "Spec diff",
+    "FitnessCharts": "Charts",
+}
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    keys: str
+    description: str
+
+
+def _title(node: DOMNode) -> str:
+    name = type(node).__name__
+    if name in GROUP_NAMES:
+        return GROUP_NAMES[name]
+    title = getattr(node, "HELP_TITLE", None)
+    if title:
+        return str(title)
+    return name.removesuffix("Screen").replace("_", " ") or name
+
+
+NAVIGATION = [
+    KeyRow("tab shift+tab", "Move focus between panels"),
+    KeyRow("↑ ↓ pgup pgdn", "Move in lists, tables, trees and logs"),
+    KeyRow("home end", "First / last line"),
+    KeyRow("enter", "Open / select"),
+    KeyRow("space ← →", "Expand / collapse a tree node"),
+    KeyRow("ctrl+p", "Command palette: every action, “jump to generation N”"),
+]
+
+
+def own_bindings(node: DOMNode) -> list[Binding]:
+    """Bindings declared by Cambrian classes (not the generic ones Textual widgets inherit)."""
+    out: list[Binding] = []
+    for cls in reversed(type(node).__mro__):
+        if cls.__module__.startswith("cambrian_tui") and "BINDINGS" in cls.__dict__:
+            for b in cls.__dict__["BINDINGS"]:
+                out.append(b if isinstance(b, Binding) else Binding(*b))
+    return out
+
+
+def _rows(app, bindings: list[Binding]) -> list[KeyRow]:
+    rows: dict[str, list[str]] = {}
+    order: list[str] = []
+    for b in bindings:
+        desc = b.tooltip or b.description or b.action
+        if desc not in rows:
+            rows[desc] = []
+            order.append(desc)
+        if b.key_display:
+            shown = [b.key_display]
+        else:
+            shown = [app.get_key_display(Binding(k.strip(), b.action)) for k in b.key.split(",")]
+        for k in shown:
+            if k not in rows[desc]:
+                rows[desc].append(k)
+    return [KeyRow(" ".join(rows[d]), d) for d in order]
+
+
+def collect_keys(app, screen: Screen) -> list[tuple[str, list[KeyRow]]]:
+    """Groups of (title, rows): the screen, its own widgets, the app, navigation."""
+    from cambrian_tui.screens import MODE_REGISTRY
+
+    groups: list[tuple[str, list[KeyRow]]] = []
+    seen: set[str] = set()
+    nodes: list[DOMNode] = [screen] + [w for w in screen.walk_children() if own_bindings(w)]
+    for node in nodes:
+        title = _title(node)
+        rows = _rows(app, own_bindings(node))
+        if rows and title not in seen:
+            seen.add(title)
+            groups.append((title, rows))
+    app_bindings = own_bindings(app) + [
+        Binding(m.key, f"switch_mode('{m.name}')", m.title, tooltip=f"{m.title} screen — {m.description}")
+        for m in MODE_REGISTRY.values()]
+    groups.append(("App", _rows(app, app_bindings)))
+    groups.append(("Navigation", list(NAVIGATION)))
+    return groups
+
+
+class HelpScreen(CambrianModal):
+    CSS_PATH = "help.tcss"
+    BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close help")]
+
+    def __init__(self, screen: Screen) -> None:
+        super().__init__(id="help")
+        self.for_screen = screen
+
+    def compose(self) -> ComposeResult:
+        groups = collect_keys(self.app, self.for_screen)
+        title = getattr(self.for_screen, "HELP_TITLE", None) or _title(self.for_screen)
+        with Vertical(id="help-box"):
+            yield Label(Content.from_markup(f"Keys — [b]{title}[/b]"), id="help-title")
+            with VerticalScroll(id="help-scroll"):
+                for name, rows in groups:
+                    yield Static(Content.from_markup(f"[b $text-primary]{name}[/]"), classes="help-group")
+                    for row in rows:
+                        yield Static(
+                            Content.assemble((f"{row.keys:>16}", "bold $text-accent"), "  ", row.description),
+                            classes="help-row")
+            yield Static(Content.from_markup(
+                "[dim]ctrl+p: command palette (actions, “jump to generation N”) · escape: close[/]"),
+                id="help-foot")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,509 @@
+"""Generation inspector: the viability report stage by stage, failed tests with error and
+location, stdout/stderr tails, the artifact's files (highlighted), the diff against the
+parent, the rig log and the LLM calls. Jump failure to failure without leaving it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.highlight import highlight
+from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
+from textual.widgets.option_list import Option
+
+from cambrian_tui.data import STAGES, FileDiff, GenerationDetail, file_diffs, human_ms, human_tokens, short_hash
+from cambrian_tui.messages import DetailLoaded, LogBatch
+from cambrian_tui.screens.base import CambrianScreen
+from cambrian_tui.widgets.log_view import LogView
+
+MAX_VIEW_BYTES = 400_000
+TABS = ("report", "output", "files", "diff", "log", "llm")
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    key: str
+    depth: int
+    name: str
+    passed: bool | None  # None: did not run
+    duration: str
+    detail: str
+    error: str = ""
+    location: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.passed is False
+
+
+def check_rows(report: dict | None) -> list[CheckRow]:
+    """Stage rows with their vectors, contracts and failed tests nested beneath."""
+    if not report:
+        return []
+    checks = report.get("checks") or {}
+    diag = report.get("diagnostics") or {}
+    rows: list[CheckRow] = []
+    for stage in list(STAGES) + [s for s in checks if s not in STAGES]:
+        chk = checks.get(stage)
+        if chk is None:
+            rows.append(CheckRow(f"stage:{stage}", 0, stage, None, "", "not run"))
+            continue
+        detail = ""
+        if chk.get("tests_run") is not None:
+            detail = f"{chk.get('tests_passed', 0)}/{chk['tests_run']} tests passed"
+        if diag.get("stage") == stage and diag.get("summary"):
+            detail = (detail + " · " if detail else "") + str(diag["summary"])
+        if diag.get("stage") == stage and diag.get("exit_code") is not None:
+            detail += f" · exit {diag['exit_code']}"
+        rows.append(CheckRow(f"stage:{stage}", 0, stage, bool(chk.get("passed")), human_ms(chk.get("duration_ms")),
+                             detail, error=str(diag.get("summary", "")) if diag.get("stage") == stage else ""))
+        if diag.get("stage") == stage:
+            for i, f in enumerate(diag.get("failures") or []):
+                loc = f.get("file") or ""
+                if loc and f.get("line") is not None:
+                    loc = f"{loc}:{f['line']}"
+                rows.append(CheckRow(f"fail:{stage}:{i}", 1, str(f.get("test", "?")), False, "",
+                                     str(f.get("error", "")).splitlines()[0] if f.get("error") else "",
+                                     error=str(f.get("error", "")), location=loc))
+        for kind in ("vectors", "contracts"):
+            for i, r in enumerate(chk.get(kind) or []):
+                err = r.get("error") or ""
+                det = err or (f"status {r['status']}" if r.get("status") is not None else "")
+                rows.append(CheckRow(f"{kind}:{stage}:{i}", 1, f"{kind[:-1]} {r.get('name', '?')}",
+                                     bool(r.get("passed")), "", det, error=err))
+    return rows
+
+
+def code_content(path: str, data: bytes, *, line_numbers: bool = True, mark_line: int | None = None) -> Content:
+    if b"\0" in data[:4096]:
+        return Content.from_markup(f"[dim]{path}: binary file, {len(data)} bytes[/]")
+    truncated = len(data) > MAX_VIEW_BYTES
+    text = data[:MAX_VIEW_BYTES].decode("utf-8", errors="replace")
+    try:
+        body = highlight(text, path=path)
+    except Exception:
+        body = Content(text)
+    if not line_numbers:
+        return body
+    lines = body.split("\n", allow_blank=True)
+    width = len(str(len(lines)))
+    out = []
+    for i, line in enumerate(lines, 1):
+        if i == mark_line:
+            out.append(Content.assemble((f"{i:>{width}}▶", "bold $text-error"), line.stylize("on $error 25%")))
+        else:
+            out.append(Content.assemble((f"{i:>{width}} ", "$text-muted"), line))
+    if truncated:
+        out.append(Content.from_markup(f"[dim]… truncated at {MAX_VIEW_BYTES} bytes[/]"))
+    return Content("\n").join(out)
+
+
+def diff_content(d: FileDiff) -> Content:
+    if d.status == "same":
+        return Content.from_markup("[dim]unchanged[/]")
+    out = []
+    for line in d.lines:
+        if line.startswith(("+++", "---")):
+            out.append(Content.styled(line, "bold"))
+        elif line.startswith("@@"):
+            out.append(Content.styled(line, "$text-accent"))
+        elif line.startswith("+"):
+            out.append(Content.styled(line, "$text-success on $success 10%"))
+        elif line.startswith("-"):
+            out.append(Content.styled(line, "$text-error on $error 10%"))
+        else:
+            out.append(Content(line))
+    return Content("\n").join(out)
+
+
+def tail_content(text: str, empty: str) -> Content:
+    if not text:
+        return Content.from_markup(f"[dim]{empty}[/]")
+    return Content(text.rstrip("\n"))
+
+
+class InspectorScreen(CambrianScreen):
+    CSS_PATH = "inspector.tcss"
+    HELP_TITLE = "Generation inspector"
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("n", "next_failed", "Next failed gen"),
+        Binding("p", "prev_failed", "Prev failed gen"),
+        Binding("s", "next_failed_stage", "Next failed stage"),
+        Binding("u", "parent", "Parent gen"),
+        Binding("o", "open_location", "Open file"),
+        Binding("1", "tab('report')", "Report", show=False),
+        Binding("2", "tab('output')", "Output", show=False),
+        Binding("3", "tab('files')", "Files", show=False),
+        Binding("4", "tab('diff')", "Diff", show=False),
+        Binding("5", "tab('log')", "Log", show=False),
+        Binding("6", "tab('llm')", "LLM calls", show=False),
+    ]
+
+    def __init__(self, number: int, campaign_id: str | None = None) -> None:
+        super().__init__()
+        self.number = number
+        self.campaign_id = campaign_id
+        self.detail: GenerationDetail | None = None
+        self.failed: list[int] = []
+        self.rows: list[CheckRow] = []
+        self.diffs: list[FileDiff] = []
+        self.file_paths: list[str] = []
+        self._epoch = 0
+        self._log_last = 0
+        self._pending_line: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("loading…", id="insp-header")
+        with TabbedContent(id="insp-tabs", initial="tab-report"):
+            with TabPane("Report", id="tab-report"):
+                with Vertical():
+                    yield DataTable(id="checks", cursor_type="row")
+                    yield Static("", id="check-detail")
+            with TabPane("Output", id="tab-output"):
+                with Horizontal():
+                    with VerticalScroll(id="stdout-box", can_focus=True):
+                        yield Static("", id="stdout")
+                    with VerticalScroll(id="stderr-box", can_focus=True):
+                        yield Static("", id="stderr")
+            with TabPane("Files", id="tab-files"):
+                with Horizontal():
+                    yield OptionList(id="file-list")
+                    with VerticalScroll(id="file-box", can_focus=True):
+                        yield Static("", id="file-code")
+            with TabPane("Diff vs parent", id="tab-diff"):
+                with Horizontal():
+                    yield OptionList(id="diff-list")
+                    with VerticalScroll(id="diff-box", can_focus=True):
+                        yield Static("", id="diff-code")
+            with TabPane("Rig log", id="tab-log"):
+                yield LogView(id="insp-log", max_lines=20_000)
+            with TabPane("LLM calls", id="tab-llm"):
+                yield DataTable(id="llm", cursor_type="row")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        checks = self.query_one("#checks", DataTable)
+        checks.add_column("check", key="check", width=44)
+        checks.add_column("result", key="result", width=7)
+        checks.add_column("time", key="time", width=7)
+        checks.add_column("detail", key="detail")
+        llm = self.query_one("#llm", DataTable)
+        for col in ("provider", "model", "purpose", "in", "out", "cache r/w", "cost", "latency", "outcome", "sim"):
+            llm.add_column(col, key=col)
+        self.query_one("#stdout-box").border_title = "stdout tail"
+        self.query_one("#stderr-box").border_title = "stderr tail"
+        self.query_one("#file-list").border_title = "Files"
+        self.query_one("#diff-list").border_title = "Changed files"
+        self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
+        self.load(self.number)
+
+    # loading --------------------------------------------------------------------------------
+
+    def load(self, number: int) -> None:
+        self.number = number
+        self._epoch += 1
+        self._log_last = 0
+        data = self.data
+        cid = self.campaign_id
+
+        def fetch():
+            detail = data.generation_detail(number)
+            failed = data.failed_numbers(cid if cid is not None else detail.campaign_id)
+            return DetailLoaded(detail, failed)
+
+        self.background("generation", fetch)
+        self._fetch_log(reset=True)
+
+    def _fetch_log(self, reset: bool) -> None:
+        n, epoch = self.number, self._epoch
+        after = 0 if reset else self._log_last
+        data = self.data
+        self.background("log", lambda: LogBatch(n, *data.log_tail(n, after_id=after), reset, epoch),
+                        group=f"insp-log-{epoch}", exclusive=not reset)
+
+    def _on_db_changed(self, _v: int) -> None:
+        if self.detail is not None and self.detail.outcome in ("in_progress", "tested"):
+            self._fetch_log(reset=False)
+            self.load_quiet()
+
+    def load_quiet(self) -> None:
+        n = self.number
+        data = self.data
+        cid = self.campaign_id
+        self.background("generation", lambda: DetailLoaded(data.generation_detail(n), data.failed_numbers(cid)))
+
+    def on_log_batch(self, message: LogBatch) -> None:
+        if message.epoch != self._epoch:
+            return
+        log = self.query_one("#insp-log", LogView)
+        if message.reset:
+            log.set_lines(message.lines)
+        else:
+            log.append(message.lines)
+        self._log_last = max(self._log_last, message.last_id)
+        log.border_title = f"rig log · {log.line_count} lines"
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        d = message.detail
+        if d.number != self.number:
+            return
+        first = self.detail is None or self.detail.number != d.number
+        self.detail = d
+        self.failed = message.failed
+        self._show_header(d)
+        self._show_report(d, reset_cursor=first)
+        self._show_output(d)
+        if first:
+            self._show_files(d)
+            self._show_diff(d)
+        self._show_llm(d)
+
+    # rendering ---------------------------------------------------------------------------------
+
+    def _show_header(self, d: GenerationDetail) -> None:
+        colour = {"promoted": "$text-success", "failed": "$text-error", "timeout": "$text-warning",
+                  "in_progress": "$text-accent"}.get(d.outcome, "$text")
+        parent = f" ← #{d.parent}" if d.parent is not None else " (root)"
+        verdict = d.outcome
+        if d.failure_stage and d.failure_stage != "none":
+            verdict += f" at {d.failure_stage}"
+        pos = ""
+        if d.number in self.failed:
+            pos = f" · failure {self.failed.index(d.number) + 1} of {len(self.failed)}"
+        sim = " [reverse $text-warning] SIMULATED [/]" if d.simulated else ""
+        line1 = (f"[b]Generation #{d.number}[/b]{parent}  [{colour}]{verdict}[/]"
+                 f"  [dim]campaign[/] {d.campaign_id or '-'}  [dim]attempt[/] {d.attempt}{pos}{sim}")
+        reason = f"[dim]reason[/] {d.reason}  " if d.reason else ""
+        line2 = (f"{reason}[dim]artifact[/] {short_hash(d.artifact_hash)} · {len(d.files)} files"
+                 f"  [dim]spec[/] {short_hash(d.spec_hash)}  [dim]created[/] {d.created_at}")
+        self.query_one("#insp-header", Static).update(Content.from_markup(line1 + "\n" + line2))
+        self.sub_title = f"#{d.number}"
+
+    def _show_report(self, d: GenerationDetail, reset_cursor: bool) -> None:
+        table = self.query_one("#checks", DataTable)
+        keep = table.cursor_row
+        table.clear()
+        self.rows = check_rows(d.report)
+        if not self.rows:
+            msg = "no viability report yet" if d.outcome in ("in_progress", "tested") else "no viability report"
+            table.add_row(Content.from_markup(f"[dim]{msg}[/]"), "", "", "", key="none")
+            self.query_one("#check-detail", Static).update(
+                Content.from_markup(f"[dim]{d.reason or ''}[/]") if d.reason else "")
+            return
+        for row in self.rows:
+            indent = "  " * row.depth
+            if row.passed is None:
+                result = Content.from_markup("[dim]–[/]")
+                name = Content.from_markup(f"[dim]{indent}{row.name}[/]")
+            elif row.passed:
+                result = Content.from_markup("[$text-success]✓ pass[/]")
+                name = Content(indent + row.name)
+            else:
+                result = Content.from_markup("[$text-error b]✗ FAIL[/]")
+                name = Content.styled(indent + row.name, "$text-error" if row.depth else "bold $text-error")
+            detail = row.detail
+            if row.location:
+                detail = f"{row.location} · {detail}" if detail else row.location
+            table.add_row(name, result, row.duration, detail, key=row.key)
+        if reset_cursor:
+            first_fail = next((i for i, r in enumerate(self.rows) if r.failed and r.depth), None)
+            if first_fail is None:
+                first_fail = next((i for i, r in enumerate(self.rows) if r.failed), 0)
+            table.move_cursor(row=first_fail, animate=False)
+        else:
+            table.move_cursor(row=min(keep, len(self.rows) - 1), animate=False)
+        self._show_check_detail(table.cursor_row)
+
+    def _show_check_detail(self, index: int) -> None:
+        box = self.query_one("#check-detail", Static)
+        if not (0 <= index < len(self.rows)):
+            box.update("")
+            return
+        row = self.rows[index]
+        status = "did not run" if row.passed is None else ("passed" if row.passed else "FAILED")
+        parts = [f"[b]{row.name}[/b] — {status}"]
+        if row.location:
+            parts.append(f"[dim]location[/] [$text-accent]{row.location}[/]  [dim](o opens the file)[/]")
+        text = Content.from_markup("\n".join(parts))
+        if row.error:
+            text = Content("\n").join([text, Content.styled(row.error, "$text-error")])
+        elif row.detail:
+            text = Content("\n").join([text, Content(row.detail)])
+        box.update(text)
+
+    @on(DataTable.RowHighlighted, "#checks")
+    def _check_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_check_detail(event.cursor_row)
+
+    @on(DataTable.RowSelected, "#checks")
+    def _check_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_location()
+
+    def _show_output(self, d: GenerationDetail) -> None:
+        diag = d.diagnostics
+        self.query_one("#stdout", Static).update(tail_content(diag.get("stdout_tail", ""), "no stdout captured"))
+        self.query_one("#stderr", Static).update(tail_content(diag.get("stderr_tail", ""), "no stderr captured"))
+
+    def _show_files(self, d: GenerationDetail) -> None:
+        ol = self.query_one("#file-list", OptionList)
+        ol.clear_options()
+        self.file_paths = sorted(d.files)
+        for p in self.file_paths:
+            size = len(d.files[p])
+            ol.add_option(Option(Content.assemble(p, (f"  {size:,} B", "$text-muted")), id=p))
+        ol.border_title = f"Files ({len(self.file_paths)})"
+        if self.file_paths:
+            main = next((p for p in self.file_paths if p.endswith(".py") and "test" not in p and p.endswith(
+                ("server.py", "app.py", "main.py"))), self.file_paths[0])
+            ol.highlighted = self.file_paths.index(main)
+            self._open_file(main)
+        else:
+            self.query_one("#file-code", Static).update(Content.from_markup("[dim]no artifact files recorded[/]"))
+
+    def _open_file(self, path: str, line: int | None = None) -> None:
+        if self.detail is None or path not in self.detail.files:
+            return
+        box = self.query_one("#file-box", VerticalScroll)
+        box.border_title = path
+        self.query_one("#file-code", Static).update(code_content(path, self.detail.files[path], mark_line=line))
+        target = max(0, (line or 1) - 4)
+        box.call_after_refresh(box.scroll_to, 0, target, animate=False)
+
+    @on(OptionList.OptionHighlighted, "#file-list")
+    def _file_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            line = self._pending_line
+            self._pending_line = None
+            self._open_file(event.option.id, line)
+
+    @on(OptionList.OptionSelected, "#file-list")
+    def _file_selected(self, event: OptionList.OptionSelected) -> None:
+        self.query_one("#file-box").focus()
+
+    def _show_diff(self, d: GenerationDetail) -> None:
+        ol = self.query_one("#diff-list", OptionList)
+        ol.clear_options()
+        code = self.query_one("#diff-code", Static)
+        if d.parent is None:
+            self.diffs = []
+            ol.border_title = "Changed files"
+            code.update(Content.from_markup("[dim]a root generation has no parent to diff against[/]"))
+            return
+        if d.parent_files is None:
+            self.diffs = []
+            code.update(Content.from_markup(f"[dim]parent #{d.parent} has no recorded artifact[/]"))
+            return
+        self.diffs = [x for x in file_diffs(d.parent_files, d.files) if x.status != "same"]
+        same = len(set(d.parent_files) & set(d.files)) - sum(1 for x in self.diffs if x.status == "modified")
+        for x in self.diffs:
+            sign = {"modified": "M", "added": "A", "removed": "D"}[x.status]
+            ol.add_option(Option(Content.assemble((f"{sign} ", "bold"), x.path,
+                                                  (f"  +{x.added}", "$text-success"),
+                                                  (f" -{x.removed}", "$text-error")), id=x.path))
+        ol.border_title = f"vs #{d.parent}: {len(self.diffs)} changed, {same} same"
+        if self.diffs:
+            ol.highlighted = 0
+            self._open_diff(self.diffs[0].path)
+        else:
+            code.update(Content.from_markup(f"[dim]identical to parent #{d.parent}[/]"))
+
+    def _open_diff(self, path: str) -> None:
+        d = next((x for x in self.diffs if x.path == path), None)
+        if d is None:
+            return
+        box = self.query_one("#diff-box", VerticalScroll)
+        box.border_title = f"{path} ({d.status})"
+        self.query_one("#diff-code", Static).update(diff_content(d))
+        box.scroll_home(animate=False)
+
+    @on(OptionList.OptionHighlighted, "#diff-list")
+    def _diff_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            self._open_diff(event.option.id)
+
+    def _show_llm(self, d: GenerationDetail) -> None:
+        table = self.query_one("#llm", DataTable)
+        table.clear()
+        for c in d.llm_calls:
+            table.add_row(c["provider"], c["model"], c["purpose"], human_tokens(c["input_tokens"]),
+                          human_tokens(c["output_tokens"]),
+                          f"{human_tokens(c['cache_read_input_tokens'])}/"
+                          f"{human_tokens(c['cache_creation_input_tokens'])}",
+                          f"${c['cost_usd']:.4f}", human_ms(c["latency_ms"]), c["outcome"],
+                          "SIM" if c["simulated"] else "")
+        if not d.llm_calls:
+            table.add_row("[dim]no LLM calls recorded[/]", *[""] * 9)
+
+    # actions -------------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_tab(self, name: str) -> None:
+        self.query_one("#insp-tabs", TabbedContent).active = f"tab-{name}"
+        focus = {"report": "#checks", "output": "#stdout-box", "files": "#file-list", "diff": "#diff-list",
+                 "log": "#insp-log", "llm": "#llm"}[name]
+        self.query_one(focus).focus()
+
+    def _jump(self, direction: int) -> None:
+        if not self.failed:
+            self.notify("no failed generations", timeout=2)
+            return
+        cur = self.number
+        if direction > 0:
+            target = next((n for n in self.failed if n > cur), None)
+        else:
+            target = next((n for n in reversed(self.failed) if n < cur), None)
+        if target is None:
+            self.notify("no more failed generations in this direction", timeout=2)
+            self.app.bell()
+            return
+        self.load(target)
+
+    def action_next_failed(self) -> None:
+        self._jump(+1)
+
+    def action_prev_failed(self) -> None:
+        self._jump(-1)
+
+    def action_parent(self) -> None:
+        if self.detail is not None and self.detail.parent is not None:
+            self.load(self.detail.parent)
+        else:
+            self.notify("this generation has no parent", timeout=2)
+
+    def action_next_failed_stage(self) -> None:
+        self.action_tab("report")
+        fails = [i for i, r in enumerate(self.rows) if r.failed]
+        if not fails:
+            self.notify("nothing failed in this report", timeout=2)
+            return
+        table = self.query_one("#checks", DataTable)
+        cur = table.cursor_row
+        target = next((i for i in fails if i > cur), fails[0])
+        table.move_cursor(row=target, animate=False)
+
+    def action_open_location(self) -> None:
+        """Open the file (at the line) of the failure under the cursor, else the file list."""
+        table = self.query_one("#checks", DataTable)
+        row = self.rows[table.cursor_row] if 0 <= table.cursor_row < len(self.rows) else None
+        path, line = None, None
+        if row is not None and row.location:
+            path, _, ln = row.location.partition(":")
+            line = int(ln) if ln.isdigit() else None
+        self.action_tab("files")
+        if path and path in self.file_paths:
+            ol = self.query_one("#file-list", OptionList)
+            idx = self.file_paths.index(path)
+            if ol.highlighted == idx:
+                self._open_file(path, line)
+            else:
+                self._pending_line = line
+                ol.highlighted = idx
+            self.query_one("#file-box").focus()

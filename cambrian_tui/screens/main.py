@@ -1,0 +1,495 @@
+"""Main screen: campaigns, the generation tree, the live rig log, fitness charts, status."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer
+
+from cambrian_tui.data import CampaignInfo, LineageModel
+from cambrian_tui.messages import (
+    CampaignsLoaded,
+    CommandSent,
+    GenerationChosen,
+    GenerationHighlighted,
+    JumpResolved,
+    LineageLoaded,
+    LogBatch,
+    StatusLoaded,
+    SummaryLoaded,
+)
+from cambrian_tui.screens.base import CambrianScreen
+from cambrian_tui.widgets.charts import FitnessCharts
+from cambrian_tui.widgets.lineage_tree import GenerationTree
+from cambrian_tui.widgets.log_view import LogView
+from cambrian_tui.widgets.status_bar import StatusBar
+
+ALL = "__all__"
+
+
+class MainScreen(CambrianScreen):
+    CSS_PATH = "main.tcss"
+    AUTO_FOCUS = "#gen-tree"
+
+    FAIL_GROUP = Binding.Group("Fail")
+    BINDINGS = [
+        Binding("n", "new_campaign", "New", tooltip="Start a new campaign (detached engine)"),
+        Binding("i", "inspect", "Inspect", tooltip="Open the generation inspector"),
+        Binding("f", "toggle_follow", "Follow", tooltip="Follow / pause the rig log"),
+        Binding("l", "live", "Live", tooltip="Show the running generation's log"),
+        Binding("left_square_bracket", "prev_failed", "Prev failed", group=FAIL_GROUP,
+                tooltip="Previous failed generation"),
+        Binding("right_square_bracket", "next_failed", "Next failed", group=FAIL_GROUP,
+                tooltip="Next failed generation"),
+        Binding("g", "goto", "Go #", tooltip="Jump to generation N"),
+        Binding("slash", "search", "Search", tooltip="Search generations, campaigns, specs"),
+        Binding("c", "cycle_chart", "Chart", tooltip="Next fitness chart"),
+        Binding("p", "pause", "Pause", tooltip="Pause the selected campaign"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected campaign"),
+        Binding("a", "abort", "Abort", tooltip="Abort the selected campaign"),
+        Binding("s", "app.switch_mode('spec')", "Specs", show=False, tooltip="Spec versions and diffs"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload everything now"),
+        Binding("1", "focus('campaigns')", "Campaigns", show=False, tooltip="Focus the campaign list"),
+        Binding("2", "focus('gen-tree')", "Tree", show=False, tooltip="Focus the generation tree"),
+        Binding("3", "focus('log')", "Log", show=False, tooltip="Focus the rig log"),
+    ]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause", "resume", "abort"):
+            c = self.current_campaign()
+            if c is None or not c.live:
+                return False
+            if action == "pause":
+                return c.state != "paused"
+            if action == "resume":
+                return c.state == "paused"
+        return True
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.campaign_id: str | None = None
+        self.campaigns: list[CampaignInfo] = []
+        self.lineage: LineageModel | None = None
+        self.failed: list[int] = []
+        self.running_gen: int | None = None
+        self.live_follow = True  # the log shows the running generation
+        self.log_gen: int | None = None
+        self.log_last_id = 0
+        self._log_epoch = 0
+        self._log_inflight = False
+        self._log_again = False
+        self._dirty = False
+        self._lineage_sig: tuple | None = None
+        self._summary_sig: tuple | None = None
+        self._first_campaigns = True
+        self._reveal_after_load: int | None = None
+        self._select_pending: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield DataTable(id="campaigns", cursor_type="row", zebra_stripes=False)
+                yield GenerationTree(id="gen-tree")
+            with Vertical(id="right"):
+                yield LogView(id="log")
+                yield FitnessCharts(id="charts")
+        yield StatusBar(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#campaigns", DataTable)
+        table.border_title = "Campaigns"
+        table.add_column("campaign", key="id", width=15)
+        table.add_column("state", key="state", width=10)
+        table.add_column("done", key="done", width=6)
+        table.add_column("viab", key="viab", width=4)
+        self.query_one("#gen-tree").border_title = "Generations"
+        log = self.query_one(LogView)
+        log.border_title = "Rig log"
+        log.empty_text = "select a generation to see its rig log"
+        self.query_one("#charts").border_title = "Fitness"
+        self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
+        if self.capp.live:
+            self.set_interval(1.0, self._tick, name="main-refresh")
+        self.reload_all()
+
+    def on_screen_resume(self) -> None:
+        if self._dirty:
+            self.reload_all()
+
+    # loading -------------------------------------------------------------------------------
+
+    def reload_all(self) -> None:
+        self._dirty = False
+        self.background("campaigns", lambda: CampaignsLoaded(self.data.campaigns()))
+        self._load_campaign_views()
+
+    def _load_campaign_views(self) -> None:
+        cid = self.campaign_id
+        lin_sig = self._lineage_sig
+        sum_sig = self._summary_sig
+        data = self.data
+
+        def lineage():
+            if lin_sig is not None and data.generation_signature(cid) == lin_sig:
+                return None
+            model = data.lineage(cid)
+            model.failed = data.failed_numbers(cid)  # type: ignore[attr-defined]
+            model.running = data.latest_running(cid)  # type: ignore[attr-defined]
+            return LineageLoaded(model)
+
+        def summary():
+            s = data.summary(cid)
+            if sum_sig is not None and s.signature == sum_sig:
+                return None
+            return SummaryLoaded(s)
+
+        self.background("lineage", lineage)
+        self.background("summary", summary)
+        self.background("status", lambda: StatusLoaded(data.status(cid)))
+
+    def _on_db_changed(self, _version: int) -> None:
+        self._dirty = True
+        self._fetch_log(reset=False)
+
+    def _tick(self) -> None:
+        if self._dirty and self.is_current:
+            self.reload_all()
+
+    # campaigns ------------------------------------------------------------------------------
+
+    def on_campaigns_loaded(self, message: CampaignsLoaded) -> None:
+        self.campaigns = message.campaigns
+        table = self.query_one("#campaigns", DataTable)
+        rows = [(ALL, "(all)", "", "", "")]
+        for c in message.campaigns:
+            viab = f"{100 * c.viable / c.finished:.0f}%" if c.finished else "-"
+            state = c.state if not (c.engine_alive and c.state == "running") else "running●"
+            rows.append((c.id, c.id, state, f"{c.finished}/{c.target or c.total}", viab))
+        keys = [str(k.value) for k in table.rows]
+        wanted = [r[0] for r in rows]
+        if keys == wanted:
+            for key, *cells in rows:
+                for col, value in zip(("id", "state", "done", "viab"), cells):
+                    table.update_cell(key, col, value)
+        else:
+            current = self.campaign_id or ALL
+            table.clear()
+            for key, *cells in rows:
+                table.add_row(*cells, key=key)
+            if self._select_pending in wanted:
+                current = self._select_pending
+                self._select_pending = None
+            elif self._first_campaigns:
+                # attach to what is running, else the newest campaign
+                live = [c for c in message.campaigns if c.engine_alive or c.state == "running"]
+                pick = live[0] if live else (message.campaigns[0] if message.campaigns else None)
+                current = pick.id if pick else ALL
+            if current in wanted:
+                table.move_cursor(row=wanted.index(current), animate=False)
+        self._first_campaigns = False
+        self.refresh_bindings()
+        table.border_title = f"Campaigns ({len(message.campaigns)})"
+
+    @on(DataTable.RowHighlighted, "#campaigns")
+    def _campaign_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else ALL
+        cid = None if key == ALL else str(key)
+        if cid == self.campaign_id and self.lineage is not None:
+            return
+        self.campaign_id = cid
+        self._lineage_sig = None
+        self._summary_sig = None
+        self.live_follow = True
+        self.refresh_bindings()
+        self._load_campaign_views()
+
+    @on(DataTable.RowSelected, "#campaigns")
+    def _campaign_selected(self, event: DataTable.RowSelected) -> None:
+        self.query_one(GenerationTree).focus()
+
+    def select_campaign(self, campaign_id: str | None) -> None:
+        """Show a campaign (None: all generations); waits for it if not listed yet."""
+        table = self.query_one("#campaigns", DataTable)
+        key = campaign_id or ALL
+        keys = [str(k.value) for k in table.rows]
+        if key in keys:
+            table.move_cursor(row=keys.index(key), animate=False)
+        else:
+            self._select_pending = key
+            self.reload_all()
+
+    def campaign_started(self, campaign_id: str) -> None:
+        self._select_pending = campaign_id
+        self.live_follow = True
+        self.reload_all()
+
+    def current_campaign(self) -> CampaignInfo | None:
+        return next((c for c in self.campaigns if c.id == self.campaign_id), None)
+
+    # lineage ----------------------------------------------------------------------------
+
+    def on_lineage_loaded(self, message: LineageLoaded) -> None:
+        model = message.model
+        if model.campaign_id != self.campaign_id:
+            return
+        tree = self.query_one(GenerationTree)
+        self.lineage = model
+        self._lineage_sig = model.signature
+        self.failed = getattr(model, "failed", [])
+        running = getattr(model, "running", None)
+        new_running = running is not None and running != self.running_gen
+        self.running_gen = running
+        tree.set_model(model, reveal_latest=self.live_follow and new_running)
+        c = model.counts
+        parts = [f"{len(model.numbers)}"]
+        for key, glyph in (("promoted", "✓"), ("failed", "✗"), ("timeout", "⏱"), ("in_progress", "●")):
+            if c.get(key):
+                parts.append(f"{glyph}{c[key]}")
+        tree.border_title = "Generations " + " ".join(parts)
+        pending = self._reveal_after_load
+        if pending is not None and pending in model.parent:
+            self._reveal_after_load = None
+            self.live_follow = False
+            tree.reveal(pending)
+            tree.focus()
+            self._show_log(pending)
+            return
+        if self.live_follow and running is not None:
+            tree.reveal(running, select=False)
+            self._show_log(running)
+        elif self.log_gen is None or self.log_gen not in model.parent:
+            target = tree.selected_generation
+            if target is None and model.numbers:
+                target = model.spine[-1] if model.spine else model.numbers[-1]
+            if target is not None:
+                self._show_log(target)
+
+    def on_generation_highlighted(self, message: GenerationHighlighted) -> None:
+        n = message.number
+        if n == self.log_gen:
+            return
+        if n != self.running_gen:
+            self.live_follow = False
+        self._show_log(n)
+
+    def on_generation_chosen(self, message: GenerationChosen) -> None:
+        self.open_inspector(message.number)
+
+    def open_inspector(self, number: int) -> None:
+        from cambrian_tui.screens.inspector import InspectorScreen
+
+        self.app.push_screen(InspectorScreen(number, campaign_id=self.campaign_id))
+
+    # log -------------------------------------------------------------------------------------
+
+    def _show_log(self, n: int) -> None:
+        if n == self.log_gen:
+            return
+        self.log_gen = n
+        self.log_last_id = 0
+        self._log_epoch += 1
+        log = self.query_one(LogView)
+        log.clear()
+        log.empty_text = "no rig output for this generation"
+        self._update_log_title()
+        self._log_inflight = False
+        self._fetch_log(reset=True)
+
+    def _fetch_log(self, reset: bool) -> None:
+        n = self.log_gen
+        if n is None:
+            return
+        if self._log_inflight and not reset:
+            self._log_again = True
+            return
+        self._log_inflight = True
+        self._log_again = False
+        after = 0 if reset else self.log_last_id
+        epoch = self._log_epoch
+        data = self.data
+
+        def fetch():
+            lines, last = data.log_tail(n, after_id=after)
+            return LogBatch(n, lines, last, reset, epoch)
+
+        self.background("log", fetch, group=f"log-{epoch}", exclusive=False)
+
+    def on_log_batch(self, message: LogBatch) -> None:
+        if message.epoch != self._log_epoch or message.generation != self.log_gen:
+            return
+        self._log_inflight = False
+        log = self.query_one(LogView)
+        if message.reset:
+            log.set_lines(message.lines)
+        else:
+            log.append(message.lines)
+        self.log_last_id = max(self.log_last_id, message.last_id)
+        self._update_log_title()
+        if self._log_again:
+            self._fetch_log(reset=False)
+
+    def _update_log_title(self) -> None:
+        log = self.query_one(LogView)
+        n = self.log_gen
+        if n is None:
+            log.border_title = "Rig log"
+            return
+        mode = "following" if log.follow else f"paused (+{log.unseen} new)" if log.unseen else "paused"
+        live = " · live" if (self.live_follow and n == self.running_gen) else ""
+        log.border_title = f"Rig log — #{n}{live}"
+        log.border_subtitle = f"{log.line_count} lines · {mode}"
+
+    def action_toggle_follow(self) -> None:
+        log = self.query_one(LogView)
+        log.follow = not log.follow
+        self._update_log_title()
+        self.notify("log: following" if log.follow else "log: paused", timeout=1.5)
+
+    def action_live(self) -> None:
+        self.live_follow = True
+        if self.running_gen is not None:
+            self.query_one(GenerationTree).reveal(self.running_gen)
+            self._show_log(self.running_gen)
+        else:
+            self.notify("nothing is running in this campaign", timeout=2)
+
+    # navigation ------------------------------------------------------------------------------
+
+    def action_inspect(self) -> None:
+        n = self.query_one(GenerationTree).selected_generation or self.log_gen
+        if n is None:
+            self.notify("no generation selected", severity="warning", timeout=2)
+            return
+        self.open_inspector(n)
+
+    def _jump_failed(self, direction: int) -> None:
+        tree = self.query_one(GenerationTree)
+        if not self.failed:
+            self.notify("no failed generations here", timeout=2)
+            return
+        cur = tree.selected_generation
+        if cur is None:
+            target = self.failed[0] if direction > 0 else self.failed[-1]
+        elif direction > 0:
+            target = next((n for n in self.failed if n > cur), self.failed[0])
+        else:
+            target = next((n for n in reversed(self.failed) if n < cur), self.failed[-1])
+        self.live_follow = False
+        tree.reveal(target)
+        tree.focus()
+
+    def action_next_failed(self) -> None:
+        self._jump_failed(+1)
+
+    def action_prev_failed(self) -> None:
+        self._jump_failed(-1)
+
+    def jump_to_generation(self, n: int) -> None:
+        """Select generation n (switching to its campaign or 'all' if needed)."""
+        if self.lineage is not None and n in self.lineage.parent:
+            self.live_follow = False
+            tree = self.query_one(GenerationTree)
+            tree.reveal(n)
+            tree.focus()
+            return
+        data = self.data
+
+        def find():
+            return JumpResolved(n, data.generation_campaign(n))
+
+        self.background("jump", find)
+
+    def on_jump_resolved(self, message: JumpResolved) -> None:
+        table = self.query_one("#campaigns", DataTable)
+        key = message.campaign_id or ALL
+        keys = [str(k.value) for k in table.rows]
+        if key not in keys:
+            key = ALL
+        self.live_follow = False
+        table.move_cursor(row=keys.index(key), animate=False)
+        # lineage for that campaign arrives later; reveal then
+        self._reveal_after_load = message.number
+
+    def action_goto(self) -> None:
+        from cambrian_tui.screens.dialogs import JumpDialog
+
+        def done(n: int | None) -> None:
+            if n is not None:
+                self.jump_to_generation(n)
+
+        self.app.push_screen(JumpDialog(), done)
+
+    def action_search(self) -> None:
+        self.capp.action_search()
+
+    def action_cycle_chart(self) -> None:
+        self.query_one(FitnessCharts).cycle()
+
+    def action_focus(self, wid: str) -> None:
+        self.query_one(f"#{wid}").focus()
+
+    def action_refresh(self) -> None:
+        self._lineage_sig = None
+        self._summary_sig = None
+        self.reload_all()
+
+    # campaign control ------------------------------------------------------------------------
+
+    def action_new_campaign(self) -> None:
+        self.capp.action_new_campaign()
+
+    def _command(self, command: str) -> None:
+        c = self.current_campaign()
+        if c is None:
+            self.notify("select a campaign first", severity="warning", timeout=2)
+            return
+        if not c.live:
+            self.notify(f"campaign {c.id} is {c.state}; nothing to {command}", severity="warning", timeout=3)
+            return
+        data = self.data
+
+        def send():
+            data.send_command(c.id, command)
+            return CommandSent(c.id, command)
+
+        self.background(f"{command} {c.id}", send, group="command", exclusive=False)
+
+    def on_command_sent(self, message: CommandSent) -> None:
+        self.notify(f"{message.command} sent to {message.campaign_id}", timeout=3)
+        self._dirty = True
+
+    def action_pause(self) -> None:
+        self._command("pause")
+
+    def action_resume(self) -> None:
+        self._command("resume")
+
+    def action_abort(self) -> None:
+        c = self.current_campaign()
+        if c is None or not c.live:
+            self._command("abort")
+            return
+        from cambrian_tui.screens.dialogs import ConfirmDialog
+
+        def done(ok: bool | None) -> None:
+            if ok:
+                self._command("abort")
+
+        self.app.push_screen(ConfirmDialog(f"Abort campaign {c.id}?",
+                                           "Running generations are interrupted; the record is kept."), done)
+
+    # summary, status --------------------------------------------------------------------------
+
+    def on_summary_loaded(self, message: SummaryLoaded) -> None:
+        if message.summary.campaign_id != self.campaign_id:
+            return
+        self._summary_sig = message.summary.signature
+        self.query_one(FitnessCharts).update_summary(message.summary)
+
+    def on_status_loaded(self, message: StatusLoaded) -> None:
+        self.query_one(StatusBar).update_status(message.status)
+
+

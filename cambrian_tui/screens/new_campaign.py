@@ -1,0 +1,214 @@
+"""New-campaign form: spec, provider, model, N, P, budgets, seed → a detached engine."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.content import Content
+from textual.validation import Integer, Number
+from textual.widgets import Button, Input, Label, Select, Static
+
+from cambrian_tui.data import DEFAULT_MODEL, SpecVersionInfo, short_hash
+from cambrian_tui.messages import CampaignStarted, LoadFailed, SpecVersionsLoaded
+from cambrian_tui.screens.base import CambrianModal
+
+
+def default_provider() -> str:
+    return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "sim"
+
+
+def build_settings(values: dict[str, str], spec_hash: str) -> Any:
+    """Form strings -> core.models.CampaignSettings (raises ValueError with a clear message)."""
+    from pydantic import ValidationError
+
+    from core.models import CampaignSettings
+
+    def opt_int(key: str) -> int | None:
+        v = values.get(key, "").strip()
+        return int(v) if v else None
+
+    def opt_float(key: str) -> float | None:
+        v = values.get(key, "").strip().lstrip("$")
+        return float(v) if v else None
+
+    try:
+        kwargs: dict[str, Any] = dict(
+            spec_hash=spec_hash,
+            generations=opt_int("generations") or 6,
+            parallelism=opt_int("parallelism") or 1,
+            provider=values.get("provider") or "sim",
+            model=values.get("model", "").strip() or DEFAULT_MODEL.get(values.get("provider") or "sim", "sim-1"),
+            seed=opt_int("seed") or 0,
+            max_retries=opt_int("max_retries") if values.get("max_retries", "").strip() else 1,
+            budget_usd=opt_float("budget_usd"),
+            budget_tokens=opt_int("budget_tokens"),
+            budget_wall_s=opt_float("budget_wall_s"),
+            backend=values.get("backend") or "docker",
+        )
+        return CampaignSettings(**kwargs)
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err.get("loc", ()))
+            msgs.append(f"{loc}: {err.get('msg')}")
+        raise ValueError("; ".join(msgs)) from None
+    except ValueError as exc:
+        raise ValueError(f"not a number: {exc}") from None
+
+
+def start_campaign(home, spec_text: str, settings: Any, label: str = "") -> str:
+    """Start a detached engine (survives the TUI and the terminal); returns the campaign id."""
+    from core.engine.launch import start_detached  # type: ignore[import-not-found]
+
+    return start_detached(home, settings, spec_text, label=label)
+
+
+class NewCampaignScreen(CambrianModal[str | None]):
+    CSS_PATH = "new_campaign.tcss"
+    HELP_TITLE = "New campaign"
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "start", "Start campaign"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="new-campaign")
+        self.versions: list[SpecVersionInfo] = []
+
+    def compose(self) -> ComposeResult:
+        prov = default_provider()
+        with Vertical(id="nc-box"):
+            yield Label("New campaign", id="nc-title")
+            with Grid(id="nc-grid"):
+                yield Label("Spec")
+                yield Select([], id="nc-spec", prompt="loading specs…", allow_blank=True, classes="wide")
+                yield Label("Provider")
+                yield Select([("sim (offline)", "sim"), ("anthropic", "anthropic"),
+                              ("replay (cassette)", "replay")], id="nc-provider", value=prov, allow_blank=False)
+                yield Label("Model")
+                yield Input(DEFAULT_MODEL[prov], id="nc-model")
+                yield Label("Generations N")
+                yield Input("6", id="nc-generations", type="integer", validators=[Integer(1, 100_000)])
+                yield Label("Parallelism P")
+                yield Input("1", id="nc-parallelism", type="integer", validators=[Integer(1, 64)])
+                yield Label("Retries / gen")
+                yield Input("1", id="nc-max_retries", type="integer", validators=[Integer(0, 10)])
+                yield Label("Seed")
+                yield Input("0", id="nc-seed", type="integer", validators=[Integer()])
+                yield Label("Budget $")
+                yield Input("", id="nc-budget_usd", placeholder="no cap", type="number",
+                            validators=[Number(minimum=0)])
+                yield Label("Budget tokens")
+                yield Input("", id="nc-budget_tokens", placeholder="no cap", type="integer",
+                            validators=[Integer(minimum=0)])
+                yield Label("Wall time (s)")
+                yield Input("", id="nc-budget_wall_s", placeholder="no cap", type="number",
+                            validators=[Number(minimum=0)])
+                yield Label("Rig backend")
+                yield Select([("docker", "docker"), ("bwrap (weaker)", "bwrap"),
+                              ("none (trusted)", "none")], id="nc-backend", value="docker",
+                             allow_blank=False)
+                yield Label("Label")
+                yield Input("", id="nc-label", placeholder="optional", classes="wide")
+            yield Static("", id="nc-error")
+            with Horizontal(id="nc-buttons"):
+                yield Static(Content.from_markup("[dim]ctrl+s start · escape cancel · the engine runs detached[/]"),
+                             id="nc-hint")
+                yield Button("Cancel", id="nc-cancel")
+                yield Button("Start", id="nc-start", variant="success")
+
+    def on_mount(self) -> None:
+        data = self.data
+        self.background("specs", lambda: SpecVersionsLoaded(data.spec_versions()))
+        self.query_one("#nc-spec", Select).focus()
+
+    def on_spec_versions_loaded(self, message: SpecVersionsLoaded) -> None:
+        self.versions = message.versions
+        sel = self.query_one("#nc-spec", Select)
+        options = [(f"{v.title}  ({v.origin}, {short_hash(v.hash, 8)})", v.hash) for v in reversed(self.versions)]
+        sel.set_options(options)
+        sel.prompt = "choose a spec" if options else "no specs: add one with `cambrian spec` or spec/*.md"
+        if options:
+            sel.value = options[0][1]
+
+    @on(Select.Changed, "#nc-provider")
+    def _provider_changed(self, event: Select.Changed) -> None:
+        model = self.query_one("#nc-model", Input)
+        if model.value in DEFAULT_MODEL.values() or not model.value:
+            model.value = DEFAULT_MODEL.get(str(event.value), "")
+
+    @on(Button.Pressed, "#nc-start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#nc-cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def _values(self) -> dict[str, str]:
+        out = {}
+        for key in ("model", "generations", "parallelism", "max_retries", "budget_usd", "budget_tokens",
+                    "budget_wall_s", "seed", "label"):
+            out[key] = self.query_one(f"#nc-{key}", Input).value
+        for key in ("provider", "backend"):
+            v = self.query_one(f"#nc-{key}", Select).value
+            out[key] = "" if v is Select.BLANK else str(v)
+        return out
+
+    def _error(self, text: str) -> None:
+        self.query_one("#nc-error", Static).update(Content.styled(text, "$text-error") if text else "")
+
+    def action_start(self) -> None:
+        spec_sel = self.query_one("#nc-spec", Select)
+        if spec_sel.value is Select.BLANK:
+            self._error("choose a spec first")
+            return
+        version = next((v for v in self.versions if v.hash == spec_sel.value), None)
+        if version is None:
+            self._error("unknown spec")
+            return
+        values = self._values()
+        try:
+            settings = build_settings(values, version.hash)
+        except ValueError as exc:
+            self._error(str(exc))
+            return
+        if settings.provider == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+            self._error("provider anthropic needs ANTHROPIC_API_KEY in the environment (use sim offline)")
+            return
+        self._error("")
+        self.query_one("#nc-start", Button).disabled = True
+        self.query_one("#nc-hint", Static).update(Content.from_markup("[$text-accent]starting engine…[/]"))
+        data = self.data
+        home = self.capp.home
+        label = values.get("label", "").strip()
+
+        def launch():
+            text = data.spec_text(version)
+            return CampaignStarted(start_campaign(home, text, settings, label))
+
+        self.background("start campaign", launch)
+
+    def on_campaign_started(self, message: CampaignStarted) -> None:
+        message.stop()
+        self.dismiss(message.campaign_id)
+
+    def on_load_failed(self, message: LoadFailed) -> None:
+        message.stop()
+        err = message.error
+        if isinstance(err, ImportError):
+            text = f"the engine is not available: {err}"
+        else:
+            text = f"{message.what} failed: {err}"
+        self._error(text)
+        self.query_one("#nc-start", Button).disabled = False
+        self.query_one("#nc-hint", Static).update("")
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

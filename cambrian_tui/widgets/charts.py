@@ -1,0 +1,154 @@
+"""Fitness charts (textual-plotext): viability with its interval, cost and tokens, tests."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.color import Color
+from textual.containers import Vertical
+from textual.widgets import Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from cambrian_tui.data import CampaignSummary, human_tokens
+
+CHARTS = ("viability", "cost", "tests")
+
+
+def headline(s: CampaignSummary | None) -> str:
+    """One line of campaign figures (plain text with Textual markup)."""
+    if s is None:
+        return "[dim]loading…[/]"
+    if s.generations == 0:
+        return "[dim]no generations yet[/]"
+    parts = []
+    if s.viability_rate is not None and s.viability_interval is not None:
+        lo, hi = s.viability_interval
+        parts.append(f"[b]viability {s.viability_rate * 100:.1f}%[/] [dim]95% {lo * 100:.0f}–{hi * 100:.0f}%[/]")
+    else:
+        parts.append("viability [dim]n/a[/]")
+    parts.append(f"[$text-success]✓{s.viable}[/] [$text-error]✗{s.failed}[/]")
+    if s.running:
+        parts.append(f"[$text-accent]●{s.running}[/]")
+    parts.append(f"{s.finished}/{s.generations} done")
+    if s.failure_stages:
+        top = ", ".join(f"{k} {v}" for k, v in list(s.failure_stages.items())[:3])
+        parts.append(f"[dim]fails:[/] {top}")
+    parts.append(f"${s.cost_usd:.2f} · {human_tokens(s.tokens)} tok")
+    if s.cost_per_viable is not None:
+        parts.append(f"[dim]${s.cost_per_viable:.3f}/viable[/]")
+    return "  ·  ".join(parts)
+
+
+class FitnessCharts(Vertical):
+    DEFAULT_CSS = """
+    FitnessCharts { height: 1fr; }
+    FitnessCharts #headline { height: 2; padding: 0 1; color: $text; }
+    FitnessCharts TabbedContent { height: 1fr; }
+    FitnessCharts TabPane { padding: 0; }
+    FitnessCharts PlotextPlot { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.summary: CampaignSummary | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(headline(None), id="headline", markup=True)
+        with TabbedContent(id="chart-tabs"):
+            with TabPane("Viability", id="chart-viability"):
+                yield PlotextPlot(id="plot-viability")
+            with TabPane("Cost & tokens", id="chart-cost"):
+                yield PlotextPlot(id="plot-cost")
+            with TabPane("Tests", id="chart-tests"):
+                yield PlotextPlot(id="plot-tests")
+
+    def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _t: self._draw())
+        self._draw()
+
+    def cycle(self) -> str:
+        tabs = self.query_one(TabbedContent)
+        ids = [f"chart-{c}" for c in CHARTS]
+        cur = tabs.active if tabs.active in ids else ids[0]
+        nxt = ids[(ids.index(cur) + 1) % len(ids)]
+        tabs.active = nxt
+        return nxt.removeprefix("chart-")
+
+    def update_summary(self, summary: CampaignSummary) -> None:
+        self.summary = summary
+        self.query_one("#headline", Static).update(headline(summary))
+        self._draw()
+
+    # drawing -------------------------------------------------------------------------------
+
+    def _rgb(self, var: str) -> tuple[int, int, int]:
+        try:
+            c = Color.parse(self.app.theme_variables.get(var, "white"))
+            return (c.r, c.g, c.b)
+        except Exception:
+            return (200, 200, 200)
+
+    def _draw(self) -> None:
+        s = self.summary
+        self._draw_viability(self.query_one("#plot-viability", PlotextPlot), s)
+        self._draw_cost(self.query_one("#plot-cost", PlotextPlot), s)
+        self._draw_tests(self.query_one("#plot-tests", PlotextPlot), s)
+
+    @staticmethod
+    def _int_ticks(plt, x: list[int]) -> None:
+        if not x:
+            return
+        lo, hi = min(x), max(x)
+        if hi == lo:
+            plt.xticks([lo], [str(lo)])
+            return
+        ticks = sorted({round(lo + (hi - lo) * i / 4) for i in range(5)})
+        plt.xticks(ticks, [str(t) for t in ticks])
+
+    def _reset(self, plot: PlotextPlot):
+        plt = plot.plt
+        plt.clear_figure()
+        plt.clear_data()
+        return plt
+
+    def _draw_viability(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
+        plt = self._reset(plot)
+        plt.title("viability % (running rate, 95% interval)")
+        if s is None or not s.trend:
+            plt.title("viability % — no finished generations yet")
+            plot.refresh()
+            return
+        x = [p.number for p in s.trend]
+        muted = self._rgb("foreground-muted") if "foreground-muted" in self.app.theme_variables else (128, 128, 128)
+        plt.plot(x, [p.hi * 100 for p in s.trend], color=muted, marker="braille")
+        plt.plot(x, [p.lo * 100 for p in s.trend], color=muted, marker="braille")
+        plt.plot(x, [p.rate * 100 for p in s.trend], color=self._rgb("success"), marker="braille")
+        plt.ylim(0, 100)
+        self._int_ticks(plt, x)
+        plt.xlabel("generation")
+        plot.refresh()
+
+    def _draw_cost(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
+        plt = self._reset(plot)
+        plt.title("cumulative cost ($, left) and tokens (right)")
+        if s is None or not s.cost_x:
+            plot.refresh()
+            return
+        plt.plot(s.cost_x, s.cost_cum, color=self._rgb("warning"), marker="braille", yside="left",
+                 label="$")
+        plt.plot(s.cost_x, s.tokens_cum, color=self._rgb("accent"), marker="braille", yside="right",
+                 label="tokens")
+        self._int_ticks(plt, s.cost_x)
+        plt.xlabel("generation")
+        plot.refresh()
+
+    def _draw_tests(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
+        plt = self._reset(plot)
+        plt.title("tests run / passed per generation")
+        if s is None or not s.tests_x:
+            plot.refresh()
+            return
+        plt.plot(s.tests_x, s.tests_run, color=self._rgb("primary"), marker="braille", label="run")
+        plt.plot(s.tests_x, s.tests_passed, color=self._rgb("success"), marker="braille", label="passed")
+        self._int_ticks(plt, s.tests_x)
+        plt.xlabel("generation")
+        plot.refresh()

@@ -95,7 +95,7 @@ class BwrapBackend(LocalBackend):
                  "--size", str(size), "--tmpfs", "/tmp",
                  "--size", str(size), "--tmpfs", "/workspace",
                  "--dir", "/rig", "--ro-bind", str(RUNNER_PATH), "/rig/runner.py",
-                 "--remount-ro", "/rig", "--chdir", "/workspace", "--clearenv"]
+                 "--chdir", "/workspace", "--clearenv"]
         for k, v in self.env(job, tmp, python).items():
             argv += ["--setenv", k, v]
         argv += ["--", python, "-I", "/rig/runner.py", "run"]

@@ -35,8 +35,8 @@ DEFAULT_MODEL = {"sim": "sim-1", "anthropic": "claude-sonnet-4-5", "replay": "re
 # --- small helpers --------------------------------------------------------------------
 
 
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (0..1)."""
+def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (0..1), as core.engine.stats."""
     if n <= 0:
         return (0.0, 1.0)
     p = successes / n
@@ -453,12 +453,24 @@ class DataSource:
 
     # summary and charts ------------------------------------------------------------------------
 
+    def summary_signature(self, campaign_id: str | None) -> tuple:
+        conn = self.store().conn
+        if campaign_id is None:
+            row = conn.execute("SELECT COUNT(*), TOTAL(cost_usd) FROM llm_calls").fetchone()
+        else:
+            row = conn.execute("SELECT COUNT(*), TOTAL(cost_usd) FROM llm_calls WHERE campaign_id=?",
+                               (campaign_id,)).fetchone()
+        return self.generation_signature(campaign_id) + (row[0], round(float(row[1] or 0), 6))
+
     def summary(self, campaign_id: str | None, max_points: int = 240) -> CampaignSummary:
+        """Headline figures and chart series. The viability rate follows the engine's
+        definition (core.engine.summary): judged = promoted or failed with a rig verdict."""
         st = self.store()
         conn = st.conn
+        signature = self.summary_signature(campaign_id)
         where, args = ("WHERE campaign_id=?", (campaign_id,)) if campaign_id is not None else ("", ())
         rows = conn.execute(
-            "SELECT number, outcome, failure_stage, json_extract(report_json, '$.checks.test.tests_run'), "
+            "SELECT number, outcome, failure_stage, status, json_extract(report_json, '$.checks.test.tests_run'), "
             f"json_extract(report_json, '$.checks.test.tests_passed') FROM generations {where} ORDER BY number",
             args).fetchall()
         spend_rows = conn.execute(
@@ -470,7 +482,7 @@ class DataSource:
         tokens = sum(v[0] for v in per_gen_spend.values())
         cost = sum(v[1] for v in per_gen_spend.values())
 
-        finished = viable = failed = running = 0
+        judged = viable = failed = running = finished = 0
         stages: Counter = Counter()
         trend: list[SeriesPoint] = []
         cost_x: list[int] = []
@@ -480,16 +492,18 @@ class DataSource:
         tests_run: list[int] = []
         tests_passed: list[int] = []
         c_cost, c_tok = 0.0, 0
-        for number, outcome, stage, t_run, t_pass in rows:
+        for number, outcome, stage, status, t_run, t_pass in rows:
             if outcome in FINISHED_OUTCOMES:
                 finished += 1
-                if outcome == "promoted":
-                    viable += 1
-                else:
+                if outcome != "promoted":
                     failed += 1
-                    stages[stage or outcome] += 1
-                lo, hi = wilson(viable, finished)
-                trend.append(SeriesPoint(number, viable / finished, lo, hi))
+                    if outcome in ("failed", "timeout"):
+                        stages[stage or "unknown"] += 1
+                if outcome in ("promoted", "failed") and status is not None:
+                    judged += 1
+                    viable += outcome == "promoted"
+                    lo, hi = wilson(viable, judged)
+                    trend.append(SeriesPoint(number, viable / judged, lo, hi))
             else:
                 running += 1
             tk, dl = per_gen_spend.get(number, (0, 0.0))
@@ -502,31 +516,19 @@ class DataSource:
                 tests_x.append(number)
                 tests_run.append(int(t_run))
                 tests_passed.append(int(t_pass or 0))
-        rate = viable / finished if finished else None
-        interval = wilson(viable, finished) if finished else None
-        # The engine's own summary, when it is there, is the reference for the headline.
-        if campaign_id is not None:
-            try:
-                from core.engine.summary import campaign_summary  # type: ignore
-
-                eng = campaign_summary(st, campaign_id)
-                rate = eng.get("viability_rate", rate)
-                iv = eng.get("viability_interval")
-                if iv:
-                    interval = (float(iv[0]), float(iv[1]))
-            except Exception:
-                pass
+        promoted = sum(1 for r in rows if r[1] == "promoted")
         return CampaignSummary(
-            campaign_id=campaign_id, viability_rate=rate, viability_interval=interval,
-            generations=len(rows), finished=finished, viable=viable, failed=failed, running=running,
+            campaign_id=campaign_id, viability_rate=(viable / judged) if judged else None,
+            viability_interval=wilson(viable, judged) if judged else None,
+            generations=len(rows), finished=finished, viable=promoted, failed=failed, running=running,
             tokens=tokens, cost_usd=cost, failure_stages=dict(stages.most_common()),
-            cost_per_viable=(cost / viable) if viable else None,
+            cost_per_viable=(cost / promoted) if promoted else None,
             trend=downsample(trend, max_points),
             cost_x=downsample(cost_x, max_points), cost_cum=downsample(cost_cum, max_points),
             tokens_cum=downsample(tokens_cum, max_points),
             tests_x=downsample(tests_x, max_points), tests_run=downsample(tests_run, max_points),
             tests_passed=downsample(tests_passed, max_points),
-            signature=self.generation_signature(campaign_id) + (len(per_gen_spend), round(cost, 6)),
+            signature=signature,
         )
 
     # one generation ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
@@ -56,5 +56,8 @@ class CambrianScreen(BackgroundMixin, Screen):
     pass
 
 
-class CambrianModal(BackgroundMixin, ModalScreen):
+ResultT = TypeVar("ResultT")
+
+
+class CambrianModal(BackgroundMixin, ModalScreen[ResultT]):
     pass

@@ -29,6 +29,13 @@ from cambrian_tui.widgets.status_bar import StatusBar
 ALL = "__all__"
 
 
+def short_campaign(cid: str, width: int = 15) -> str:
+    """Campaign ids end in a unique suffix (c-YYYYMMDD-HHMMSS-xxxx): keep the end."""
+    if len(cid) <= width:
+        return cid
+    return cid[:2] + "…" + cid[-(width - 3):]
+
+
 class MainScreen(CambrianScreen):
     CSS_PATH = "main.tcss"
     AUTO_FOCUS = "#gen-tree"
@@ -141,10 +148,9 @@ class MainScreen(CambrianScreen):
             return LineageLoaded(model)
 
         def summary():
-            s = data.summary(cid)
-            if sum_sig is not None and s.signature == sum_sig:
+            if sum_sig is not None and data.summary_signature(cid) == sum_sig:
                 return None
-            return SummaryLoaded(s)
+            return SummaryLoaded(data.summary(cid))
 
         self.background("lineage", lineage)
         self.background("summary", summary)
@@ -167,7 +173,7 @@ class MainScreen(CambrianScreen):
         for c in message.campaigns:
             viab = f"{100 * c.viable / c.finished:.0f}%" if c.finished else "-"
             state = c.state if not (c.engine_alive and c.state == "running") else "running●"
-            rows.append((c.id, c.id, state, f"{c.finished}/{c.target or c.total}", viab))
+            rows.append((c.id, short_campaign(c.id), state, f"{c.finished}/{c.target or c.total}", viab))
         keys = [str(k.value) for k in table.rows]
         wanted = [r[0] for r in rows]
         if keys == wanted:

@@ -101,7 +101,10 @@ class FitnessCharts(Vertical):
         if hi == lo:
             plt.xticks([lo], [str(lo)])
             return
-        ticks = sorted({round(lo + (hi - lo) * i / 4) for i in range(5)})
+        if hi - lo <= 6:
+            ticks = list(range(lo, hi + 1))
+        else:
+            ticks = sorted({round(lo + (hi - lo) * i / 4) for i in range(5)})
         plt.xticks(ticks, [str(t) for t in ticks])
 
     def _reset(self, plot: PlotextPlot):

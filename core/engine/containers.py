@@ -6,6 +6,16 @@ from typing import Callable
 
 LABEL_KEY = "cambrian.rig"
 RUN_LABEL = "cambrian.run"
+HOME_LABEL = "cambrian.home"
+
+
+def home_id(db_path) -> str:
+    """Names the store a container belongs to, so homes sharing one Docker engine
+    never reconcile each other's containers."""
+    import hashlib
+    import os
+
+    return hashlib.sha256(os.path.realpath(str(db_path)).encode()).hexdigest()[:16]
 
 
 def run_id_for(campaign_id: str, generation: int) -> str:
@@ -18,15 +28,18 @@ def _client():
     return docker_client()
 
 
-def list_managed() -> list[tuple[str, str]]:
-    """(container id, run label) for every rig container, running or not."""
+def list_managed(home: str | None = None) -> list[tuple[str, str]]:
+    """(container id, run label) for every rig container (of one home), running or not."""
     try:
         client = _client()
     except Exception:  # noqa: BLE001 - no engine, nothing can be running in it
         return []
+    filters = [f"{LABEL_KEY}=1"] + ([f"{HOME_LABEL}={home}"] if home else [])
     out = []
-    for c in client.containers.list(all=True, filters={"label": f"{LABEL_KEY}=1"}):
-        out.append((c.id, (c.labels or {}).get(RUN_LABEL, "")))
+    # sparse: no per-container inspect, which races with containers being removed
+    for c in client.containers.list(all=True, sparse=True, filters={"label": filters}):
+        labels = c.attrs.get("Labels") or {}
+        out.append((c.id, labels.get(RUN_LABEL, "")))
     return out
 
 
@@ -45,15 +58,15 @@ def kill_containers(ids: list[str]) -> list[str]:
     return killed
 
 
-def reconcile(is_live: Callable[[str], bool]) -> list[str]:
+def reconcile(is_live: Callable[[str], bool], home: str | None = None) -> list[str]:
     """Kill rig containers whose run is not live.
 
     Containers are listed *before* liveness is decided: a container that appears
     afterwards belongs to a generation created after the listing, which we never judge.
     """
-    listed = list_managed()
+    listed = list_managed(home)
     return kill_containers([cid for cid, run in listed if not is_live(run)])
 
 
-def kill_runs(run_ids: set[str]) -> list[str]:
-    return kill_containers([cid for cid, run in list_managed() if run in run_ids])
+def kill_runs(run_ids: set[str], home: str | None = None) -> list[str]:
+    return kill_containers([cid for cid, run in list_managed(home) if run in run_ids])

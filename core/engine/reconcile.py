@@ -14,7 +14,7 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
     Containers are listed first: one created after the listing belongs to a generation
     that a live engine created after our look, which we must not touch.
     """
-    listed = containers.list_managed()
+    listed = containers.list_managed(containers.home_id(store.path))
     closed: list[int] = []
     crashed: list[str] = []
     me = os.getpid()

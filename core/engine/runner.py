@@ -119,6 +119,7 @@ class CampaignRunner:
         self.claimed_retries: set[int] = set()
         self.base_provider = None
         self.workdir = home / "work" / campaign_id
+        self.home_label = containers.home_id(store.path)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class CampaignRunner:
         self.store.add_event("campaign_aborting", campaign_id=self.cid, data={"reason": reason})
         runs = {containers.run_id_for(self.cid, n) for n in self.in_flight}
         try:
-            containers.kill_runs(runs)
+            containers.kill_runs(runs, self.home_label)
         except Exception as exc:  # noqa: BLE001 - keep aborting; record why
             self.store.add_event("abort_kill_failed", campaign_id=self.cid, data={"error": str(exc)})
         for task in list(self.in_flight.values()):
@@ -358,7 +359,8 @@ class CampaignRunner:
             try:
                 res = await asyncio.to_thread(
                     self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
-                    on_line=logs, labels={"cambrian.campaign": self.cid},
+                    on_line=logs, labels={"cambrian.campaign": self.cid,
+                                          containers.HOME_LABEL: self.home_label},
                 )
             finally:
                 await asyncio.to_thread(logs.close)

@@ -89,6 +89,7 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
     artifacts: dict[int, str] = {}
     excluded: list[dict[str, Any]] = []
     unparsed: list[F.UnparsedFile] = []
+    candidates: list[tuple[Any, str]] = []
     for g in gens:
         verdict = S.classify(g.outcome.value, g.status)
         if verdict is None:
@@ -97,8 +98,9 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
         if not g.artifact_hash:
             excluded.append({"generation": g.number, "reason": "no artifact (failed before the rig)"})
             continue
-        files = store.artifact_files(g.artifact_hash)
-        gf = F.generation_features(g.number, files, cache)
+        candidates.append((g, verdict))
+    for g, verdict in candidates:
+        gf = F.generation_features(g.number, store.artifact_files(g.artifact_hash), cache)
         unparsed += gf.unparsed
         if gf.python_files == 0:
             excluded.append({"generation": g.number, "reason": "no Python files"})

@@ -159,6 +159,8 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 MAX_EXAMPLES = 3
+#: at most this many generations are re-read with line numbers to find distinct examples
+MAX_SCAN = 30
 
 
 class AmendmentRefused(RuntimeError):
@@ -325,20 +327,28 @@ def examples_for(
     out: list[dict[str, Any]] = []
     repeats: list[dict[str, Any]] = []
     seen: set[str] = set()
+    scanned = 0
     for g in sorted(generations):
         gf = gen_features.get(g)
-        if gf is None or not gf.values.get(feature) or not gf.hits.get(feature):
+        if gf is None or not gf.values.get(feature):
             continue
-        path, line = gf.hits[feature][0]
-        data = load_file(g, path)
-        code = F.snippet(data, line) if data is not None else ""
-        ex = {"generation": g, "file": path, "line": line, "code": code}
-        key = "\n".join(ln.split("|", 1)[-1] for ln in code.splitlines()) or f"{path}:{line}"
-        if key in seen:
-            repeats.append(ex)
-            continue
-        seen.add(key)
-        out.append(ex)
+        scanned += 1
+        if scanned > MAX_SCAN:
+            break
+        for path in sorted(p for p, c in gf.files.items() if c.get(feature)):
+            data = load_file(g, path)
+            line = F.first_hit(path, data, feature) if data is not None else None
+            if line is None:
+                continue
+            code = F.snippet(data, line)
+            ex = {"generation": g, "file": path, "line": line, "code": code}
+            key = "\n".join(ln.split("|", 1)[-1] for ln in code.splitlines())
+            if key in seen:
+                repeats.append(ex)
+            else:
+                seen.add(key)
+                out.append(ex)
+            break
         if len(out) >= limit:
             return out
     return (out + repeats)[:limit]

@@ -10,13 +10,14 @@ Files that libcst cannot parse are never dropped silently: they are returned as
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider, QualifiedNameProvider
+from libcst.metadata import MetadataWrapper, PositionProvider
 
 # --- catalogue ---------------------------------------------------------------------------
 
@@ -57,7 +58,8 @@ FEATURES: tuple[Feature, ...] = (
             "a string literal holding an absolute filesystem path (/tmp/..., /home/..., C:\\...)"),
     Feature("hardcoded_port", "bad", "code",
             "a port number literal at a call site (port=8401, bind((host, 8401)), http://localhost:8401)"),
-    Feature("env_config", "neutral", "code", "reads environment variables (os.environ / os.getenv)"),
+    Feature("env_config", "neutral", "code",
+            "reads environment variables (any use of os.environ, os.getenv)"),
     Feature("unclosed_resource", "bad", "all",
             "open()/ClientSession()/Session() created outside a with/async with statement"),
     Feature("trivial_asserts", "bad", "tests",
@@ -66,7 +68,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("dense_asserts", "good", "tests",
             "test functions hold on average at least two assertions (assert or pytest.raises)"),
     Feature("docstrings", "neutral", "code",
-            "at least 80% of non-test functions and classes have a docstring"),
+            "at least half of the public functions, methods and classes of library code have a docstring"),
 )
 
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -74,7 +76,7 @@ BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
 
 #: Ratio thresholds for the coverage-style features.
 TYPED_THRESHOLD = 0.8
-DOCSTRING_THRESHOLD = 0.8
+DOCSTRING_THRESHOLD = 0.5
 DENSE_ASSERTS_THRESHOLD = 2.0
 #: Files larger than this are reported as unparsed rather than analysed.
 MAX_FILE_BYTES = 1_000_000
@@ -102,15 +104,19 @@ class FileFeatures:
     counts: dict[str, int] = field(default_factory=dict)
     hits: dict[str, list[int]] = field(default_factory=dict)
     ratios: dict[str, list[int]] = field(default_factory=dict)  # name -> [num, den]
+    qualifying: dict[str, int] = field(default_factory=dict)  # ratio features: units that qualify
 
-    def hit(self, name: str, line: int) -> None:
+    def hit(self, name: str, line: int | None) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
-        self.hits.setdefault(name, []).append(line)
+        if line is not None:
+            self.hits.setdefault(name, []).append(line)
 
-    def ratio(self, name: str, num: int, den: int) -> None:
+    def ratio(self, name: str, num: int, den: int, qualifies: bool = False) -> None:
         r = self.ratios.setdefault(name, [0, 0])
         r[0] += num
         r[1] += den
+        if qualifies:
+            self.qualifying[name] = self.qualifying.get(name, 0) + 1
 
 
 @dataclass
@@ -165,8 +171,12 @@ _LOCAL_URL = re.compile(r"https?://(localhost|127\.0\.0\.1|0\.0\.0\.0)(:\d{2,5})
 _PORT_KW = re.compile(r"^(port|server_port|listen_port)$", re.I)
 
 
-def _qnames(visitor: cst.CSTVisitor, node: cst.CSTNode) -> set[str]:
-    return {q.name for q in visitor.get_metadata(QualifiedNameProvider, node, set())}
+_BUILTINS = frozenset(dir(builtins))
+
+
+def _qnames(visitor: "_Extractor", node: cst.CSTNode) -> set[str]:
+    """The qualified name(s) an expression refers to, through the module's imports."""
+    return visitor.qualify(node)
 
 
 def _dotted(node: cst.BaseExpression) -> str:
@@ -257,10 +267,22 @@ class _Frame:
 
 
 class _Extractor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider)
+    """One pass over a module.
 
-    def __init__(self, result: FileFeatures, is_main_module: bool):
+    Names are resolved through the module's own imports as the pass meets them (``import
+    time as t`` makes ``t.monotonic`` mean ``time.monotonic``; an unimported builtin such as
+    ``open`` means ``builtins.open`` unless the module rebinds it). This is what
+    ``QualifiedNameProvider`` would give for these checks at a fraction of its cost (its
+    scope analysis dominated the run time). Positions come from ``PositionProvider``,
+    resolved up front with ``MetadataWrapper.resolve`` and only when lines are wanted."""
+
+    def __init__(self, result: FileFeatures, is_main_module: bool,
+                 positions: Mapping[cst.CSTNode, Any] | None, rebound: set[str]):
         super().__init__()
+        self.positions = positions
+        self.aliases: dict[str, str] = {}
+        self.in_import = False
+        self.rebound = rebound
         self.r = result
         self.is_test = result.is_test
         self.is_main_module = is_main_module
@@ -274,8 +296,50 @@ class _Extractor(cst.CSTVisitor):
         self.test_fn_asserts: list[list[int]] = []  # per open test function: [asserts, line]
 
     # helpers -----------------------------------------------------------------------
-    def line(self, node: cst.CSTNode) -> int:
-        return self.get_metadata(PositionProvider, node).start.line
+    def line(self, node: cst.CSTNode) -> int | None:
+        return self.positions[node].start.line if self.positions is not None else None
+
+    def mark(self, name: str, node: cst.CSTNode) -> None:
+        """Remember where a qualifying unit is (no count): for ratio-style features."""
+        line = self.line(node)
+        if line is not None:
+            self.r.hits.setdefault(name, []).append(line)
+
+    def qualify(self, node: cst.CSTNode) -> set[str]:
+        dotted = _dotted(node) if isinstance(node, cst.BaseExpression) else ""
+        if not dotted:
+            return set()
+        head, _, rest = dotted.partition(".")
+        if head in self.aliases:
+            base = self.aliases[head]
+            return {f"{base}.{rest}" if rest else base}
+        if head in _BUILTINS and head not in self.rebound:
+            return {f"builtins.{dotted}"}
+        return {dotted}
+
+    # imports --------------------------------------------------------------------------
+    def visit_Import(self, node: cst.Import) -> None:
+        for alias in node.names:
+            name = _dotted(alias.name)
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self.aliases[alias.asname.name.value] = name
+            else:
+                top = name.split(".")[0]
+                self.aliases[top] = top
+
+    def leave_ImportFrom(self, original_node: cst.ImportFrom) -> None:
+        self.in_import = False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
+        self.in_import = True
+        if isinstance(node.names, cst.ImportStar):
+            return
+        module = _dotted(node.module) if node.module is not None else ""
+        module = "." * len(node.relative) + module
+        for alias in node.names:
+            name = _dotted(alias.name)
+            local = alias.asname.name.value if alias.asname is not None and isinstance(alias.asname.name, cst.Name) else name
+            self.aliases[local] = f"{module}.{name}" if module and not module.endswith(".") else f"{module}{name}"
 
     def hit(self, name: str, node: cst.CSTNode) -> None:
         scope = BY_NAME[name].scope
@@ -296,8 +360,17 @@ class _Extractor(cst.CSTVisitor):
             target = dec.decorator.func if isinstance(dec.decorator, cst.Call) else dec.decorator
             if _qnames(self, target) & {"dataclasses.dataclass", "pydantic.dataclasses.dataclass"}:
                 self.hit("dataclasses", node)
-        if not self.is_test:
-            self.r.ratio("docstrings", int(node.get_docstring() is not None), 1)
+        self._docstring(node, nested="def" in self.scopes[:-1])
+
+    def _docstring(self, node: cst.FunctionDef | cst.ClassDef, nested: bool) -> None:
+        """Docstring coverage counts public (no leading ``_``), non-nested functions and
+        classes of library code."""
+        if self.is_test or nested or node.name.value.startswith("_"):
+            return
+        documented = node.get_docstring() is not None
+        self.r.ratio("docstrings", int(documented), 1, qualifies=documented)
+        if documented:
+            self.mark("docstrings", node)
 
     def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
         self.scopes.pop()
@@ -307,6 +380,7 @@ class _Extractor(cst.CSTVisitor):
         is_async = node.asynchronous is not None
         in_class = bool(self.scopes) and self.scopes[-1] == "class"
         exempt = name in ("main", "cli") or (bool(self.funcs) and self.funcs[-1].exempt_print)
+        nested = "def" in self.scopes
         self.funcs.append(_Frame(name, is_async, in_class, exempt))
         self.scopes.append("def")
         self.saved_loops.append(self.loops)
@@ -319,9 +393,9 @@ class _Extractor(cst.CSTVisitor):
                 self.hit("retry_backoff", node)
         if not self.is_test:
             self._annotation_coverage(node, in_class)
-            self.r.ratio("docstrings", int(node.get_docstring() is not None), 1)
+        self._docstring(node, nested)
         if self.is_test and name.startswith("test"):
-            self.test_fn_asserts.append([0, self.line(node)])
+            self.test_fn_asserts.append([0, self.line(node) or 0])
 
     def _annotation_coverage(self, node: cst.FunctionDef, in_class: bool) -> None:
         p = node.params
@@ -334,9 +408,9 @@ class _Extractor(cst.CSTVisitor):
             params = params[1:]
         slots = len(params) + 1
         annotated = sum(1 for x in params if x.annotation is not None) + (node.returns is not None)
-        self.r.ratio("typed_functions", annotated, slots)
+        self.r.ratio("typed_functions", annotated, slots, qualifies=annotated == slots)
         if annotated == slots:
-            self.r.hits.setdefault("typed_functions", []).append(self.line(node))
+            self.mark("typed_functions", node)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.funcs.pop()
@@ -344,9 +418,10 @@ class _Extractor(cst.CSTVisitor):
         self.loops = self.saved_loops.pop()
         if self.is_test and original_node.name.value.startswith("test") and self.test_fn_asserts:
             asserts, line = self.test_fn_asserts.pop()
-            self.r.ratio("dense_asserts", asserts, 1)
+            self.r.ratio("dense_asserts", asserts, 1, qualifies=asserts >= DENSE_ASSERTS_THRESHOLD)
             if asserts >= DENSE_ASSERTS_THRESHOLD:
-                self.r.hits.setdefault("dense_asserts", []).append(line)
+                if self.positions is not None:
+                    self.r.hits.setdefault("dense_asserts", []).append(line)
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self.funcs.append(_Frame("<lambda>", False, False, bool(self.funcs) and self.funcs[-1].exempt_print))
@@ -392,7 +467,7 @@ class _Extractor(cst.CSTVisitor):
         elif kind == "broad":
             self.hit("broad_except", node)
         else:
-            self.r.hits.setdefault("specific_excepts", []).append(self.line(node))
+            self.mark("specific_excepts", node)
         if kind != "specific" and _only_pass(node.body):
             self.hit("swallowed_exception", node)
 
@@ -430,8 +505,7 @@ class _Extractor(cst.CSTVisitor):
         if qn & _SLEEPS:
             for frame in self.loops:
                 frame["sleep"] = True
-        if qn & {"os.getenv", "os.environ.get", "os.environ.setdefault", "os.environ.pop",
-                 "os.getenvb"}:
+        if qn & {"os.getenv", "os.getenvb"}:
             self.hit("env_config", node)
         if "builtins.print" in qn and not (self.is_main_module or self.main_guard
                                            or (self.funcs and self.funcs[-1].exempt_print)):
@@ -513,8 +587,14 @@ class _Extractor(cst.CSTVisitor):
                 self.hit("wall_clock_duration", node)
                 return
 
-    def visit_Subscript(self, node: cst.Subscript) -> None:
-        if "os.environ" in _qnames(self, node.value):
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        # any use of os.environ: .get(), [...], or handing the mapping on (env = os.environ)
+        if _qnames(self, node) & {"os.environ", "os.environb"}:
+            self.hit("env_config", node)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        # ``from os import environ`` then ``environ[...]``
+        if not self.in_import and node.value in ("environ", "environb") and self.aliases.get(node.value, "").startswith("os."):
             self.hit("env_config", node)
 
     # literals -------------------------------------------------------------------------------------
@@ -568,13 +648,36 @@ def _finish(r: FileFeatures, ex: _Extractor) -> None:
     r.counts["_handlers"] = sum(ex.handlers.values())
 
 
-def extract_file(path: str, source: bytes | str) -> FileFeatures:
-    """Features of one file. Raises ``libcst.ParserSyntaxError`` (or another exception)
-    when the file cannot be parsed; callers turn that into an :class:`UnparsedFile`."""
+def _rebound_builtins(module: cst.Module) -> set[str]:
+    """Builtin names the module rebinds at top level (``def open(...)``, ``print = ...``)."""
+    out: set[str] = set()
+    for stmt in module.body:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            out.add(stmt.name.value)
+        elif isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    out.update(t.target.value for t in small.targets if isinstance(t.target, cst.Name))
+                elif isinstance(small, (cst.AnnAssign, cst.AugAssign)) and isinstance(small.target, cst.Name):
+                    out.add(small.target.value)
+    return out & _BUILTINS
+
+
+def extract_file(path: str, source: bytes | str, *, lines: bool = True) -> FileFeatures:
+    """Features of one file. With ``lines`` the hit lines are recorded too (that needs
+    libcst's ``PositionProvider``, about half the cost, so campaign-wide extraction skips
+    it and asks again only for the files it quotes). Raises ``libcst.ParserSyntaxError``
+    (or another exception) when the file cannot be parsed; callers turn that into an
+    :class:`UnparsedFile`."""
     module = cst.parse_module(source)
+    positions = None
+    if lines:
+        wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+        positions = wrapper.resolve(PositionProvider)
+        module = wrapper.module
     result = FileFeatures(path=path, is_test=is_test_path(path))
-    ex = _Extractor(result, is_main_module=path.rsplit("/", 1)[-1] == "__main__.py")
-    MetadataWrapper(module).visit(ex)
+    ex = _Extractor(result, path.rsplit("/", 1)[-1] == "__main__.py", positions, _rebound_builtins(module))
+    module.visit(ex)
     _finish(result, ex)
     return result
 
@@ -595,47 +698,62 @@ def describe_error(exc: BaseException) -> tuple[int | None, str]:
     return None, f"{type(exc).__name__}: {exc}"
 
 
+Extracted = FileFeatures | tuple[int | None, str]
+
+
+def extract_safe(path: str, data: bytes, lines: bool = False) -> Extracted:
+    """:func:`extract_file`, with every failure turned into ``(line, message)``."""
+    if len(data) > MAX_FILE_BYTES:
+        return (None, f"file too large to analyse ({len(data)} bytes)")
+    try:
+        return extract_file(path, data, lines=lines)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported, never dropped
+        return describe_error(exc)
+
+
 # --- aggregation --------------------------------------------------------------------------------
+
+def _key(path: str, data: bytes) -> tuple[bool, bool, str]:
+    return (is_test_path(path), path.rsplit("/", 1)[-1] == "__main__.py", hashlib.sha256(data).hexdigest())
 
 
 class FeatureCache:
-    """Memoises :func:`extract_file` by (path kind, content hash): generations of one
-    campaign often share files byte for byte."""
+    """Memoises extraction (without lines) by (file kind, content hash): generations of
+    one campaign often share files byte for byte. (A process pool was tried and measured
+    slower than one process on a 120-generation Prime campaign: spawning workers and
+    pickling results cost more than the parsing they saved.)"""
 
     def __init__(self) -> None:
-        self._ok: dict[tuple[bool, bool, str], FileFeatures] = {}
-        self._err: dict[tuple[bool, bool, str], tuple[int | None, str]] = {}
+        self._done: dict[tuple[bool, bool, str], Extracted] = {}
 
-    def get(self, path: str, data: bytes) -> FileFeatures | tuple[int | None, str]:
-        key = (is_test_path(path), path.endswith("__main__.py"), hashlib.sha256(data).hexdigest())
-        if key in self._ok:
-            cached = self._ok[key]
-            return FileFeatures(path, cached.is_test, dict(cached.counts),
-                                {k: list(v) for k, v in cached.hits.items()},
-                                {k: list(v) for k, v in cached.ratios.items()})
-        if key in self._err:
-            return self._err[key]
-        if len(data) > MAX_FILE_BYTES:
-            err: tuple[int | None, str] = (None, f"file too large to analyse ({len(data)} bytes)")
-            self._err[key] = err
-            return err
-        try:
-            ff = extract_file(path, data)
-        except Exception as exc:  # noqa: BLE001 - every failure is reported, never dropped
-            self._err[key] = describe_error(exc)
-            return self._err[key]
-        self._ok[key] = ff
-        return self.get(path, data)
+    def get(self, path: str, data: bytes) -> Extracted:
+        k = _key(path, data)
+        if k not in self._done:
+            self._done[k] = extract_safe(path, data)
+        got = self._done[k]
+        if isinstance(got, tuple):
+            return got
+        return FileFeatures(path, got.is_test, dict(got.counts), {}, {n: list(v) for n, v in got.ratios.items()},
+                            dict(got.qualifying))
 
 
-def generation_features(number: int, files: Mapping[str, bytes],
-                        cache: FeatureCache | None = None) -> GenerationFeatures:
-    """Aggregate the features of every ``.py`` file of one generation."""
+RATIO_FEATURES = {
+    "typed_functions": TYPED_THRESHOLD,
+    "docstrings": DOCSTRING_THRESHOLD,
+    "dense_asserts": DENSE_ASSERTS_THRESHOLD,
+}
+
+
+def generation_features(number: int, files: Mapping[str, bytes], cache: FeatureCache | None = None,
+                        *, lines: bool = False) -> GenerationFeatures:
+    """Aggregate the features of every ``.py`` file of one generation. ``hits`` holds
+    (file, line) pairs only with ``lines=True``."""
     cache = cache or FeatureCache()
     counts = {name: 0 for name in FEATURE_NAMES}
     per_file: dict[str, dict[str, int]] = {}
     hits: dict[str, list[tuple[str, int]]] = {name: [] for name in FEATURE_NAMES}
     ratio_sum: dict[str, list[int]] = {}
+    qualifying: dict[str, int] = {}
     unparsed: list[UnparsedFile] = []
     handlers = 0
     specific_files_ok = True
@@ -644,11 +762,12 @@ def generation_features(number: int, files: Mapping[str, bytes],
         if not path.endswith(".py"):
             continue
         n_py += 1
-        got = cache.get(path, files[path])
+        got = extract_safe(path, files[path], lines=True) if lines else cache.get(path, files[path])
         if isinstance(got, tuple):
             unparsed.append(UnparsedFile(number, path, got[0], got[1]))
             continue
-        per_file[path] = {k: v for k, v in got.counts.items() if not k.startswith("_") and v}
+        per_file[path] = {k: v for k, v in (*got.counts.items(), *got.qualifying.items())
+                          if not k.startswith("_") and v}
         handlers += got.counts.get("_handlers", 0)
         if got.counts.get("_handlers", 0) and not got.counts.get("specific_excepts"):
             specific_files_ok = False
@@ -659,29 +778,38 @@ def generation_features(number: int, files: Mapping[str, bytes],
             acc = ratio_sum.setdefault(name, [0, 0])
             acc[0] += num
             acc[1] += den
+        for name, n in got.qualifying.items():
+            qualifying[name] = qualifying.get(name, 0) + n
     ratios: dict[str, float | None] = {}
-    for name in ("typed_functions", "docstrings", "dense_asserts"):
+    for name in RATIO_FEATURES:
         num, den = ratio_sum.get(name, [0, 0])
         ratios[name] = (num / den) if den else None
     values: dict[str, bool] = {}
     for f in FEATURES:
         if f.name == "specific_excepts":
             values[f.name] = handlers > 0 and specific_files_ok
-        elif f.name == "typed_functions":
-            values[f.name] = ratios[f.name] is not None and ratios[f.name] >= TYPED_THRESHOLD
-        elif f.name == "docstrings":
-            values[f.name] = ratios[f.name] is not None and ratios[f.name] >= DOCSTRING_THRESHOLD
-        elif f.name == "dense_asserts":
-            values[f.name] = ratios[f.name] is not None and ratios[f.name] >= DENSE_ASSERTS_THRESHOLD
+        elif f.name in RATIO_FEATURES:
+            r = ratios[f.name]
+            values[f.name] = r is not None and r >= RATIO_FEATURES[f.name]
         else:
             values[f.name] = counts[f.name] > 0
-    # ratio features count their qualifying units (functions fully typed, tests with >=2 asserts)
-    for name in ("typed_functions", "docstrings", "dense_asserts"):
-        counts[name] = len(hits[name]) if name != "docstrings" else ratio_sum.get(name, [0, 0])[0]
+    # ratio features count their qualifying units (fully typed functions, documented
+    # functions and classes, tests with at least two assertions)
+    for name in RATIO_FEATURES:
+        counts[name] = qualifying.get(name, 0)
     if not values["specific_excepts"]:
         counts["specific_excepts"] = 0
     return GenerationFeatures(number=number, values=values, counts=counts, files=per_file,
                               hits=hits, ratios=ratios, python_files=n_py, unparsed=unparsed)
+
+
+def first_hit(path: str, data: bytes, feature: str) -> int | None:
+    """Line of the first occurrence of ``feature`` in one file (re-analysed with lines)."""
+    got = extract_safe(path, data, lines=True)
+    if isinstance(got, tuple):
+        return None
+    found = got.hits.get(feature)
+    return found[0] if found else None
 
 
 def snippet(source: bytes | str, line: int, before: int = 1, after: int = 2) -> str:

@@ -354,7 +354,7 @@ def test_generation_aggregates_files_and_keeps_per_file_counts():
         "tests/test_a.py": b"def test_x():\n    assert True\n",
         "notes.txt": b"def (",
     }
-    gf = generation_features(7, files)
+    gf = generation_features(7, files, lines=True)
     assert gf.python_files == 3
     assert gf.values["monotonic_clock"] and gf.values["bare_except"] and gf.values["trivial_asserts"]
     assert gf.files["pkg/a.py"] == {"monotonic_clock": 1}
@@ -390,7 +390,7 @@ def test_cache_reuses_results_by_content():
     cache = F.FeatureCache()
     a = generation_features(1, {"pkg/a.py": b"import time\nt = time.monotonic()\n"}, cache)
     b = generation_features(2, {"pkg/a.py": b"import time\nt = time.monotonic()\n"}, cache)
-    assert a.values == b.values and len(cache._ok) == 1
+    assert a.values == b.values and len(cache._done) == 1
 
 
 def test_is_test_path():
@@ -401,3 +401,48 @@ def test_is_test_path():
 
 def test_snippet():
     assert F.snippet(b"a\nb\nc\nd\n", 2) == "   1 | a\n   2 | b\n   3 | c\n   4 | d"
+
+
+def test_names_resolve_through_imports_and_aliases():
+    src = textwrap.dedent("""
+        import time as clock
+        from time import perf_counter as pc
+        from os import environ
+        import datetime as dt
+        def f():
+            t = clock.monotonic() + pc()
+            x = environ["A"]
+            return dt.datetime.now() - t
+    """).encode()
+    v = generation_features(1, {CODE: src}).values
+    assert v["monotonic_clock"] and v["env_config"] and v["wall_clock_duration"]
+    # a module that defines its own open() does not open files
+    own = b"def open(p):\n    return p\n\n\ndef g():\n    return open('x')\n"
+    assert generation_features(1, {CODE: own}).values["unclosed_resource"] is False
+    # an attribute that merely shares a name is not the stdlib function
+    other = b"def f(clock):\n    return clock.time() - 1\n"
+    assert generation_features(1, {CODE: other}).values["wall_clock_duration"] is False
+
+
+def test_env_config_sees_the_mapping_handed_on():
+    assert _value("env_config", CODE, "import os\nenv = os.environ\n") is True
+    assert _value("env_config", CODE, "import os\nport = os.getenv('PORT')\n") is True
+    assert _value("env_config", CODE, "environ = {}\nport = environ['PORT']\n") is False
+
+
+def test_a_plain_metadata_visit_elsewhere_does_not_break_extraction():
+    # libcst caches declared metadata dependencies in a class attribute that subclasses
+    # can inherit from CSTVisitor; the extractor must not depend on that cache
+    from libcst.metadata import MetadataWrapper
+
+    MetadataWrapper(cst.parse_module("x = 1\n")).visit(cst.CSTVisitor())
+    ff = extract_file(CODE, "import time\nstart = time.time()\n")
+    assert ff.counts["wall_clock_duration"] == 1 and ff.hits["wall_clock_duration"] == [2]
+
+
+def test_lines_are_optional():
+    src = "import time\nx = time.monotonic()\n"
+    assert extract_file(CODE, src, lines=False).hits == {}
+    assert extract_file(CODE, src, lines=False).counts == extract_file(CODE, src).counts
+    assert F.first_hit(CODE, src.encode(), "monotonic_clock") == 2
+    assert F.first_hit(CODE, b"def (", "monotonic_clock") is None

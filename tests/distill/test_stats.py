@@ -103,10 +103,10 @@ def test_classify():
 
 def test_fitness_scores_rank_on_documented_metrics():
     fit = {
-        1: {"tests_passed": 10, "build_ms": 100, "test_ms": 100, "tokens_out": 1000},
-        2: {"tests_passed": 5, "build_ms": 500, "test_ms": 500, "tokens_out": 5000},
-        3: {"tests_passed": 8, "build_ms": 200, "test_ms": 200, "tokens_out": 2000},
-        4: {},
+        1: {"tests_passed": 10, "build_ms": 100, "test_ms": 100, "tokens_out": 9000},
+        2: {"tests_passed": 5, "build_ms": 500, "test_ms": 500, "tokens_out": 1},
+        3: {"tests_passed": 8, "build_ms": 200, "test_ms": 200, "tokens_out": 5},
+        4: {"tokens_out": 1, "assertion_density": 9.0},
     }
     s = S.fitness_scores(fit)
     assert s[1] > s[3] > s[2]

@@ -1,0 +1,251 @@
+"""Headless entry points: ``cambrian distill`` and ``cambrian amendments`` (DESIGN §12).
+
+Both return a process exit code: 0 success, 1 a refused or failed action (unknown
+campaign or amendment, an amendment that cannot be applied), 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from core.home import cambrian_home, db_path
+
+STATUSES = ("pending", "accepted", "edited", "rejected")
+
+
+def _open(home: str | os.PathLike[str] | None):
+    from core.store import Store
+
+    return Store.open(db_path(cambrian_home(home)))
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
+
+
+def _fmt(x: float | None, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _rate(g: dict[str, Any] | None) -> str:
+    if not g or not g.get("n"):
+        return "-"
+    return f"{g['present']}/{g['n']}"
+
+
+# --- distill ---------------------------------------------------------------------------
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The human-readable form of a distill report's JSON."""
+    groups = data["groups"]
+    out = [
+        f"Campaign {data['campaign']}  spec {data['spec_hash'][:19]}",
+        f"  {data['generations']} generations, {data['analysed']} analysed: "
+        f"viable {groups['viable']['n']}, failed {groups['failed']['n']} "
+        f"(viable split top {groups['top']['n']} / bottom {groups['bottom']['n']} by fitness)",
+    ]
+    if data["excluded"]:
+        out.append(f"  excluded: {len(data['excluded'])} "
+                   f"(e.g. gen {data['excluded'][0]['generation']}: {data['excluded'][0]['reason']})")
+    out.append("")
+    unparsed = data["unparsed"]
+    out.append(f"Unparsed Python files: {len(unparsed)}")
+    for u in unparsed:
+        where = f"line {u['line']}" if u["line"] else "?"
+        out.append(f"  gen {u['generation']}  {u['file']}  {where}: {u['error']}")
+    out.append("")
+    out.append("Features (present/total)  viable vs failed; top vs bottom viable")
+    head = f"  {'feature':<22}{'viable':>8}{'failed':>8}{'p':>9}{'q':>9}{'OR':>8}  {'dir':<6}" \
+           f"{'top':>7}{'bottom':>8}{'q':>9}  dir"
+    out.append(head)
+    for row in data["features"]:
+        g = row["groups"]
+        vf = row["tests"].get("viable_vs_failed", {})
+        tb = row["tests"].get("top_vs_bottom", {})
+        mark = "*" if vf.get("significant") or tb.get("significant") else " "
+        out.append(
+            f"{mark} {row['feature']:<22}{_rate(g.get('viable')):>8}{_rate(g.get('failed')):>8}"
+            f"{_fmt(vf.get('p')):>9}{_fmt(vf.get('q')):>9}{_fmt(vf.get('odds_ratio')):>8}  "
+            f"{(vf.get('direction') if vf.get('tested') else 'n/a'):<6}"
+            f"{_rate(g.get('top')):>7}{_rate(g.get('bottom')):>8}{_fmt(tb.get('q')):>9}  "
+            f"{tb.get('direction') if tb.get('tested') else 'n/a'}"
+        )
+    out.append("  (* significant: q < {alpha}; n/a: below minimum support)".format(alpha=data["rules"]["alpha"]))
+    out.append("")
+    out.append(f"Amendments created: {len(data['amendments'])}")
+    for a in data["amendments"]:
+        ev = a["evidence"]
+        out.append(f"  #{a['id']}  [{a['section']}]  {a['feature']} {ev['direction']} "
+                   f"(p={_fmt(ev['p'])}, q={_fmt(ev['q'])}, OR={_fmt(ev['odds_ratio'])})")
+        out.append(f"      {a['text']}")
+    for s in data["skipped"]:
+        out.append(f"  not proposed: {s['feature']}: {s['reason']}")
+    return "\n".join(out)
+
+
+def distill_main(home: str | os.PathLike[str] | None, campaign_id: str, as_json: bool) -> int:
+    from core.distill import distill_campaign
+
+    with _open(home) as store:
+        try:
+            report = distill_campaign(store, campaign_id)
+        except KeyError as exc:
+            _err(str(exc.args[0]) if exc.args else f"no campaign {campaign_id!r}")
+            return 1
+        data = report.to_json()
+    if as_json:
+        _dump(data)
+    else:
+        print(render_report(data))
+    return 0
+
+
+# --- amendments ------------------------------------------------------------------------------
+
+
+def _summary(a: Any) -> dict[str, Any]:
+    return {
+        "id": a.id, "campaign": a.campaign_id, "spec_hash": a.spec_hash, "section": a.section,
+        "feature": a.feature, "status": a.status.value, "text": a.text,
+        "result_spec_hash": a.result_spec_hash, "created_at": a.created_at,
+    }
+
+
+def _detail(a: Any) -> dict[str, Any]:
+    return {**_summary(a), "evidence": a.evidence}
+
+
+def _render_detail(d: dict[str, Any], diff: str | None) -> str:
+    ev = d["evidence"] or {}
+    out = [
+        f"Amendment #{d['id']}  {d['status']}  campaign {d['campaign']}",
+        f"  spec     {d['spec_hash']}",
+        f"  section  {d['section']}",
+        f"  feature  {d['feature']}  ({ev.get('description', '')})",
+        f"  text     {d['text']}",
+    ]
+    if d["result_spec_hash"]:
+        out.append(f"  result   {d['result_spec_hash']}")
+    if ev:
+        groups = ev.get("groups", {})
+        rates = ", ".join(f"{k} {v['present']}/{v['n']}" for k, v in groups.items())
+        out.append(f"  evidence {ev.get('direction')} in {ev.get('comparison')}: {rates}; "
+                   f"p={_fmt(ev.get('p'))} q={_fmt(ev.get('q'))} OR={_fmt(ev.get('odds_ratio'))}")
+        for ex in ev.get("examples", []):
+            out.append(f"  example  generation {ex['generation']}  {ex['file']}:{ex['line']}")
+            out += [f"           {ln}" for ln in ex["code"].splitlines()]
+    if diff:
+        out.append("  preview:")
+        out += [f"    {ln}" for ln in diff.splitlines()]
+    return "\n".join(out)
+
+
+def _ids(raw: Sequence[Any]) -> list[int]:
+    out = []
+    for x in raw:
+        s = str(x).lstrip("#")
+        if not s.isdigit():
+            raise ValueError(f"not an amendment id: {x!r}")
+        out.append(int(s))
+    return out
+
+
+def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Sequence[Any] | None,
+                    as_json: bool, text: str | None = None) -> int:
+    """``list [STATUS|CAMPAIGN ...]``, ``show ID...``, ``accept ID... [--text T]``,
+    ``reject ID...``. ``--text`` (an edit) needs exactly one id."""
+    import difflib
+
+    from core.distill.amend import AmendmentRefused, accept_amendment, distill_preview, reject_amendment
+
+    ids = list(ids or [])
+    if action not in ("list", "show", "accept", "reject"):
+        _err(f"unknown action {action!r} (list, show, accept, reject)")
+        return 2
+    if action == "list":
+        with _open(home) as store:
+            rows = store.amendments()
+        statuses = {x for x in map(str, ids) if x in STATUSES}
+        campaigns = {x for x in map(str, ids) if x not in STATUSES}
+        rows = [a for a in rows if (not statuses or a.status.value in statuses)
+                and (not campaigns or a.campaign_id in campaigns)]
+        rows.sort(key=lambda a: (a.status.value != "pending", a.id))
+        if as_json:
+            _dump({"amendments": [_summary(a) for a in rows]})
+        elif not rows:
+            print("no amendments")
+        else:
+            for a in rows:
+                print(f"#{a.id:<4} {a.status.value:<9} {a.campaign_id or '-':<14} [{a.section}] "
+                      f"{a.feature}: {a.text}")
+        return 0
+    try:
+        numbers = _ids(ids)
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    if not numbers:
+        _err(f"amendments {action} needs at least one id")
+        return 2
+    if text is not None and (action != "accept" or len(numbers) != 1):
+        _err("--text edits one amendment: use it with 'accept' and a single id")
+        return 2
+    code = 0
+    results: list[dict[str, Any]] = []
+    with _open(home) as store:
+        for n in numbers:
+            try:
+                a = store.amendment(n)
+            except KeyError:
+                results.append({"id": n, "ok": False, "error": f"no amendment {n}"})
+                code = 1
+                continue
+            if action == "show":
+                d = _detail(a)
+                diff = None
+                try:
+                    old, new = distill_preview(store, n)
+                    diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                                        "spec", f"spec+amendment-{n}", n=1))
+                    d["preview_diff"] = diff
+                except AmendmentRefused as exc:
+                    d["preview_error"] = exc.reason
+                results.append({"ok": True, **d})
+                if not as_json:
+                    print(_render_detail(d, diff if a.status.value == "pending" else None))
+                    if "preview_error" in d:
+                        print(f"  cannot apply: {d['preview_error']}")
+                continue
+            try:
+                if action == "accept":
+                    version = accept_amendment(store, n, edited_text=text)
+                    a = store.amendment(n)
+                    results.append({"id": n, "ok": True, "status": a.status.value,
+                                    "spec_hash": version.hash, "parent_hash": a.spec_hash,
+                                    "text": a.text})
+                    if not as_json:
+                        print(f"#{n} {a.status.value}: new spec version {version.hash}")
+                else:
+                    a = reject_amendment(store, n)
+                    results.append({"id": n, "ok": True, "status": a.status.value})
+                    if not as_json:
+                        print(f"#{n} rejected")
+            except AmendmentRefused as exc:
+                results.append({"id": n, "ok": False, "error": exc.reason})
+                code = 1
+                if not as_json:
+                    _err(str(exc))
+    for r in results:
+        if not r["ok"] and "error" in r and r["error"].startswith("no amendment") and not as_json:
+            _err(r["error"])
+    if as_json:
+        _dump({"action": action, "amendments": results})
+    return code

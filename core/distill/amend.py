@@ -212,7 +212,7 @@ def _format_addition(section_body: str, text: str) -> str:
         if not ln[:1].isspace():
             head = ln
             break
-    if head is not None and re.match(r"^[-*+] ", head):
+    if head is not None and re.match(r"^[-*+] ", head) and not re.match(r"^[-*+] |\d+[.)] ", text):
         bullet = head[0]
         first, *rest = text.splitlines()
         return "\n".join([f"{bullet} {first}", *(f"  {r}" if r.strip() else "" for r in rest)])

@@ -322,3 +322,12 @@ def test_paragraph_style_when_section_is_prose(store):
     aid = _pending(store, h, "Testing", "Tests never sleep.")
     old, new = distill_preview(store, aid)
     assert "Every endpoint has a test.\n\nTests never sleep.\n\n## Acceptance Vectors" in new
+
+
+def test_list_sections_get_a_bullet_once(store):
+    h = store.add_spec(SPEC).hash
+    aid = _pending(store, h, "Implementation Requirements", "- Already a bullet.")
+    _, new = distill_preview(store, aid)
+    assert "\n- Already a bullet.\n" in new and "- - " not in new
+    _, new = distill_preview(store, aid, edited_text="Two lines:\nsecond line.")
+    assert "\n- Two lines:\n  second line.\n" in new

@@ -788,7 +788,7 @@ class Pipeline:
             return self.finish()
         env_junit = plan["junit"]
         self.env["PYTEST_ADDOPTS"] = (self.env.get("PYTEST_ADDOPTS", "") +
-                                      f" --junitxml={env_junit} -o junit_family=xunit1 -p no:cacheprovider").strip()
+                                      f" --junitxml={env_junit} -o junit_family=xunit1 -p no:cacheprovider -rfEP").strip()
         st, _ = self.run_cmd("test", [sh, "-c", entry["test"]], to["test"])
         self.env.pop("PYTEST_ADDOPTS", None)
         self.step(st)

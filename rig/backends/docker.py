@@ -315,7 +315,7 @@ class DockerBackend(Backend):
         # 3. test (organism, junit to a host-chosen random path)
         junit = f"/tmp/.rig-{os.urandom(12).hex()}/junit.xml"
         junit_args = {"path": junit, "workspace": "/workspace"}
-        env = {"PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 -p no:cacheprovider"}
+        env = {"PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 -p no:cacheprovider -rfEP"}
         step = self._organism_step("test", job.entry["test"], to.test, env=env)
         ex.add(step)
         if not step["ok"]:

@@ -61,6 +61,34 @@ def labelled_containers() -> list[str]:
     return [line for line in res.stdout.split() if line]
 
 
+def run_prefix() -> str:
+    """Run ids of this process's corpus runs start with this (labels ``cambrian.run``)."""
+    return f"corpus-{os.getpid()}-"
+
+
+def leftover_containers() -> list[str]:
+    """Rig containers that must not exist after the corpus ran.
+
+    Always: those of this process's corpus runs (run label ``corpus-<pid>-...``). Under CI (``CI=true``, nothing
+    else shares the engine) or CAMBRIAN_STRICT_LEFTOVERS=1: every labelled container.
+    On a shared development host other people's runs are legitimately alive.
+    """
+    strict = os.environ.get("CI") == "true" or os.environ.get("CAMBRIAN_STRICT_LEFTOVERS") == "1"
+    ids = labelled_containers()
+    if strict or not ids:
+        return ids
+    res = subprocess.run(
+        ["docker", "inspect", "-f", '{{.Id}} {{index .Config.Labels "cambrian.run"}}', *ids],
+        capture_output=True, text=True, timeout=30,
+    )
+    out = []
+    for line in res.stdout.splitlines():
+        cid, _, run = line.partition(" ")
+        if run.startswith(run_prefix()):
+            out.append(cid)
+    return out
+
+
 def container_exists(container_id: str) -> bool:
     res = subprocess.run(["docker", "inspect", container_id], capture_output=True, timeout=30)
     return res.returncode == 0
@@ -87,8 +115,11 @@ def bridge_gateway() -> str:
 class LineCollector:
     """``on_line`` callback with bounded memory: counts everything, keeps head and tail."""
 
-    def __init__(self, needles: Iterable[str] = (), keep: int = 200, max_line: int = 4096):
+    def __init__(self, needles: Iterable[str] = (), keep: int = 200, max_line: int = 4096,
+                 watch: Iterable[str] = ()):
         self.needles = [n for n in needles if n]
+        self.watch = [w for w in watch if w]
+        self.seen: set[str] = set()
         self.keep = keep
         self.max_line = max_line
         self.calls = 0
@@ -110,6 +141,9 @@ class LineCollector:
             for needle in self.needles:
                 if needle in text:
                     self.needle_hits.append(text[:300])
+            for w in self.watch:
+                if w in text:
+                    self.seen.add(w)
             short = text[: self.max_line]
             if len(self.head) < self.keep:
                 self.head.append(short)
@@ -213,6 +247,7 @@ class Run:
     lines: LineCollector
     elapsed: float
     artifact_dir: Path
+    retries: list = field(default_factory=list)
 
     @property
     def report(self) -> Any:
@@ -234,6 +269,10 @@ class Run:
             "rig_error": getattr(res, "rig_error", None),
             "oom_killed": getattr(res, "oom_killed", None),
         }
+        if self.retries:
+            out["retried_after_outside_removal"] = len(self.retries)
+        if getattr(res, "stage_ms", None):
+            out["stage_ms"] = res.stage_ms
         if rep is None:
             out["status"] = None
             return out
@@ -264,6 +303,7 @@ def run_artifact(
     backend: str = "docker",
     extra_files: dict[str, bytes] | None = None,
     needles: Iterable[str] = (),
+    watch: Iterable[str] = (),
     timeouts: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
 ) -> Run:
@@ -274,17 +314,38 @@ def run_artifact(
     artifact_dir = build.materialise(name, workdir / name, extra_files=extra_files)
     t = {**DEFAULT_TIMEOUTS, **(expected.get("timeouts") or {}), **(timeouts or {})}
     lim = {**(expected.get("limits") or {}), **(limits or {})}
-    collector = LineCollector(needles)
-    run_id = f"corpus-{name}-{os.getpid()}-{int(time.time() * 1000) % 10**8}"
+    collector = LineCollector(needles, watch=watch)
+    run_id = f"{run_prefix()}{name}-{int(time.time() * 1000) % 10**8}"
     kwargs: dict[str, Any] = {"backend": backend, "run_id": run_id, "on_line": collector,
                               "timeouts": _construct(StageTimeouts, t)}
     if lim:
         kwargs["limits"] = _construct(RigLimits, lim)
-    t0 = time.monotonic()
-    result = rig_run(artifact_dir, **kwargs)
-    run = Run(name, expected, result, collector, time.monotonic() - t0, artifact_dir)
+    retries = []
+    while True:
+        t0 = time.monotonic()
+        result = rig_run(artifact_dir, **kwargs)
+        elapsed = time.monotonic() - t0
+        # On a shared Docker host another process's reconcile may remove our container
+        # mid-run; the rig reports that as a rig_error. Re-run (twice at most) only then.
+        if not _removed_from_outside(result) or len(retries) >= 2:
+            break
+        retries.append(result.rig_error)
+        collector = LineCollector(needles, watch=watch)
+        kwargs["on_line"] = collector
+        kwargs["run_id"] = f"{run_id}-retry{len(retries)}"
+    run = Run(name, expected, result, collector, elapsed, artifact_dir)
+    run.retries = retries
     record(run)
     return run
+
+
+_OUTSIDE_MARKERS = ("killed from outside", "No such exec instance", "No such container",
+                    "is not running", "no longer running")
+
+
+def _removed_from_outside(result: Any) -> bool:
+    err = getattr(result, "rig_error", None) or ""
+    return any(m in err for m in _OUTSIDE_MARKERS)
 
 
 def record(run: Run) -> None:

@@ -44,22 +44,11 @@ ADVERSARIAL = [n for n in build.list_artifacts() if build.load_expected(n).get("
 
 
 @pytest.fixture(scope="module")
-def docker_rig():
-    if not harness.docker_reachable():
-        msg = "Docker engine not reachable"
-        if os.environ.get("CAMBRIAN_REQUIRE_DOCKER") == "1":
-            pytest.fail(msg + " and CAMBRIAN_REQUIRE_DOCKER=1")
-        pytest.skip(msg)
-    if not (Path(__file__).resolve().parents[2] / "rig" / "api.py").exists():
-        pytest.skip("rig/api.py not written yet")
-    try:
-        from rig.image import ensure_image
-    except ImportError:
-        pass
-    else:
-        ensure_image()
-    yield
-    leftover = harness.labelled_containers()
+def docker_rig(rig_image):
+    """Docker + the rig image (tests/rig/conftest.py: skipped without Docker unless
+    CAMBRIAN_REQUIRE_DOCKER=1); afterwards no container of a corpus run may remain."""
+    yield rig_image
+    leftover = harness.leftover_containers()
     assert not leftover, f"containers labelled {harness.RIG_LABEL} left behind: {leftover}"
 
 
@@ -126,7 +115,11 @@ def test_log_flood_is_bounded(tmp_path, docker_rig):
     v["rss_growth_mib"] = round((mon.rss_peak - mon.rss_start) / MiB)
     print(json.dumps(v, indent=1, default=str))
     # The artifact printed ~1 GiB: the rig must neither keep nor forward all of it.
-    assert run.lines.total_chars < 256 * MiB, f"forwarded {run.lines.total_chars / MiB:.0f} MiB of output"
+    from rig.api import RigLimits
+
+    cap = getattr(RigLimits(), "log_bytes", 2_000_000)
+    assert run.lines.total_chars < 2 * cap + MiB, (
+        f"forwarded {run.lines.total_chars / MiB:.1f} MiB of output (log_bytes {cap})")
     assert run.lines.longest <= 1 * MiB, f"forwarded a {run.lines.longest / MiB:.1f} MiB line"
     rep = run.report
     assert rep is not None
@@ -202,7 +195,8 @@ def test_secrets_never_reach_the_sandbox(tmp_path, docker_rig, monkeypatch):
     monkeypatch.setenv("CAMBRIAN_TEST_SECRET", canary)
     monkeypatch.setenv("ANTHROPIC_API_KEY", api_key)
     with _InspectWatcher() as watch:
-        run = harness.run_artifact("secrets", tmp_path, needles=(canary, api_key, "sk-ant-"))
+        run = harness.run_artifact("secrets", tmp_path, needles=(canary, api_key, "sk-ant-REAL", "CAMBRIAN_TEST_SECRET"),
+                                   watch=("corpus environ:", "corpus start environ:"))
     print(json.dumps(run.verdict(), indent=1, default=str), f"inspected {len(watch.seen)} container(s)")
     everything = _all_output(run)
     for secret in (canary, api_key):
@@ -210,7 +204,8 @@ def test_secrets_never_reach_the_sandbox(tmp_path, docker_rig, monkeypatch):
         for cid, inspect in watch.seen.items():
             assert secret not in inspect, f"a host secret is in container {cid[:12]}'s configuration"
     assert not run.lines.needle_hits, f"secret-looking output forwarded: {run.lines.needle_hits[:3]}"
-    assert "corpus environ:" in everything, "the artifact's environment dump was not observed"
+    # The dumps really happened and were forwarded (so the absence of secrets means something).
+    assert run.lines.seen == {"corpus environ:", "corpus start environ:"}, run.lines.seen
     harness.assert_as_expected(run)
     _common_host_checks(run)
 
@@ -272,6 +267,14 @@ def test_killing_everything_never_yields_a_pass(tmp_path, docker_rig):
     _common_host_checks(run)
 
 
+def test_suicidal_killer_fails_the_test_stage_cleanly(tmp_path, docker_rig):
+    run = harness.run_artifact("killer_suicide", tmp_path)
+    print(json.dumps(run.verdict(), indent=1, default=str))
+    assert run.report is not None and run.report.status == "non-viable"
+    harness.assert_as_expected(run)
+    _common_host_checks(run)
+
+
 def test_daemon_is_killed_at_teardown(tmp_path, docker_rig):
     run = harness.run_artifact("daemon", tmp_path)
     print(json.dumps(run.verdict(), indent=1, default=str))
@@ -280,7 +283,7 @@ def test_daemon_is_killed_at_teardown(tmp_path, docker_rig):
         print("NOTE: the test stage's daemon was still alive when the start stage began")
     harness.assert_as_expected(run)
     _common_host_checks(run)
-    assert not harness.labelled_containers(), "a container of the run survived the daemon"
+    assert not harness.leftover_containers(), "a container of the run survived the daemon"
 
 
 def test_port_squatter_is_not_credited(tmp_path, docker_rig):
@@ -322,5 +325,5 @@ def test_every_adversarial_artifact_is_exercised():
 
 
 def test_zz_no_rig_containers_left(docker_rig):
-    leftover = harness.labelled_containers()
+    leftover = harness.leftover_containers()
     assert not leftover, f"containers labelled {harness.RIG_LABEL} left behind: {leftover}"

@@ -48,29 +48,12 @@ KNOWN_KEYS = {
 }
 
 
-def require_docker() -> None:
-    """Skip without Docker, unless CAMBRIAN_REQUIRE_DOCKER=1 (then fail)."""
-    if harness.docker_reachable():
-        return
-    msg = "Docker engine not reachable"
-    if os.environ.get("CAMBRIAN_REQUIRE_DOCKER") == "1":
-        pytest.fail(msg + " and CAMBRIAN_REQUIRE_DOCKER=1")
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
-def docker_rig():
-    require_docker()
-    if not (Path(__file__).resolve().parents[2] / "rig" / "api.py").exists():
-        pytest.skip("rig/api.py not written yet")
-    try:
-        from rig.image import ensure_image
-    except ImportError:
-        pass
-    else:
-        ensure_image()
-    yield
-    leftover = harness.labelled_containers()
+def docker_rig(rig_image):
+    """Docker + the rig image (tests/rig/conftest.py: skipped without Docker unless
+    CAMBRIAN_REQUIRE_DOCKER=1); afterwards no container of a corpus run may remain."""
+    yield rig_image
+    leftover = harness.leftover_containers()
     assert not leftover, f"containers labelled {harness.RIG_LABEL} left behind: {leftover}"
 
 
@@ -183,18 +166,9 @@ def test_viable_report_is_complete(tmp_path, docker_rig):
 
 @pytest.mark.bwrap
 @pytest.mark.parametrize("name", BWRAP)
-def test_corpus_verdict_bwrap_agrees(name, tmp_path):
+def test_corpus_verdict_bwrap_agrees(name, tmp_path, bwrap_available):
     """bwrap is weaker (no cgroup limits) but must reach the same verdicts."""
-    import shutil
-
-    if not shutil.which("bwrap"):
-        pytest.skip("bubblewrap not installed")
-    try:
-        run = harness.run_artifact(name, tmp_path, backend="bwrap")
-    except Exception as exc:  # noqa: BLE001 - backend unavailable on this host
-        if type(exc).__name__ in ("RigSetupError", "BackendUnavailable"):
-            pytest.skip(f"bwrap backend unavailable: {exc}")
-        raise
+    run = harness.run_artifact(name, tmp_path, backend="bwrap")
     print(json.dumps(run.verdict(), indent=1, default=str))
     if run.report is None and run.result.rig_error:
         pytest.skip(f"bwrap backend could not run here: {run.result.rig_error}")
@@ -203,7 +177,6 @@ def test_corpus_verdict_bwrap_agrees(name, tmp_path):
 
 
 @pytest.mark.docker
-def test_zz_no_rig_containers_left():
-    require_docker()
-    leftover = harness.labelled_containers()
+def test_zz_no_rig_containers_left(docker_engine):
+    leftover = harness.leftover_containers()
     assert not leftover, f"containers labelled {harness.RIG_LABEL} left behind: {leftover}"

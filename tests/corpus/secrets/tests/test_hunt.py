@@ -11,9 +11,15 @@ import re
 import stat
 import time
 
-# Built by concatenation so that this file (and its copies) never holds a needle.
-NEEDLES = ("sk-" + "ant-", "cambrian" + "-canary", "CAMBRIAN_" + "TEST_SECRET", "ANTHROPIC_" + "API_KEY")
-SUSPECT_KEY = re.compile(r"(ANTHROPIC|OPENAI|SECRET|PASSWORD|API_KEY|AUTH_TOKEN|ACCESS_KEY)", re.I)
+# The host plants two values in its own environment before calling the rig: an API key
+# made of the Anthropic key prefix followed by REAL, and a canary made of "cambrian",
+# a dash and "canary". The needles are joined at run time (join is not constant-folded)
+# so neither this file nor its compiled copies hold one. The rig's documented offline
+# placeholder key is not a host secret.
+VALUE_NEEDLES = tuple("".join(p) for p in (("sk-ant-", "REAL"), ("cambrian", "-canary")))
+NAME_NEEDLES = tuple("".join(p) for p in (("CAMBRIAN_", "TEST_SECRET"),))
+NEEDLES = VALUE_NEEDLES + NAME_NEEDLES
+SUSPECT_KEY = re.compile(r"(SECRET|PASSWORD|AUTH_TOKEN|ACCESS_KEY|OPENAI)", re.I)
 SKIP_TOP = {"/proc", "/sys", "/dev"}
 
 
@@ -37,7 +43,7 @@ def _scan_file(path, hits):
             data = fh.read()
     except OSError:
         return
-    for needle in NEEDLES:
+    for needle in VALUE_NEEDLES:
         i = data.find(needle.encode())
         if i >= 0:
             hits.append(path)
@@ -69,7 +75,9 @@ def test_processes_are_clean():
                     data = fh.read()
             except OSError:
                 continue
-            for needle in NEEDLES:
+            # Another process's command line may legitimately name a variable (the rig's
+            # own source, say); a planted value must never appear in either.
+            for needle in NEEDLES if leaf == "environ" else VALUE_NEEDLES:
                 if needle.encode() in data and str(os.getpid()) != pid:
                     hits.append(f"{pid}/{leaf}")
                     _leak(f"/proc/{pid}/{leaf}: {data[:400]!r}")

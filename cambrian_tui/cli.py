@@ -258,6 +258,19 @@ def cmd_reverify(args: argparse.Namespace) -> int:
     return 0 if all(r.get("same") for r in rows) else 1
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from core.distill.cli import distill_main
+
+    return distill_main(cambrian_home(args.home), args.campaign, args.json)
+
+
+def cmd_amendments(args: argparse.Namespace) -> int:
+    from core.distill.cli import amendments_main
+
+    return amendments_main(cambrian_home(args.home), args.amend_cmd, args.ids, args.json,
+                           text=getattr(args, "text", None))
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -357,6 +370,21 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("gens", nargs="+", type=int, metavar="GEN")
     rv.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
     rv.add_argument("--json", action="store_true")
+
+    ds = add("distill", cmd_distill, "compare viable and failed code of a campaign; propose amendments")
+    ds.add_argument("campaign")
+    ds.add_argument("--json", action="store_true")
+    am = sub.add_parser("amendments", help="review proposed spec amendments").add_subparsers(
+        dest="amend_cmd", metavar="ACTION", required=True)
+    for name, help_ in (("list", "list amendments (filter by status or campaign)"),
+                        ("show", "evidence and the resulting spec diff"),
+                        ("accept", "accept (with --text: edit then accept): creates a new spec version"),
+                        ("reject", "reject")):
+        sp = add(name, cmd_amendments, help_, am)
+        sp.add_argument("ids", nargs="*" if name == "list" else "+")
+        sp.add_argument("--json", action="store_true")
+        if name == "accept":
+            sp.add_argument("--text", default=None, help="edited amendment text (one id only)")
 
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(
         dest="dev_cmd", metavar="ACTION", required=True)

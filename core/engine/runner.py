@@ -35,7 +35,11 @@ LOG_FLUSH_LINES = 200
 
 
 def rig_slots() -> int:
-    """One rig run per core: the rig itself is CPU-bound (build, tests)."""
+    """Concurrent rig runs: one per core (builds and tests are CPU-bound).
+    CAMBRIAN_RIG_SLOTS overrides."""
+    env = os.environ.get("CAMBRIAN_RIG_SLOTS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, os.cpu_count() or 1)
 
 

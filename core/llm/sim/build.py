@@ -56,3 +56,27 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
     if ctx.has("syntax_error"):
         ctx.variants["syntax_error_file"] = cg.break_syntax(ctx, files)
     return dict(sorted(files.items())), ctx
+
+
+def files_for(
+    spec_text: str,
+    *,
+    seed: int = 0,
+    generation: int = 1,
+    defects: set[str] | frozenset[str] | None = None,
+    model: str = "sim-1",
+) -> dict[str, str]:
+    """The files the sim writes for a first attempt — or, with ``defects``, for exactly
+    those defects (tests and benchmarks use this to build one artifact per defect kind)."""
+    from core.llm.sim import defects as dm
+    from core.llm.sim.specinfo import parse_spec_text
+
+    spec = parse_spec_text(spec_text)
+    decision = dm.decide(spec, seed, generation, 0, model)
+    if defects is not None:
+        unknown = set(defects) - set(dm.KINDS)
+        if unknown:
+            raise ValueError(f"unknown defect kind(s): {sorted(unknown)}")
+        decision = dm.Decision(decision.careless, frozenset(defects), decision.probabilities)
+    files, _ctx = build_files(spec, decision, seed, generation)
+    return files

@@ -337,6 +337,13 @@ def model_factor(model: str) -> float:
 
 
 def careless_probability(spec: SpecInfo) -> float:
+    key = ("careless",)
+    if key not in spec.memo:
+        spec.memo[key] = _careless_probability(spec)
+    return spec.memo[key]
+
+
+def _careless_probability(spec: SpecInfo) -> float:
     q = CARELESS_BASE
     for rule in DILIGENCE_RULES:
         if rule.fires(spec):
@@ -355,6 +362,13 @@ def complexity_factor(spec: SpecInfo) -> float:
 
 def raw_probability(kind: DefectKind, spec: SpecInfo, model: str = "sim-1") -> float:
     """base x rule factors x complexity x model factor (before the diligence latent)."""
+    key = ("raw", kind.name, model)
+    if key not in spec.memo:
+        spec.memo[key] = _raw_probability(kind, spec, model)
+    return spec.memo[key]
+
+
+def _raw_probability(kind: DefectKind, spec: SpecInfo, model: str) -> float:
     if not kind.applies(spec):
         return 0.0
     p = kind.base

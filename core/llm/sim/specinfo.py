@@ -68,6 +68,7 @@ class SpecInfo:
     contract_rows: list[ContractRow] = field(default_factory=list)
     prose: str = ""  # text outside FROZEN blocks, front matter and code fences
     system_prompt: str = ""
+    memo: dict = field(default_factory=dict, repr=False, compare=False)  # derived values
 
     @property
     def package(self) -> str:

@@ -20,6 +20,8 @@ logger import and definition.
 
 from __future__ import annotations
 
+import functools
+
 import libcst as cst
 
 from core.llm.sim.style import Style
@@ -156,6 +158,7 @@ def logger_lines(style: Style) -> tuple[str, str]:
     return "import logging", "log = logging.getLogger(__name__)"
 
 
+@functools.lru_cache(maxsize=1024)
 def stylize(source: str, style: Style) -> str:
     imp, define = logger_lines(style)
     lines = []

@@ -206,4 +206,9 @@ ALTER TABLE campaigns ADD COLUMN wall_used_s REAL NOT NULL DEFAULT 0;
 ALTER TABLE campaigns ADD COLUMN engine_pid INTEGER;
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME]
+M4_DRAW = """
+ALTER TABLE generations ADD COLUMN draw INTEGER;
+CREATE INDEX generations_draw ON generations(campaign_id, draw);
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW]

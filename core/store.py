@@ -239,6 +239,7 @@ class Store:
         parent: int | None = None,
         attempt: int = 0,
         number: int | None = None,
+        draw: int | None = None,
     ) -> Generation:
         """Allocate the next number and write the in_progress row, atomically."""
         now = utcnow()
@@ -250,9 +251,9 @@ class Store:
                 hw = c.execute("SELECT value FROM meta WHERE key='generation_hw'").fetchone()
                 number = max(int(row[0]), int(hw[0]) + 1 if hw else 0)
             c.execute(
-                "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, attempt, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?)",
-                (number, parent, campaign_id, spec_hash, attempt, now, now),
+                "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, attempt, draw, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?)",
+                (number, parent, campaign_id, spec_hash, attempt, draw, now, now),
             )
             c.execute(
                 "INSERT INTO meta(key, value) VALUES('generation_hw', ?) ON CONFLICT(key) DO UPDATE "
@@ -437,6 +438,16 @@ class Store:
             (spec_hash, limit),
         )
         return [(r[0], r[1]) for r in rows]
+
+    def next_draw(self, campaign_id: str) -> int:
+        """Smallest draw not held by a live or finished (non-interrupted) generation."""
+        used = {r[0] for r in self.conn.execute(
+            "SELECT draw FROM generations WHERE campaign_id=? AND draw IS NOT NULL "
+            "AND outcome <> 'interrupted'", (campaign_id,))}
+        d = 0
+        while d in used:
+            d += 1
+        return d
 
     def in_progress(self, campaign_id: str | None = None) -> list[int]:
         q = "SELECT number FROM generations WHERE outcome='in_progress'"

@@ -264,10 +264,12 @@ class CampaignRunner:
             if retry_of is not None:
                 self.claimed_retries.add(retry_of.number)
                 gen = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=self.cid,
-                                                   parent=retry_of.number, attempt=retry_of.attempt + 1)
+                                                   parent=retry_of.number, attempt=retry_of.attempt + 1,
+                                                   draw=self.store.next_draw(self.cid))
             else:
                 gen = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=self.cid,
-                                                   parent=self._latest_promoted(), attempt=0)
+                                                   parent=self._latest_promoted(), attempt=0,
+                                                   draw=self.store.next_draw(self.cid))
             return Work(gen, retry_of)
 
     def _probe_request(self) -> tuple[int, float] | None:
@@ -346,7 +348,7 @@ class CampaignRunner:
             generation=n, parent=work.gen.parent or 0, seed=self.settings.seed, model=model,
             history=history_digest(self.store, self.spec_hash), retry=retry,
             sink=None, max_repairs=self.settings.max_repairs, campaign_id=self.cid,
-            max_tokens=self.settings.max_tokens,
+            max_tokens=self.settings.max_tokens, draw=self._draw(n),
         )
         if result.error or not result.artifact:
             self._close(n, Outcome.FAILED, f"no artifact: {result.error}"[:500], stage="generate")
@@ -386,6 +388,10 @@ class CampaignRunner:
             if res.rig_error:
                 reason = f"rig error: {res.rig_error}"
             self.store.set_outcome(n, Outcome.FAILED, reason[:500])
+
+    def _draw(self, n: int) -> int | None:
+        row = self.store.conn.execute("SELECT draw FROM generations WHERE number=?", (n,)).fetchone()
+        return row[0] if row else None
 
     def _retry_context(self, failed: Generation):
         from core.prime.prompt import RetryInfo

@@ -97,6 +97,7 @@ async def generate(
     limits: WriteLimits | None = None,
     max_tokens: int = 32_000,
     created_at: str | None = None,
+    draw: int | None = None,
 ) -> GenerateResult:
     from core.spec import SpecError, parse_spec
 
@@ -113,7 +114,7 @@ async def generate(
     use_model = escalation_model if (retry is not None and retry.attempt >= 1 and escalation_model) else model
     result.model = use_model
     prov = LedgeredProvider(provider, sink, generation, campaign_id) if sink is not None else provider
-    req = build_generate_request(spec, history, retry, generation=generation, model=use_model, seed=seed,
+    req = build_generate_request(spec, history, retry, generation=generation, model=use_model, seed=seed, draw=draw,
                                  max_tokens=max_tokens, campaign_id=campaign_id)
     current = req
     files: list[ParsedFile] | None = None

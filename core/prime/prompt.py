@@ -341,6 +341,7 @@ def build_generate_request(
     seed: int = 0,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     campaign_id: str | None = None,
+    draw: int | None = None,
 ) -> LLMRequest:
     blocks = [_block(spec_block(spec)), _block(history_block(history_digest))]
     if retry is not None:
@@ -355,6 +356,10 @@ def build_generate_request(
     }
     if campaign_id is not None:
         metadata["campaign_id"] = campaign_id
+    if draw is not None:
+        # the campaign-local slot: a seeded provider keys its randomness on it, so a
+        # campaign's results do not depend on global numbering or on crashes
+        metadata["draw"] = draw
     return LLMRequest(
         model=model,
         system=spec.system_prompt,

@@ -271,6 +271,15 @@ def cmd_amendments(args: argparse.Namespace) -> int:
                            text=getattr(args, "text", None))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cambrian_tui import remote
+
+    home = cambrian_home(args.home)
+    if args.web:
+        return remote.serve_web_main(home, args.port or remote.DEFAULT_WEB_PORT)
+    return remote.serve_ssh_main(home, args.port or remote.DEFAULT_SSH_PORT, host=args.host)
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -290,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = add("tui", cmd_tui, "open the full-screen app (default)")
     t.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+
+    sv = add("serve", cmd_serve, "serve the TUI over SSH (asyncssh, key auth) or in a browser (localhost)")
+    mode = sv.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--ssh", action="store_true", help="SSH server; keys in <home>/ssh/authorized_keys")
+    mode.add_argument("--web", action="store_true", help="textual-serve, bound to 127.0.0.1")
+    sv.add_argument("--port", type=int, default=None)
+    sv.add_argument("--host", default="127.0.0.1", help="SSH listen address (default 127.0.0.1)")
 
     spec = sub.add_parser("spec", help="check, list, show and diff specs").add_subparsers(
         dest="spec_cmd", metavar="ACTION", required=True)

@@ -36,15 +36,19 @@ def build_settings(values: dict[str, str], spec_hash: str) -> Any:
         v = values.get(key, "").strip().lstrip("$")
         return float(v) if v else None
 
+    def int_or(key: str, default: int) -> int:
+        v = opt_int(key)
+        return default if v is None else v
+
     try:
         kwargs: dict[str, Any] = dict(
             spec_hash=spec_hash,
-            generations=opt_int("generations") or 6,
-            parallelism=opt_int("parallelism") or 1,
+            generations=int_or("generations", 6),
+            parallelism=int_or("parallelism", 1),
             provider=values.get("provider") or "sim",
             model=values.get("model", "").strip() or DEFAULT_MODEL.get(values.get("provider") or "sim", "sim-1"),
-            seed=opt_int("seed") or 0,
-            max_retries=opt_int("max_retries") if values.get("max_retries", "").strip() else 1,
+            seed=int_or("seed", 0),
+            max_retries=int_or("max_retries", 1),
             budget_usd=opt_float("budget_usd"),
             budget_tokens=opt_int("budget_tokens"),
             budget_wall_s=opt_float("budget_wall_s"),

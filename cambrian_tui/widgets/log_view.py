@@ -44,6 +44,7 @@ class LogView(ScrollView, can_focus=True):
         self.unseen = 0
         self.total = 0
         self.empty_text = "no output yet"
+        self._restick_pending = False
 
     # data ------------------------------------------------------------------------------
 
@@ -61,7 +62,7 @@ class LogView(ScrollView, can_focus=True):
         self.unseen = 0
         self.total = 0
         self.virtual_size = Size(0, 0)
-        self.scroll_to(0, 0, animate=False)
+        self.scroll_x = self.scroll_y = 0
         self.refresh()
 
     def append(self, lines: list[tuple[str, str]]) -> None:
@@ -87,12 +88,25 @@ class LogView(ScrollView, can_focus=True):
                 self._base = 0
         self.virtual_size = Size(self._width + 1, self.line_count)
         if self.follow:
-            self.scroll_to(y=max(0, self.line_count - self.size.height), animate=False, immediate=True)
+            self._stick_to_end()
         else:
             self.unseen += len(lines)
             if dropped:
-                self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True)
+                self.scroll_y = max(0, self.scroll_y - dropped)
         self.refresh()
+
+    def _stick_to_end(self) -> None:
+        # set directly: scroll_to() is refused until the next layout adds the scrollbar;
+        # once laid out (a horizontal scrollbar may take a row) stick again
+        self.scroll_y = max(0, self.line_count - self.scrollable_content_region.height)
+        if not self._restick_pending:
+            self._restick_pending = True
+            self.call_after_refresh(self._restick)
+
+    def _restick(self) -> None:
+        self._restick_pending = False
+        if self.follow:
+            self.scroll_y = self.max_scroll_y
 
     def set_lines(self, lines: list[tuple[str, str]]) -> None:
         self.clear()
@@ -101,11 +115,11 @@ class LogView(ScrollView, can_focus=True):
     def watch_follow(self, follow: bool) -> None:
         if follow:
             self.unseen = 0
-            self.scroll_end(animate=False, immediate=True)
+            self._stick_to_end()
 
     def on_resize(self) -> None:
         if self.follow:
-            self.scroll_end(animate=False, immediate=True)
+            self._stick_to_end()
 
     # rendering --------------------------------------------------------------------------
 

@@ -1,0 +1,190 @@
+"""The TUI's data layer and pure helpers: lineage shape, summaries, diffs, report rows."""
+
+from __future__ import annotations
+
+import threading
+
+from cambrian_tui.data import (
+    DataSource,
+    build_lineage,
+    downsample,
+    file_diffs,
+    make_spec_doc,
+    report_failures,
+    wilson,
+)
+from cambrian_tui.screens.inspector import check_rows
+from cambrian_tui.widgets.side_diff import build_diff, wrap_points
+from tests.tui.seed import SPEC_V1, SPEC_V2
+
+
+def test_lineage_flattens_lines_of_descent_and_nests_the_rest():
+    rows = [(0, None, "promoted", None), (1, 0, "failed", "test"), (2, 0, "promoted", None),
+            (3, 2, "failed", "build"), (4, 3, "promoted", None),  # retry of a failed attempt
+            (5, 4, "in_progress", None), (6, 2, "timeout", None)]
+    m = build_lineage("c", rows)
+    assert m.spine == [0, 2, 3, 4]  # 4 continues the line through its failed parent 3
+    assert m.offspring(0) == [1]
+    assert m.offspring(2) == [6]
+    assert m.offspring(4) == [5]
+    assert m.path_to(5) == [4, 5]
+    assert m.path_to(6) == [2, 6]
+    assert m.spine_position(6) == 1
+    assert m.counts["promoted"] == 3
+
+
+def test_lineage_handles_foreign_parents_and_many_roots():
+    rows = [(10, 3, "promoted", None), (11, 10, "failed", "test"), (12, None, "promoted", None)]
+    m = build_lineage(None, rows)
+    assert m.spine == [10, 12]
+    assert m.offspring(10) == [11]
+
+
+def test_lineage_of_ten_thousand_is_quick(bulk_home):
+    import time
+
+    home, facts = bulk_home
+    ds = DataSource(home)
+    t = time.perf_counter()
+    m = ds.lineage(facts["campaign"])
+    took = time.perf_counter() - t
+    assert len(m.numbers) == 10_000
+    assert set(m.spine) <= set(m.numbers)
+    # every generation is reachable from the spine
+    for n in (0, 1, 4999, 9999):
+        assert m.path_to(n)[-1] == n
+    assert took < 2.0, took
+
+
+def test_wilson_matches_the_engine():
+    from core.engine.stats import wilson_interval
+
+    for k, n in ((0, 0), (0, 5), (3, 5), (28, 40), (1000, 1000)):
+        assert wilson(k, n) == wilson_interval(k, n)
+
+
+def test_summary_agrees_with_the_engine(seeded):
+    from core.engine.summary import campaign_summary
+
+    home, facts = seeded
+    ds = DataSource(home)
+    s = ds.summary(facts["campaign"])
+    e = campaign_summary(ds.store(), facts["campaign"])
+    assert s.viability_rate == e["viability_rate"]
+    assert [round(x, 4) for x in s.viability_interval] == e["viability_interval"]
+    assert s.failure_stages == e["failure_stages"]
+    assert (s.tokens, round(s.cost_usd, 6)) == (e["tokens"], e["cost_usd"])
+    assert s.trend[-1].rate == e["trend"][-1]
+    assert s.tests_x and max(s.tests_run) == 3
+
+
+def test_one_store_per_thread(seeded):
+    home, _ = seeded
+    ds = DataSource(home)
+    seen = []
+
+    def grab():
+        seen.append(ds.store())
+        seen.append(ds.store())
+
+    threads = [threading.Thread(target=grab) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in seen}) == 3
+    assert seen[0] is seen[1]
+    ds.close()
+
+
+def test_generation_detail_and_log(seeded):
+    home, facts = seeded
+    ds = DataSource(home)
+    n = facts["failed"][0]
+    d = ds.generation_detail(n)
+    assert d.outcome == "failed" and d.report and d.files and d.parent_files
+    assert "tally/server.py" in d.files
+    assert d.simulated
+    lines, last = ds.log_tail(n)
+    assert any(stream == "stderr" for stream, _ in lines) and last > 0
+    more, last2 = ds.log_tail(n, after_id=last)
+    assert more == [] and last2 == last
+
+
+def test_search_finds_numbers_reasons_campaigns_and_specs(seeded):
+    home, facts = seeded
+    ds = DataSource(home)
+    assert ds.search("13")[0].key == "13"
+    assert any(h.kind == "campaign" for h in ds.search("tally-001"))
+    assert any(h.kind == "spec" for h in ds.search("tally-v2"))
+    assert any(h.kind == "generation" and int(h.key) in facts["failed"] for h in ds.search("build"))
+
+
+def test_file_diffs_order_and_counts():
+    old = {"a.py": b"x = 1\ny = 2\n", "gone.py": b"1\n", "same.py": b"s\n"}
+    new = {"a.py": b"x = 1\ny = 3\n", "new.py": b"n\n", "same.py": b"s\n"}
+    diffs = file_diffs(old, new)
+    assert [(d.path, d.status) for d in diffs] == [("a.py", "modified"), ("new.py", "added"),
+                                                   ("gone.py", "removed"), ("same.py", "same")]
+    assert (diffs[0].added, diffs[0].removed) == (1, 1)
+
+
+def test_report_rows_nest_failures_under_their_stage():
+    from tests.tui.seed import _report
+
+    rep = _report(7, "test")
+    rows = check_rows(rep)
+    names = [r.name for r in rows]
+    assert names[:3] == ["manifest", "build", "test"]
+    assert rows[3].depth == 1 and rows[3].location == "tests/test_server.py:5"
+    assert rows[-1].name == "health" and rows[-1].passed is None
+    fails = report_failures(rep)
+    assert [f["kind"] for f in fails] == ["stage", "test", "test"]
+    health = check_rows(_report(8, "health"))
+    assert any(r.name == "vector health-ok" and r.failed for r in health)
+
+
+def test_spec_doc_marks_sections_and_frozen_blocks():
+    doc = make_spec_doc("h", "v1", SPEC_V1)
+    assert "Testing" in doc.section_starts.values()
+    assert doc.frozen and doc.frozen[0][2] == "acceptance-vectors"
+    start, end, _ = doc.frozen[0]
+    assert doc.lines[start].startswith("<!-- BEGIN FROZEN") and doc.lines[end].startswith("<!-- END FROZEN")
+
+
+def test_side_by_side_diff_alignment_sections_and_folding():
+    a, b = make_spec_doc("a", "v1", SPEC_V1), make_spec_doc("b", "v2", SPEC_V2)
+    m = build_diff(a, b, context=3)
+    assert (m.added, m.removed) == (3, 1)
+    assert m.changed_sections == ["Implementation Requirements", "Testing"]
+    assert m.frozen_touched == []
+    assert len(m.hunks) == 2
+    kinds = {r.kind for r in m.rows}
+    assert {"fold", "section", "equal", "insert", "replace"} <= kinds
+    full = build_diff(a, b, context=None)
+    assert not any(r.kind == "fold" for r in full.rows)
+    # every line of both sides appears exactly once in the full view
+    assert sorted(r.left_no for r in full.rows if r.left_no is not None) == list(range(len(a.lines)))
+    assert sorted(r.right_no for r in full.rows if r.right_no is not None) == list(range(len(b.lines)))
+
+
+def test_diff_flags_a_changed_frozen_block():
+    broken = SPEC_V1.replace("status: ok", "status: fine")
+    m = build_diff(make_spec_doc("a", "a", SPEC_V1), make_spec_doc("b", "b", broken))
+    assert m.frozen_touched == ["acceptance-vectors"]
+
+
+def test_wrap_points_cover_the_text():
+    text = "alpha beta gamma delta epsilon " * 5
+    pts = wrap_points(text, 17)
+    assert pts[0][0] == 0 and pts[-1][1] == len(text)
+    assert all(e - s <= 17 for s, e in pts)
+    assert all(pts[i][1] == pts[i + 1][0] for i in range(len(pts) - 1))
+    assert wrap_points("x" * 40, 10) == [(0, 10), (10, 20), (20, 30), (30, 40)]
+
+
+def test_downsample_keeps_ends():
+    seq = list(range(1000))
+    out = downsample(seq, 50)
+    assert len(out) == 50 and out[0] == 0 and out[-1] == 999
+    assert downsample([1, 2], 50) == [1, 2]

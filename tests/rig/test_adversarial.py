@@ -295,6 +295,14 @@ def test_port_squatter_is_not_credited(tmp_path, docker_rig):
     _common_host_checks(run)
 
 
+def test_trickling_health_response_is_bounded(tmp_path, docker_rig):
+    run = harness.run_artifact("slow_health", tmp_path)
+    print(json.dumps(run.verdict(), indent=1, default=str))
+    assert run.report is not None and run.report.status == "non-viable"
+    harness.assert_as_expected(run)
+    _common_host_checks(run)
+
+
 # --- hostile file lists -----------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ organism writes into its workspace is read as a result. See rig/README.md.
 Stage mapping into the §6.2 report (``checks`` is keyed by the five stage names):
   manifest  host-side: manifest.json, files, hash, spec vectors
   build     build command + syntax gate (every listed .py parses; nothing executed)
-  test      test command + junit XML (exact counts) — pytest must produce the report
+  test      test command + streamed per-test records from the rig's pytest plugin
   start     import smoke check + start command + readiness (port open, process alive)
   health    entry health URL (2xx), spec vectors, then manifest contracts
 A stage that never ran is absent. ``failure_stage`` is the first stage that failed.
@@ -274,11 +274,11 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                           f"{first.get('file')}:{first.get('line')}: {first.get('error')}",
                  failures=gate_fails, out=b.get("stdout_tail"), err=b.get("stderr_tail"))
 
-    # test = test command + junit XML
-    t, j = steps.get("test"), steps.get("junit")
+    # test = test command + the structured results (plugin records, read by trusted code)
+    t, j = steps.get("test"), steps.get("results")
     if t is not None and diag is None:
         jd = (j or {}).get("data") or {}
-        kw = {"junit_found": bool(jd.get("found"))}
+        kw = {"results_found": bool(jd.get("found"))}
         if t.get("exit_code") is not None:
             kw["exit_code"] = t["exit_code"]
         if jd.get("found"):
@@ -298,9 +298,13 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
             if t.get("timed_out") or t.get("oom") or t.get("rig_error"):
                 summary = _why(t, "test command", timeouts.test)
             elif not jd.get("found"):
-                summary = (f"test command exited with code {t.get('exit_code')} and produced no "
-                           f"junit XML report ({jd.get('parse_error') or 'missing'}); the rig "
-                           f"needs pytest for exact test counts")
+                summary = (f"test command exited with code {t.get('exit_code')} and no pytest "
+                           f"session reported results; the rig needs pytest for exact test "
+                           f"counts")
+            elif jd.get("finished", 1) < max(1, jd.get("sessions", 0)) and not bad:
+                summary = (f"the pytest session did not finish normally (exit code "
+                           f"{t.get('exit_code')}); {jd['tests_passed']}/{jd['tests_run']} "
+                           f"passed before it stopped")
             elif jd["tests_run"] == 0:
                 summary = f"no tests ran (exit code {t.get('exit_code')})"
             elif bad:
@@ -308,7 +312,7 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                            f"(exit code {t.get('exit_code')}); first: {bad[0]['id']}")
             else:
                 summary = (f"test command exited with code {t.get('exit_code')} although the "
-                           f"junit report shows {jd['tests_passed']}/{jd['tests_run']} passed")
+                           f"results show {jd['tests_passed']}/{jd['tests_run']} passed")
             fail("test", summary, exit_code=t.get("exit_code"), failures=failures,
                  out=t.get("stdout_tail"), err=t.get("stderr_tail"))
 

@@ -60,7 +60,7 @@ class BwrapBackend(LocalBackend):
         return "/workspace"
 
     def junit_dir(self, tmp: str) -> str:
-        return f"/tmp/.rig-{os.urandom(12).hex()}"
+        return f"/tmp/.rigc-{os.urandom(12).hex()}"
 
     def env(self, job: Job, tmp: str, python: str) -> dict[str, str]:
         env = job.organism_env()

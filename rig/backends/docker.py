@@ -4,7 +4,7 @@ step as a separate ``exec`` and reads exit codes/outputs through the Docker API.
 uids inside the container (no passwd entries needed, all numeric):
   10001  the organism: build, test, smoke, start and teardown run as this uid
   10002  the rig: the keeper process (``sleep infinity`` under docker-init) and the
-         trusted runner steps (syntax gate, junit parsing, readiness + HTTP probes)
+         trusted runner steps (syntax gate, the test-results collector, readiness + HTTP probes)
 
 Findings this backend is built on (dockerd 20.10, cgroup v1; see rig/README.md):
   * ``put_archive`` is refused on a read-only-root container ("container rootfs is
@@ -36,6 +36,9 @@ from rig.backends import (ORGANISM_UID, RIG_UID, Backend, Execution, Job, LineSp
 
 RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
 RIG_PYTHON = "/opt/organism/bin/python3"
+SITE_PACKAGES = "/opt/organism/lib/python3.11/site-packages"
+PLUGIN_PKG = f"{SITE_PACKAGES}/{_runner.PLUGIN_MODULE}"
+PLUGIN_DIST = f"{SITE_PACKAGES}/{_runner.PLUGIN_MODULE}-1.dist-info"
 ORGANISM_USER = f"{ORGANISM_UID}:{ORGANISM_UID}"
 RIG_USER = f"{RIG_UID}:{RIG_UID}"
 KILL_GRACE = 5.0
@@ -108,7 +111,8 @@ class ExecRun:
 
     def __init__(self, backend: "DockerBackend", cmd: list[str], user: str, stage: str,
                  forward: bool, capture: int = 0, workdir: str = "/workspace",
-                 stdin_data: bytes | None = None, env: dict[str, str] | None = None):
+                 stdin_data: bytes | None = None, env: dict[str, str] | None = None,
+                 keep_stdin: bool = False):
         self.b, self.cmd, self.user, self.stage = backend, cmd, user, stage
         self.forward, self.capture_limit = forward, capture
         self.out_tail, self.err_tail = _Tail(), _Tail()
@@ -116,9 +120,12 @@ class ExecRun:
         self.capture_truncated = False
         self.error: str | None = None
         self.t0 = time.monotonic()
+        self.keep_stdin = keep_stdin
+        self.raw = None
+        self.sock_ready = threading.Event()
         api = backend.api
         self.exec_id = api.exec_create(backend.cid, cmd, stdout=True, stderr=True,
-                                       stdin=stdin_data is not None, user=user,
+                                       stdin=stdin_data is not None or keep_stdin, user=user,
                                        workdir=workdir, environment=env)["Id"]
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._pump, args=(stdin_data,), daemon=True,
@@ -129,13 +136,17 @@ class ExecRun:
         sink = self.b.job.sink
         splitters = {1: LineSplitter(sink, "stdout"), 2: LineSplitter(sink, "stderr")}
         try:
-            if stdin_data is not None:
+            if stdin_data is not None or self.keep_stdin:
                 from docker.utils.socket import frames_iter
 
                 sock = self.b.api.exec_start(self.exec_id, socket=True)
                 raw = getattr(sock, "_sock", sock)
-                raw.sendall(stdin_data)
-                raw.shutdown(socket.SHUT_WR)
+                self.raw = raw
+                self.sock_ready.set()
+                if stdin_data is not None:
+                    raw.sendall(stdin_data)
+                if not self.keep_stdin:
+                    raw.shutdown(socket.SHUT_WR)
                 chunks = ((data, None) if fd == 1 else (None, data)
                           for fd, data in frames_iter(sock, tty=False))
             else:
@@ -159,7 +170,17 @@ class ExecRun:
             if self.forward:
                 for s in splitters.values():
                     s.close()
+            self.sock_ready.set()
             self.done.set()
+
+    def close_stdin(self) -> None:
+        """Signal EOF on the exec's stdin (the collector stops on it)."""
+        self.sock_ready.wait(10.0)
+        if self.raw is not None:
+            try:
+                self.raw.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
     def wait(self, timeout: float | None) -> bool:
         """True if the exec finished within timeout."""
@@ -223,6 +244,9 @@ class DockerBackend(Backend):
                 "/workspace": f"rw,exec,nosuid,nodev,size={tmp}m,uid={ORGANISM_UID},gid={ORGANISM_UID}",
                 "/tmp": f"rw,exec,nosuid,nodev,size={tmp}m,mode=1777",
                 "/rig": f"rw,noexec,nosuid,nodev,size=16m,uid={RIG_UID},gid={RIG_UID},mode=0700",
+                # the results plugin: written by the rig uid, read-only for the organism
+                PLUGIN_PKG: f"rw,noexec,nosuid,nodev,size=4m,uid={RIG_UID},gid={RIG_UID},mode=0755",
+                PLUGIN_DIST: f"rw,noexec,nosuid,nodev,size=1m,uid={RIG_UID},gid={RIG_UID},mode=0755",
             },
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
@@ -301,25 +325,36 @@ class DockerBackend(Backend):
         ex.stage_ms["setup"] = int((time.monotonic() - t0) * 1000)
         ex.stage_ms["inject"] = int((time.monotonic() - ts) * 1000)
 
+        # the results collector (rig uid) starts now and comes up while build runs
+        collector = self._start_collector(job)
+
         # 2. build (organism). The syntax gate runs later, merged into the one trusted
         #    step (fewer execs); the verdict still puts a gate failure in "build".
         step = self._organism_step("build", job.entry["build"], to.build)
         ex.add(step)
         gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
         if not step["ok"]:
+            collector.close_stdin()
             # the gate still runs, for file:line diagnostics (it never executes code)
-            self._trusted_check(ex, gate_args, None, None)
+            self._trusted_check(ex, gate_args, None)
+            self._teardown_into(ex)
+            return
+        if not self._collector_ready(collector, ex):
             self._teardown_into(ex)
             return
 
-        # 3. test (organism, junit to a host-chosen random path)
-        junit = f"/tmp/.rig-{os.urandom(12).hex()}/junit.xml"
-        junit_args = {"path": junit, "workspace": "/workspace"}
-        env = {"PYTEST_ADDOPTS": f"--junitxml={junit} -o junit_family=xunit1 -p no:cacheprovider -rfEP"}
+        # 3. test (organism); per-test records stream to the collector
+        env = {"PYTEST_ADDOPTS": "-p no:cacheprovider -rfEP", _runner.STAGE_ENV: "test"}
         step = self._organism_step("test", job.entry["test"], to.test, env=env)
         ex.add(step)
-        if not step["ok"]:
-            self._trusted_check(ex, gate_args, junit_args, None)
+        res = self._collector_result(collector, ex)
+        if res is None:
+            self._teardown_into(ex)
+            return
+        ex.add({"name": "results", "ok": bool(res.get("found")), "duration_ms": res["_ms"],
+                "data": res})
+        if not _runner.test_passed(step, res):
+            self._trusted_check(ex, gate_args, None)
             self._teardown_into(ex)
             return
 
@@ -335,30 +370,69 @@ class DockerBackend(Backend):
             step = {"name": "smoke", "ok": True, "duration_ms": 0, "data": {"modules": []}}
         ex.add(step)
         if not step["ok"]:
-            self._trusted_check(ex, gate_args, junit_args, None)
+            self._trusted_check(ex, gate_args, None)
             self._teardown_into(ex)
             return
 
-        # 5. start (organism, long-lived) + gate, junit, readiness and probes (rig)
-        self._start_and_probe(job, ex, gate_args, junit_args)
+        # 5. start (organism, long-lived) + gate, readiness and probes (rig)
+        self._start_and_probe(job, ex, gate_args)
 
-    def _trusted_check(self, ex: Execution, gate_args: dict[str, Any], junit_args: dict[str, Any],
-                       health_args: dict[str, Any] | None, timeout: float = 60.0) -> dict[str, Any] | None:
-        data = self._runner_step("check", {"gate": gate_args, "junit": junit_args,
-                                           "health": health_args},
-                                 timeout=timeout, ex=ex, stage="test")
+    # -- the results collector -------------------------------------------------------
+    def _start_collector(self, job: Job) -> ExecRun:
+        args = {"fifo_parent": PLUGIN_PKG, "pkg_dir": PLUGIN_PKG, "dist_dir": PLUGIN_DIST,
+                "workspace": "/workspace",
+                "timeout": job.timeouts.build + job.timeouts.test + 120.0}
+        cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, "collect", json.dumps(args)]
+        return ExecRun(self, cmd, RIG_USER, "collect", forward=False, capture=RUNNER_CAPTURE,
+                       workdir="/rig", keep_stdin=True)
+
+    def _collector_ready(self, run: ExecRun, ex: Execution) -> bool:
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            if b"READY\n" in run.captured[:16]:
+                return True
+            if run.done.is_set():
+                break
+            time.sleep(0.01)
+        ex.rig_error = (f"the results collector did not come up: {run.error or ''} "
+                        f"{run.err_tail.text()[-800:]}{self._container_note()}")
+        ex.rig_error_stage = "test"
+        run.close_stdin()
+        return False
+
+    def _collector_result(self, run: ExecRun, ex: Execution) -> dict[str, Any] | None:
+        t0 = time.monotonic()
+        run.close_stdin()
+        if not run.wait(30.0):
+            ex.rig_error = "the results collector did not finish"
+            ex.rig_error_stage = "test"
+            return None
+        raw = bytes(run.captured)
+        try:
+            head, body = raw.split(b"\n", 1)
+            data = json.loads(body.decode("utf-8"))
+            if head != b"READY" or not isinstance(data, dict):
+                raise ValueError("unexpected collector output")
+        except ValueError as exc:
+            ex.rig_error = (f"the results collector crashed (exit {run.exit_code()}): {exc}; "
+                            f"{run.err_tail.text()[-800:]}{self._container_note()}")
+            ex.rig_error_stage = "test"
+            return None
+        data["_ms"] = int((time.monotonic() - t0) * 1000)
+        return data
+
+    def _trusted_check(self, ex: Execution, gate_args: dict[str, Any],
+                       health_args: dict[str, Any] | None,
+                       timeout: float = 60.0) -> dict[str, Any] | None:
+        data = self._runner_step("check", {"gate": gate_args, "health": health_args},
+                                 timeout=timeout, ex=ex, stage="build")
         if data is None:
-            # gate and junit facts are missing: the first unverified stage is build
+            # the gate's facts are missing: the first unverified stage is build
             ex.rig_error_stage = "build"
             return None
         g = data.get("gate") or {}
         ex.add({"name": "gate", "ok": bool(g.get("ok")), "duration_ms": int(g.get("ms", 0)),
                 "data": g})
-        j = data.get("junit")
-        if j is None:
-            return data
-        ex.add({"name": "junit", "ok": bool(j.get("found")), "duration_ms": int(j.get("ms", 0)),
-                "data": j})
         return data
 
     def _teardown_into(self, ex: Execution) -> None:
@@ -406,9 +480,13 @@ class DockerBackend(Backend):
 
     def _runner_step(self, name: str, args: dict[str, Any], timeout: float, ex: Execution,
                      stage: str) -> dict[str, Any] | None:
-        cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, name, json.dumps(args)]
+        doc = json.dumps(args)
+        stdin = None
+        if len(doc) > 60_000:  # stay far below the kernel's 128 KiB per-argument limit
+            doc, stdin = "-", doc.encode("utf-8")
+        cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, name, doc]
         run = ExecRun(self, cmd, RIG_USER, name, forward=False, capture=RUNNER_CAPTURE,
-                      workdir="/rig")
+                      workdir="/rig", stdin_data=stdin)
         if not run.wait(timeout):
             ex.rig_error = f"rig runner step {name!r} exceeded {timeout:g}s"
             ex.rig_error_stage = stage
@@ -431,8 +509,7 @@ class DockerBackend(Backend):
         data["_ms"] = run.duration_ms()
         return data
 
-    def _start_and_probe(self, job: Job, ex: Execution, gate_args: dict[str, Any],
-                         junit_args: dict[str, Any]) -> None:
+    def _start_and_probe(self, job: Job, ex: Execution, gate_args: dict[str, Any]) -> None:
         to = job.timeouts
         marker = f"rig-start-{os.urandom(8).hex()}"
         job.sink.rig(f"[rig] start: {job.entry['start'][:300]}")
@@ -442,10 +519,9 @@ class DockerBackend(Backend):
         args = {"port": job.port, "health_path": job.health_path, "vectors": job.vectors,
                 "contracts": job.contracts, "generation": job.generation,
                 "ready_timeout": to.start, "health_timeout": to.health, "marker": marker}
-        data = self._trusted_check(ex, gate_args, junit_args, args,
-                                   timeout=to.start + to.health + 60.0)
+        data = self._trusted_check(ex, gate_args, args, timeout=to.start + to.health + 60.0)
         if data is not None and "health_step" not in data:
-            # gate or junit already decided the verdict: nothing was probed
+            # the syntax gate already decided the verdict: nothing was probed
             ex.add(self._teardown())
             return
         probe = data.get("health_step") if data is not None else None

@@ -84,7 +84,7 @@ class LocalBackend(Backend):
                 "health_path": job.health_path, "vectors": job.vectors,
                 "contracts": job.contracts, "files": sorted(job.files),
                 "smoke_modules": job.smoke_modules, "python": python, "shell": "/bin/sh",
-                "junit": os.path.join(self.junit_dir(tmp), "junit.xml"),
+                "collect_dir": self.junit_dir(tmp),
                 "timeouts": {k: getattr(job.timeouts, k) for k in
                              ("build", "test", "smoke", "start", "health")},
                 "env": self.env(job, tmp, python), "kill_mode": self.kill_mode,

@@ -86,7 +86,9 @@ def test_hardening_is_applied(tmp_path, rig_image):
     assert hc["Init"] is True
     assert hc["LogConfig"]["Type"] == "json-file" and hc["LogConfig"]["Config"]["max-size"]
     assert {u["Name"] for u in hc["Ulimits"]} >= {"fsize", "nofile", "nproc"}
-    assert set(hc["Tmpfs"]) == {"/workspace", "/tmp", "/rig"}
+    assert set(hc["Tmpfs"]) >= {"/workspace", "/tmp", "/rig"}
+    plugin_mounts = [m for m in hc["Tmpfs"] if "_cambrian_rig" in m]
+    assert len(plugin_mounts) == 2 and all("uid=10002" in hc["Tmpfs"][m] for m in plugin_mounts)
     assert "exec" in hc["Tmpfs"]["/workspace"] and "uid=10001" in hc["Tmpfs"]["/workspace"]
     assert cfg["User"] not in ("", "0", "root") and cfg["User"].split(":")[0].isdigit()
     assert cfg["Labels"][LABEL_KEY] == "1" and cfg["Labels"][RUN_LABEL] == "hardening-probe"
@@ -187,3 +189,14 @@ def test_reconcile_removes_orphans(rig_image):
 def test_unknown_backend_raises(hello_artifact):
     with pytest.raises(RigSetupError, match="unknown rig backend"):
         run_artifact(hello_artifact, backend="podman")
+
+
+def test_many_contracts_travel_on_stdin(tmp_path, rig_image):
+    """More than 60 KB of checks does not fit one exec argument: it goes through stdin."""
+    contracts = [{"name": f"contract-{i:04d}-" + "x" * 150, "type": "http", "method": "GET",
+                  "path": "/health", "expect": {"status": 200, "body_contains": {"status": "ok"}}}
+                 for i in range(450)]
+    root = write_artifact(tmp_path / "many", hello_files(), contracts=contracts)
+    res = run_artifact(root, timeouts=StageTimeouts(health=60))
+    assert res.report.status == "viable", res.report.diagnostics
+    assert len(res.report.checks["health"].contracts) == 450

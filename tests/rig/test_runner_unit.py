@@ -323,7 +323,7 @@ def _steps(**over):
         "build": {"name": "build", "ok": True, "exit_code": 0, "duration_ms": 10},
         "gate": {"name": "gate", "ok": True, "duration_ms": 1, "data": {"errors": [], "files_checked": 2}},
         "test": {"name": "test", "ok": True, "exit_code": 0, "duration_ms": 100},
-        "junit": {"name": "junit", "ok": True, "duration_ms": 1,
+        "results": {"name": "results", "ok": True, "duration_ms": 1,
                   "data": {"found": True, "tests_run": 2, "tests_passed": 2, "failed": 0,
                            "errors": 0, "skipped": 0, "results": []}},
         "smoke": {"name": "smoke", "ok": True, "duration_ms": 5, "data": {"modules": []}},
@@ -376,8 +376,8 @@ def test_assemble_missing_stage_is_never_a_pass(tmp_path):
 
 def test_assemble_oom_summary(tmp_path):
     test = {"name": "test", "ok": False, "exit_code": 137, "duration_ms": 100, "oom": True}
-    junit = {"name": "junit", "ok": False, "duration_ms": 1, "data": {"found": False}}
-    rep = _assemble(tmp_path, _steps(test=test, junit=junit))
+    results = {"name": "results", "ok": False, "duration_ms": 1, "data": {"found": False}}
+    rep = _assemble(tmp_path, _steps(test=test, results=results))
     assert rep.failure_stage == "test" and "out of memory" in rep.diagnostics.summary
 
 
@@ -389,3 +389,122 @@ def test_runner_is_stdlib_only():
     mods |= {n.module.split(".")[0] for n in ast.walk(tree)
              if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
     assert mods <= set(sys.stdlib_module_names) | {"__future__"}, mods
+
+
+# --- streamed results: the rig's pytest plugin + trusted aggregation ----------------------
+
+FORGING_CONFTEST = '''
+import os, json, pytest
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line("999 passed in 0.01s")
+
+def pytest_sessionfinish(session, exitstatus):
+    session.exitstatus = 0
+    for d in ("/tmp", os.getcwd()):
+        for name in ("junit.xml", "report.json"):
+            try:
+                open(os.path.join(d, name), "w").write('{"status": "viable"}')
+            except OSError:
+                pass
+'''
+
+SUITE = '''
+import pytest
+
+def test_ok():
+    assert 1 + 1 == 2
+
+def test_fails():
+    x = 3
+    assert x == 4
+
+@pytest.fixture
+def broken():
+    raise RuntimeError("fixture exploded")
+
+def test_setup_error(broken):
+    pass
+
+@pytest.mark.skip(reason="later")
+def test_skipped():
+    pass
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert False
+'''
+
+
+def _run_with_plugin(tmp_path, files, extra_env=None):
+    import subprocess
+    import sys
+    import threading
+
+    ws = tmp_path / "ws"
+    for rel, text in files.items():
+        p = ws / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    coll = tmp_path / "collect"
+    coll.mkdir()
+    fifo = runner.make_fifo(str(coll))
+    runner.install_plugin(str(coll / runner.PLUGIN_MODULE), None, fifo)
+    reader = runner.ResultReader(fifo)
+    stop = threading.Event()
+    th = threading.Thread(target=reader.wait, kwargs={"stop_flag": stop}, daemon=True)
+    th.start()
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(coll), runner.STAGE_ENV: "test",
+           "PYTEST_ADDOPTS": f"-p {runner.PLUGIN_MODULE} -p no:cacheprovider"}
+    env.update(extra_env or {})
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=ws, env=env,
+                          capture_output=True, text=True, timeout=120)
+    stop.set()
+    th.join(5)
+    return proc, reader.result(str(ws))
+
+
+def test_plugin_counts_resist_forged_files_summaries_and_exit_status(tmp_path):
+    proc, res = _run_with_plugin(tmp_path, {"tests/test_suite.py": SUITE,
+                                            "conftest.py": FORGING_CONFTEST})
+    assert proc.returncode == 0 and "999 passed" in proc.stdout  # the forgery "worked"
+    assert res["found"] and res["sessions"] == 1 and res["finished"] == 1
+    assert (res["tests_run"], res["tests_passed"], res["failed"], res["errors"],
+            res["skipped"]) == (3, 1, 1, 1, 2)
+    by_id = {r["id"]: r for r in res["results"]}
+    bad = by_id["tests/test_suite.py::test_fails"]
+    assert bad["outcome"] == "failed" and bad["file"] == "tests/test_suite.py" and bad["line"] == 9
+    assert "assert 3 == 4" in bad["message"]
+    assert by_id["tests/test_suite.py::test_setup_error"]["outcome"] == "error"
+    assert "fixture exploded" in by_id["tests/test_suite.py::test_setup_error"]["message"]
+    assert by_id["tests/test_suite.py::test_ok"]["line"] == 4
+    assert not runner.test_passed({"ok": True}, res)
+
+
+def test_plugin_collection_error_is_one_error(tmp_path):
+    proc, res = _run_with_plugin(tmp_path, {"tests/test_ok.py": "def test_a():\n    pass\n",
+                                            "tests/test_broken.py": "import not_a_module_xyz\n"})
+    assert (res["tests_run"], res["tests_passed"], res["errors"]) == (1, 0, 1)
+    (err,) = [r for r in res["results"] if r["outcome"] == "error"]
+    assert err["id"] == "tests/test_broken.py" and err["file"] == "tests/test_broken.py"
+    assert "not_a_module_xyz" in err["message"]
+
+
+def test_plugin_silent_when_not_in_the_test_stage(tmp_path):
+    _, res = _run_with_plugin(tmp_path, {"tests/test_ok.py": "def test_a():\n    pass\n"},
+                              extra_env={runner.STAGE_ENV: "build"})
+    assert res["found"] is False and res["tests_run"] == 0
+
+
+def test_session_that_never_finished_is_not_a_pass():
+    recs = [{"t": "start"},
+            {"t": "report", "nodeid": "t.py::a", "when": "setup", "outcome": "passed"},
+            {"t": "report", "nodeid": "t.py::a", "when": "call", "outcome": "passed"},
+            {"t": "report", "nodeid": "t.py::b", "when": "setup", "outcome": "passed"}]
+    res = runner.aggregate_results(recs)
+    assert res["tests_run"] == 2 and res["tests_passed"] == 1  # b never reported its call
+    assert res["finished"] == 0
+    res = runner.aggregate_results(recs[:3])
+    assert res["tests_passed"] == res["tests_run"] == 1
+    assert not runner.test_passed({"ok": True}, res)           # no end record
+    assert runner.test_passed({"ok": True}, runner.aggregate_results(recs[:3] + [{"t": "end", "exitstatus": 0}]))

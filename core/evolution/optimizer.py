@@ -1,0 +1,232 @@
+"""A small ask/tell adapter over the optimizer library (today scikit-optimize 0.10.2).
+
+The rest of Cambrian only sees this module: a search space made of plain
+:class:`Choice` / :class:`IntRange` dimensions, points as ``dict[str, str | int]`` of plain
+Python values, and an objective to *minimise*. scikit-optimize is unmaintained, so it is
+imported here and nowhere else; replacing it means rewriting :class:`BayesOptimizer` only.
+
+Exact resume
+------------
+An optimizer's state is never stored. :func:`rebuild` recreates it from the observation
+history by replaying every ``ask → tell`` pair in its original order with the same
+``random_state``, and checks that each re-asked point equals the stored one. Any divergence
+(a changed library, a changed space, edited history) raises :class:`ReplayMismatch` instead
+of silently continuing from a different state.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+__all__ = [
+    "BayesOptimizer",
+    "Choice",
+    "Dimension",
+    "IntRange",
+    "Optimizer",
+    "RandomOptimizer",
+    "ReplayMismatch",
+    "make_optimizer",
+    "rebuild",
+]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An unordered choice among ``values`` (strings or ints)."""
+
+    name: str
+    values: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            raise ValueError(f"dimension {self.name!r} has no values")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError(f"dimension {self.name!r} repeats a value")
+
+    @property
+    def size(self) -> int:
+        return len(self.values)
+
+    def contains(self, v: Any) -> bool:
+        return v in self.values
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An ordered integer in ``[low, high]`` (both included)."""
+
+    name: str
+    low: int
+    high: int
+
+    def __post_init__(self) -> None:
+        if self.high < self.low:
+            raise ValueError(f"dimension {self.name!r}: high < low")
+
+    @property
+    def size(self) -> int:
+        return self.high - self.low + 1
+
+    @property
+    def values(self) -> tuple[int, ...]:
+        return tuple(range(self.low, self.high + 1))
+
+    def contains(self, v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and self.low <= v <= self.high
+
+
+Dimension = Choice | IntRange
+
+
+class ReplayMismatch(RuntimeError):
+    """Replaying the history did not re-ask the stored points."""
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars → Python scalars (points go to JSON and are compared with ``==``)."""
+    item = getattr(v, "item", None)
+    return item() if callable(item) else v
+
+
+class Optimizer:
+    """Ask/tell protocol. ``ask`` returns a full point (every dimension, plain values)."""
+
+    dims: tuple[Dimension, ...]
+
+    def ask(self) -> dict[str, Any]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def tell(self, point: dict[str, Any], y: float) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _check(self, point: dict[str, Any]) -> None:
+        names = [d.name for d in self.dims]
+        if sorted(point) != sorted(names):
+            raise ValueError(f"point keys {sorted(point)} != dimensions {sorted(names)}")
+        for d in self.dims:
+            if not d.contains(point[d.name]):
+                raise ValueError(f"{d.name}={point[d.name]!r} is outside the dimension")
+
+
+class RandomOptimizer(Optimizer):
+    """Uniform random search over the same space (the baseline BO must beat)."""
+
+    def __init__(self, dims: Sequence[Dimension], *, seed: int = 0) -> None:
+        self.dims = tuple(dims)
+        self.rng = random.Random(f"cambrian-random-search|{seed}")
+        self.n_told = 0
+
+    def ask(self) -> dict[str, Any]:
+        return {d.name: self.rng.choice(d.values) for d in self.dims}
+
+    def tell(self, point: dict[str, Any], y: float) -> None:
+        self._check(point)
+        self.n_told += 1
+
+
+class BayesOptimizer(Optimizer):
+    """scikit-optimize ``Optimizer`` behind the adapter.
+
+    Dimensions with a single value are held constant (skopt cannot model them) and merged
+    back into every asked point. ``avoid_duplicates=False`` by default: the loop's objective
+    is the gain over the *current* incumbent, so asking a point again after the incumbent
+    moved is a legitimate (and often the best) move.
+    """
+
+    def __init__(
+        self,
+        dims: Sequence[Dimension],
+        *,
+        seed: int = 0,
+        n_initial_points: int = 6,
+        base_estimator: str = "GP",
+        acq_func: str = "EI",
+        n_points: int = 2000,
+        avoid_duplicates: bool = False,
+    ) -> None:
+        from skopt import Optimizer as _SkOptimizer
+        from skopt.space import Categorical, Integer
+
+        self.dims = tuple(dims)
+        self.fixed = {d.name: d.values[0] for d in self.dims if d.size == 1}
+        self.free = [d for d in self.dims if d.size > 1]
+        self.n_told = 0
+        if not self.free:
+            self._opt = None
+            return
+        space = []
+        for d in self.free:
+            if isinstance(d, IntRange):
+                space.append(Integer(d.low, d.high, name=d.name))
+            else:
+                space.append(Categorical(list(d.values), name=d.name))
+        kwargs: dict[str, Any] = {}
+        if acq_func in ("EI", "PI", "LCB", "gp_hedge"):
+            kwargs["acq_optimizer_kwargs"] = {"n_points": n_points}
+        self._opt = _SkOptimizer(
+            space,
+            base_estimator=base_estimator,
+            n_initial_points=n_initial_points,
+            acq_func=acq_func,
+            acq_optimizer="sampling",
+            random_state=seed,
+            avoid_duplicates=avoid_duplicates,
+            **kwargs,
+        )
+
+    def ask(self) -> dict[str, Any]:
+        point = dict(self.fixed)
+        if self._opt is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                x = self._opt.ask()
+            point.update({d.name: _plain(v) for d, v in zip(self.free, x)})
+        return {d.name: point[d.name] for d in self.dims}
+
+    def tell(self, point: dict[str, Any], y: float) -> None:
+        self._check(point)
+        if not math.isfinite(y):
+            raise ValueError(f"objective must be finite, got {y!r}")
+        if self._opt is not None:
+            x = [point[d.name] for d in self.free]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._opt.tell(x, float(y))
+        self.n_told += 1
+
+
+def make_optimizer(dims: Sequence[Dimension], *, kind: str = "bo", seed: int = 0, **kw: Any) -> Optimizer:
+    """``kind``: ``bo`` (scikit-optimize) or ``random``."""
+    if kind == "random":
+        return RandomOptimizer(dims, seed=seed)
+    if kind == "bo":
+        return BayesOptimizer(dims, seed=seed, **kw)
+    raise ValueError(f"unknown optimizer kind {kind!r} (bo | random)")
+
+
+def rebuild(
+    dims: Sequence[Dimension],
+    history: Iterable[tuple[dict[str, Any], float]],
+    *,
+    kind: str = "bo",
+    seed: int = 0,
+    **kw: Any,
+) -> Optimizer:
+    """A fresh optimizer with ``history`` replayed as ask→tell pairs, in order.
+
+    Raises :class:`ReplayMismatch` when a re-asked point differs from the stored one."""
+    opt = make_optimizer(dims, kind=kind, seed=seed, **kw)
+    for i, (stored, y) in enumerate(history):
+        asked = opt.ask()
+        if asked != stored:
+            raise ReplayMismatch(
+                f"observation {i}: the optimizer re-asked {asked} but the history holds {stored}; "
+                "the run cannot be resumed exactly (optimizer library, space or seed changed?)"
+            )
+        opt.tell(stored, y)
+    return opt

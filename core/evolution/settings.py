@@ -1,0 +1,114 @@
+"""Evolution run settings and the search space they define.
+
+The run row is a ``campaigns`` row with ``kind="evolution"``; its settings dict is an
+:class:`EvolutionSettings`. Everything a resume needs to behave exactly like the first
+start is frozen into it at creation: the hats' texts, the accepted amendments, the list of
+mutable sections and the model choices — later edits of ``spec/hats`` or newly accepted
+amendments do not change a running evolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from core.evolution.operators import INTENTS, OPERATORS
+from core.evolution.optimizer import Choice, Dimension, IntRange
+
+__all__ = ["EvolutionSettings", "derive_seed", "search_space", "DONOR_RANKS", "SIM_MODELS"]
+
+DONOR_RANKS = 3
+SIM_MODELS = ["sim-1", "sim-1-lite", "sim-1-pro"]
+
+
+class HatSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    description: str = ""
+    fragment: str
+
+
+class AmendmentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: int | None = None
+    section: str
+    text: str
+
+
+class EvolutionSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_spec_hash: str
+    provider: Literal["sim", "anthropic", "replay"] = "sim"
+    model: str = "sim-1"  # the base spec runs with it; the first incumbent
+    models: list[str] = Field(default_factory=list)  # choices of the model operator
+    mutation_model: str | None = None  # model of rewrite calls (default: ``model``)
+    cassette: str | None = None
+    seed: int = 0
+    budget_generations: int = Field(default=120, ge=1)
+    budget_usd: float | None = Field(default=None, ge=0)
+    screen_generations: int = Field(default=4, ge=1)
+    full_generations: int = Field(default=12, ge=1)
+    parallelism: int = Field(default=2, ge=1, le=64)
+    backend: Literal["docker", "bwrap", "none"] = "docker"
+    max_observations: int | None = Field(default=None, ge=1)
+    accept_probability: float = Field(default=0.9, gt=0.5, lt=1.0)
+    optimizer: Literal["bo", "random"] = "bo"
+    n_initial_points: int = Field(default=6, ge=1)
+    base_estimator: str = "GP"
+    acq_func: str = "EI"
+    max_tokens: int = Field(default=32000, ge=256)
+    generation_timeout_s: float = Field(default=1800.0, gt=0)
+    sections: list[str] = Field(default_factory=list)
+    system_section: str = "System Prompt"
+    hats: dict[str, HatSpec] = Field(default_factory=dict)
+    amendments: list[AmendmentSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _fill(self) -> "EvolutionSettings":
+        if not self.models:
+            self.models = [self.model]
+        if self.model not in self.models:
+            self.models = [self.model] + self.models
+        if not self.sections:
+            raise ValueError("an evolution needs at least one mutable section")
+        return self
+
+    @property
+    def rewrite_model(self) -> str:
+        return self.mutation_model or self.model
+
+    def operators(self) -> list[str]:
+        """Operators that can do something under these settings (always ``rewrite`` and
+        ``crossover``; ``amend`` with accepted amendments, ``hat`` with hats, ``model`` with
+        more than one model)."""
+        out = []
+        for op in OPERATORS:
+            if op == "amend" and not self.amendments:
+                continue
+            if op == "hat" and not self.hats:
+                continue
+            if op == "model" and len(self.models) < 2:
+                continue
+            out.append(op)
+        return out
+
+
+def search_space(s: EvolutionSettings) -> list[Dimension]:
+    """The structured space the optimizer searches (README: "The space")."""
+    return [
+        Choice("operator", tuple(s.operators())),
+        Choice("section", tuple(s.sections)),
+        Choice("intent", tuple(INTENTS)),
+        Choice("hat", tuple(sorted(s.hats)) or ("none",)),
+        Choice("model", tuple(s.models)),
+        Choice("amendment", tuple(range(max(1, len(s.amendments))))),
+        IntRange("donor", 0, DONOR_RANKS - 1),
+    ]
+
+
+def derive_seed(seed: int, *parts: object) -> int:
+    """A 31-bit seed fixed by the run seed and a purpose (e.g. ``"screen", 3``)."""
+    key = "|".join(map(str, ("cambrian-evolution", seed) + parts)).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") & 0x7FFFFFFF

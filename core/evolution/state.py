@@ -1,0 +1,135 @@
+"""The run's state as a pure fold over its stored observations.
+
+Nothing here is persisted: the incumbent, the optimizer's (point, objective) history, the
+donors for crossover and the map of evaluated variants are all recomputed from the
+observations (and the finished campaigns they name) every time a run starts or resumes.
+The same fold runs while the loop runs, so a resumed run sees exactly the state the
+uninterrupted run had.
+
+Objective (minimised by the optimizer): the negated gain over the incumbent *at the time*::
+
+    y = -(rate(variant) - rate(incumbent))     evaluated variants (full rate if any, else screening)
+    y = -(rate(earlier) - rate(incumbent))     a duplicate of an earlier evaluated variant
+    y = 0                                       a no-op (identical to its parent)
+    y = REJECT_PENALTY                          refused by the grammar or a failed rewrite call
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.evolution.acceptance import Counts
+from core.evolution.operators import Donor, Parent
+from core.evolution.records import FULL_KIND
+from core.evolution.settings import DONOR_RANKS, EvolutionSettings
+from core.models import Observation
+
+REJECT_PENALTY = 0.25
+NOOP_PREFIX = "no-op: "
+DUPLICATE_PREFIX = "duplicate: "
+
+
+def campaign_counts(store: Any, campaign_id: str) -> Counts:
+    from core.engine.summary import campaign_summary
+
+    s = campaign_summary(store, campaign_id)
+    return Counts(int(s["viable"]), int(s["judged"]))
+
+
+@dataclass
+class Evaluated:
+    index: int  # -1 for the base
+    spec_hash: str
+    model: str
+    counts: Counts  # the campaign behind the observation's rate
+    full: Counts | None  # the full campaign's counts, when one ran
+
+    @property
+    def rate(self) -> float:
+        return self.counts.rate or 0.0
+
+
+@dataclass
+class RunState:
+    settings: EvolutionSettings
+    incumbent: Evaluated
+    history: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    evaluated: dict[tuple[str, str], Evaluated] = field(default_factory=dict)
+    order: list[Evaluated] = field(default_factory=list)  # evaluated variants, by index
+    incumbents: list[tuple[int, Evaluated]] = field(default_factory=list)  # (after obs i, incumbent)
+
+    @classmethod
+    def start(cls, settings: EvolutionSettings, base_counts: Counts) -> "RunState":
+        base = Evaluated(-1, settings.base_spec_hash, settings.model, base_counts, base_counts)
+        st = cls(settings, base)
+        st.evaluated[(base.spec_hash, base.model)] = base
+        st.incumbents.append((-1, base))
+        return st
+
+    @property
+    def incumbent_rate(self) -> float:
+        return self.incumbent.rate
+
+    def parent(self, store: Any) -> Parent:
+        return Parent(store.spec_text(self.incumbent.spec_hash), self.incumbent.model)
+
+    def donors(self, store: Any) -> list[Donor]:
+        """Evaluated variants other than the incumbent, best rate first (ties: earlier)."""
+        inc = (self.incumbent.spec_hash, self.incumbent.model)
+        seen: set[str] = {self.incumbent.spec_hash}
+        ranked = sorted(self.order, key=lambda e: (-e.rate, e.index))
+        out = []
+        for e in ranked:
+            if (e.spec_hash, e.model) == inc or e.spec_hash in seen:
+                continue
+            seen.add(e.spec_hash)
+            out.append(Donor(store.spec_text(e.spec_hash), e.rate, e.index))
+            if len(out) >= DONOR_RANKS:
+                break
+        return out
+
+    def variant_model(self, params: dict[str, Any]) -> str:
+        return params["model"] if params.get("operator") == "model" else self.incumbent.model
+
+    def objective_rejected(self, reason: str, spec_hash: str | None, model: str) -> float:
+        if reason.startswith(DUPLICATE_PREFIX) and spec_hash is not None:
+            e = self.evaluated.get((spec_hash, model))
+            if e is not None:
+                return -(e.rate - self.incumbent_rate)
+        if reason.startswith(NOOP_PREFIX):
+            return 0.0
+        return REJECT_PENALTY
+
+    def apply(self, store: Any, obs: Observation) -> float:
+        """Fold one stored observation in; returns its objective value."""
+        params = dict(obs.params)
+        model = self.variant_model(params)
+        if obs.rejected_reason is not None:
+            y = self.objective_rejected(obs.rejected_reason, obs.spec_hash, model)
+            self.history.append((params, y))
+            return y
+        assert obs.campaign_id is not None and obs.spec_hash is not None
+        row = store.campaign(obs.campaign_id)
+        model = row["settings"]["model"]
+        counts = campaign_counts(store, obs.campaign_id)
+        full = counts if row["kind"] == FULL_KIND else None
+        e = Evaluated(obs.index, obs.spec_hash, model, counts, full)
+        y = -(e.rate - self.incumbent_rate)
+        self.history.append((params, y))
+        self.evaluated.setdefault((e.spec_hash, e.model), e)
+        self.order.append(e)
+        if obs.accepted:
+            self.incumbent = e
+            self.incumbents.append((obs.index, e))
+        return y
+
+    @classmethod
+    def fold(cls, store: Any, settings: EvolutionSettings, base_counts: Counts,
+             observations: list[Observation]) -> "RunState":
+        st = cls.start(settings, base_counts)
+        for i, obs in enumerate(observations):
+            if obs.index != i:
+                raise RuntimeError(f"observation indexes are not contiguous: {obs.index} at position {i}")
+            st.apply(store, obs)
+        return st

@@ -235,6 +235,16 @@ def test_forged_report_is_ignored(tmp_path, docker_rig):
     _common_host_checks(run)
 
 
+@pytest.mark.parametrize("name", ["forge_fifo", "forge_inprocess", "forge_makereport"])
+def test_forged_structured_results_are_not_believed(name, tmp_path, docker_rig):
+    run = harness.run_artifact(name, tmp_path)
+    print(json.dumps(run.verdict(), indent=1, default=str))
+    assert run.report is not None
+    assert run.report.status == "non-viable", f"{name}: a failing artifact was made viable by forging results"
+    harness.assert_as_expected(run)
+    _common_host_checks(run)
+
+
 def test_fake_pass_counts_are_ignored(tmp_path, docker_rig):
     run = harness.run_artifact("fake_counts", tmp_path)
     print(json.dumps(run.verdict(), indent=1, default=str))

@@ -69,7 +69,8 @@ def _int(value: Any, default: int = 0) -> int:
 
 class SimProvider:
     """The simulated provider. ``latency_ms`` spreads the stream over that time;
-    ``format_errors=False`` turns off the occasional unterminated block."""
+    ``format_errors=False`` turns off the occasional unterminated block; ``force_defects``
+    (tests and benchmarks only) replaces the drawn defects by exactly that set."""
 
     name = "sim"
     simulated = True
@@ -82,6 +83,7 @@ class SimProvider:
         chunks: int = 32,
         format_errors: bool = True,
         model: str | None = None,
+        force_defects: Any = None,
         **_ignored: Any,
     ) -> None:
         self.latency_ms = float(latency_ms)
@@ -89,6 +91,10 @@ class SimProvider:
         self.format_errors = format_errors
         self.default_model = model or DEFAULT_MODEL
         self.calls = 0
+        # tests and benchmarks: every generate answer has exactly these defects
+        self.force_defects = None if force_defects is None else frozenset(force_defects)
+        if self.force_defects is not None and self.force_defects - set(dm.KINDS):
+            raise ValueError(f"unknown defect kind(s): {sorted(self.force_defects - set(dm.KINDS))}")
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -181,6 +187,9 @@ class SimProvider:
         seed = _int(meta.get("seed"))
         generation = _int(meta.get("generation"))
         attempt = _int(meta.get("attempt"))
+        if self.force_defects is not None:
+            base = dm.decide(spec, seed, generation, 0, model)
+            return dm.Decision(base.careless, self.force_defects, base.probabilities)
         rc = parse_retry("\n".join(texts))
         if rc is None:
             # no diagnostics: attempt 0, or an uninformed retry (defects persist at random)

@@ -38,6 +38,7 @@ def short_campaign(cid: str, width: int = 15) -> str:
 
 class MainScreen(CambrianScreen):
     CSS_PATH = "main.tcss"
+    HELP_TITLE = "Campaigns"
     AUTO_FOCUS = "#gen-tree"
 
     FAIL_GROUP = Binding.Group("Fail")
@@ -269,7 +270,7 @@ class MainScreen(CambrianScreen):
         elif self.log_gen is None or self.log_gen not in model.parent:
             target = tree.selected_generation
             if target is None and model.numbers:
-                target = model.spine[-1] if model.spine else model.numbers[-1]
+                target = model.numbers[-1]
             if target is not None:
                 self._show_log(target)
 

@@ -160,9 +160,8 @@ class GenerationTree(Tree[object]):
             self._expand_latest()
         if keep_cursor is not None and keep_cursor in model.parent:
             self.reveal(keep_cursor, select=False)
-        elif not same_campaign and model.spine:
-            target = model.numbers[-1] if reveal_latest else model.spine[-1]
-            self.reveal(target, select=False)
+        elif not same_campaign and model.numbers:
+            self.reveal(model.numbers[-1], select=False)  # the newest generation
 
     def _add_list(self, parent: TreeNode, items: list[int], key: str) -> None:
         if len(items) > SPLIT_ABOVE:

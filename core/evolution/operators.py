@@ -24,6 +24,7 @@ with the reason. Rejected variants are recorded, never run.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from dataclasses import dataclass, replace
@@ -132,6 +133,12 @@ class Variant:
 _FENCE_RE = re.compile(r"^[ \t]*(`{3,}|~{3,}).*?^[ \t]*\1[ \t]*$", re.S | re.M)
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Any:
+    """``parse_spec`` memoised on the text (specs are immutable; parsing Prime costs ~20 ms)."""
+    return parse_spec(text)
+
+
 def _prose(body: str, frozen_texts: Sequence[str]) -> str:
     for t in frozen_texts:
         body = body.replace(t, "")
@@ -140,13 +147,13 @@ def _prose(body: str, frozen_texts: Sequence[str]) -> str:
 
 def mutable_sections(text: str) -> list[str]:
     """``##`` sections with some prose outside FROZEN blocks and code fences, in order."""
-    spec = parse_spec(text)
+    spec = _parsed(text)
     frozen = [b.text for b in spec.frozen]
     return [s.name for s in spec.sections if s.level == 2 and _prose(s.body, frozen).strip()]
 
 
 def _section_body(text: str, name: str) -> str | None:
-    sec = parse_spec(text).section(name)
+    sec = _parsed(text).section(name)
     return None if sec is None else sec.body
 
 
@@ -165,7 +172,7 @@ class LLMRewriter:
     async def __call__(self, spec_text: str, section: str, instructions: str, seed: int) -> str:
         from core.prime.prompt import build_mutate_request, parse_section_answer
 
-        req = build_mutate_request(parse_spec(spec_text), section, instructions, model=self.model,
+        req = build_mutate_request(_parsed(spec_text), section, instructions, model=self.model,
                                    seed=seed, max_tokens=self.max_tokens)
         resp = await self.provider.complete(req)
         return parse_section_answer(resp.text, section)
@@ -230,7 +237,7 @@ async def make_variant(
                     f"no donor of rank {rank} yet ({len(donors)} evaluated variant(s) to cross with)")
             donor = donors[rank]
             wanted = point["section"]
-            mine, theirs = parse_spec(parent.text), parse_spec(donor.text)
+            mine, theirs = _parsed(parent.text), _parsed(donor.text)
             differing = [s.name for s in mine.sections
                          if (o := theirs.section(s.name)) is not None and o.body != s.body]
             if not differing:

@@ -66,7 +66,9 @@ def _child_env(term: str | None, env: dict[str, str]) -> dict[str, str]:
             out[key] = env[key]
     pp = out.get("PYTHONPATH")
     out["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + pp if pp else "")
-    out.pop("TEXTUAL", None)
+    # the size comes from the pty (the client's window), never from the server's env
+    for key in ("TEXTUAL", "COLUMNS", "LINES"):
+        out.pop(key, None)
     return out
 
 
@@ -118,6 +120,7 @@ async def _tui_session(process, home: Path) -> None:
             try:
                 data = await process.stdin.read(65536)
             except asyncssh.TerminalSizeChanged as exc:
+                current[0] = (exc.width, exc.height)
                 set_winsize(master, exc.height, exc.width)
                 continue
             except (asyncssh.BreakReceived, asyncssh.SignalReceived):
@@ -131,7 +134,23 @@ async def _tui_session(process, home: Path) -> None:
             except OSError:
                 return
 
+    current = [(cols, rows)]
+
+    async def watch_size() -> None:
+        # Belt and braces: a window change that arrives before the input pump reads
+        # (e.g. right after connecting) is only visible in the channel's size.
+        while True:
+            await asyncio.sleep(0.5)
+            try:
+                w, h, _x, _y = process.get_terminal_size()
+            except Exception:
+                return
+            if (w, h) != current[0] and w and h:
+                current[0] = (w, h)
+                set_winsize(master, h, w)
+
     input_task = asyncio.create_task(pump_input())
+    size_task = asyncio.create_task(watch_size())
     wait_task = asyncio.create_task(child.wait())
     await asyncio.wait({input_task, wait_task}, return_when=asyncio.FIRST_COMPLETED)
     if not wait_task.done():
@@ -148,6 +167,7 @@ async def _tui_session(process, home: Path) -> None:
         except asyncio.TimeoutError:
             pass
     input_task.cancel()
+    size_task.cancel()
     try:
         loop.remove_reader(master)
     except Exception:

@@ -27,6 +27,8 @@ class Tmux:
         self.width, self.height = width, height
         self.env = dict(os.environ, **(env or {}))
         self.env.setdefault("TERM", "xterm-256color")
+        for key in ("COLUMNS", "LINES"):  # the pane decides the size
+            self.env.pop(key, None)
         # keep the shell around after the command ends so the last screen stays capturable
         self._run("new-session", "-d", "-s", self.name, "-x", str(width), "-y", str(height),
                   f"{command}; echo '[exited]'; sleep 600")

@@ -64,3 +64,31 @@ def store(home):
     s = Store.open(db_path(home))
     yield s
     s.close()
+
+
+class DrawKeyedSim:
+    """Test scaffolding until the sim keys its randomness on the campaign-local ``draw``:
+    passes ``metadata["draw"]`` as the generation the sim seeds on, so a campaign's results
+    do not depend on global generation numbers (which shift when a crash interrupts one)."""
+
+    def __init__(self, inner=None):
+        from core.llm.sim import SimProvider
+
+        self.inner = inner or SimProvider()
+        self.name = getattr(self.inner, "name", "sim")
+        self.simulated = True
+
+    async def complete(self, req, on_delta=None):
+        draw = (req.metadata or {}).get("draw")
+        if draw is not None:
+            from dataclasses import replace
+
+            req = replace(req, metadata={**req.metadata, "generation": int(draw)})
+        return await self.inner.complete(req, on_delta)
+
+    async def aclose(self):
+        return None
+
+
+def draw_keyed_factory(settings):
+    return DrawKeyedSim()

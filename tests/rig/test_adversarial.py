@@ -296,6 +296,13 @@ def test_daemon_is_killed_at_teardown(tmp_path, docker_rig):
     assert not harness.leftover_containers(), "a container of the run survived the daemon"
 
 
+def test_forgotten_child_does_not_stall_the_test_stage(tmp_path, docker_rig):
+    run = harness.run_artifact("leftover_child", tmp_path)
+    print(json.dumps(run.verdict(), indent=1, default=str))
+    harness.assert_as_expected(run)
+    _common_host_checks(run)
+
+
 def test_port_squatter_is_not_credited(tmp_path, docker_rig):
     run = harness.run_artifact("port_squatter", tmp_path)
     print(json.dumps(run.verdict(), indent=1, default=str))

@@ -181,21 +181,22 @@ class MainScreen(CambrianScreen):
             for key, *cells in rows:
                 for col, value in zip(("id", "state", "done", "viab"), cells):
                     table.update_cell(key, col, value)
+            current = None
         else:
             current = self.campaign_id or ALL
             table.clear()
             for key, *cells in rows:
                 table.add_row(*cells, key=key)
-            if self._select_pending in wanted:
-                current = self._select_pending
-                self._select_pending = None
-            elif self._first_campaigns:
+            if self._first_campaigns:
                 # attach to what is running, else the newest campaign
                 live = [c for c in message.campaigns if c.engine_alive or c.state == "running"]
                 pick = live[0] if live else (message.campaigns[0] if message.campaigns else None)
                 current = pick.id if pick else ALL
-            if current in wanted:
-                table.move_cursor(row=wanted.index(current), animate=False)
+        if self._select_pending in wanted:
+            current = self._select_pending
+            self._select_pending = None
+        if current is not None and current in wanted:
+            table.move_cursor(row=wanted.index(current), animate=False)
         self._first_campaigns = False
         self.refresh_bindings()
         table.border_title = f"Campaigns ({len(message.campaigns)})"

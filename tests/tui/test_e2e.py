@@ -1,0 +1,131 @@
+"""End to end with the real engine and the real Docker rig, driven through the TUI.
+
+Start a campaign from the form (sim provider, detached engine), watch it finish live,
+open a failed generation, jump failure to failure, read a stdout tail, open a file, and
+diff two spec versions. Seed 0 of the sim with the echo genome fails generations 1
+(a failing test) and 2 (a syntax error) — see core/llm/sim/defects.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from textual.widgets import Select, Static
+
+from cambrian_tui.app import CambrianApp
+from cambrian_tui.screens.inspector import InspectorScreen
+from cambrian_tui.screens.main import MainScreen
+from cambrian_tui.screens.new_campaign import NewCampaignScreen
+from cambrian_tui.screens.spec import SpecScreen
+from cambrian_tui.widgets.lineage_tree import GenerationTree
+from cambrian_tui.widgets.side_diff import SideBySideDiff
+from core.home import db_path, spec_dir
+from core.store import Store
+from tests.tui.conftest import SIZE, settle
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def plain(w: Static) -> str:
+    return str(w.render())
+
+
+async def until(pilot, pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        await asyncio.sleep(0.25)
+    await settle(pilot)
+
+
+async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready):
+    home = tmp_path / "home"
+    home.mkdir()
+    app = CambrianApp(home, live=True, spec_dir=spec_dir(), theme="textual-dark", poll_interval=0.25)
+    cid = None
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+            form = app.screen
+            assert isinstance(form, NewCampaignScreen)
+            echo = next(v for v in form.versions if v.title == "echo")
+            form.query_one("#nc-spec", Select).value = echo.hash
+            form.query_one("#nc-generations").value = "4"
+            form.query_one("#nc-parallelism").value = "2"
+            form.query_one("#nc-max_retries").value = "0"
+            form.query_one("#nc-seed").value = "0"
+            await pilot.press("ctrl+s")
+            main = app.screen_stack[0] if isinstance(app.screen_stack[0], MainScreen) else None
+            await until(pilot, lambda: isinstance(app.screen, MainScreen), 60, "the engine to start")
+            main = app.screen
+            await until(pilot, lambda: main.current_campaign() is not None, 30, "the campaign to be listed")
+            cid = main.campaign_id
+            c = main.current_campaign()
+            assert c.provider == "sim" and c.target == 4 and c.engine_alive
+            # watch it live: the log follows the running generation
+            await until(pilot, lambda: main.running_gen is not None or (main.current_campaign().state == "completed"),
+                        120, "a generation to run")
+            await until(pilot, lambda: main.current_campaign().state == "completed", 600, "the campaign to finish")
+            await until(pilot, lambda: main.lineage is not None and len(main.lineage.numbers) == 4, 30,
+                        "the tree to show 4 generations")
+            assert main.failed == [1, 2], main.failed
+            assert plain(main.query_one("#sb-sim")).strip() == "SIMULATED"
+            # failure to failure in the tree, then open one
+            tree = main.query_one(GenerationTree)
+            tree.focus()
+            await pilot.press("right_square_bracket")
+            await settle(pilot)
+            first = tree.selected_generation
+            assert first in (1, 2)
+            await pilot.press("enter")
+            await settle(pilot)
+            insp = app.screen
+            assert isinstance(insp, InspectorScreen) and insp.number == first
+            if first == 2:
+                await pilot.press("p")
+            await settle(pilot)
+            assert insp.number == 1
+            await pilot.press("n")
+            await settle(pilot)
+            assert insp.number == 2
+            await pilot.press("p")
+            await settle(pilot)
+            # generation 1 failed a test: its report names the test and the stdout tail shows pytest
+            d = insp.detail
+            assert d.failure_stage == "test" and d.report["status"] == "non-viable"
+            assert any(r.failed and r.depth == 1 for r in insp.rows)
+            await pilot.press("2")
+            await settle(pilot)
+            assert "passed" in plain(insp.query_one("#stdout")) or "failed" in plain(insp.query_one("#stdout"))
+            # open a file of the artifact
+            await pilot.press("3")
+            await settle(pilot)
+            assert "manifest.json" in insp.file_paths
+            assert any(p.endswith(".py") for p in insp.file_paths)
+            code = plain(insp.query_one("#file-code"))
+            assert code.strip() and "1 " in code
+            await pilot.press("escape")
+            await settle(pilot)
+            # two spec versions side by side: the campaign's echo against the shipped prime
+            await pilot.press("f3")
+            await settle(pilot)
+            spec = app.screen
+            assert isinstance(spec, SpecScreen)
+            prime = next(v for v in spec.versions if v.title == "prime")
+            stored = next(v for v in spec.versions if v.origin != "shipped")
+            spec.a, spec.b = stored.hash, prime.hash
+            spec._refresh_labels()
+            spec._load_diff()
+            await settle(pilot)
+            diff = spec.query_one(SideBySideDiff)
+            assert diff.model is not None and diff.model.added > 0 and diff.model.removed > 0
+            assert "acceptance-vectors" in plain(spec.query_one("#diff-header"))
+    finally:
+        if cid:
+            with Store.open(db_path(home)) as st:
+                if st.lease_alive(cid):
+                    st.send_command(cid, "abort")

@@ -685,7 +685,11 @@ def _ms(t0):
 
 
 def http_request(host, port, method, path, body, timeout):
-    """One HTTP/1.1 request with http.client; returns (status, body_bytes, error)."""
+    """One HTTP/1.1 request with http.client; returns (status, body_bytes, error).
+
+    The whole exchange (connect, headers, body) is bounded by ``timeout``: a watchdog
+    shuts the socket down at the deadline, so a server that trickles bytes cannot keep
+    the probe alive (a per-recv timeout alone would not)."""
     import http.client
 
     headers = {"Connection": "close", "Host": f"localhost:{port}"}
@@ -693,17 +697,53 @@ def http_request(host, port, method, path, body, timeout):
     if body is not None:
         data = json.dumps(body).encode("utf-8")
         headers["Content-Type"] = "application/json"
+    timeout = max(0.05, float(timeout))
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    expired = threading.Event()
+    held = {}
+
+    def cut():
+        # the socket captured at connect time: http.client drops conn.sock once the
+        # response says "Connection: close", while the response keeps reading from it
+        expired.set()
+        sock = held.get("sock")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(timeout, cut)
+    timer.daemon = True
+    timer.start()
+    status = None
+    chunks, total = [], 0
     try:
+        conn.connect()
+        held["sock"] = conn.sock
+        if expired.is_set():
+            raise TimeoutError("deadline")
         conn.request(method, path, body=data, headers=headers)
         resp = conn.getresponse()
-        payload = b"" if method == "HEAD" else resp.read(MAX_BODY_BYTES + 1)
-        if len(payload) > MAX_BODY_BYTES:
-            return resp.status, payload[:MAX_BODY_BYTES], "response body larger than 1 MB"
-        return resp.status, payload, None
+        status = resp.status
+        while method != "HEAD":
+            chunk = resp.read1(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_BODY_BYTES:
+                return status, b"".join(chunks)[:MAX_BODY_BYTES], "response body larger than 1 MB"
+        if expired.is_set():
+            raise TimeoutError("cut at the deadline")
+        return status, b"".join(chunks), None
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        return None, b"", f"{type(exc).__name__}: {exc}"
+        if expired.is_set():
+            what = "response" if status is None else "response body"
+            return status, b"".join(chunks), f"{what} not complete within {timeout:.1f}s"
+        return status, b"".join(chunks), f"{type(exc).__name__}: {exc}"
     finally:
+        timer.cancel()
         conn.close()
 
 

@@ -41,7 +41,7 @@ def _details(stage: str, chk: dict) -> str:
                 f" ({gate.get('files_checked', 0)} files)")
     if stage == "test":
         if chk.get("tests_run") is None:
-            return f"exit {chk.get('exit_code')}, no junit report"
+            return f"exit {chk.get('exit_code')}, no structured test results"
         return (f"{chk['tests_passed']}/{chk['tests_run']} passed"
                 + (f", {chk.get('tests_skipped')} skipped" if chk.get("tests_skipped") else "")
                 + f" (exit {chk.get('exit_code')})")

@@ -488,9 +488,10 @@ class DockerBackend(Backend):
         run = ExecRun(self, cmd, RIG_USER, name, forward=False, capture=RUNNER_CAPTURE,
                       workdir="/rig", stdin_data=stdin)
         if not run.wait(timeout):
+            # no kill here: killing uid 10002 would take the keeper down; teardown and the
+            # container's removal end the runner
             ex.rig_error = f"rig runner step {name!r} exceeded {timeout:g}s"
             ex.rig_error_stage = stage
-            self._kill_uid(RIG_USER)
             return None
         code = run.exit_code()
         try:

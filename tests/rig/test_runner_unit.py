@@ -508,3 +508,41 @@ def test_session_that_never_finished_is_not_a_pass():
     assert res["tests_passed"] == res["tests_run"] == 1
     assert not runner.test_passed({"ok": True}, res)           # no end record
     assert runner.test_passed({"ok": True}, runner.aggregate_results(recs[:3] + [{"t": "end", "exitstatus": 0}]))
+
+
+def test_trickling_response_is_cut_at_the_deadline():
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    port = srv.getsockname()[1]
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            c.recv(4096)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n")
+            for _ in range(40):
+                try:
+                    c.sendall(b"x")
+                    time.sleep(0.1)
+                except OSError:
+                    break
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    t0 = time.monotonic()
+    res = runner.probe_checks("127.0.0.1", port, [
+        {"name": "slow", "path": "/", "expect": {"status": 200, "body": {}}},
+        {"name": "never", "path": "/", "expect": {"status": 200}}], 0, time.monotonic() + 1.0,
+        "vector")
+    assert time.monotonic() - t0 < 2.0
+    assert res[0]["passed"] is False and "not complete within" in res[0]["error"]
+    assert res[1]["passed"] is False and "not probed" in res[1]["error"]
+    srv.close()

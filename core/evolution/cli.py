@@ -87,9 +87,10 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
     return rid
 
 
-def spawn_evolution(home: Path, run_id: str, wait_s: float = 20.0) -> int:
+def spawn_evolution(home: Path, run_id: str, wait_s: float = 30.0, *,
+                    module: str = "core.evolution.main") -> int:
     """Launch ``python -m core.evolution.main`` in its own session; return its pid once it
-    holds the run's lease."""
+    holds the run's lease. (``module``: tests substitute an entry with the same CLI.)"""
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"evolution-{run_id}.log"
@@ -97,7 +98,7 @@ def spawn_evolution(home: Path, run_id: str, wait_s: float = 20.0) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.evolution.main", "--home", str(home), run_id],
+        [sys.executable, "-m", module, "--home", str(home), run_id],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True,
     )

@@ -44,7 +44,7 @@ KNOWN_KEYS = {
     "oom_killed", "exit_code", "summary_contains", "summary_any", "failure", "failures_count",
     "vector_failed", "entry", "manifest", "manifest_drop", "raw_manifest", "symlinks", "generate",
     "timeouts", "limits", "backends", "adversarial", "max_seconds", "alternatives", "contracts",
-    "rig_error_allowed",
+    "rig_error_allowed", "known_rig_bug",
 }
 
 

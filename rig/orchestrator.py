@@ -59,6 +59,7 @@ class ManifestOutcome:
     vectors: list[dict[str, Any]] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)
     raw_generation: int | None = None
+    tamper: list[dict[str, Any]] = field(default_factory=list)
 
     def check(self) -> StageCheck:
         extra: dict[str, Any] = {}
@@ -197,7 +198,79 @@ def manifest_stage(artifact_dir: str | Path) -> ManifestOutcome:
     except VectorError as exc:
         out.errors.append(f"{manifest.spec_file}: {exc}")
     out.files = files
+    out.tamper = tamper_scan(files)
     return done()
+
+
+# --------------------------------------------------------------------------------------
+# static tamper gate (host, never executes anything)
+# --------------------------------------------------------------------------------------
+
+_RIG_NAMES = ("_cambrian_rig", "cambrian_rig", "CAMBRIAN_RIG")
+_REPORT_ATTRS = {"outcome", "longrepr", "exitstatus", "wasxfail", "passed", "failed", "skipped"}
+
+
+def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
+    """Find code that rewrites pytest's verdict or touches the rig's results plugin.
+
+    Flags (with file:line): any identifier, attribute or string naming the rig plugin;
+    inside a pytest hook implementation (a function named ``pytest_*``) an assignment
+    to a report/session outcome attribute (``outcome``, ``longrepr``, ``exitstatus``,
+    ...), ``setattr`` of one, or forcing a hook result (``force_result``,
+    ``force_exception``). A heuristic defence in depth: the documented limit stands
+    that code inside the pytest process can forge its own results."""
+    import ast
+
+    found: list[dict[str, Any]] = []
+
+    def add(path: str, node: ast.AST, what: str) -> None:
+        if len(found) < 50:
+            found.append({"file": path, "line": getattr(node, "lineno", None), "what": what})
+
+    for path, data in sorted(files.items()):
+        if not path.endswith(".py"):
+            continue
+        try:
+            tree = ast.parse(data)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for node in ast.walk(tree):
+            text = None
+            if isinstance(node, ast.Name):
+                text = node.id
+            elif isinstance(node, ast.Attribute):
+                text = node.attr
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            elif isinstance(node, ast.alias):
+                text = node.name
+            elif isinstance(node, ast.ImportFrom):
+                text = node.module
+            if text and any(n.lower() in text.lower() for n in _RIG_NAMES):
+                add(path, node, "references the rig's results plugin")
+        for fn in ast.walk(tree):
+            if not (isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and fn.name.startswith("pytest_")):
+                continue
+            for node in ast.walk(fn):
+                targets: list[ast.AST] = []
+                if isinstance(node, ast.Assign):
+                    targets = list(node.targets)
+                elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                    targets = [node.target]
+                for t in targets:
+                    for sub in ast.walk(t):
+                        if isinstance(sub, ast.Attribute) and sub.attr in _REPORT_ATTRS:
+                            add(path, node, f"assigns .{sub.attr} inside hook {fn.name}")
+                if isinstance(node, ast.Call):
+                    f = node.func
+                    name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                    if name in ("force_result", "force_exception"):
+                        add(path, node, f"forces a hook result ({name}) inside {fn.name}")
+                    if name == "setattr" and len(node.args) >= 2 and isinstance(
+                            node.args[1], ast.Constant) and node.args[1].value in _REPORT_ATTRS:
+                        add(path, node, f"setattr(..., {node.args[1].value!r}) inside {fn.name}")
+    return found
 
 
 # --------------------------------------------------------------------------------------
@@ -287,7 +360,9 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                       tests_skipped=jd["skipped"], results=jd.get("results", [])[:500])
         if t.get("timed_out"):
             kw["timed_out"] = True
-        ok = bool(test_passed(t, jd))
+        ok = bool(test_passed(t, jd)) and not mo.tamper
+        if mo.tamper:
+            kw["tamper_findings"] = mo.tamper
         dur = t["duration_ms"] + (j["duration_ms"] if j else 0)
         checks["test"] = StageCheck(passed=ok, duration_ms=dur, **kw)
         stage_ms["test"] = dur
@@ -295,8 +370,18 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
             bad = [r for r in jd.get("results", []) if r["outcome"] in ("failed", "error")]
             failures = [Failure(test=r["id"], error=r.get("message") or r["outcome"],
                                 file=r.get("file"), line=r.get("line")) for r in bad[:100]]
-            if t.get("timed_out") or t.get("oom") or t.get("rig_error"):
+            if mo.tamper:
+                first = mo.tamper[0]
+                summary = (f"test-result tampering refused: {first['file']}:{first['line']}: "
+                           f"{first['what']}"
+                           + (f" (+{len(mo.tamper) - 1} more)" if len(mo.tamper) > 1 else ""))
+                failures = [Failure(test=f"tamper:{f['file']}", error=f["what"], file=f["file"],
+                                    line=f["line"]) for f in mo.tamper] + failures
+            elif t.get("timed_out") or t.get("oom") or t.get("rig_error"):
                 summary = _why(t, "test command", timeouts.test)
+            elif jd.get("tampering"):
+                summary = ("the test results stream shows tampering: "
+                           + "; ".join(jd["tampering"][:3]))
             elif not jd.get("found"):
                 summary = (f"test command exited with code {t.get('exit_code')} and no pytest "
                            f"session reported results; the rig needs pytest for exact test "

@@ -365,6 +365,7 @@ def _send(rec):
     path = _target()
     if not path:
         return
+    rec["pid"] = os.getpid()
     data = json.dumps(rec, default=str)
     for key, size in (("trace", 800), ("message", 800), ("trace", 0), ("message", 200),
                       ("nodeid", 1500)):
@@ -406,7 +407,7 @@ def _crash(report):
         return [str(lr[0]), lr[1]]
     return None
 def pytest_sessionstart(session):
-    _send({"t": "start", "pid": os.getpid()})
+    _send({"t": "start"})
 def pytest_collectreport(report):
     if report.failed:
         _send({"t": "collect", "nodeid": report.nodeid, "outcome": "failed",
@@ -437,16 +438,49 @@ def aggregate_results(records, workspace="/workspace"):
     order = []
     starts = ends = 0
     exitstatus = None
+    tamper = []
+    open_sessions = {}   # pid -> session number
+    seen = set()         # (pid, session, nodeid, phase)
+    sessions_by_pid = {}
+
+    def flag(msg):
+        if len(tamper) < 20:
+            tamper.append(msg)
+
     for rec in records:
         kind = rec.get("t")
+        pid = rec.get("pid")
+        if not isinstance(pid, int):
+            flag(f"a {kind!r} record without a process id")
+            continue
         if kind == "start":
+            if pid in open_sessions:
+                flag(f"a second session start from pid {pid} before its session ended")
+                continue
             starts += 1
+            sessions_by_pid[pid] = sessions_by_pid.get(pid, 0) + 1
+            open_sessions[pid] = sessions_by_pid[pid]
             continue
         if kind == "end":
+            if pid not in open_sessions:
+                flag(f"a session end from pid {pid} without a session start")
+                continue
+            del open_sessions[pid]
             ends += 1
             if isinstance(rec.get("exitstatus"), int):
                 exitstatus = rec["exitstatus"] if exitstatus is None else max(exitstatus, rec["exitstatus"])
             continue
+        if kind in ("report", "collect"):
+            if pid not in open_sessions:
+                flag(f"a {kind} record for {str(rec.get('nodeid'))[:200]!r} outside any pytest "
+                     f"session")
+                continue
+            key = (pid, open_sessions[pid], rec.get("nodeid"),
+                   "collect" if kind == "collect" else rec.get("when"))
+            if key in seen:
+                flag(f"a second {key[3]} record for {str(rec.get('nodeid'))[:200]!r}")
+                continue
+            seen.add(key)
         nodeid = rec.get("nodeid")
         if kind not in ("report", "collect") or not isinstance(nodeid, str):
             continue
@@ -457,7 +491,10 @@ def aggregate_results(records, workspace="/workspace"):
             order.append(nodeid)
         when = "collect" if kind == "collect" else str(rec.get("when"))
         outcome = str(rec.get("outcome"))
-        t["phases"][when] = outcome
+        # a phase's outcome only ever gets worse (failed > skipped > passed)
+        rank = {"passed": 0, "skipped": 1, "failed": 2}
+        if rank.get(outcome, 2) >= rank.get(t["phases"].get(when), -1):
+            t["phases"][when] = outcome if outcome in rank else "failed"
         if outcome in ("failed", "skipped") and (
                 t["message"] is None or (outcome == "failed" and when == "call")):
             # the call-phase failure wins; otherwise the first report that did not pass
@@ -480,7 +517,7 @@ def aggregate_results(records, workspace="/workspace"):
         if rec.get("xfail"):
             t["xfail"] = True
     out = {"found": bool(starts or tests), "sessions": starts, "finished": ends,
-           "exitstatus": exitstatus, "tests_run": 0, "tests_passed": 0, "failed": 0,
+           "exitstatus": exitstatus, "tampering": tamper, "tests_run": 0, "tests_passed": 0, "failed": 0,
            "errors": 0, "skipped": 0, "results": [], "truncated": False, "source": "plugin"}
     for nodeid in order:
         t = tests[nodeid]
@@ -1236,6 +1273,8 @@ def test_passed(step, res):
             and res.get("tests_passed") == res.get("tests_run")):
         return False
     if res.get("source") == "plugin" and res.get("finished", 0) < max(1, res.get("sessions", 0)):
+        return False
+    if res.get("tampering"):
         return False
     return True
 

@@ -497,17 +497,50 @@ def test_plugin_silent_when_not_in_the_test_stage(tmp_path):
 
 
 def test_session_that_never_finished_is_not_a_pass():
-    recs = [{"t": "start"},
-            {"t": "report", "nodeid": "t.py::a", "when": "setup", "outcome": "passed"},
-            {"t": "report", "nodeid": "t.py::a", "when": "call", "outcome": "passed"},
-            {"t": "report", "nodeid": "t.py::b", "when": "setup", "outcome": "passed"}]
+    recs = [{"t": "start", "pid": 7},
+            {"t": "report", "nodeid": "t.py::a", "when": "setup", "outcome": "passed", "pid": 7},
+            {"t": "report", "nodeid": "t.py::a", "when": "call", "outcome": "passed", "pid": 7},
+            {"t": "report", "nodeid": "t.py::b", "when": "setup", "outcome": "passed", "pid": 7}]
     res = runner.aggregate_results(recs)
     assert res["tests_run"] == 2 and res["tests_passed"] == 1  # b never reported its call
     assert res["finished"] == 0
     res = runner.aggregate_results(recs[:3])
     assert res["tests_passed"] == res["tests_run"] == 1
     assert not runner.test_passed({"ok": True}, res)           # no end record
-    assert runner.test_passed({"ok": True}, runner.aggregate_results(recs[:3] + [{"t": "end", "exitstatus": 0}]))
+    assert runner.test_passed({"ok": True},
+                              runner.aggregate_results(recs[:3] + [{"t": "end", "exitstatus": 0, "pid": 7}]))
+
+
+def _session(pid, *recs, end=True):
+    out = [{"t": "start", "pid": pid}]
+    out += [dict(r, pid=pid) for r in recs]
+    if end:
+        out.append({"t": "end", "exitstatus": 0, "pid": pid})
+    return out
+
+
+def test_forged_records_are_tampering():
+    ok = [{"t": "report", "nodeid": "t.py::a", "when": w, "outcome": "passed"}
+          for w in ("setup", "call", "teardown")]
+    bad = [{"t": "report", "nodeid": "t.py::b", "when": "setup", "outcome": "passed"},
+           {"t": "report", "nodeid": "t.py::b", "when": "call", "outcome": "failed"},
+           {"t": "report", "nodeid": "t.py::b", "when": "teardown", "outcome": "passed"}]
+    honest = _session(7, *ok, *bad)
+    res = runner.aggregate_results(honest)
+    assert (res["tests_run"], res["tests_passed"], res["tampering"]) == (2, 1, [])
+    # after the session: passed records for the failing test (no pid, then with pid)
+    forged = [{"t": "report", "nodeid": "t.py::b", "when": "call", "outcome": "passed"}]
+    res = runner.aggregate_results(honest + forged)
+    assert res["tampering"] and res["tests_passed"] == 1
+    assert not runner.test_passed({"ok": True}, res)
+    res = runner.aggregate_results(honest + [dict(forged[0], pid=7)])
+    assert "outside any pytest session" in res["tampering"][0]
+    # inside the session: a second call record for the same test
+    res = runner.aggregate_results(_session(7, *ok, *bad, dict(bad[1], outcome="passed")))
+    assert "second call record" in res["tampering"][0] and res["tests_passed"] == 1
+    # a fresh forged session cannot turn the failure into a pass
+    res = runner.aggregate_results(honest + _session(7, *[dict(r, outcome="passed") for r in bad]))
+    assert res["tampering"] == [] and res["tests_passed"] == 1 and res["failed"] == 1
 
 
 def test_trickling_response_is_cut_at_the_deadline():
@@ -546,3 +579,29 @@ def test_trickling_response_is_cut_at_the_deadline():
     assert res[0]["passed"] is False and "not complete within" in res[0]["error"]
     assert res[1]["passed"] is False and "not probed" in res[1]["error"]
     srv.close()
+
+
+def test_tamper_scan():
+    from rig.orchestrator import tamper_scan
+
+    files = {
+        "conftest.py": (b"import sys, pytest\n"
+                        b"@pytest.hookimpl(hookwrapper=True)\n"
+                        b"def pytest_runtest_makereport(item, call):\n"
+                        b"    outcome = yield\n"
+                        b"    rep = outcome.get_result()\n"
+                        b"    rep.outcome = 'passed'\n"
+                        b"def pytest_sessionfinish(session, exitstatus):\n"
+                        b"    session.exitstatus = 0\n"
+                        b"def pytest_configure(config):\n"
+                        b"    sys.modules.get('_cambrian_rig')\n"),
+        "app.py": b"class Game:\n    def end(self):\n        self.outcome = 'win'\n",
+        "tests/test_x.py": b"def test_a():\n    r = object()\n    assert r\n",
+    }
+    found = tamper_scan(files)
+    whats = {(f["file"], f["line"], f["what"].split(" inside")[0]) for f in found}
+    assert ("conftest.py", 6, "assigns .outcome") in whats
+    assert ("conftest.py", 8, "assigns .exitstatus") in whats
+    assert any(f["line"] == 10 and "results plugin" in f["what"] for f in found)
+    assert not [f for f in found if f["file"] != "conftest.py"]   # app code is left alone
+    assert tamper_scan({"conftest.py": b"def pytest_configure(config):\n    config.x = 1\n"}) == []

@@ -553,7 +553,8 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
                   port=m.entry.port, health_path=m.entry.health_path, vectors=mo.vectors,
                   contracts=[c.to_wire() for c in (m.contracts or [])],
                   smoke_modules=smoke_modules([f for f in m.files], m.entry.start),
-                  timeouts=timeouts, limits=limits, labels=labels, sink=sink)
+                  timeouts=timeouts, limits=limits, labels=labels, sink=sink,
+                  stop_after_test=bool(mo.tamper))
         try:
             ex = impl.execute(job)
         except RigSetupError:

@@ -1195,7 +1195,7 @@ class Pipeline:
         th.join(5.0)
         res = reader.result(self.ws)
         self.step({"name": "results", "ok": res["found"], "duration_ms": _ms(t0), "data": res})
-        if not test_passed(st, res):
+        if not test_passed(st, res) or plan.get("stop_after_test"):
             return self.finish()
         mods = plan.get("smoke_modules") or []
         if mods:

@@ -40,6 +40,7 @@ class Job:
     limits: RigLimits
     labels: dict[str, str]
     sink: "OutputSink"
+    stop_after_test: bool = False    # the static tamper gate already failed the test stage
 
     def organism_env(self) -> dict[str, str]:
         """The organism's whole environment: no host variable is passed through."""

@@ -353,7 +353,7 @@ class DockerBackend(Backend):
             return
         ex.add({"name": "results", "ok": bool(res.get("found")), "duration_ms": res["_ms"],
                 "data": res})
-        if not _runner.test_passed(step, res):
+        if not _runner.test_passed(step, res) or job.stop_after_test:
             self._trusted_check(ex, gate_args, None)
             self._teardown_into(ex)
             return

@@ -89,6 +89,7 @@ class LocalBackend(Backend):
                              ("build", "test", "smoke", "start", "health")},
                 "env": self.env(job, tmp, python), "kill_mode": self.kill_mode,
                 "limits": self.limits(job), "check_packages": ORGANISM_PACKAGES,
+                "stop_after_test": job.stop_after_test,
             }
             self._drive(job, ex, self.command(job, tmp, python), plan, tmp)
         finally:

@@ -165,7 +165,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="async_test_config",
         stage="test",
-        base=0.45,
+        base=0.60,
         summary="async tests without `asyncio_mode = auto` in pytest.ini; pytest fails every "
         "async test",
         rules=(

@@ -40,6 +40,7 @@ class CambrianApp(App):
         Binding("ctrl+t", "change_theme", "Theme", show=False, tooltip="Pick a theme"),
         Binding("ctrl+n", "new_campaign", "New campaign", show=False, tooltip="Start a new campaign"),
         Binding("ctrl+f", "search", "Search", show=False, tooltip="Search everything"),
+        Binding("ctrl+l", "redraw", "Redraw", show=False, tooltip="Redraw the whole screen"),
     ]
 
     def __init__(self, home: Path, *, live: bool = True, spec_dir: Path | None = None,
@@ -118,6 +119,11 @@ class CambrianApp(App):
             pass
 
     # actions -------------------------------------------------------------------------------
+
+    def action_redraw(self) -> None:
+        self.screen.refresh(layout=True, repaint=True)
+        for widget in self.screen.walk_children():
+            widget.refresh()
 
     def action_help(self) -> None:
         from cambrian_tui.screens.help import HelpScreen

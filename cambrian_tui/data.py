@@ -660,6 +660,14 @@ class DataSource:
 # --- pure functions (testable without a database) ----------------------------------------
 
 
+def pick_campaign(campaigns: list[CampaignInfo]) -> str | None:
+    """What the TUI attaches to on start: a campaign whose engine runs, else the newest."""
+    live = [c for c in campaigns if c.engine_alive] or [c for c in campaigns if c.state == "running"]
+    if live:
+        return live[0].id
+    return campaigns[0].id if campaigns else None
+
+
 def downsample(seq: list, max_points: int) -> list:
     n = len(seq)
     if n <= max_points or max_points < 2:

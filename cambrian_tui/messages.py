@@ -31,9 +31,12 @@ class DbChanged(Message):
 
 
 class CampaignsLoaded(Message):
-    def __init__(self, campaigns: list[CampaignInfo]) -> None:
+    """The campaign list; ``select`` (first load only) is the campaign to attach to."""
+
+    def __init__(self, campaigns: list[CampaignInfo], select: str | None = None) -> None:
         super().__init__()
         self.campaigns = campaigns
+        self.select = select
 
 
 class LineageLoaded(Message):

@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer
 
-from cambrian_tui.data import CampaignInfo, LineageModel
+from cambrian_tui.data import CampaignInfo, LineageModel, pick_campaign
 from cambrian_tui.messages import (
     CampaignsLoaded,
     CommandSent,
@@ -64,6 +64,15 @@ class MainScreen(CambrianScreen):
         Binding("3", "focus('log')", "Log", show=False, tooltip="Focus the rig log"),
     ]
 
+    def _sync_bindings(self) -> None:
+        """Refresh the footer only when pause/resume/abort applicability changes
+        (a footer refresh rebuilds all its keys)."""
+        c = self.current_campaign()
+        state = (c.live, c.state == "paused") if c is not None else None
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "resume", "abort"):
             c = self.current_campaign()
@@ -94,6 +103,9 @@ class MainScreen(CambrianScreen):
         self._first_campaigns = True
         self._reveal_after_load: int | None = None
         self._select_pending: str | None = None
+        self._views_timer = None
+        self._binding_state: object = object()
+        self._views_for: object = object()  # campaign whose views were last requested
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
@@ -121,13 +133,32 @@ class MainScreen(CambrianScreen):
         self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
         if self.capp.live:
             self.set_interval(1.0, self._tick, name="main-refresh")
-        self.reload_all()
+        self._bootstrap()
 
     def on_screen_resume(self) -> None:
         if self._dirty:
             self.reload_all()
 
     # loading -------------------------------------------------------------------------------
+
+    def _bootstrap(self) -> None:
+        """First load in one worker: campaigns, the one to attach to, then its lineage,
+        status and summary — no round trip through the UI between them."""
+        data = self.data
+        target = self
+
+        def boot():
+            camps = data.campaigns()
+            pick = pick_campaign(camps)
+            target.post_message(CampaignsLoaded(camps, select=pick or ALL))
+            model = data.lineage(pick)
+            model.failed = data.failed_numbers(pick)  # type: ignore[attr-defined]
+            model.running = data.latest_running(pick)  # type: ignore[attr-defined]
+            target.post_message(LineageLoaded(model))
+            target.post_message(StatusLoaded(data.status(pick)))
+            return SummaryLoaded(data.summary(pick))
+
+        self.background("bootstrap", boot)
 
     def reload_all(self) -> None:
         self._dirty = False
@@ -163,6 +194,8 @@ class MainScreen(CambrianScreen):
 
     def _tick(self) -> None:
         if self._dirty and self.is_current:
+            if self.lineage is None or self.lineage.campaign_id != self.campaign_id:
+                return  # the views of this campaign are still loading
             self.reload_all()
 
     # campaigns ------------------------------------------------------------------------------
@@ -187,31 +220,46 @@ class MainScreen(CambrianScreen):
             table.clear()
             for key, *cells in rows:
                 table.add_row(*cells, key=key)
-            if self._first_campaigns:
-                # attach to what is running, else the newest campaign
-                live = [c for c in message.campaigns if c.engine_alive or c.state == "running"]
-                pick = live[0] if live else (message.campaigns[0] if message.campaigns else None)
-                current = pick.id if pick else ALL
+            if self._first_campaigns and message.select is not None:
+                # attach to what is running, else the newest campaign (the bootstrap
+                # worker is loading its views already)
+                current = message.select
+                self.campaign_id = None if current == ALL else current
+                self._views_for = self.campaign_id
         if self._select_pending in wanted:
             current = self._select_pending
             self._select_pending = None
         if current is not None and current in wanted:
             table.move_cursor(row=wanted.index(current), animate=False)
         self._first_campaigns = False
-        self.refresh_bindings()
+        self._sync_bindings()
         table.border_title = f"Campaigns ({len(message.campaigns)})"
 
     @on(DataTable.RowHighlighted, "#campaigns")
     def _campaign_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value if event.row_key is not None else ALL
         cid = None if key == ALL else str(key)
-        if cid == self.campaign_id and self.lineage is not None:
+        if cid == self.campaign_id:
             return
         self.campaign_id = cid
+        self.live_follow = True
+        self._sync_bindings()
+        self._request_views(cid)
+
+    def _request_views(self, cid: str | None) -> None:
+        """Debounced: scrolling through the list (or a table rebuild) loads only the
+        campaign the cursor settles on, and nothing that is already loading."""
+        if self._views_timer is not None:
+            self._views_timer.stop()
+        self._views_timer = self.set_timer(0.06, lambda: self._views_now(cid))
+
+    def _views_now(self, cid: str | None) -> None:
+        self._views_timer = None
+        if cid != self.campaign_id or cid == self._views_for:
+            return
+        self._views_for = cid
         self._lineage_sig = None
         self._summary_sig = None
-        self.live_follow = True
-        self.refresh_bindings()
         self._load_campaign_views()
 
     @on(DataTable.RowSelected, "#campaigns")
@@ -443,6 +491,7 @@ class MainScreen(CambrianScreen):
         self._lineage_sig = None
         self._summary_sig = None
         self.reload_all()
+        self.notify("reloaded", timeout=1)
 
     # campaign control ------------------------------------------------------------------------
 

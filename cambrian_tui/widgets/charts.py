@@ -6,7 +6,28 @@ from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Vertical
 from textual.widgets import Static, TabbedContent, TabPane
-from textual_plotext import PlotextPlot
+from textual_plotext import PlotextPlot as _PlotextPlot
+
+
+class PlotextPlot(_PlotextPlot):
+    """A plot that is built once per (data, size, theme), not on every repaint."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.version = 0
+        self._cache_key: tuple | None = None
+        self._cache = None
+
+    def replot(self) -> None:
+        self.version += 1
+        self.refresh()
+
+    def render(self):
+        key = (self.version, self.size, self.app.theme)
+        if key != self._cache_key or self._cache is None:
+            self._cache = super().render()
+            self._cache_key = key
+        return self._cache
 
 from cambrian_tui.data import CampaignSummary, human_tokens
 
@@ -118,7 +139,7 @@ class FitnessCharts(Vertical):
         plt.title("viability % (running rate, 95% interval)")
         if s is None or not s.trend:
             plt.title("viability % — no finished generations yet")
-            plot.refresh()
+            plot.replot()
             return
         x = [p.number for p in s.trend]
         muted = self._rgb("foreground-muted") if "foreground-muted" in self.app.theme_variables else (128, 128, 128)
@@ -128,13 +149,13 @@ class FitnessCharts(Vertical):
         plt.ylim(0, 100)
         self._int_ticks(plt, x)
         plt.xlabel("generation")
-        plot.refresh()
+        plot.replot()
 
     def _draw_cost(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
         plt = self._reset(plot)
         plt.title("cumulative cost ($, left) and tokens (right)")
         if s is None or not s.cost_x:
-            plot.refresh()
+            plot.replot()
             return
         plt.plot(s.cost_x, s.cost_cum, color=self._rgb("warning"), marker="braille", yside="left",
                  label="$")
@@ -142,16 +163,16 @@ class FitnessCharts(Vertical):
                  label="tokens")
         self._int_ticks(plt, s.cost_x)
         plt.xlabel("generation")
-        plot.refresh()
+        plot.replot()
 
     def _draw_tests(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
         plt = self._reset(plot)
         plt.title("tests run / passed per generation")
         if s is None or not s.tests_x:
-            plot.refresh()
+            plot.replot()
             return
         plt.plot(s.tests_x, s.tests_run, color=self._rgb("primary"), marker="braille", label="run")
         plt.plot(s.tests_x, s.tests_passed, color=self._rgb("success"), marker="braille", label="passed")
         self._int_ticks(plt, s.tests_x)
         plt.xlabel("generation")
-        plot.refresh()
+        plot.replot()

@@ -101,6 +101,12 @@ class GenerationTree(Tree[object]):
         for n, node in self._gen_nodes.items():
             node.set_label(self.gen_label(n))
 
+    def get_label_width(self, node: TreeNode) -> int:
+        # The default renders and styles every label just to measure it; ours are plain
+        # single-line Text, so the cell length is enough (matters with many nodes).
+        prefix = len(self.ICON_NODE) if node._allow_expand else 0
+        return node._label.cell_len + prefix
+
     # labels -----------------------------------------------------------------------------
 
     def gen_label(self, n: int) -> Text:

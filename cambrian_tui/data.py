@@ -448,6 +448,10 @@ class DataSource:
             raise KeyError(f"no generation {number}")
         return row[0]
 
+    def generation_updated_at(self, number: int) -> str | None:
+        row = self.store().conn.execute("SELECT updated_at FROM generations WHERE number=?", (number,)).fetchone()
+        return row[0] if row else None
+
     def generation_exists(self, number: int) -> bool:
         return self.store().conn.execute("SELECT 1 FROM generations WHERE number=?", (number,)).fetchone() is not None
 

@@ -156,6 +156,8 @@ class InspectorScreen(CambrianScreen):
         self.file_paths: list[str] = []
         self._epoch = 0
         self._log_last = 0
+        self._log_inflight = False
+        self._log_again = False
         self._pending_line: int | None = None
 
     def compose(self) -> ComposeResult:
@@ -221,26 +223,39 @@ class InspectorScreen(CambrianScreen):
         self._fetch_log(reset=True)
 
     def _fetch_log(self, reset: bool) -> None:
+        """Single-flight: one fetch at a time, from the last chunk id; more changes that
+        arrive meanwhile cause exactly one more fetch."""
+        if reset:
+            self._log_inflight = False
+        elif self._log_inflight:
+            self._log_again = True
+            return
+        self._log_inflight = True
+        self._log_again = False
         n, epoch = self.number, self._epoch
         after = 0 if reset else self._log_last
         data = self.data
         self.background("log", lambda: LogBatch(n, *data.log_tail(n, after_id=after), reset, epoch),
-                        group=f"insp-log-{epoch}", exclusive=not reset)
+                        group=f"insp-log-{epoch}", exclusive=False)
 
     def _on_db_changed(self, _v: int) -> None:
-        if self.detail is not None and self.detail.outcome in ("in_progress", "tested"):
-            self._fetch_log(reset=False)
-            self.load_quiet()
+        d = self.detail
+        if d is None or d.outcome not in ("in_progress", "tested"):
+            return  # finished generations never change
+        self._fetch_log(reset=False)
+        n, seen, data, cid = self.number, d.updated_at, self.data, self.campaign_id
 
-    def load_quiet(self) -> None:
-        n = self.number
-        data = self.data
-        cid = self.campaign_id
-        self.background("generation", lambda: DetailLoaded(data.generation_detail(n), data.failed_numbers(cid)))
+        def check():
+            if data.generation_updated_at(n) == seen:
+                return None
+            return DetailLoaded(data.generation_detail(n), data.failed_numbers(cid))
+
+        self.background("generation-refresh", check)
 
     def on_log_batch(self, message: LogBatch) -> None:
         if message.epoch != self._epoch:
             return
+        self._log_inflight = False
         log = self.query_one("#insp-log", LogView)
         if message.reset:
             log.set_lines(message.lines)
@@ -248,6 +263,8 @@ class InspectorScreen(CambrianScreen):
             log.append(message.lines)
         self._log_last = max(self._log_last, message.last_id)
         log.border_title = f"rig log · {log.line_count} lines"
+        if self._log_again:
+            self._fetch_log(reset=False)
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         d = message.detail

@@ -201,10 +201,10 @@ def key_latency(home: Path, gen: int, keys: int, rate: int) -> None:
     the log's subtitle between "following" and "paused", so the latency is the time from
     writing the key to the terminal until the repainted subtitle arrives."""
     app = PtyApp(home)
-    app.watch(f"Rig log — #{gen}", "· following")
+    app.watch(f"Rig log — #{gen}", "following")
     try:
         app.wait_mark(f"Rig log — #{gen}", 60)
-        app.wait_mark("· following", 60)
+        app.wait_mark("following", 60)
         time.sleep(1.0)  # past Textual's start-up terminal queries
         seconds = max(8.0, keys * 0.05 + 4)
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db_path(home)), str(gen), str(rate),
@@ -213,7 +213,8 @@ def key_latency(home: Path, gen: int, keys: int, rate: int) -> None:
         samples = []
         following = True
         for _ in range(keys):
-            needle = "· paused" if following else "· following"
+            # Textual rewrites only the cells that changed, so look for the new word alone
+            needle = "paused" if following else "following"
             samples.append(app.press_wait(b"f", needle) * 1000)
             following = not following
             time.sleep(0.02)

@@ -20,10 +20,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from core.home import db_path
-from core.store import Store
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 BAD_OUTCOMES = ("failed", "timeout", "interrupted")
 FINISHED_OUTCOMES = ("promoted", "failed", "timeout", "interrupted")
@@ -324,15 +326,19 @@ class DataSource:
         self.db = db_path(self.home)
         self.spec_dir = spec_dir
         self._local = threading.local()
-        self._stores: list[Store] = []
+        self._stores: list["Store"] = []
         self._lock = threading.Lock()
         self._artifact_cache: dict[str, dict[str, bytes]] = {}
 
     # connections ---------------------------------------------------------------------
 
-    def store(self) -> Store:
+    def store(self) -> "Store":
         st = getattr(self._local, "store", None)
         if st is None:
+            # imported here, on a worker thread: core.store pulls in pydantic and
+            # sqlite-utils (~0.4 s) which must not delay the first frame
+            from core.store import Store
+
             st = Store.open(self.db)
             self._local.store = st
             with self._lock:

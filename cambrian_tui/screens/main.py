@@ -401,8 +401,7 @@ class MainScreen(CambrianScreen):
     def action_toggle_follow(self) -> None:
         log = self.query_one(LogView)
         log.follow = not log.follow
-        self._update_log_title()
-        self.notify("log: following" if log.follow else "log: paused", timeout=1.5)
+        self._update_log_title()  # the log's subtitle says "following" / "paused"
 
     def action_live(self) -> None:
         self.live_follow = True

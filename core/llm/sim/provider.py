@@ -185,7 +185,9 @@ class SimProvider:
 
     def decision(self, spec: SpecInfo, meta: dict, texts: list[str], model: str) -> dm.Decision:
         seed = _int(meta.get("seed"))
-        generation = _int(meta.get("generation"))
+        # A campaign-local draw (the slot a generation fills) keys the randomness when given,
+        # so a campaign's outcomes do not depend on global numbering, timing or crashes.
+        generation = _int(meta.get("draw", meta.get("generation")))
         attempt = _int(meta.get("attempt"))
         if self.force_defects is not None:
             base = dm.decide(spec, seed, generation, 0, model)
@@ -218,13 +220,14 @@ class SimProvider:
         spec = parse_spec_text(spec_text)
         decision = self.decision(spec, meta, texts, model)
         seed, generation = _int(meta.get("seed")), _int(meta.get("generation"))
+        key = _int(meta.get("draw", generation))
         files, _ctx = build_files(spec, decision, seed, generation)
         return render_answer(
             files,
             spec,
             generation,
             format_error=allow_format_error
-            and dm._uniform("format", seed, generation, _int(meta.get("attempt"))) < FORMAT_ERROR_P,
+            and dm._uniform("format", seed, key, _int(meta.get("attempt"))) < FORMAT_ERROR_P,
         )
 
     def _mutate(self, req: Any, texts: list[str]) -> str:

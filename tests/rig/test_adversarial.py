@@ -247,7 +247,9 @@ def test_forged_report_is_ignored(tmp_path, docker_rig):
     _common_host_checks(run)
 
 
-@pytest.mark.parametrize("name", [corpus_param(n) for n in ("forge_fifo", "forge_inprocess", "forge_makereport")])
+@pytest.mark.parametrize("name", [corpus_param(n) for n in (
+    "forge_fifo", "forge_inprocess", "forge_makereport",
+    "forge_fifo_obfuscated", "forge_inprocess_obfuscated", "forge_makereport_helper")])
 def test_forged_structured_results_are_not_believed(name, tmp_path, docker_rig):
     run = harness.run_artifact(name, tmp_path)
     print(json.dumps(run.verdict(), indent=1, default=str))

@@ -692,10 +692,13 @@ def build_lineage(campaign_id: str | None, rows: list[tuple], signature: tuple =
     parent: dict[int, int | None] = {}
     outcome: dict[int, str] = {}
     stage: dict[int, str | None] = {}
+    intern: dict[str, str] = {}  # one str per distinct outcome/stage, not one per row
     for r in rows:
         parent[r[0]] = r[1]
-        outcome[r[0]] = r[2]
-        stage[r[0]] = r[3] if len(r) > 3 else None
+        outcome[r[0]] = intern.setdefault(r[2], r[2])
+        st = r[3] if len(r) > 3 else None
+        if st and st != "none":
+            stage[r[0]] = intern.setdefault(st, st)
     children: dict[int, list[int]] = {}
     roots: list[int] = []
     for n in numbers:

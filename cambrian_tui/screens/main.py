@@ -305,6 +305,7 @@ class MainScreen(CambrianScreen):
             if c.get(key):
                 parts.append(f"{glyph}{c[key]}")
         tree.border_title = "Generations " + " ".join(parts)
+        tree.border_subtitle = "" if model.numbers else "n: start a campaign"
         pending = self._reveal_after_load
         if pending is not None and pending in model.parent:
             self._reveal_after_load = None

@@ -50,8 +50,17 @@ def campaign_text(info: StatusInfo) -> str:
         return "all generations"
     state_colour = {"running": "$text-success", "paused": "$text-warning", "completed": "$text-primary",
                     "crashed": "$text-error", "aborted": "$text-error", "stopped": "$text-warning"}.get(c.state, "$text")
-    return (f"[b]{c.id}[/] [{state_colour}]{c.state}[/] "
-            f"{c.finished}/{c.target or c.total}")
+    text = f"[b]{c.id}[/] [{state_colour}]{c.state}[/] {c.finished}/{c.target or c.total}"
+    if c.reason and c.state in ("stopped", "crashed", "aborted"):
+        reason = c.reason if len(c.reason) <= 40 else c.reason[:39] + "…"
+        text += f" [dim]({escape_markup(reason)})[/]"
+    return text
+
+
+def escape_markup(text: str) -> str:
+    from textual.markup import escape
+
+    return escape(text)
 
 
 class StatusBar(Horizontal):

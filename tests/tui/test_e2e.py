@@ -129,3 +129,46 @@ async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready)
             with Store.open(db_path(home)) as st:
                 if st.lease_alive(cid):
                     st.send_command(cid, "abort")
+
+
+async def test_quitting_the_tui_leaves_the_campaign_running(tmp_path, rig_ready):
+    home = tmp_path / "home"
+    home.mkdir()
+    app = CambrianApp(home, live=True, spec_dir=spec_dir(), theme="textual-dark", poll_interval=0.25)
+    cid = None
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+            form = app.screen
+            echo = next(v for v in form.versions if v.title == "echo")
+            form.query_one("#nc-spec", Select).value = echo.hash
+            form.query_one("#nc-generations").value = "3"
+            form.query_one("#nc-parallelism").value = "1"
+            form.query_one("#nc-max_retries").value = "0"
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen) and app.screen.current_campaign()
+                        is not None, 60, "the campaign to start")
+            cid = app.screen.campaign_id
+            await pilot.press("q")  # quit while it runs
+        with Store.open(db_path(home)) as st:
+            assert st.campaign(cid)["state"] in ("pending", "running")
+            assert st.lease_alive(cid), "quitting the TUI must not stop the engine"
+            deadline = time.monotonic() + 600
+            while st.campaign(cid)["state"] not in ("completed", "stopped", "aborted", "crashed"):
+                assert time.monotonic() < deadline, "the campaign did not finish"
+                time.sleep(0.5)
+            assert st.campaign(cid)["state"] == "completed"
+            assert len(st.generations(cid)) == 3
+        # a new TUI attaches to it and shows the outcome
+        again = CambrianApp(home, live=False, spec_dir=spec_dir(), theme="textual-dark")
+        async with again.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert again.screen.campaign_id == cid
+            assert len(again.screen.lineage.numbers) == 3
+    finally:
+        if cid:
+            with Store.open(db_path(home)) as st:
+                if st.lease_alive(cid):
+                    st.send_command(cid, "abort")

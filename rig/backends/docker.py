@@ -200,6 +200,15 @@ class ExecRun:
             time.sleep(0.02)
         return None
 
+    def never_started(self) -> bool:
+        """runc could not start the process (e.g. the pids limit is exhausted): docker
+        reports exit code 126 with no pid."""
+        try:
+            info = self.b.api.exec_inspect(self.exec_id)
+        except Exception:
+            return False
+        return not info.get("Running") and info.get("ExitCode") == 126 and not info.get("Pid")
+
     def duration_ms(self) -> int:
         return int((time.monotonic() - self.t0) * 1000)
 
@@ -457,8 +466,16 @@ class DockerBackend(Backend):
             argv = ["sh", "-c", 'kill -9 -1 2>/dev/null; exec "$@"', "rig-stage"] + argv
         full = argv or self._organism_wrapper(cmd)
         oom_before = self._oom_count()
-        run = ExecRun(self, full, ORGANISM_USER, name, forward=True, capture=capture, env=env)
-        finished = run.wait(timeout)
+        for attempt in range(3):
+            run = ExecRun(self, full, ORGANISM_USER, name, forward=True,
+                          capture=capture, env=env)
+            finished = run.wait(timeout)
+            if finished and run.never_started() and attempt < 2:
+                job.sink.rig(f"[rig] {name}: the exec could not start (pids exhausted by "
+                             f"leftovers?); clearing organism processes and retrying")
+                self._rescue_pids(bump=attempt >= 1)
+                continue
+            break
         timed_out = not finished
         if timed_out:
             job.sink.rig(f"[rig] {name}: timed out after {timeout:g}s, killing every organism process")
@@ -485,9 +502,15 @@ class DockerBackend(Backend):
         if len(doc) > 60_000:  # stay far below the kernel's 128 KiB per-argument limit
             doc, stdin = "-", doc.encode("utf-8")
         cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, name, doc]
-        run = ExecRun(self, cmd, RIG_USER, name, forward=False, capture=RUNNER_CAPTURE,
-                      workdir="/rig", stdin_data=stdin)
-        if not run.wait(timeout):
+        for attempt in range(3):
+            run = ExecRun(self, cmd, RIG_USER, name, forward=False, capture=RUNNER_CAPTURE,
+                          workdir="/rig", stdin_data=stdin)
+            done = run.wait(timeout)
+            if done and run.never_started() and attempt < 2:
+                self._rescue_pids(bump=attempt >= 1)
+                continue
+            break
+        if not done:
             # no kill here: killing uid 10002 would take the keeper down; teardown and the
             # container's removal end the runner
             ex.rig_error = f"rig runner step {name!r} exceeded {timeout:g}s"
@@ -510,7 +533,8 @@ class DockerBackend(Backend):
         data["_ms"] = run.duration_ms()
         return data
 
-    def _start_and_probe(self, job: Job, ex: Execution, gate_args: dict[str, Any]) -> None:
+    def _start_and_probe(self, job: Job, ex: Execution, gate_args: dict[str, Any],
+                         retried: bool = False) -> None:
         to = job.timeouts
         marker = f"rig-start-{os.urandom(8).hex()}"
         job.sink.rig(f"[rig] start: {job.entry['start'][:300]}")
@@ -521,6 +545,13 @@ class DockerBackend(Backend):
                 "contracts": job.contracts, "generation": job.generation,
                 "ready_timeout": to.start, "health_timeout": to.health, "marker": marker}
         data = self._trusted_check(ex, gate_args, args, timeout=to.start + to.health + 60.0)
+        if not retried and start.done.is_set() and start.never_started():
+            job.sink.rig("[rig] start: the exec could not start (pids exhausted by leftovers?); "
+                         "clearing organism processes and retrying")
+            self._rescue_pids(bump=True)
+            ex.rig_error = None
+            ex.rig_error_stage = None
+            return self._start_and_probe(job, ex, gate_args, retried=True)
         if data is not None and "health_step" not in data:
             # the syntax gate already decided the verdict: nothing was probed
             ex.add(self._teardown())
@@ -566,9 +597,14 @@ class DockerBackend(Backend):
 
     def _teardown(self) -> dict[str, Any]:
         t0 = time.monotonic()
-        run = ExecRun(self, [RIG_PYTHON, "-I", "-S", "-c", _runner.TEARDOWN_SOURCE, "3"],
-                      ORGANISM_USER, "teardown", forward=False, capture=200_000, workdir="/")
-        ok = run.wait(15.0)
+        for attempt in range(3):
+            run = ExecRun(self, [RIG_PYTHON, "-I", "-S", "-c", _runner.TEARDOWN_SOURCE, "3"],
+                          ORGANISM_USER, "teardown", forward=False, capture=200_000, workdir="/")
+            ok = run.wait(15.0)
+            if ok and run.never_started() and attempt < 2:
+                self._rescue_pids(bump=attempt >= 1)
+                continue
+            break
         code = run.exit_code() if ok else None
         try:
             data = json.loads(bytes(run.captured).decode() or "{}")
@@ -576,6 +612,32 @@ class DockerBackend(Backend):
             data = {}
         return {"name": "teardown", "ok": ok and code == 0, "exit_code": code,
                 "duration_ms": int((time.monotonic() - t0) * 1000), "data": data}
+
+    def _rescue_pids(self, bump: bool) -> None:
+        """Free the pids a fork bomb holds: kill(-1) as the organism uid. When even that
+        exec cannot start, raise the container's pids limit for the moment it takes
+        (kill(-1) cannot race with fork), then restore it."""
+        limit = None
+        if bump:
+            try:
+                limit = self.api.inspect_container(self.cid)["HostConfig"]["PidsLimit"]
+                self.api._post_json(self.api._url("/containers/{0}/update", self.cid),
+                                    data={"PidsLimit": int(limit) + 4096}).raise_for_status()
+            except Exception:
+                limit = None
+        try:
+            for _ in range(3):
+                r = ExecRun(self, ["sh", "-c", "kill -9 -1"], ORGANISM_USER, "rescue",
+                            forward=False, workdir="/")
+                if r.wait(10.0) and not r.never_started():
+                    break
+        finally:
+            if limit is not None:
+                try:
+                    self.api._post_json(self.api._url("/containers/{0}/update", self.cid),
+                                        data={"PidsLimit": int(limit)}).raise_for_status()
+                except Exception:
+                    pass
 
     def _kill_uid(self, user: str) -> None:
         try:

@@ -142,7 +142,9 @@ class CambrianApp(App):
                             title="campaign started", timeout=6)
                 self._main_screen_call("campaign_started", campaign_id)
 
-        self.push_screen(NewCampaignScreen(), started)
+        main = self._main_screen()
+        current = main.current_campaign() if main is not None else None
+        self.push_screen(NewCampaignScreen(default_spec=current.spec_hash if current else None), started)
 
     def action_search(self) -> None:
         from cambrian_tui.screens.dialogs import SearchDialog

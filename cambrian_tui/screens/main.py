@@ -76,12 +76,15 @@ class MainScreen(CambrianScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "resume", "abort"):
             c = self.current_campaign()
-            if c is None or not c.live:
+            if c is None:
+                return False
+            if action == "resume":
+                # paused: tell the engine; crashed or stopped with no engine: restart it
+                return c.state == "paused" or (c.state in ("crashed", "stopped", "running") and not c.engine_alive)
+            if not c.live:
                 return False
             if action == "pause":
                 return c.state != "paused"
-            if action == "resume":
-                return c.state == "paused"
         return True
 
     def __init__(self) -> None:
@@ -503,19 +506,26 @@ class MainScreen(CambrianScreen):
         if c is None:
             self.notify("select a campaign first", severity="warning", timeout=2)
             return
-        if not c.live:
+        if not c.live and command != "resume":
             self.notify(f"campaign {c.id} is {c.state}; nothing to {command}", severity="warning", timeout=3)
             return
         data = self.data
+        home = self.capp.home
 
         def send():
+            if command == "resume" and not c.engine_alive:
+                from core.engine.launch import resume  # restarts a detached engine
+
+                return CommandSent(c.id, resume(home, c.id))
             data.send_command(c.id, command)
             return CommandSent(c.id, command)
 
         self.background(f"{command} {c.id}", send, group="command", exclusive=False)
 
     def on_command_sent(self, message: CommandSent) -> None:
-        self.notify(f"{message.command} sent to {message.campaign_id}", timeout=3)
+        what = {"restarted": "engine restarted for", "resumed": "resume sent to"}.get(
+            message.command, f"{message.command} sent to")
+        self.notify(f"{what} {message.campaign_id}", timeout=3)
         self._dirty = True
 
     def action_pause(self) -> None:

@@ -81,9 +81,10 @@ class NewCampaignScreen(CambrianModal[str | None]):
         Binding("ctrl+s", "start", "Start campaign"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, default_spec: str | None = None) -> None:
         super().__init__(id="new-campaign")
         self.versions: list[SpecVersionInfo] = []
+        self.default_spec = default_spec
 
     def compose(self) -> ComposeResult:
         prov = default_provider()
@@ -133,13 +134,17 @@ class NewCampaignScreen(CambrianModal[str | None]):
         self.query_one("#nc-spec", Select).focus()
 
     def on_spec_versions_loaded(self, message: SpecVersionsLoaded) -> None:
-        self.versions = message.versions
+        # stored versions newest first, then the shipped genomes
+        stored = [v for v in message.versions if v.origin != "shipped"][::-1]
+        shipped = sorted((v for v in message.versions if v.origin == "shipped"), key=lambda v: v.title)
+        self.versions = stored + shipped
         sel = self.query_one("#nc-spec", Select)
-        options = [(f"{v.title}  ({v.origin}, {short_hash(v.hash, 8)})", v.hash) for v in reversed(self.versions)]
+        options = [(f"{v.title}  ({v.origin}, {short_hash(v.hash, 8)})", v.hash) for v in self.versions]
         sel.set_options(options)
         sel.prompt = "choose a spec" if options else "no specs: add one with `cambrian spec` or spec/*.md"
         if options:
-            sel.value = options[0][1]
+            hashes = [h for _, h in options]
+            sel.value = self.default_spec if self.default_spec in hashes else hashes[0]
 
     @on(Select.Changed, "#nc-provider")
     def _provider_changed(self, event: Select.Changed) -> None:

@@ -78,6 +78,12 @@ def check_rows(report: dict | None) -> list[CheckRow]:
     return rows
 
 
+def row_stage(row: CheckRow) -> str:
+    """The stage a report row belongs to (keys are kind:stage[:i])."""
+    parts = row.key.split(":")
+    return parts[1] if len(parts) > 1 else ""
+
+
 def code_content(path: str, data: bytes, *, line_numbers: bool = True, mark_line: int | None = None) -> Content:
     if b"\0" in data[:4096]:
         return Content.from_markup(f"[dim]{path}: binary file, {len(data)} bytes[/]")
@@ -352,6 +358,16 @@ class InspectorScreen(CambrianScreen):
             text = Content("\n").join([text, Content.styled(row.error, "$text-error")])
         elif row.detail:
             text = Content("\n").join([text, Content(row.detail)])
+        # a glance at the output of the failing stage (the Output tab has all of it)
+        diag = self.detail.diagnostics if self.detail is not None else {}
+        if row.failed and diag and diag.get("stage") == row_stage(row):
+            for name in ("stderr_tail", "stdout_tail"):
+                tail = (diag.get(name) or "").rstrip("\n").splitlines()[-12:]
+                if tail:
+                    label = name.replace("_tail", "")
+                    head = Content.from_markup(f"\n[dim]── last {len(tail)} lines of {label} (2: all output) ──[/]")
+                    text = Content("\n").join([text, head, Content("\n".join(tail))])
+                    break
         box.update(text)
 
     @on(DataTable.RowHighlighted, "#checks")

@@ -69,3 +69,23 @@ def test_help(snap_compare, seeded, empty_spec_dir):
         await settle(pilot)
 
     assert snap_compare(snapshot_app(home, empty_spec_dir), terminal_size=SIZE, run_before=run_before)
+
+
+def test_spec_diff_frozen_region(snap_compare, seeded, empty_spec_dir):
+    """Everything unfolded, scrolled to the end: the FROZEN block marked in the gutter."""
+    home, facts = seeded
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f3")
+        await settle(pilot)
+        pilot.app.screen.select_version(facts["v2"])
+        await settle(pilot)
+        await pilot.press("z", "c")  # full-width, every line
+        await settle(pilot)
+        diff = pilot.app.screen.query_one("#spec-diff")
+        diff.focus()
+        await pilot.press("end")
+        await settle(pilot)
+
+    assert snap_compare(snapshot_app(home, empty_spec_dir), terminal_size=SIZE, run_before=run_before)

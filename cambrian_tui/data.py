@@ -254,6 +254,7 @@ class GenerationDetail:
     parent_files: dict[str, bytes] | None
     llm_calls: list[dict[str, Any]]
     log_lines: int = 0
+    diffs: list["FileDiff"] | None = None  # against the parent's artifact (None: no parent artifact)
 
     @property
     def diagnostics(self) -> dict[str, Any]:
@@ -579,6 +580,7 @@ class DataSource:
             attempt=g.attempt, artifact_hash=g.artifact_hash, created_at=g.created_at, updated_at=g.updated_at,
             report=report, files=files, parent_artifact=parent_artifact, parent_files=parent_files,
             llm_calls=calls, log_lines=int(nlog),
+            diffs=file_diffs(parent_files, files) if parent_files is not None else None,
         )
 
     def log_chunks(self, number: int, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:

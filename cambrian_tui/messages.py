@@ -143,3 +143,14 @@ class CampaignStarted(Message):
     def __init__(self, campaign_id: str) -> None:
         super().__init__()
         self.campaign_id = campaign_id
+
+
+class FileRendered(Message):
+    """A file of an artifact, highlighted off the UI thread."""
+
+    def __init__(self, number: int, path: str, content, line: int | None) -> None:
+        super().__init__()
+        self.number = number
+        self.path = path
+        self.content = content
+        self.line = line

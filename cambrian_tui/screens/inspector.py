@@ -15,8 +15,8 @@ from textual.highlight import highlight
 from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from cambrian_tui.data import STAGES, FileDiff, GenerationDetail, file_diffs, human_ms, human_tokens, short_hash
-from cambrian_tui.messages import DetailLoaded, LogBatch
+from cambrian_tui.data import STAGES, FileDiff, GenerationDetail, human_ms, human_tokens, short_hash
+from cambrian_tui.messages import DetailLoaded, FileRendered, LogBatch
 from cambrian_tui.screens.base import CambrianScreen
 from cambrian_tui.widgets.log_view import LogView
 
@@ -400,12 +400,21 @@ class InspectorScreen(CambrianScreen):
             self.query_one("#file-code", Static).update(Content.from_markup("[dim]no artifact files recorded[/]"))
 
     def _open_file(self, path: str, line: int | None = None) -> None:
-        if self.detail is None or path not in self.detail.files:
+        """Highlighting runs on a worker (a big file must not stall the UI)."""
+        d = self.detail
+        if d is None or path not in d.files:
+            return
+        data, number = d.files[path], d.number
+        self.query_one("#file-box", VerticalScroll).border_title = f"{path} …"
+        self.background("file", lambda: FileRendered(number, path, code_content(path, data, mark_line=line), line))
+
+    def on_file_rendered(self, message: FileRendered) -> None:
+        if self.detail is None or message.number != self.detail.number:
             return
         box = self.query_one("#file-box", VerticalScroll)
-        box.border_title = path
-        self.query_one("#file-code", Static).update(code_content(path, self.detail.files[path], mark_line=line))
-        target = max(0, (line or 1) - 4)
+        box.border_title = message.path
+        self.query_one("#file-code", Static).update(message.content)
+        target = max(0, (message.line or 1) - 4)
         box.call_after_refresh(box.scroll_to, 0, target, animate=False)
 
     @on(OptionList.OptionHighlighted, "#file-list")
@@ -432,7 +441,7 @@ class InspectorScreen(CambrianScreen):
             self.diffs = []
             code.update(Content.from_markup(f"[dim]parent #{d.parent} has no recorded artifact[/]"))
             return
-        self.diffs = [x for x in file_diffs(d.parent_files, d.files) if x.status != "same"]
+        self.diffs = [x for x in (d.diffs or []) if x.status != "same"]
         same = len(set(d.parent_files) & set(d.files)) - sum(1 for x in self.diffs if x.status == "modified")
         for x in self.diffs:
             sign = {"modified": "M", "added": "A", "removed": "D"}[x.status]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,38 +17,41 @@ ECHO = (REPO_ROOT / "spec" / "echo.md").read_bytes().decode("utf-8")
 PRIME = (REPO_ROOT / "spec" / "prime.md").read_bytes().decode("utf-8")
 
 
-def fake_rig(artifact_dir, *, backend="none", run_id=None, generation=None, **_kw) -> RigResult:
-    """Viable iff U(artifact bytes) < expected viability of the artifact's spec copy under
-    the sim model. Deterministic per artifact; better specs pass more often."""
+def sim_verdict(store: Store, generation: int) -> bool:
+    """What the real rig would find for a first attempt of the sim: viable iff the sim's
+    defect model drew no defect for (spec, seed, draw, model) of this generation."""
     from core.llm.sim import defects as dm
     from core.llm.sim.specinfo import parse_spec_text
 
-    root = Path(artifact_dir)
-    h = hashlib.sha256()
-    spec_text = ""
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "manifest.json":
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
-            if p.parent.name == "spec" and p.suffix == ".md":
-                spec_text = p.read_text()
-    u = int.from_bytes(h.digest()[:8], "big") / 2**64
-    model = "sim-1"
-    manifest = root / "manifest.json"
-    if manifest.exists():
-        model = json.loads(manifest.read_text()).get("producer-model") or model
-    ev = dm.expected_viability(parse_spec_text(spec_text), model) if spec_text else 0.5
-    ok = u < ev
-    checks = {s: StageCheck(passed=True, duration_ms=1) for s in ("manifest", "build", "test", "start", "health")}
-    if not ok:
-        checks["health"] = StageCheck(passed=False, duration_ms=1)
-    report = ViabilityReport(
-        generation=generation or 0, status="viable" if ok else "non-viable",
-        failure_stage="none" if ok else "health", checks=checks,
-        completed_at=datetime.now(timezone.utc).isoformat(),
-        diagnostics=None if ok else Diagnostics(stage="health", summary="fake rig: vector failed"),
-    )
-    return RigResult(report=report, backend="none", run_id=run_id or "fake", container_id=None,
-                     stage_ms={"build": 1}, total_ms=5, first_output_ms=1, oom_killed=False, rig_error=None)
+    row = store.conn.execute("SELECT campaign_id, spec_hash, draw FROM generations WHERE number=?",
+                             (generation,)).fetchone()
+    settings = store.campaign(row[0])["settings"]
+    spec = parse_spec_text(store.spec_text(row[1]))
+    key = row[2] if row[2] is not None else generation
+    return not dm.decide(spec, int(settings["seed"]), int(key), 0, settings["model"]).defects
+
+
+def make_fake_rig(home: Path, delay: float = 0.0):
+    """A rig_fn for ``run_campaign``: no Docker; the verdict is :func:`sim_verdict`."""
+
+    def rig(artifact_dir, *, backend="none", run_id=None, generation=None, **_kw) -> RigResult:
+        if delay:
+            time.sleep(delay)
+        with Store.open(db_path(home)) as store:
+            ok = sim_verdict(store, int(generation))
+        checks = {s: StageCheck(passed=True, duration_ms=1) for s in ("manifest", "build", "test", "start", "health")}
+        if not ok:
+            checks["health"] = StageCheck(passed=False, duration_ms=1)
+        report = ViabilityReport(
+            generation=generation or 0, status="viable" if ok else "non-viable",
+            failure_stage="none" if ok else "health", checks=checks,
+            completed_at=datetime.now(timezone.utc).isoformat(),
+            diagnostics=None if ok else Diagnostics(stage="health", summary="fake rig: a sim defect"),
+        )
+        return RigResult(report=report, backend="none", run_id=run_id or "fake", container_id=None,
+                         stage_ms={"build": 1}, total_ms=5, first_output_ms=1, oom_killed=False, rig_error=None)
+
+    return rig
 
 
 @pytest.fixture
@@ -65,30 +67,3 @@ def store(home):
     yield s
     s.close()
 
-
-class DrawKeyedSim:
-    """Test scaffolding until the sim keys its randomness on the campaign-local ``draw``:
-    passes ``metadata["draw"]`` as the generation the sim seeds on, so a campaign's results
-    do not depend on global generation numbers (which shift when a crash interrupts one)."""
-
-    def __init__(self, inner=None):
-        from core.llm.sim import SimProvider
-
-        self.inner = inner or SimProvider()
-        self.name = getattr(self.inner, "name", "sim")
-        self.simulated = True
-
-    async def complete(self, req, on_delta=None):
-        draw = (req.metadata or {}).get("draw")
-        if draw is not None:
-            from dataclasses import replace
-
-            req = replace(req, metadata={**req.metadata, "generation": int(draw)})
-        return await self.inner.complete(req, on_delta)
-
-    async def aclose(self):
-        return None
-
-
-def draw_keyed_factory(settings):
-    return DrawKeyedSim()

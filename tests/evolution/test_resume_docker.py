@@ -22,7 +22,6 @@ KILLS = 10
 RUN = "e-kill-trial"
 SETTINGS = dict(budget_generations=100, seed=20240611, screen_generations=2, full_generations=3,
                 parallelism=2, backend="docker", max_observations=5, n_initial_points=3)
-ENTRY = "tests.evolution.evo_proc"
 
 
 def _fingerprint(store: Store) -> list[tuple]:
@@ -35,7 +34,7 @@ def _start(home) -> int:
     home.mkdir()
     with Store.open(db_path(home)) as s:
         create_run(s, ECHO, run_id=RUN, **SETTINGS)
-    return spawn_evolution(home, RUN, module=ENTRY)
+    return spawn_evolution(home, RUN)
 
 
 def _reap(pid: int) -> None:
@@ -83,14 +82,14 @@ def test_sigkill_at_random_moments_resumes_exactly(tmp_path, rig_ready, capsys):
             if s.campaign(RUN)["state"] == "completed":
                 break
             assert s.campaign(RUN)["state"] in ("running", "pending", "crashed"), s.campaign(RUN)
-            assert resume_run.__name__  # the CLI path is `evolve resume`; here: same entry, test provider
-            pid = spawn_evolution(home, RUN, module=ENTRY)
+            assert resume_run(home, RUN) == "restarted"  # what `cambrian evolve resume` does
+            pid = s.lease(RUN)["pid"]
             if kills >= KILLS and rng.random() < 0.5:
                 break
         _wait_done(s, pid, 600)
         if s.campaign(RUN)["state"] != "completed":
             # the last kill may have landed after the last observation but before the state write
-            pid = spawn_evolution(home, RUN, module=ENTRY)
+            pid = spawn_evolution(home, RUN)
             _wait_done(s, pid, 600)
         assert s.campaign(RUN)["state"] == "completed", s.campaign(RUN)
         got = _fingerprint(s)

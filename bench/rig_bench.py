@@ -56,8 +56,9 @@ def main() -> int:
               f"target <= 1000 ms")
         if firsts:
             print(f"median create -> first output: {statistics.median(firsts):.0f} ms")
-        print("(build/test/start columns are the artifact's own time incl. their exec; "
-              "the syntax gate and junit parse ride in the trusted health step)")
+        print("(build/test/start columns are the artifact's own time incl. their exec; start "
+              "is the readiness wait; the syntax gate rides in the trusted check step and the "
+              "results collector runs alongside build)")
     return 0
 
 

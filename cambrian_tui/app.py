@@ -30,9 +30,10 @@ PREFS_FILE = "tui.json"
 
 class CambrianApp(App):
     TITLE = "Cambrian"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     COMMANDS = App.COMMANDS | {CambrianCommands, JumpCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
+    DEFAULT_MODE = "main"  # start straight in the main screen (no mode switch at start-up)
 
     BINDINGS = [
         Binding("f1,question_mark", "help", "Help", key_display="F1/?", tooltip="Every key on this screen"),
@@ -70,7 +71,8 @@ class CambrianApp(App):
     # lifecycle -----------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.switch_mode(self._initial_mode)
+        if self._initial_mode != self.DEFAULT_MODE:
+            self.switch_mode(self._initial_mode)
         if self.live:
             self._watch_db()
 

@@ -47,3 +47,5 @@ register_mode(ModeSpec("main", "Campaigns", "f2", "cambrian_tui.screens.main:Mai
                        "campaigns, generation tree, live log, fitness charts"))
 register_mode(ModeSpec("spec", "Specs", "f3", "cambrian_tui.screens.spec:SpecScreen",
                        "spec versions, lineage and side-by-side diff"))
+register_mode(ModeSpec("evolution", "Evolution", "f5", "cambrian_tui.screens.evolution:EvolutionScreen",
+                       "evolution runs: observations, best so far, operators, spec diffs"))

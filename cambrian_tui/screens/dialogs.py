@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,7 +18,7 @@ from cambrian_tui.screens.base import CambrianModal
 
 
 class ConfirmDialog(CambrianModal):
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
@@ -50,7 +52,7 @@ class ConfirmDialog(CambrianModal):
 class JumpDialog(CambrianModal):
     """Ask for a generation number."""
 
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self) -> None:
@@ -78,7 +80,7 @@ class JumpDialog(CambrianModal):
 class SearchDialog(CambrianModal):
     """`/` search over generations (number, failure reason, stage), campaigns and specs."""
 
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("down", "focus_results", "Results", show=False),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
@@ -98,7 +100,7 @@ def collect_keys(app, screen: Screen) -> list[tuple[str, list[KeyRow]]]:
 
 
 class HelpScreen(CambrianModal):
-    CSS_PATH = "help.tcss"
+    CSS_PATH = str(Path(__file__).with_name("help.tcss"))
     BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close help")]
 
     def __init__(self, screen: Screen) -> None:

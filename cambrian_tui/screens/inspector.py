@@ -4,6 +4,8 @@ parent, the rig log and the LLM calls. Jump failure to failure without leaving i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass
 
 from textual import on
@@ -133,7 +135,7 @@ def tail_content(text: str, empty: str) -> Content:
 
 
 class InspectorScreen(CambrianScreen):
-    CSS_PATH = "inspector.tcss"
+    CSS_PATH = str(Path(__file__).with_name("inspector.tcss"))
     HELP_TITLE = "Generation inspector"
 
     BINDINGS = [

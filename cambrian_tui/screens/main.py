@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,7 +39,7 @@ def short_campaign(cid: str, width: int = 15) -> str:
 
 
 class MainScreen(CambrianScreen):
-    CSS_PATH = "main.tcss"
+    CSS_PATH = str(Path(__file__).with_name("main.tcss"))
     HELP_TITLE = "Campaigns"
     AUTO_FOCUS = "#gen-tree"
 
@@ -65,8 +67,14 @@ class MainScreen(CambrianScreen):
     ]
 
     def _sync_bindings(self) -> None:
-        """Refresh the footer only when pause/resume/abort applicability changes
-        (a footer refresh rebuilds all its keys)."""
+        """Refresh the footer only when pause/resume/abort applicability changes (a footer
+        refresh rebuilds all its keys); coalesced, so a burst of changes costs one."""
+        if not self._bindings_sync_pending:
+            self._bindings_sync_pending = True
+            self.call_later(self._sync_bindings_now)
+
+    def _sync_bindings_now(self) -> None:
+        self._bindings_sync_pending = False
         c = self.current_campaign()
         state = (c.live, c.state == "paused") if c is not None else None
         if state != self._binding_state:
@@ -108,6 +116,7 @@ class MainScreen(CambrianScreen):
         self._select_pending: str | None = None
         self._views_timer = None
         self._binding_state: object = object()
+        self._bindings_sync_pending = False
         self._views_for: object = object()  # campaign whose views were last requested
 
     def compose(self) -> ComposeResult:

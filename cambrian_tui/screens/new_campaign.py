@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import os
 from typing import Any
 
@@ -73,7 +75,7 @@ def start_campaign(home, spec_text: str, settings: Any, label: str = "") -> str:
 
 
 class NewCampaignScreen(CambrianModal[str | None]):
-    CSS_PATH = "new_campaign.tcss"
+    CSS_PATH = str(Path(__file__).with_name("new_campaign.tcss"))
     HELP_TITLE = "New campaign"
 
     BINDINGS = [

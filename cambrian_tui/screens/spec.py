@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -22,7 +24,7 @@ class SpecTree(Tree[SpecVersionInfo]):
 
 
 class SpecScreen(CambrianScreen):
-    CSS_PATH = "spec.tcss"
+    CSS_PATH = str(Path(__file__).with_name("spec.tcss"))
     HELP_TITLE = "Specs"
     AUTO_FOCUS = "#spec-tree"
 

@@ -1,0 +1,497 @@
+"""Evolution screen (DESIGN §11): evolution runs, their observations, the best-so-far with
+its interval, which operators helped, and jumps to an observation's campaign and to its spec
+diff against the parent.
+
+All reads go through ``core.evolution.cli.run_status`` (the same view ``cambrian evolve status
+--json`` prints) in thread workers; commands (pause / resume / abort) are rows in the
+commands table, as for campaigns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Static
+
+from cambrian_tui.data import SearchHit, make_spec_doc, short_hash
+from cambrian_tui.screens.base import CambrianScreen
+from cambrian_tui.widgets.charts import PlotextPlot
+from cambrian_tui.widgets.side_diff import SideBySideDiff
+
+
+# --- messages (workers → screen) ------------------------------------------------------------
+
+
+class RunsLoaded(Message):
+    def __init__(self, runs: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.runs = runs
+
+
+class RunLoaded(Message):
+    def __init__(self, status: dict[str, Any]) -> None:
+        super().__init__()
+        self.status = status
+
+
+class ObservationDiffLoaded(Message):
+    def __init__(self, index: int, left: Any, right: Any, note: str) -> None:
+        super().__init__()
+        self.index = index
+        self.left = left
+        self.right = right
+        self.note = note
+
+
+class RunCommandSent(Message):
+    def __init__(self, run_id: str, action: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.action = action
+
+
+# --- data (worker threads only) ---------------------------------------------------------------
+
+
+def load_runs(store: Any) -> list[dict[str, Any]]:
+    """One line per evolution run, newest first."""
+    from core.evolution import records as rec
+    from core.evolution.cli import run_status
+
+    out = []
+    for row in rec.evolution_runs(store):
+        try:
+            st = run_status(store, row["id"])
+        except Exception as exc:  # a broken run must not hide the others
+            out.append({"id": row["id"], "state": row["state"], "observations": 0, "best_rate": None,
+                        "alive": False, "error": str(exc)})
+            continue
+        out.append({"id": st["id"], "state": st["state"], "observations": len(st["observations"]),
+                    "best_rate": st["best"]["viability_rate"], "alive": st["engine_alive"]})
+    return out
+
+
+def load_observation_diff(store: Any, obs: dict[str, Any]) -> tuple[Any, Any, str]:
+    child, parent = obs.get("spec_hash"), obs.get("parent_spec_hash")
+    if not parent:
+        raise ValueError("this observation has no parent spec")
+    right_hash = child or parent
+    versions = {v.hash: v for v in store.spec_versions()}
+
+    def title(h: str) -> str:
+        v = versions.get(h)
+        return (v.label if v is not None and v.label else short_hash(h, 8))
+
+    left = make_spec_doc(parent, f"parent {title(parent)}", store.spec_text(parent))
+    right = make_spec_doc(right_hash, f"#{obs['index']} {title(right_hash)}", store.spec_text(right_hash))
+    if not child:
+        note = "rejected before a spec existed: showing the parent only"
+    elif child == parent:
+        note = f"same spec as the parent ({obs.get('parent_model')} → {obs.get('model')})"
+    else:
+        note = obs.get("detail") or ""
+    return left, right, note
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+class EvolutionScreen(CambrianScreen):
+    CSS_PATH = "evolution.tcss"
+    HELP_TITLE = "Evolution"
+    AUTO_FOCUS = "#evo-obs"
+
+    BINDINGS = [
+        Binding("escape", "app.switch_mode('main')", "Back"),
+        Binding("enter", "open_campaign", "Campaign", tooltip="Show the observation's campaign (full, else screening)"),
+        Binding("s", "open_screen", "Screening", tooltip="Show the observation's screening campaign"),
+        Binding("d", "toggle_diff", "Diff", tooltip="Spec diff of the observation against its parent"),
+        Binding("o", "open_spec", "In Specs", tooltip="Open the observation's spec in the Specs screen"),
+        Binding("p", "control('pause')", "Pause", tooltip="Pause the selected run"),
+        Binding("r", "control('resume')", "Resume", tooltip="Resume the selected run"),
+        Binding("a", "control('abort')", "Abort", tooltip="Abort the selected run"),
+        Binding("1", "focus('evo-runs')", "Runs", show=False, tooltip="Focus the run list"),
+        Binding("2", "focus('evo-obs')", "Observations", show=False, tooltip="Focus the observations"),
+        Binding("3", "focus('evo-diff')", "Diff", show=False, tooltip="Focus the spec diff"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload now"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="evolution")
+        self.runs: list[dict[str, Any]] = []
+        self.run_id: str | None = None
+        self.status: dict[str, Any] | None = None
+        self.obs_by_index: dict[int, dict[str, Any]] = {}
+        self.diff_index: int | None = None
+        self._dirty = False
+        self._binding_state: object = object()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="evo-top"):
+            yield DataTable(id="evo-runs", cursor_type="row")
+            yield Static("[dim]loading…[/]", id="evo-headline")
+        with Horizontal(id="evo-body"):
+            yield DataTable(id="evo-obs", cursor_type="row")
+            with Vertical(id="evo-side"):
+                yield PlotextPlot(id="evo-chart")
+                yield DataTable(id="evo-ops", cursor_type="row")
+        with Vertical(id="evo-diff-pane"):
+            yield Static("", id="evo-diff-header")
+            yield SideBySideDiff(id="evo-diff")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        runs = self.query_one("#evo-runs", DataTable)
+        runs.border_title = "Evolution runs"
+        for label, key, width in (("run", "id", 24), ("state", "state", 10), ("obs", "obs", 4), ("best", "best", 5)):
+            runs.add_column(label, key=key, width=width)
+        obs = self.query_one("#evo-obs", DataTable)
+        obs.border_title = "Observations"
+        for label, key, width in (("#", "i", 3), ("mutation", "what", 34), ("model", "model", 10),
+                                  ("rate", "rate", 5), ("95%", "ci", 9), ("P>inc", "p", 5),
+                                  ("gens", "gens", 4), ("result", "result", 30)):
+            obs.add_column(label, key=key, width=width)
+        ops = self.query_one("#evo-ops", DataTable)
+        ops.border_title = "Operators"
+        for label, key, width in (("operator", "op", 9), ("tried", "tried", 5), ("run", "run", 4),
+                                  ("rej", "rej", 4), ("prom", "prom", 4), ("acc", "acc", 4),
+                                  ("gain", "gain", 6)):
+            ops.add_column(label, key=key, width=width)
+        self.query_one("#evo-chart").border_title = "Best so far (95% interval)"
+        self.query_one("#evo-diff").border_title = "Spec diff vs parent"
+        self.query_one("#evo-diff-pane").display = False
+        self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
+        if self.capp.live:
+            self.set_interval(1.0, self._tick, name="evolution-refresh")
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        if self._dirty:
+            self.reload()
+
+    # loading --------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self._dirty = False
+        data = self.data
+        self.background("evolution runs", lambda: RunsLoaded(load_runs(data.store())))
+        self._load_run()
+
+    def _load_run(self) -> None:
+        rid = self.run_id
+        if rid is None:
+            return
+        data = self.data
+
+        def load() -> RunLoaded:
+            from core.evolution.cli import run_status
+
+            return RunLoaded(run_status(data.store(), rid))
+
+        self.background("evolution run", load)
+
+    def _on_db_changed(self, _version: int) -> None:
+        self._dirty = True
+
+    def _tick(self) -> None:
+        if self._dirty and self.is_current:
+            self.reload()
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    # runs -------------------------------------------------------------------------------------
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        self.runs = message.runs
+        table = self.query_one("#evo-runs", DataTable)
+        wanted = [r["id"] for r in self.runs]
+        cells = {r["id"]: (r["id"], r["state"] + ("●" if r["alive"] else ""), str(r["observations"]),
+                           _pct(r["best_rate"])) for r in self.runs}
+        if [str(k.value) for k in table.rows] == wanted:
+            for rid, row in cells.items():
+                for col, value in zip(("id", "state", "obs", "best"), row):
+                    table.update_cell(rid, col, value)
+        else:
+            table.clear()
+            for rid in wanted:
+                table.add_row(*cells[rid], key=rid)
+            if self.run_id in wanted:
+                table.move_cursor(row=wanted.index(self.run_id), animate=False)
+        table.border_title = f"Evolution runs ({len(self.runs)})"
+        if not self.runs:
+            self.query_one("#evo-headline", Static).update(Content.from_markup(
+                "[dim]no evolution runs yet: [b]cambrian evolve start --spec spec/echo.md[/b][/]"))
+        elif self.run_id is None:
+            self.select_run(self.runs[0]["id"])
+
+    def select_run(self, run_id: str) -> None:
+        table = self.query_one("#evo-runs", DataTable)
+        keys = [str(k.value) for k in table.rows]
+        if run_id in keys:
+            table.move_cursor(row=keys.index(run_id), animate=False)
+        if run_id != self.run_id:
+            self.run_id = run_id
+            self.status = None
+            self._load_run()
+
+    @on(DataTable.RowHighlighted, "#evo-runs")
+    def _run_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and str(event.row_key.value) != self.run_id:
+            self.run_id = str(event.row_key.value)
+            self.status = None
+            self._load_run()
+
+    @on(DataTable.RowSelected, "#evo-runs")
+    def _run_selected(self, event: DataTable.RowSelected) -> None:
+        self.query_one("#evo-obs", DataTable).focus()
+
+    # one run ----------------------------------------------------------------------------------
+
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        st = message.status
+        if st["id"] != self.run_id:
+            return
+        self.status = st
+        self.obs_by_index = {r["index"]: r for r in st["observations"]}
+        self._show_headline(st)
+        self._fill_observations(st)
+        self._fill_operators(st)
+        self._draw_chart(st)
+        self._sync_bindings()
+
+    def _show_headline(self, st: dict[str, Any]) -> None:
+        b, base, bud = st["best"], st["base"], st["budget"]
+        lo, hi = b["viability_interval"]
+        origin = "base" if b["observation"] is None else f"#{b['observation']}"
+        sim = "  [b reverse $warning] SIMULATED [/]" if st["simulated"] else ""
+        state = st["state"] + (" ●" if st["engine_alive"] else "")
+        lines = [
+            f"[b]{st['id']}[/]  {state}{sim}",
+            f"best [b]{_pct(b['viability_rate'])}[/] [dim]95% {lo * 100:.0f}–{hi * 100:.0f}%[/] "
+            f"({b['viable']}/{b['judged']}, {b['model']}, {origin} {short_hash(b['spec_hash'], 8)})  ·  "
+            f"base {_pct(base.get('viability_rate'))}",
+            f"generations {bud['generations_planned']}/{bud['generations']}  ·  ${bud['usd_spent']:.4f}"
+            + (f" of ${bud['usd']:.2f}" if bud.get("usd") is not None else "")
+            + f"  ·  {len(st['observations'])} observations",
+        ]
+        if st.get("reason"):
+            lines.append(f"[dim]{st['reason']}[/]")
+        self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
+
+    def _fill_observations(self, st: dict[str, Any]) -> None:
+        table = self.query_one("#evo-obs", DataTable)
+        rows = []
+        for r in st["observations"]:
+            ci = r["viability_interval"]
+            if r["accepted"]:
+                result = "ACCEPTED → incumbent"
+            elif r["rejected_reason"]:
+                result = r["rejected_reason"]
+            elif r["full_campaign_id"]:
+                result = "full: gain within noise"
+            elif r["promising"] is False:
+                result = "screened out"
+            else:
+                result = "screened"
+            rows.append((str(r["index"]), (str(r["index"]), r["detail"] or r["operator"], r["model"],
+                                           _pct(r["viability_rate"]),
+                                           f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}%" if ci else "-",
+                                           "-" if r["p_better"] is None else f"{r['p_better']:.2f}",
+                                           str(r["generations"]), result)))
+        keys = [str(k.value) for k in table.rows]
+        if keys == [k for k, _ in rows]:
+            return
+        current = table.cursor_row
+        follow = current >= len(keys) - 1  # at the newest: keep following
+        table.clear()
+        for key, cells in rows:
+            table.add_row(*cells, key=key)
+        if rows:
+            table.move_cursor(row=len(rows) - 1 if follow else min(current, len(rows) - 1), animate=False)
+        table.border_title = f"Observations ({len(rows)})"
+
+    def _fill_operators(self, st: dict[str, Any]) -> None:
+        table = self.query_one("#evo-ops", DataTable)
+        table.clear()
+        for op, d in sorted(st["operators"].items()):
+            gain = "-" if d["mean_gain"] is None else f"{d['mean_gain'] * 100:+.0f}"
+            table.add_row(op, str(d["tried"]), str(d["evaluated"]), str(d["rejected"]), str(d["promising"]),
+                          str(d["accepted"]), gain, key=op)
+
+    def _draw_chart(self, st: dict[str, Any]) -> None:
+        plot = self.query_one("#evo-chart", PlotextPlot)
+        plt = plot.plt
+        plt.clear_figure()
+        plt.clear_data()
+        traj = st["trajectory"]
+        x = [t["after"] + 1 for t in traj]  # 0 = the base, k = after observation k-1
+        if not traj or traj[0]["viability_rate"] is None:
+            plt.title("best so far — the base campaign is still running")
+            plot.replot()
+            return
+        muted = self._rgb("foreground-muted", (128, 128, 128))
+        plt.plot(x, [t["viability_interval"][1] * 100 for t in traj], color=muted, marker="braille")
+        plt.plot(x, [t["viability_interval"][0] * 100 for t in traj], color=muted, marker="braille")
+        plt.plot(x, [t["viability_rate"] * 100 for t in traj], color=self._rgb("success", (0, 200, 0)),
+                 marker="braille", label="incumbent")
+        pts = [(r["index"] + 1, r["viability_rate"] * 100) for r in st["observations"]
+               if r["viability_rate"] is not None]
+        if pts:
+            plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=self._rgb("accent", (0, 150, 255)),
+                        marker="•", label="variants")
+        plt.ylim(0, 100)
+        plt.xlabel("observation")
+        if len(x) > 1:
+            ticks = sorted({round(x[0] + (x[-1] - x[0]) * i / 4) for i in range(5)})
+            plt.xticks(ticks, [str(t) for t in ticks])
+        plot.replot()
+
+    def _rgb(self, var: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
+        from textual.color import Color
+
+        try:
+            value = self.app.theme_variables.get(var)
+            if value is None:
+                return default
+            c = Color.parse(value)
+            return (c.r, c.g, c.b)
+        except Exception:
+            return default
+
+    # the highlighted observation ------------------------------------------------------------------
+
+    def current_observation(self) -> dict[str, Any] | None:
+        table = self.query_one("#evo-obs", DataTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return self.obs_by_index.get(int(str(key.value)))
+
+    @on(DataTable.RowHighlighted, "#evo-obs")
+    def _obs_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self.query_one("#evo-diff-pane").display:
+            self._load_diff()
+
+    @on(DataTable.RowSelected, "#evo-obs")
+    def _obs_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open_campaign()
+
+    def _jump(self, campaign_id: str | None, what: str) -> None:
+        if not campaign_id:
+            self.app.notify(f"this observation has no {what}", severity="warning", timeout=4)
+            return
+        self.capp.open_hit(SearchHit("campaign", campaign_id, campaign_id, what))
+
+    def action_open_campaign(self) -> None:
+        o = self.current_observation()
+        if o is not None:
+            self._jump(o["campaign_id"], "campaign (it was rejected before running)")
+
+    def action_open_screen(self) -> None:
+        o = self.current_observation()
+        if o is not None:
+            self._jump(o["screen_campaign_id"], "screening campaign")
+
+    def action_open_spec(self) -> None:
+        o = self.current_observation()
+        if o is None:
+            return
+        h = o.get("spec_hash") or o.get("parent_spec_hash")
+        if h:
+            self.capp.open_spec(h)
+
+    def action_toggle_diff(self) -> None:
+        pane = self.query_one("#evo-diff-pane")
+        pane.display = not pane.display
+        if pane.display:
+            self._load_diff()
+        else:
+            self.query_one("#evo-obs", DataTable).focus()
+
+    def _load_diff(self) -> None:
+        o = self.current_observation()
+        if o is None:
+            return
+        self.diff_index = o["index"]
+        data = self.data
+
+        def load() -> ObservationDiffLoaded:
+            left, right, note = load_observation_diff(data.store(), o)
+            return ObservationDiffLoaded(o["index"], left, right, note)
+
+        self.background("observation diff", load)
+
+    def on_observation_diff_loaded(self, message: ObservationDiffLoaded) -> None:
+        if message.index != self.diff_index:
+            return
+        diff = self.query_one(SideBySideDiff)
+        diff.set_docs(message.left, message.right)
+        m = diff.model
+        stats = ""
+        if m is not None and message.left.hash != message.right.hash:
+            stats = (f"  [$text-success]+{m.added}[/] [$text-error]−{m.removed}[/]"
+                     + (f" · sections: {', '.join(m.changed_sections)}" if m.changed_sections else "")
+                     + (f" · [b $text-error]FROZEN changed: {', '.join(m.frozen_touched)}[/]"
+                        if m.frozen_touched else " · FROZEN intact"))
+        header = (f"[b]#{message.index}[/] {message.note}  [dim]{message.left.title} ⟷ {message.right.title}[/]"
+                  + stats)
+        self.query_one("#evo-diff-header", Static).update(Content.from_markup(header))
+
+    # control ------------------------------------------------------------------------------------
+
+    def _sync_bindings(self) -> None:
+        st = self.status
+        state = (st["engine_alive"], st["state"]) if st else None
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "control":
+            st = self.status
+            if st is None:
+                return False
+            what = parameters[0] if parameters else None
+            if what == "pause":
+                return st["engine_alive"] and st["state"] != "paused"
+            if what == "resume":
+                return st["state"] not in ("completed", "aborted", "running") or (
+                    st["engine_alive"] and st["state"] == "paused")
+            if what == "abort":
+                return st["state"] not in ("completed", "aborted")
+        return True
+
+    def action_control(self, action: str) -> None:
+        rid = self.run_id
+        if rid is None:
+            return
+        home = self.capp.home
+
+        def send() -> RunCommandSent:
+            import contextlib
+            import io
+
+            from core.evolution.cli import evolve_control_main
+
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+                code = evolve_control_main(home, rid, action)
+            if code != 0:
+                raise RuntimeError(err.getvalue().strip() or f"{action} failed")
+            return RunCommandSent(rid, action)
+
+        self.background(f"evolution {action}", send, exclusive=False)
+
+    def on_run_command_sent(self, message: RunCommandSent) -> None:
+        self.app.notify(f"{message.action} sent to evolution {message.run_id}", timeout=4)
+        self.reload()

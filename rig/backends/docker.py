@@ -57,15 +57,13 @@ def docker_client():
 
 
 def image_tag() -> str:
+    """The rig image: $CAMBRIAN_RIG_IMAGE (development override) or rig.image's tag."""
     env = os.environ.get("CAMBRIAN_RIG_IMAGE")
     if env:
         return env
-    try:
-        from rig import image as _image
+    from rig import image as _image
 
-        return _image.image_tag()
-    except (ImportError, AttributeError):
-        return "cambrian-rig-dev:latest"
+    return _image.image_tag()
 
 
 def _client_or_raise():

@@ -280,6 +280,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return remote.serve_ssh_main(home, args.port or remote.DEFAULT_SSH_PORT, host=args.host)
 
 
+def cmd_evolve_start(args: argparse.Namespace) -> int:
+    from core.evolution.cli import evolve_start_main
+
+    return evolve_start_main(cambrian_home(args.home), args.spec, args.budget_generations, args.provider,
+                             args.seed, args.wait, args.json, model=args.model, budget_usd=args.budget_usd,
+                             screen_generations=args.screen_generations,
+                             full_generations=args.full_generations, parallelism=args.p,
+                             backend=args.backend, max_observations=args.max_observations)
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from core.evolution import cli as ev
+
+    home = cambrian_home(args.home)
+    action = args.evolve_cmd
+    if action == "status":
+        return ev.evolve_status_main(home, args.id, args.json)
+    if action == "resume":
+        return ev.evolve_resume_main(home, args.id)
+    if action in ("pause", "abort"):
+        return ev.evolve_control_main(home, args.id, action, args.json)
+    if action == "best":
+        return ev.evolve_best_main(home, args.id, args.json, export=args.export)
+    return ev.evolve_list_main(home, args.json)
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -386,6 +412,33 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("gens", nargs="+", type=int, metavar="GEN")
     rv.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
     rv.add_argument("--json", action="store_true")
+
+    ev = sub.add_parser("evolve", help="evolve a spec: mutations, screening campaigns, Bayesian optimisation"
+                        ).add_subparsers(dest="evolve_cmd", metavar="ACTION", required=True)
+    es = add("start", cmd_evolve_start, "start an evolution run in a detached process", ev)
+    es.add_argument("--spec", required=True)
+    es.add_argument("--budget-generations", type=int, default=60, help="total generations across campaigns")
+    es.add_argument("--budget-usd", type=float, default=None)
+    es.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None)
+    es.add_argument("--model", default=None)
+    es.add_argument("--seed", type=int, default=0)
+    es.add_argument("--screen-generations", type=int, default=4, help="generations of a screening campaign")
+    es.add_argument("--full-generations", type=int, default=12, help="generations of a full campaign")
+    es.add_argument("-p", type=int, default=2, help="parallel workers per campaign")
+    es.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    es.add_argument("--max-observations", type=int, default=None)
+    es.add_argument("--wait", action="store_true")
+    es.add_argument("--json", action="store_true")
+    for name, help_ in (("status", "observations and the best variant so far"),
+                        ("resume", "resume a paused or crashed run"), ("pause", "finish the current campaign, then wait"),
+                        ("abort", "stop the run"), ("best", "the incumbent; --export writes its spec")):
+        sp = add(name, cmd_evolve, help_, ev)
+        sp.add_argument("id")
+        sp.add_argument("--json", action="store_true")
+        if name == "best":
+            sp.add_argument("--export", default=None, help="file or folder for the best spec and its metadata")
+    el = add("list", cmd_evolve, "all evolution runs", ev)
+    el.add_argument("--json", action="store_true")
 
     ds = add("distill", cmd_distill, "compare viable and failed code of a campaign; propose amendments")
     ds.add_argument("campaign")

@@ -47,5 +47,7 @@ register_mode(ModeSpec("main", "Campaigns", "f2", "cambrian_tui.screens.main:Mai
                        "campaigns, generation tree, live log, fitness charts"))
 register_mode(ModeSpec("spec", "Specs", "f3", "cambrian_tui.screens.spec:SpecScreen",
                        "spec versions, lineage and side-by-side diff"))
+register_mode(ModeSpec("amendments", "Amendments", "f4", "cambrian_tui.screens.amendments:AmendmentsScreen",
+                       "distiller amendments: evidence, diff preview, accept / edit / reject"))
 register_mode(ModeSpec("evolution", "Evolution", "f5", "cambrian_tui.screens.evolution:EvolutionScreen",
                        "evolution runs: observations, best so far, operators, spec diffs"))

@@ -224,8 +224,10 @@ class MainScreen(CambrianScreen):
         wanted = [r[0] for r in rows]
         if keys == wanted:
             for key, *cells in rows:
-                for col, value in zip(("id", "state", "done", "viab"), cells):
-                    table.update_cell(key, col, value)
+                old = table.get_row(key)
+                for col, value, before in zip(("id", "state", "done", "viab"), cells, old):
+                    if value != before:
+                        table.update_cell(key, col, value)
             current = None
         else:
             current = self.campaign_id or ALL

@@ -91,17 +91,24 @@ class StatusBar(Horizontal):
         yield Static("", id="sb-spacer")
         yield Static("", id="sb-home")
 
+    _last: tuple | None = None
+
     def update_status(self, info: StatusInfo) -> None:
-        self.query_one("#sb-engine", Static).update(engine_text(info))
-        self.query_one("#sb-campaign", Static).update(campaign_text(info))
-        self.query_one("#sb-budget", Static).update(budget_text(info))
         c = info.campaign
-        self.query_one("#sb-provider", Static).update(f"{c.provider} · {c.model}" if c else "")
         sim = c.simulated if c is not None else info.any_simulated
         if c is not None and not sim:
             sim = info.any_simulated
-        self.query_one("#sb-sim", Static).set_class(bool(sim), "on")
-        self.query_one("#sb-home", Static).update(_short_home(info.home))
+        show_home = getattr(self.app, "show_home", True)
+        texts = (engine_text(info), campaign_text(info), budget_text(info),
+                 f"{c.provider} · {c.model}" if c else "", bool(sim),
+                 _short_home(info.home) if show_home else "")
+        if texts == self._last:
+            return  # unchanged: no re-layout (this runs every second while campaigns run)
+        self._last = texts
+        for wid, text in zip(("#sb-engine", "#sb-campaign", "#sb-budget", "#sb-provider"), texts):
+            self.query_one(wid, Static).update(text)
+        self.query_one("#sb-sim", Static).set_class(texts[4], "on")
+        self.query_one("#sb-home", Static).update(texts[5])
 
 
 def _short_home(home: str, limit: int = 28) -> str:

@@ -1,0 +1,546 @@
+"""Amendments screen (DESIGN §10, §11): review what the distiller proposes.
+
+Left: the amendments (status, feature, target section, q-value, text), pending first,
+filterable by status. Right: the selected amendment's evidence (rates in each group,
+counts, p, q, odds ratio), its example snippets (highlighted), and a side-by-side
+preview of the spec it would produce (``core.distill.amend.distill_preview``; for an
+amendment already applied, its parent against the stored result).
+
+Keys: ``a`` accept, ``r`` reject, ``e`` edit the text (``ctrl+s`` in the editor keeps
+the edit; the next accept stores it, status ``edited``), ``d`` show / hide the diff,
+``f`` cycle the status filter, ``escape`` back. Every store read and write runs in a
+thread worker (``BackgroundMixin.background``: one Store per worker thread); results
+come back as the messages below. A refused accept leaves the amendment pending and
+shows the reason in a notification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.highlight import highlight
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Static, TextArea
+
+from cambrian_tui.data import SpecDoc, make_spec_doc, short_hash
+from cambrian_tui.screens.base import CambrianModal, CambrianScreen
+from cambrian_tui.widgets.side_diff import SideBySideDiff
+
+#: filter cycle of the ``f`` key; ``None`` shows everything (pending first)
+FILTERS: tuple[str | None, ...] = (None, "pending", "accepted", "edited", "rejected")
+STATUS_ORDER = {"pending": 0, "edited": 1, "accepted": 2, "rejected": 3}
+STATUS_STYLE = {"pending": "bold yellow", "accepted": "green", "edited": "cyan", "rejected": "dim red"}
+SHORT_TEXT = 60
+
+
+# --- plain values posted from workers --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AmendmentRow:
+    id: int
+    campaign_id: str | None
+    spec_hash: str
+    section: str
+    text: str
+    feature: str
+    status: str
+    result_spec_hash: str | None
+    created_at: str
+    evidence: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def q(self) -> float | None:
+        q = self.evidence.get("q")
+        return q if isinstance(q, (int, float)) else None
+
+
+def row_of(a: Any) -> AmendmentRow:
+    return AmendmentRow(id=int(a.id), campaign_id=a.campaign_id, spec_hash=a.spec_hash, section=a.section,
+                        text=a.text, feature=a.feature, status=getattr(a.status, "value", str(a.status)),
+                        result_spec_hash=a.result_spec_hash, created_at=a.created_at,
+                        evidence=dict(a.evidence or {}))
+
+
+def load_amendments(store: Any) -> list[AmendmentRow]:
+    """Every amendment, pending first, then newest first within a status."""
+    rows = [row_of(a) for a in store.amendments()]
+    rows.sort(key=lambda r: (STATUS_ORDER.get(r.status, 9), -r.id))
+    return rows
+
+
+class AmendmentsLoaded(Message):
+    def __init__(self, rows: list[AmendmentRow]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+class PreviewLoaded(Message):
+    """The spec before and after amendment ``amendment_id`` (``error``: why it cannot apply)."""
+
+    def __init__(self, amendment_id: int, edited: str | None, old: SpecDoc | None, new: SpecDoc | None,
+                 error: str | None = None) -> None:
+        super().__init__()
+        self.amendment_id = amendment_id
+        self.edited = edited
+        self.old = old
+        self.new = new
+        self.error = error
+
+
+class ReviewDone(Message):
+    """An accept or reject finished (``ok``) or was refused (``reason``)."""
+
+    def __init__(self, amendment_id: int, action: str, ok: bool, reason: str = "",
+                 spec_hash: str | None = None) -> None:
+        super().__init__()
+        self.amendment_id = amendment_id
+        self.action = action
+        self.ok = ok
+        self.reason = reason
+        self.spec_hash = spec_hash
+
+
+# --- rendering helpers (UI thread, pure) -----------------------------------------------------
+
+
+def _num(v: Any, fmt: str = ".3g") -> str:
+    if isinstance(v, (int, float)):
+        return format(v, fmt)
+    return "-" if v is None else str(v)
+
+
+def _rate(g: dict[str, Any] | None) -> str:
+    if not g:
+        return "-"
+    rate = g.get("rate")
+    pct = f"{rate * 100:.0f}%" if isinstance(rate, (int, float)) else "-"
+    return f"{pct} ({g.get('present', '?')}/{g.get('n', '?')})"
+
+
+def evidence_content(row: AmendmentRow, edited: str | None) -> Content:
+    ev = row.evidence
+    parts: list[Content] = []
+    head = Content.from_markup(
+        f"[b]#{row.id}[/b]  [b $text-accent]$feature[/]  → [b]§ $section[/]  [dim]$status[/]",
+        feature=row.feature or "-", section=row.section, status=row.status)
+    parts.append(head)
+    desc = ev.get("description")
+    if desc:
+        parts.append(Content.from_markup("[dim]$d[/]", d=str(desc)))
+    text = edited if edited is not None else row.text
+    label = "[b $text-warning]edited text (not stored until accepted)[/]" if edited is not None else "[b]text[/]"
+    parts.append(Content.from_markup(label))
+    parts.append(Content(text))
+    groups = ev.get("groups") or {}
+    if groups:
+        direction = ev.get("direction", "")
+        comparison = str(ev.get("comparison", "")).replace("_", " ")
+        parts.append(Content.from_markup("[b]evidence[/]  [dim]$c · $d[/]", c=comparison, d=direction))
+        for name, g in groups.items():
+            parts.append(Content.from_markup("  [b]$name[/] $rate", name=f"{name:<8}", rate=_rate(g)))
+        parts.append(Content.from_markup(
+            "  p [b]$p[/]   q [b]$q[/]   odds ratio [b]$odds[/]   [dim](Haldane $orh)[/]",
+            p=_num(ev.get("p")), q=_num(ev.get("q")), odds=_num(ev.get("odds_ratio")),
+            orh=_num(ev.get("odds_ratio_haldane"))))
+        others = [t for t in ev.get("tests") or [] if t.get("comparison") != ev.get("comparison")]
+        for t in others:
+            parts.append(Content.from_markup(
+                "  [dim]also $c: p $p q $q ($d)[/]", c=str(t.get("comparison", "")).replace("_", " "),
+                p=_num(t.get("p")), q=_num(t.get("q")), d=str(t.get("direction", ""))))
+    if row.result_spec_hash:
+        parts.append(Content.from_markup("[dim]result spec[/] $h", h=short_hash(row.result_spec_hash, 16)))
+    return Content("\n").join(parts)
+
+
+def snippet_content(example: dict[str, Any]) -> Content:
+    """One example: a header line and the numbered snippet, syntax-highlighted."""
+    path = str(example.get("file", "?"))
+    code = str(example.get("code") or example.get("snippet") or "")
+    head = Content.from_markup("[b]gen $g[/]  $f[dim]:$l[/]", g=str(example.get("generation", "?")), f=path,
+                               l=str(example.get("line", "?")))
+    numbers: list[str] = []
+    body: list[str] = []
+    for ln in code.splitlines():
+        num, sep, rest = ln.partition(" | ")
+        if sep and num.strip().isdigit():
+            numbers.append(num)
+            body.append(rest)
+        else:
+            numbers.append("")
+            body.append(ln)
+    try:
+        lines = highlight("\n".join(body), path=path).split("\n", allow_blank=True)
+    except Exception:
+        lines = [Content(b) for b in body]
+    mark = str(example.get("line", ""))
+    out = [head]
+    for num, line in zip(numbers, lines):
+        style = "bold $text-accent" if num.strip() == mark else "dim"
+        out.append(Content.assemble((f"{num:>4} │ ", style), line))
+    return Content("\n").join(out)
+
+
+# --- the editor -------------------------------------------------------------------------------
+
+
+class EditAmendment(CambrianModal[str | None]):
+    """A TextArea with the amendment text; ``ctrl+s`` keeps it, ``escape`` cancels."""
+
+    CSS_PATH = str(Path(__file__).with_name("amendments.tcss"))
+    HELP_TITLE = "Edit amendment"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Keep edit", priority=True, tooltip="Keep the edited text (accept with a)"),
+        Binding("escape", "cancel", "Cancel", priority=True, tooltip="Close the editor without keeping the edit"),
+    ]
+
+    def __init__(self, amendment_id: int, section: str, text: str) -> None:
+        super().__init__(id="amend-edit")
+        self.amendment_id = amendment_id
+        self.section = section
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="amend-edit-box"):
+            yield Static(Content.from_markup("Edit amendment [b]#$i[/b] → § $s", i=str(self.amendment_id),
+                                             s=self.section), id="amend-edit-title")
+            yield TextArea(self.text, id="amend-edit-text", soft_wrap=True, show_line_numbers=False)
+            yield Static(Content.from_markup(
+                "[dim]ctrl+s keep the edit (then [b]a[/b] accepts it, status edited) · escape cancel[/]"),
+                id="amend-edit-foot")
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+
+    def action_save(self) -> None:
+        self.dismiss(self.query_one(TextArea).text)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+# --- the screen --------------------------------------------------------------------------------
+
+
+class AmendmentTable(DataTable):
+    DEFAULT_CSS = "AmendmentTable { scrollbar-size-vertical: 1; }"
+
+
+class AmendmentsScreen(CambrianScreen):
+    CSS_PATH = str(Path(__file__).with_name("amendments.tcss"))
+    HELP_TITLE = "Amendments"
+    AUTO_FOCUS = "#amend-table"
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back to the campaigns screen"),
+        Binding("a", "accept", "Accept", tooltip="Accept the amendment (a new spec version)"),
+        Binding("r", "reject", "Reject", tooltip="Reject the amendment"),
+        Binding("e", "edit", "Edit", tooltip="Edit the amendment text before accepting"),
+        Binding("d", "toggle_diff", "Diff", tooltip="Show / hide the preview of the resulting spec diff"),
+        Binding("f", "cycle_filter", "Filter", tooltip="Cycle the status filter (all, pending, accepted, …)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="amendments")
+        self.rows: list[AmendmentRow] = []
+        self.by_id: dict[int, AmendmentRow] = {}
+        self.filter: str | None = None
+        self.selected: int | None = None
+        self.edits: dict[int, str] = {}  # kept edits, applied by the next accept
+        self.busy: set[int] = set()  # amendments with a write in flight
+        self._preview_key: tuple[int, str | None, str] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="amend-body"):
+            with Vertical(id="amend-left"):
+                yield Static("", id="amend-filter")
+                yield AmendmentTable(id="amend-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="amend-right"):
+                with VerticalScroll(id="amend-detail"):
+                    yield Static("", id="amend-evidence")
+                    yield Static("", id="amend-examples")
+                with Vertical(id="amend-preview"):
+                    yield Static("", id="amend-diff-header")
+                    yield SideBySideDiff(id="amend-diff")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one(AmendmentTable)
+        table.add_column("#", key="id", width=4)
+        table.add_column("status", key="status", width=8)
+        table.add_column("feature", key="feature", width=20)
+        table.add_column("section", key="section", width=16)
+        table.add_column("q", key="q", width=7)
+        table.add_column("text", key="text")
+        table.border_title = "Amendments"
+        self.query_one("#amend-detail").border_title = "Evidence"
+        self.query_one("#amend-diff").border_title = "Preview: spec before ⟷ after"
+        self._show_filter()
+        capp = self.capp
+        if hasattr(capp, "db_changed_signal"):
+            capp.db_changed_signal.subscribe(self, lambda _v: self._maybe_reload())
+        self.reload()
+
+    # loading ------------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        data = self.data
+        self.background("amendments", lambda: AmendmentsLoaded(load_amendments(data.store())))
+
+    def _maybe_reload(self) -> None:
+        if self.is_current:
+            self.reload()
+
+    def visible_rows(self) -> list[AmendmentRow]:
+        return [r for r in self.rows if self.filter is None or r.status == self.filter]
+
+    def on_amendments_loaded(self, message: AmendmentsLoaded) -> None:
+        old = {r.id: r for r in self.rows}
+        self.rows = message.rows
+        self.by_id = {r.id: r for r in self.rows}
+        self._fill_table()
+        cur = self.by_id.get(self.selected) if self.selected is not None else None
+        if cur is not None and old.get(cur.id) != cur:
+            self._show_selected(force=True)
+
+    def _fill_table(self) -> None:
+        table = self.query_one(AmendmentTable)
+        keep = self.selected
+        table.clear()
+        rows = self.visible_rows()
+        for r in rows:
+            text = " ".join(r.text.split())
+            if len(text) > SHORT_TEXT:
+                text = text[: SHORT_TEXT - 1] + "…"
+            status = Text(r.status + ("*" if r.id in self.edits and r.status == "pending" else ""),
+                          STATUS_STYLE.get(r.status, ""))
+            table.add_row(str(r.id), status, r.feature or "-", r.section, _num(r.q, ".2g"), text, key=str(r.id))
+        counts: dict[str, int] = {}
+        for r in self.rows:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        table.border_subtitle = " ".join(f"{k} {v}" for k, v in sorted(counts.items(),
+                                                                          key=lambda kv: STATUS_ORDER.get(kv[0], 9)))
+        ids = [r.id for r in rows]
+        if not ids:
+            self.selected = None
+            self._show_empty()
+            return
+        target = keep if keep in ids else ids[0]
+        table.move_cursor(row=ids.index(target), animate=False)
+        if self.selected != target:
+            self.selected = target
+            self._show_selected()
+
+    def _show_empty(self) -> None:
+        msg = ("No amendments yet. Run [b]cambrian distill <campaign>[/b] on a finished campaign."
+               if not self.rows else "No amendments with this status (f: next filter).")
+        self.query_one("#amend-evidence", Static).update(Content.from_markup(msg))
+        self.query_one("#amend-examples", Static).update("")
+        self.query_one("#amend-diff-header", Static).update("")
+        self._preview_key = None
+
+    def _show_filter(self) -> None:
+        names = ["all" if f is None else f for f in FILTERS]
+        current = "all" if self.filter is None else self.filter
+        parts = [f"[b reverse] {n} [/]" if n == current else f"[dim]{n}[/]" for n in names]
+        self.query_one("#amend-filter", Static).update(Content.from_markup("status: " + " ".join(parts)))
+
+    @on(DataTable.RowHighlighted, "#amend-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key is not None else None
+        if key is None:
+            return
+        aid = int(key)
+        if aid != self.selected:
+            self.selected = aid
+            self._show_selected()
+
+    def current(self) -> AmendmentRow | None:
+        return self.by_id.get(self.selected) if self.selected is not None else None
+
+    def _show_selected(self, force: bool = False) -> None:
+        row = self.current()
+        if row is None:
+            self._show_empty()
+            return
+        edited = self.edits.get(row.id) if row.status == "pending" else None
+        self.query_one("#amend-evidence", Static).update(evidence_content(row, edited))
+        examples = row.evidence.get("examples") or []
+        src = row.evidence.get("examples_from")
+        if examples:
+            head = Content.from_markup("[b]examples[/]" + (f" [dim]from {src} generations[/]" if src else ""))
+            body = Content("\n\n").join([snippet_content(ex) for ex in examples])
+            self.query_one("#amend-examples", Static).update(Content("\n").join([head, body]))
+        else:
+            self.query_one("#amend-examples", Static).update(Content.from_markup("[dim]no example snippets[/]"))
+        self._load_preview(row, edited, force=force)
+
+    def _load_preview(self, row: AmendmentRow, edited: str | None, force: bool = False) -> None:
+        key = (row.id, edited, row.status)
+        if key == self._preview_key and not force:
+            return
+        self._preview_key = key
+        if not self.query_one("#amend-preview").display:
+            return
+        self.query_one("#amend-diff-header", Static).update(Content.from_markup("[dim]computing preview…[/]"))
+        data = self.data
+
+        def work() -> PreviewLoaded:
+            from core.distill.amend import AmendmentRefused, distill_preview
+
+            store = data.store()
+            title = f"amendment #{row.id}"
+            parent = short_hash(row.spec_hash, 8)
+            if row.result_spec_hash:
+                old, new = store.spec_text(row.spec_hash), store.spec_text(row.result_spec_hash)
+                return PreviewLoaded(row.id, edited, make_spec_doc(row.spec_hash, parent, old),
+                                     make_spec_doc(row.result_spec_hash, short_hash(row.result_spec_hash, 8), new))
+            try:
+                old, new = distill_preview(store, row.id, edited)
+            except AmendmentRefused as exc:
+                return PreviewLoaded(row.id, edited, None, None, exc.reason)
+            return PreviewLoaded(row.id, edited, make_spec_doc(row.spec_hash, parent, old),
+                                 make_spec_doc("", title, new))
+
+        self.background("amendment preview", work)
+
+    def on_preview_loaded(self, message: PreviewLoaded) -> None:
+        row = self.current()
+        if row is None or row.id != message.amendment_id:
+            return
+        header = self.query_one("#amend-diff-header", Static)
+        diff = self.query_one(SideBySideDiff)
+        if message.error is not None or message.old is None or message.new is None:
+            header.update(Content.from_markup("[b $text-error]cannot apply:[/] $r", r=message.error or "?"))
+            empty = make_spec_doc("", "", "")
+            diff.set_docs(empty, empty)
+            return
+        diff.set_docs(message.old, message.new)
+        m = diff.model
+        what = "applied" if row.result_spec_hash else ("preview with your edit" if message.edited else "preview")
+        stats = ""
+        if m is not None:
+            stats = f" · +{m.added} −{m.removed} lines"
+            if m.changed_sections:
+                stats += f" · § {', '.join(m.changed_sections)}"
+            frozen = sorted({name for _s, _e, name in message.new.frozen})
+            if m.frozen_touched:
+                stats += f" · FROZEN changed: {', '.join(m.frozen_touched)}"
+            elif frozen:
+                stats += " · FROZEN intact"
+        header.update(Content.from_markup("[b]$w[/]$s", w=what, s=stats))
+        if m is not None and m.hunks:
+            diff.call_after_refresh(diff.action_next_hunk)
+
+    # actions -------------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.switch_mode("main")
+
+    def action_toggle_diff(self) -> None:
+        preview = self.query_one("#amend-preview")
+        preview.display = not preview.display
+        if preview.display:
+            row = self.current()
+            if row is not None:
+                self._preview_key = None
+                self._load_preview(row, self.edits.get(row.id) if row.status == "pending" else None)
+
+    def action_cycle_filter(self) -> None:
+        i = FILTERS.index(self.filter)
+        self.filter = FILTERS[(i + 1) % len(FILTERS)]
+        self._show_filter()
+        self._fill_table()
+
+    def _pending_row(self, verb: str) -> AmendmentRow | None:
+        row = self.current()
+        if row is None:
+            self.notify("no amendment selected", severity="warning")
+            return None
+        if row.id in self.busy:
+            self.notify(f"amendment #{row.id}: still working on the last action", severity="warning")
+            return None
+        if row.status != "pending":
+            self.notify(f"amendment #{row.id} is {row.status}; only pending amendments can be {verb}",
+                        title="not pending", severity="warning")
+            return None
+        return row
+
+    def action_accept(self) -> None:
+        row = self._pending_row("accepted")
+        if row is None:
+            return
+        edited = self.edits.get(row.id)
+        self.busy.add(row.id)
+        data = self.data
+
+        def work() -> ReviewDone:
+            from core.distill.amend import AmendmentRefused, accept_amendment
+
+            try:
+                version = accept_amendment(data.store(), row.id, edited)
+            except AmendmentRefused as exc:
+                return ReviewDone(row.id, "accept", False, exc.reason)
+            return ReviewDone(row.id, "accept", True, spec_hash=version.hash)
+
+        self.background(f"accept amendment {row.id}", work, group=f"amend-write-{row.id}", exclusive=False)
+
+    def action_reject(self) -> None:
+        row = self._pending_row("rejected")
+        if row is None:
+            return
+        self.busy.add(row.id)
+        data = self.data
+
+        def work() -> ReviewDone:
+            from core.distill.amend import AmendmentRefused, reject_amendment
+
+            try:
+                reject_amendment(data.store(), row.id)
+            except AmendmentRefused as exc:
+                return ReviewDone(row.id, "reject", False, exc.reason)
+            return ReviewDone(row.id, "reject", True)
+
+        self.background(f"reject amendment {row.id}", work, group=f"amend-write-{row.id}", exclusive=False)
+
+    def action_edit(self) -> None:
+        row = self._pending_row("edited")
+        if row is None:
+            return
+
+        def kept(text: str | None) -> None:
+            if text is None:
+                return
+            if text.strip() == row.text.strip():
+                self.edits.pop(row.id, None)
+            else:
+                self.edits[row.id] = text.strip()
+                self.notify(f"amendment #{row.id}: edit kept; press a to accept it", title="edited")
+            self._fill_table()
+            if self.selected == row.id:
+                self._show_selected()
+
+        self.app.push_screen(EditAmendment(row.id, row.section, self.edits.get(row.id, row.text)), kept)
+
+    def on_review_done(self, message: ReviewDone) -> None:
+        self.busy.discard(message.amendment_id)
+        aid = message.amendment_id
+        if message.ok:
+            self.edits.pop(aid, None)
+            if message.action == "accept":
+                self.notify(f"amendment #{aid} accepted: new spec version {short_hash(message.spec_hash, 12)}",
+                            title="accepted", timeout=6)
+            else:
+                self.notify(f"amendment #{aid} rejected", title="rejected")
+        else:
+            self.notify(f"amendment #{aid}: {message.reason}", title=f"{message.action} refused",
+                        severity="error", timeout=10)
+        self.reload()

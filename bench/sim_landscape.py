@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import math
 import re
 import sys
 import tempfile
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def drop_section(text: str, title: str) -> str:
     return out
 
 
-def run_one(spec_text: str, seed: int, generation: int, workdir: Path) -> tuple[int, str, str, float]:
+def run_one(spec_text: str, seed: int, *, generation: int, workdir: Path) -> tuple[int, str, str, float]:
     """(seed, status, failure_stage, seconds) for one sim generation through the rig."""
     from core.prime.generate import generate
     from rig.api import run_artifact
@@ -92,20 +93,34 @@ def run_one(spec_text: str, seed: int, generation: int, workdir: Path) -> tuple[
     res = asyncio.run(generate(spec_text, out, SimProvider(), generation=generation, seed=seed, model="sim-1"))
     if not res.ok:
         return seed, "no-artifact", res.error_kind or "generate", time.monotonic() - started
-    report = run_artifact(out, backend="docker", generation=generation).report
-    return seed, report.status, report.failure_stage, time.monotonic() - started
+    for _try in range(3):  # a rig error is not the artifact's verdict: run it again
+        try:
+            res = run_artifact(out, backend="docker", generation=generation)
+        except Exception as exc:  # noqa: BLE001 - a crash of the rig itself, reported below
+            problem = f"{type(exc).__name__}: {exc}"
+        else:
+            if not res.rig_error:
+                return seed, res.report.status, res.report.failure_stage, time.monotonic() - started
+            problem = res.rig_error
+        print(f"  seed {seed}: rig error, retrying: {problem[:160]}", file=sys.stderr, flush=True)
+    return seed, "rig-error", "rig-error", time.monotonic() - started
 
 
 def measure(label: str, spec_text: str, seeds: list[int], generation: int, parallel: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="sim-landscape-") as tmp:
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            rows = list(pool.map(lambda s: run_one(spec_text, s, generation, Path(tmp)), seeds))
+        # processes, not threads: each run is independent and CPython's ast is not thread-safe
+        with ProcessPoolExecutor(max_workers=parallel) as pool:
+            rows = list(pool.map(functools.partial(run_one, spec_text, generation=generation,
+                                                   workdir=Path(tmp)), seeds))
+    rig_errors = [seed for seed, status, _stage, _t in rows if status == "rig-error"]
+    rows = [r for r in rows if r[1] != "rig-error"]
+    seeds = [r[0] for r in rows]
     viable = {seed for seed, status, _stage, _t in rows if status == "viable"}
     stages = Counter(stage for _seed, status, stage, _t in rows if status != "viable")
     expected = dm.expected_viability(parse_spec_text(spec_text))
     predicted = sum(not dm.decide(parse_spec_text(spec_text), s, generation).defects for s in seeds)
     return {"label": label, "n": len(rows), "viable": viable, "stages": stages, "expected": expected,
-            "predicted": predicted, "seconds": sum(t for *_x, t in rows)}
+            "predicted": predicted, "seconds": sum(t for *_x, t in rows), "rig_errors": rig_errors}
 
 
 def show(r: dict) -> None:
@@ -114,7 +129,8 @@ def show(r: dict) -> None:
     stages = ", ".join(f"{s} {c}" for s, c in r["stages"].most_common()) or "none"
     print(f"{r['label']:<42} viability {k:>2}/{n} = {k / n:.2f}  95% CI [{lo:.2f}, {hi:.2f}]"
           f"  model expects {r['expected']:.2f} (decisions predict {r['predicted']}/{n})")
-    print(f"{'':<42} failures by stage: {stages}; rig time {r['seconds']:.0f}s")
+    excluded = f"; excluded after repeated rig errors: seeds {r['rig_errors']}" if r["rig_errors"] else ""
+    print(f"{'':<42} failures by stage: {stages}; rig time {r['seconds']:.0f}s{excluded}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     for title in args.remove or ["Implementation Requirements"]:
         r = measure(f"without '{title}'", drop_section(base_text, title), seeds, args.generation, args.parallel)
         show(r)
-        k1, k2, n = len(base["viable"]), len(r["viable"]), r["n"]
-        lo, hi = newcombe(k1, n, k2, n)
+        k1, k2, n1, n = len(base["viable"]), len(r["viable"]), base["n"], r["n"]
+        lo, hi = newcombe(k1, n1, k2, n)
         only_base = len(base["viable"] - r["viable"])
         only_variant = len(r["viable"] - base["viable"])
-        print(f"{'':<42} difference base - variant = {(k1 - k2) / n:+.2f}  95% CI [{lo:+.2f}, {hi:+.2f}]"
+        print(f"{'':<42} difference base - variant = {k1 / n1 - k2 / n:+.2f}  95% CI [{lo:+.2f}, {hi:+.2f}]"
               f"; paired seeds: {only_base} viable only with the base, {only_variant} only without the section"
               f" (exact McNemar p = {mcnemar_exact(only_base, only_variant):.3f})")
     return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -40,8 +39,12 @@ def make_artifact(spec_text: str, out: Path, seed: int, force: set[str] | None =
 def rig(path: Path, start_timeout: float = 12.0):
     from rig.api import StageTimeouts, run_artifact
 
-    return run_artifact(path, backend="docker", generation=GENERATION,
-                        timeouts=StageTimeouts(start=start_timeout))
+    for _ in range(3):  # a rig error (e.g. a container killed from outside) is no verdict
+        res = run_artifact(path, backend="docker", generation=GENERATION,
+                           timeouts=StageTimeouts(start=start_timeout))
+        if not res.rig_error:
+            return res
+    pytest.fail(f"the rig failed three times: {res.rig_error}")
 
 
 def clean_seed(spec_text: str) -> int:
@@ -117,8 +120,8 @@ def test_every_variant_fails_at_its_stage(rig_ready, tmp_path):
         out = make_artifact(PRIME, tmp_path / f"{kind}-{variant or 'x'}", seed, {kind})
         return case, rig(out, start_timeout=8.0).report
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(one, variant_cases()))
+    # sequential: the rig's in-process ast.parse is not thread-safe in CPython 3.11
+    results = [one(case) for case in variant_cases()]
     wrong = [(case, r.failure_stage) for case, r in results if r.failure_stage != dm.KINDS[case[0]].stage]
     assert not wrong, wrong
     assert len(results) >= 2 * len(dm.KINDS)

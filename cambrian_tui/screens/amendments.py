@@ -274,11 +274,11 @@ class AmendmentsScreen(CambrianScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(AmendmentTable)
-        table.add_column("#", key="id", width=4)
+        table.add_column("#", key="id", width=3)
         table.add_column("status", key="status", width=8)
-        table.add_column("feature", key="feature", width=20)
-        table.add_column("section", key="section", width=16)
-        table.add_column("q", key="q", width=7)
+        table.add_column("q", key="q", width=6)
+        table.add_column("feature", key="feature", width=18)
+        table.add_column("section", key="section", width=14)
         table.add_column("text", key="text")
         table.border_title = "Amendments"
         self.query_one("#amend-detail").border_title = "Evidence"
@@ -322,7 +322,8 @@ class AmendmentsScreen(CambrianScreen):
                 text = text[: SHORT_TEXT - 1] + "…"
             status = Text(r.status + ("*" if r.id in self.edits and r.status == "pending" else ""),
                           STATUS_STYLE.get(r.status, ""))
-            table.add_row(str(r.id), status, r.feature or "-", r.section, _num(r.q, ".2g"), text, key=str(r.id))
+            section = r.section if len(r.section) <= 14 else r.section[:13] + "…"
+            table.add_row(str(r.id), status, _num(r.q, ".2g"), r.feature or "-", section, text, key=str(r.id))
         counts: dict[str, int] = {}
         for r in self.rows:
             counts[r.status] = counts.get(r.status, 0) + 1

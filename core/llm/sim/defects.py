@@ -233,8 +233,8 @@ CATALOGUE: tuple[DefectKind, ...] = (
         summary="listens on a hard-coded wrong port (off by one, or 8080) and ignores PORT; "
         "readiness never succeeds",
         rules=(
-            Rule("phrase", r"\bPORT\b.{0,40}(environment|env)|(environment|env).{0,40}\bPORT\b",
-                 0.4, "says to read the PORT environment variable"),
+            Rule("phrase", r"\bport\b.{0,100}\benv(ironment)?\b|\benv(ironment)?\b.{0,40}\bport\b",
+                 0.4, "says to read the port from the environment"),
             Rule("phrase", r"(listen|serve|bind)\w*\b.{0,60}\bport\b", 0.5,
                  "says which port to listen on"),
             Rule("no-section", IMPL, 2.0, "no Implementation Requirements section"),

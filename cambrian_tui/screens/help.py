@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.dom import DOMNode
 from textual.screen import Screen
@@ -92,7 +92,7 @@ def collect_keys(app, screen: Screen) -> list[tuple[str, list[KeyRow]]]:
             seen.add(title)
             groups.append((title, rows))
     app_bindings = own_bindings(app) + [
-        Binding(m.key, f"switch_mode('{m.name}')", m.title, tooltip=f"{m.title} screen — {m.description}")
+        Binding(m.key, f"switch_mode('{m.name}')", m.title, tooltip=f"{m.title} screen")
         for m in MODE_REGISTRY.values()]
     groups.append(("App", _rows(app, app_bindings)))
     groups.append(("Navigation", list(NAVIGATION)))
@@ -110,15 +110,25 @@ class HelpScreen(CambrianModal):
     def compose(self) -> ComposeResult:
         groups = collect_keys(self.app, self.for_screen)
         title = getattr(self.for_screen, "HELP_TITLE", None) or _title(self.for_screen)
+        # two balanced columns: the screen's own keys on the left, the rest on the right
+        sizes = [len(rows) + 2 for _, rows in groups]
+        split = 1
+        best = None
+        for i in range(1, len(groups)):
+            diff = abs(sum(sizes[:i]) - sum(sizes[i:]))
+            if best is None or diff < best:
+                best, split = diff, i
         with Vertical(id="help-box"):
             yield Label(Content.from_markup(f"Keys — [b]{title}[/b]"), id="help-title")
-            with VerticalScroll(id="help-scroll"):
-                for name, rows in groups:
-                    yield Static(Content.from_markup(f"[b $text-primary]{name}[/]"), classes="help-group")
-                    for row in rows:
-                        yield Static(
-                            Content.assemble((f"{row.keys:>16}", "bold $text-accent"), "  ", row.description),
-                            classes="help-row")
+            with Horizontal(id="help-columns"):
+                for column in (groups[:split], groups[split:]):
+                    with VerticalScroll(classes="help-column"):
+                        for name, rows in column:
+                            yield Static(Content.from_markup(f"[b $text-primary]{name}[/]"), classes="help-group")
+                            for row in rows:
+                                yield Static(
+                                    Content.assemble((f"{row.keys:>14}", "bold $text-accent"), "  ", row.description),
+                                    classes="help-row")
             yield Static(Content.from_markup(
                 "[dim]ctrl+p: command palette (actions, “jump to generation N”) · escape: close[/]"),
                 id="help-foot")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from textual import on
@@ -75,6 +76,7 @@ class MainScreen(CambrianScreen):
 
     def _sync_bindings_now(self) -> None:
         self._bindings_sync_pending = False
+        self._table_sync: tuple[str, float] | None = None
         c = self.current_campaign()
         state = (c.live, c.state == "paused") if c is not None else None
         if state != self._binding_state:
@@ -244,6 +246,10 @@ class MainScreen(CambrianScreen):
             current = self._select_pending
             self._select_pending = None
         if current is not None and current in wanted:
+            # A rebuilt table first highlights row 0, then the row we move to: ignore the
+            # transient events so they do not switch the campaign back and forth (which
+            # could drop the views being loaded for the right one).
+            self._table_sync = (current, time.monotonic() + 1.0)
             table.move_cursor(row=wanted.index(current), animate=False)
         self._first_campaigns = False
         self._sync_bindings()
@@ -252,6 +258,11 @@ class MainScreen(CambrianScreen):
     @on(DataTable.RowHighlighted, "#campaigns")
     def _campaign_highlighted(self, event: DataTable.RowHighlighted) -> None:
         key = event.row_key.value if event.row_key is not None else ALL
+        if self._table_sync is not None:
+            wanted, deadline = self._table_sync
+            if key != wanted and time.monotonic() < deadline:
+                return
+            self._table_sync = None
         cid = None if key == ALL else str(key)
         if cid == self.campaign_id:
             return

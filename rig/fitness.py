@@ -24,7 +24,9 @@ def _lines(data: bytes) -> int:
 def _parse(data: bytes) -> ast.Module | None:
     try:
         return ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError, SystemError):
+        # SystemError: CPython 3.11's parser can raise it for some invalid sources when
+        # called from a thread (seen with the engine's threaded rig runs)
         return None
 
 

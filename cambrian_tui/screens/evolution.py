@@ -150,19 +150,19 @@ class EvolutionScreen(CambrianScreen):
     def on_mount(self) -> None:
         runs = self.query_one("#evo-runs", DataTable)
         runs.border_title = "Evolution runs"
-        for label, key, width in (("run", "id", 24), ("state", "state", 10), ("obs", "obs", 4), ("best", "best", 5)):
+        for label, key, width in (("run", "id", 22), ("state", "state", 10), ("obs", "obs", 3), ("best", "best", 4)):
             runs.add_column(label, key=key, width=width)
         obs = self.query_one("#evo-obs", DataTable)
         obs.border_title = "Observations"
-        for label, key, width in (("#", "i", 3), ("mutation", "what", 34), ("model", "model", 10),
-                                  ("rate", "rate", 5), ("95%", "ci", 9), ("P>inc", "p", 5),
-                                  ("gens", "gens", 4), ("result", "result", 30)):
+        for label, key, width in (("#", "i", 3), ("mutation", "what", 28), ("model", "model", 9),
+                                  ("rate", "rate", 4), ("95%", "ci", 6), ("P>", "p", 4),
+                                  ("result", "result", 40), ("gens", "gens", 4)):
             obs.add_column(label, key=key, width=width)
         ops = self.query_one("#evo-ops", DataTable)
         ops.border_title = "Operators"
-        for label, key, width in (("operator", "op", 9), ("tried", "tried", 5), ("run", "run", 4),
-                                  ("rej", "rej", 4), ("prom", "prom", 4), ("acc", "acc", 4),
-                                  ("gain", "gain", 6)):
+        for label, key, width in (("operator", "op", 9), ("asked", "tried", 5), ("run", "run", 3),
+                                  ("rej", "rej", 3), ("prom", "prom", 4), ("acc", "acc", 3),
+                                  ("gain", "gain", 4)):
             ops.add_column(label, key=key, width=width)
         self.query_one("#evo-chart").border_title = "Best so far (95% interval)"
         self.query_one("#evo-diff").border_title = "Spec diff vs parent"
@@ -278,12 +278,13 @@ class EvolutionScreen(CambrianScreen):
             f"best [b]{_pct(b['viability_rate'])}[/] [dim]95% {lo * 100:.0f}–{hi * 100:.0f}%[/] "
             f"({b['viable']}/{b['judged']}, {b['model']}, {origin} {short_hash(b['spec_hash'], 8)})  ·  "
             f"base {_pct(base.get('viability_rate'))}",
-            f"generations {bud['generations_planned']}/{bud['generations']}  ·  ${bud['usd_spent']:.4f}"
+            f"gens {bud['generations_planned']}/{bud['generations']}  ·  ${bud['usd_spent']:.4f}"
             + (f" of ${bud['usd']:.2f}" if bud.get("usd") is not None else "")
-            + f"  ·  {len(st['observations'])} observations",
+            + f"  ·  {len(st['observations'])} obs  ·  accept: P(better) ≥ "
+            f"{st['settings']['accept_probability']:.2f}",
         ]
-        if st.get("reason"):
-            lines.append(f"[dim]{st['reason']}[/]")
+        if st.get("reason") and st["state"] != "running":
+            lines.append(f"[dim]{st['state']}: {st['reason']}[/]")
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
 
     def _fill_observations(self, st: dict[str, Any]) -> None:
@@ -303,9 +304,9 @@ class EvolutionScreen(CambrianScreen):
                 result = "screened"
             rows.append((str(r["index"]), (str(r["index"]), r["detail"] or r["operator"], r["model"],
                                            _pct(r["viability_rate"]),
-                                           f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}%" if ci else "-",
+                                           f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}" if ci else "-",
                                            "-" if r["p_better"] is None else f"{r['p_better']:.2f}",
-                                           str(r["generations"]), result)))
+                                           result, str(r["generations"]))))
         keys = [str(k.value) for k in table.rows]
         if keys == [k for k, _ in rows]:
             return
@@ -322,7 +323,7 @@ class EvolutionScreen(CambrianScreen):
         table = self.query_one("#evo-ops", DataTable)
         table.clear()
         for op, d in sorted(st["operators"].items()):
-            gain = "-" if d["mean_gain"] is None else f"{d['mean_gain'] * 100:+.0f}"
+            gain = "-" if d["mean_gain"] is None else f"{d['mean_gain'] * 100:+.0f}"  # points of %
             table.add_row(op, str(d["tried"]), str(d["evaluated"]), str(d["rejected"]), str(d["promising"]),
                           str(d["accepted"]), gain, key=op)
 
@@ -412,8 +413,11 @@ class EvolutionScreen(CambrianScreen):
             self.capp.open_spec(h)
 
     def action_toggle_diff(self) -> None:
+        """The diff takes the lower half; the run header and the side column make room."""
         pane = self.query_one("#evo-diff-pane")
         pane.display = not pane.display
+        self.query_one("#evo-top").display = not pane.display
+        self.query_one("#evo-side").display = not pane.display
         if pane.display:
             self._load_diff()
         else:

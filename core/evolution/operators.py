@@ -8,7 +8,8 @@ Operators (the ``operator`` dimension):
 ``amend``      inserts an accepted distiller amendment (``amendment``: its index in the list
                frozen at run start) into the amendment's own section.
 ``crossover``  copies one whole section from a good earlier variant of the run (``donor``:
-               rank among evaluated variants, best first) into the incumbent — the
+               rank among evaluated variants, best first; the last one when there are fewer)
+               into the incumbent — the
                ``section`` dimension when the donor's differs there, else the first section
                (in spec order) where the two differ.
 ``hat``        appends a system-prompt overlay (``hat``) to the spec's designated
@@ -232,10 +233,10 @@ async def make_variant(
             return Variant(op, insert_into_section(parent.text, a.section, a.text), parent.model, detail)
         if op == "crossover":
             rank = int(point["donor"])
-            if rank >= len(donors):
+            if not donors:
                 return replace(keep, detail=f"crossover donor #{rank}").reject(
-                    f"no donor of rank {rank} yet ({len(donors)} evaluated variant(s) to cross with)")
-            donor = donors[rank]
+                    "no donor yet (no evaluated variant other than the incumbent)")
+            donor = donors[min(rank, len(donors) - 1)]  # fewer donors than ranks: the last one
             wanted = point["section"]
             mine, theirs = _parsed(parent.text), _parsed(donor.text)
             differing = [s.name for s in mine.sections

@@ -9,9 +9,14 @@ uninterrupted run had.
 Objective (minimised by the optimizer): the negated gain over the incumbent *at the time*::
 
     y = -(rate(variant) - rate(incumbent))     evaluated variants (full rate if any, else screening)
-    y = -(rate(earlier) - rate(incumbent))     a duplicate of an earlier evaluated variant
-    y = 0                                       a no-op (identical to its parent)
-    y = REJECT_PENALTY                          refused by the grammar or a failed rewrite call
+    y = REJECT_PENALTY                          anything not run: refused by the grammar, a failed
+                                                rewrite call, a no-op (identical to its parent), a
+                                                duplicate of an earlier variant, no donor yet
+
+Not-run points get a penalty (as if the variant lost REJECT_PENALTY of viability) rather than
+"no gain": with noisy, often negative gains, a zero for no-ops would make the optimizer
+prefer asking for nothing, and a duplicate's earlier (possibly lucky) value would make it ask
+for the same variant again and again.
 """
 
 from __future__ import annotations
@@ -93,12 +98,6 @@ class RunState:
         return params["model"] if params.get("operator") == "model" else self.incumbent.model
 
     def objective_rejected(self, reason: str, spec_hash: str | None, model: str) -> float:
-        if reason.startswith(DUPLICATE_PREFIX) and spec_hash is not None:
-            e = self.evaluated.get((spec_hash, model))
-            if e is not None:
-                return -(e.rate - self.incumbent_rate)
-        if reason.startswith(NOOP_PREFIX):
-            return 0.0
         return REJECT_PENALTY
 
     def apply(self, store: Any, obs: Observation) -> float:

@@ -1,0 +1,222 @@
+"""Bayesian optimisation vs random search over the evolution loop's operator space.
+
+    .venv/bin/python bench/bo_vs_random.py [--spec spec/prime.md] [--seeds 10] [--budget 120]
+                                           [--reference-runs 6] [--reference-budget 400] [--jobs 2]
+
+What is evaluated
+-----------------
+Running real rig campaigns for hundreds of variants is far too slow here, so each variant is
+scored on the **sim landscape directly**: its *expected viability* under the sim provider's
+defect model (``core.llm.sim.defects.expected_viability`` of the variant's text, for the
+variant's model) — the exact probability that a first attempt of the sim passes the rig, with
+no sampling noise. Everything else is the loop's own machinery: the same search space
+(``core.evolution.settings.search_space``: operator × section × intent × hat × model ×
+amendment × donor), the same optimizer adapter (``core.evolution.optimizer``; ``bo`` =
+scikit-optimize GP, ``random`` = uniform), the same operators and grammar gate
+(``core.evolution.operators``: rewrites by the sim provider's seeded mutate, hats from
+``spec/hats``, crossover from the best earlier variants, model choice) and the same objective
+(negated gain over the incumbent; anything not run — grammar rejection, no-op, duplicate —
+a fixed penalty). The climb moves to a variant when its expected viability is strictly
+higher than the incumbent's (noise-free, so no interval rule is needed here).
+
+Counting and "best-known"
+-------------------------
+* An **evaluation** is a variant that passes the gate and would have cost a screening
+  campaign in the real loop. Asked points that are rejected (grammar, no-op, duplicate) cost
+  no rig time and are counted separately as "asks".
+* The **best-known variant** is the highest expected viability found by any search this
+  script runs: ``--reference-runs`` long BO and random climbs of ``--reference-budget``
+  evaluations each (separate seeds), plus every main run. A run *reaches* it at its first
+  evaluation whose expected viability is within ``--tolerance`` (default 0.005) of it; runs
+  that never do count as budget + 1 ("censored").
+
+Prints per seed and method the evaluations to reach the best-known variant, the medians,
+and the ratio median(BO) / median(random). Figures only, never pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.evolution.hats import load_hats  # noqa: E402
+from core.evolution.operators import (  # noqa: E402
+    Donor,
+    LLMRewriter,
+    Parent,
+    check_variant,
+    make_variant,
+    mutable_sections,
+)
+from core.evolution.optimizer import make_optimizer  # noqa: E402
+from core.evolution.settings import (  # noqa: E402
+    DONOR_RANKS,
+    SIM_MODELS,
+    EvolutionSettings,
+    derive_seed,
+    search_space,
+)
+from core.evolution.state import DUPLICATE_PREFIX, REJECT_PENALTY  # noqa: E402
+from core.llm.sim import SimProvider  # noqa: E402
+from core.llm.sim import defects as dm  # noqa: E402
+from core.llm.sim.specinfo import parse_spec_text  # noqa: E402
+from core.spec import parse_spec, spec_hash  # noqa: E402
+
+_EV_CACHE: dict[tuple[str, str], float] = {}
+
+
+def expected(text: str, model: str) -> float:
+    key = (spec_hash(text), model)
+    if key not in _EV_CACHE:
+        _EV_CACHE[key] = dm.expected_viability(parse_spec_text(text), model)
+    return _EV_CACHE[key]
+
+
+def settings_for(base: str, optimizer: str, seed: int, n_initial: int) -> EvolutionSettings:
+    hats = {h.name: {"description": h.description, "fragment": h.fragment} for h in load_hats().values()}
+    return EvolutionSettings(
+        base_spec_hash=spec_hash(base), provider="sim", model="sim-1", models=list(SIM_MODELS), seed=seed,
+        optimizer=optimizer, n_initial_points=n_initial, sections=mutable_sections(base),
+        system_section=parse_spec(base).system_prompt_section, hats=hats)
+
+
+@dataclass
+class RunResult:
+    method: str
+    seed: int
+    trace: list[float]  # expected viability of each evaluated variant, in order
+    asks: int
+    best: float
+    best_detail: str
+    seconds: float
+
+
+def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
+          max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI") -> RunResult:
+    """One evolution run on the exact sim landscape; stops after ``budget`` evaluations."""
+    t0 = time.monotonic()
+    s = settings_for(base, method, seed, n_initial)
+    kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func} \
+        if method == "bo" else {}
+    opt = make_optimizer(search_space(s), kind=method, seed=seed, **kw)
+    from core.evolution.hats import Hat
+
+    hats = {n: Hat(n, h.description, h.fragment) for n, h in s.hats.items()}
+    rewriter = LLMRewriter(SimProvider(), s.rewrite_model)
+    inc_text, inc_model = base, s.model
+    inc_value = expected(base, inc_model)
+    evaluated: dict[tuple[str, str], tuple[int, float, str]] = {(spec_hash(base), inc_model): (-1, inc_value, base)}
+    order: list[tuple[int, float, str, str]] = []  # (index, value, text, model)
+    trace: list[float] = []
+    best, best_detail = inc_value, "base"
+    i = 0
+    while len(trace) < budget and i < budget * max_asks_factor:
+        point = opt.ask()
+        parent = Parent(inc_text, inc_model)
+        donors = []
+        seen = {spec_hash(inc_text)}
+        for idx, val, text, model in sorted(order, key=lambda r: (-r[1], r[0])):
+            h = spec_hash(text)
+            if h in seen:
+                continue
+            seen.add(h)
+            donors.append(Donor(text, val, idx))
+            if len(donors) >= DONOR_RANKS:
+                break
+        v = asyncio.run(make_variant(point, parent, system_section=s.system_section, hats=hats,
+                                     amendments=[], donors=donors, rewrite=rewriter,
+                                     seed=derive_seed(seed, "mutate", i)))
+        v = check_variant(base, parent, v)
+        if v.ok and (v.hash, v.model) in evaluated:
+            v = v.reject(f"{DUPLICATE_PREFIX}seen before")
+        if not v.ok:
+            y = REJECT_PENALTY
+        else:
+            value = expected(v.text, v.model)
+            trace.append(value)
+            evaluated[(v.hash, v.model)] = (i, value, v.text)
+            order.append((i, value, v.text, v.model))
+            y = -(value - inc_value)
+            if value > best:
+                best, best_detail = value, f"{v.model}, {v.detail}"
+            if value > inc_value + 1e-12:
+                inc_text, inc_model, inc_value = v.text, v.model, value
+        opt.tell(point, y)
+        i += 1
+    return RunResult(method, seed, trace, i, best, best_detail, time.monotonic() - t0)
+
+
+def _job(args: tuple) -> RunResult:
+    return climb(*args)
+
+
+def reached(trace: list[float], target: float, tol: float) -> int | None:
+    for k, v in enumerate(trace, start=1):
+        if v >= target - tol:
+            return k
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--spec", default=str(ROOT / "spec" / "prime.md"))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=120, help="evaluations per main run")
+    ap.add_argument("--reference-runs", type=int, default=6)
+    ap.add_argument("--reference-budget", type=int, default=400)
+    ap.add_argument("--tolerance", type=float, default=0.005)
+    ap.add_argument("--n-initial", type=int, default=6)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args(argv)
+    base = Path(args.spec).read_bytes().decode("utf-8")
+    t0 = time.monotonic()
+    print(f"spec {args.spec}: base expected viability (sim-1) {expected(base, 'sim-1'):.4f}")
+    seeds = list(range(1, args.seeds + 1))
+    jobs = [(base, m, sd, args.budget, args.n_initial) for sd in seeds for m in ("bo", "random")]
+    ref_seeds = [1000 + k for k in range(args.reference_runs)]
+    jobs += [(base, m, sd, args.reference_budget, args.n_initial) for sd in ref_seeds for m in ("bo", "random")]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(_job, jobs))
+    main_runs = [r for r in results if r.seed in seeds]
+    best_known = max(r.best for r in results)
+    best_run = max(results, key=lambda r: r.best)
+    print(f"best-known expected viability {best_known:.4f} ({best_run.method} seed {best_run.seed}: "
+          f"{best_run.best_detail}); reached = within {args.tolerance} of it")
+    table: dict[str, list[int]] = {"bo": [], "random": []}
+    censored = {"bo": 0, "random": 0}
+    print(f"{'seed':>5} {'BO evals':>9} {'random evals':>13} {'BO best':>8} {'rnd best':>9} {'BO asks':>8} {'rnd asks':>9}")
+    for sd in seeds:
+        row = {}
+        for m in ("bo", "random"):
+            r = next(x for x in main_runs if x.seed == sd and x.method == m)
+            k = reached(r.trace, best_known, args.tolerance)
+            if k is None:
+                censored[m] += 1
+                k = args.budget + 1
+            table[m].append(k)
+            row[m] = (k, r)
+        fmt = lambda k: f"{k}" if k <= args.budget else f">{args.budget}"  # noqa: E731
+        print(f"{sd:>5} {fmt(row['bo'][0]):>9} {fmt(row['random'][0]):>13} {row['bo'][1].best:>8.4f} "
+              f"{row['random'][1].best:>9.4f} {row['bo'][1].asks:>8} {row['random'][1].asks:>9}")
+    med_bo = statistics.median(table["bo"])
+    med_rnd = statistics.median(table["random"])
+    print(f"median evaluations to reach the best-known variant: BO {med_bo:g}, random {med_rnd:g} "
+          f"(censored at {args.budget + 1}: BO {censored['bo']}, random {censored['random']} of {len(seeds)})")
+    print(f"ratio BO/random = {med_bo / med_rnd:.2f} (target <= 0.5)")
+    secs = {m: statistics.mean(r.seconds for r in main_runs if r.method == m) for m in ("bo", "random")}
+    print(f"mean wall time per main run: BO {secs['bo']:.0f} s, random {secs['random']:.0f} s; "
+          f"total {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Pilot tests of the Evolution screen on a home with a finished evolution run (fake rig)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from textual.widgets import DataTable, Static
+
+from cambrian_tui.app import CambrianApp
+from cambrian_tui.screens.evolution import EvolutionScreen
+from cambrian_tui.screens.main import MainScreen
+from cambrian_tui.widgets.charts import PlotextPlot
+from cambrian_tui.widgets.side_diff import SideBySideDiff
+from core.evolution.cli import create_run, run_status
+from core.evolution.loop import run_evolution
+from core.home import db_path
+from core.store import Store
+from tests.evolution.conftest import ECHO, make_fake_rig
+from tests.tui.conftest import SIZE, settle
+
+pytestmark = pytest.mark.timeout(180)
+RUN = "e-tui-run"
+
+
+@pytest.fixture(scope="module")
+def _evolved(tmp_path_factory):
+    home = tmp_path_factory.mktemp("evo-tui") / "home"
+    home.mkdir()
+    with Store.open(db_path(home)) as s:
+        create_run(s, ECHO, run_id=RUN, budget_generations=200, seed=3, screen_generations=2,
+                   full_generations=4, parallelism=2, backend="none", n_initial_points=3, max_observations=8)
+    assert run_evolution(home, RUN, runner_kw={"rig_fn": make_fake_rig(home)}) == "completed"
+    with Store.open(db_path(home)) as s:
+        status = run_status(s, RUN)
+    return home, status
+
+
+@pytest.fixture
+def evolved(tmp_path, _evolved):
+    src, status = _evolved
+    home = tmp_path / "home"
+    shutil.copytree(src, home)
+    return home, status
+
+
+def make_app(home, spec_dir, **kw) -> CambrianApp:
+    kw.setdefault("live", False)
+    return CambrianApp(home, spec_dir=spec_dir, theme="textual-dark", show_home=False, **kw)
+
+
+def cells(table: DataTable, row: int) -> list[str]:
+    return [str(c) for c in table.get_row_at(row)]
+
+
+async def open_evolution(pilot) -> EvolutionScreen:
+    await settle(pilot)
+    await pilot.press("f5")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, EvolutionScreen)
+    return screen
+
+
+async def test_shows_runs_observations_best_and_operators(evolved, empty_spec_dir):
+    home, status = evolved
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        runs = screen.query_one("#evo-runs", DataTable)
+        assert runs.row_count == 1 and cells(runs, 0)[0] == RUN
+        obs = screen.query_one("#evo-obs", DataTable)
+        assert obs.row_count == len(status["observations"]) == 8
+        for r in status["observations"]:
+            row = cells(obs, r["index"])
+            assert row[0] == str(r["index"])
+            if r["accepted"]:
+                assert row[6].startswith("ACCEPTED")
+            elif r["rejected_reason"]:
+                assert row[6] == r["rejected_reason"] and row[3] == "-"
+        headline = str(screen.query_one("#evo-headline", Static).render())
+        assert RUN in headline and "SIMULATED" in headline and "best" in headline
+        ops = screen.query_one("#evo-ops", DataTable)
+        assert {cells(ops, i)[0] for i in range(ops.row_count)} == set(status["operators"])
+        # the best-so-far chart has the incumbent line, its interval and the variants
+        plot = screen.query_one("#evo-chart", PlotextPlot)
+        assert plot.version >= 1
+        assert len(status["trajectory"]) == 9
+
+
+async def test_jump_from_an_observation_to_its_campaign(evolved, empty_spec_dir):
+    home, status = evolved
+    target = next(r for r in status["observations"] if r["campaign_id"])
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        obs = screen.query_one("#evo-obs", DataTable)
+        obs.focus()
+        obs.move_cursor(row=target["index"], animate=False)
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        assert main.campaign_id == target["campaign_id"]
+        # back, and to its screening campaign with `s`
+        await pilot.press("f5")
+        await settle(pilot)
+        screen = app.screen
+        screen.query_one("#evo-obs", DataTable).move_cursor(row=target["index"], animate=False)
+        await pilot.pause()
+        await pilot.press("s")
+        await settle(pilot)
+        assert app.screen.campaign_id == target["screen_campaign_id"]
+
+
+async def test_spec_diff_against_the_parent(evolved, empty_spec_dir):
+    home, status = evolved
+    target = next(r for r in status["observations"]
+                  if r["spec_hash"] and r["spec_hash"] != r["parent_spec_hash"])
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        obs = screen.query_one("#evo-obs", DataTable)
+        obs.focus()
+        obs.move_cursor(row=target["index"], animate=False)
+        await pilot.pause()
+        assert not screen.query_one("#evo-diff-pane").display
+        await pilot.press("d")
+        await settle(pilot)
+        assert screen.query_one("#evo-diff-pane").display
+        diff = screen.query_one(SideBySideDiff)
+        assert diff.model is not None and diff.model.added + diff.model.removed > 0
+        assert diff.model.frozen_touched == []
+        header = str(screen.query_one("#evo-diff-header", Static).render())
+        assert f"#{target['index']}" in header and "FROZEN intact" in header
+        # moving the cursor follows with the diff
+        other = next(r for r in status["observations"] if r["index"] != target["index"])
+        obs.move_cursor(row=other["index"], animate=False)
+        await settle(pilot)
+        assert screen.diff_index == other["index"]
+        await pilot.press("d")
+        assert not screen.query_one("#evo-diff-pane").display
+        # `o` opens the variant in the Specs screen
+        obs.move_cursor(row=target["index"], animate=False)
+        await pilot.pause()
+        await pilot.press("o")
+        await settle(pilot)
+        assert app.current_mode == "spec"
+
+
+async def test_control_keys_follow_the_run_state(evolved, empty_spec_dir):
+    home, _ = evolved
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        # a completed run with no process: nothing to pause, resume or abort
+        assert screen.check_action("control", ("pause",)) is False
+        assert screen.check_action("control", ("resume",)) is False
+        assert screen.check_action("control", ("abort",)) is False
+
+
+async def test_empty_home_says_how_to_start(tmp_path, empty_spec_dir):
+    home = tmp_path / "empty"
+    home.mkdir()
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        assert screen.query_one("#evo-runs", DataTable).row_count == 0
+        assert "cambrian evolve start" in str(screen.query_one("#evo-headline", Static).render())

@@ -22,12 +22,9 @@ def _lines(data: bytes) -> int:
 
 
 def _parse(data: bytes) -> ast.Module | None:
-    try:
-        return ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, SystemError):
-        # SystemError: CPython 3.11's parser can raise it for some invalid sources when
-        # called from a thread (seen with the engine's threaded rig runs)
-        return None
+    from rig.pysource import parse_python
+
+    return parse_python(data)
 
 
 def local_modules(paths: list[str]) -> set[str]:

@@ -221,6 +221,8 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
     that code inside the pytest process can forge its own results."""
     import ast
 
+    from rig.pysource import parse_python
+
     found: list[dict[str, Any]] = []
 
     def add(path: str, node: ast.AST, what: str) -> None:
@@ -230,9 +232,8 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
     for path, data in sorted(files.items()):
         if not path.endswith(".py"):
             continue
-        try:
-            tree = ast.parse(data)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        tree = parse_python(data)
+        if tree is None:
             continue
         for node in ast.walk(tree):
             text = None

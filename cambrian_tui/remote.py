@@ -152,27 +152,35 @@ async def _tui_session(process, home: Path) -> None:
     input_task = asyncio.create_task(pump_input())
     size_task = asyncio.create_task(watch_size())
     wait_task = asyncio.create_task(child.wait())
-    await asyncio.wait({input_task, wait_task}, return_when=asyncio.FIRST_COMPLETED)
-    if not wait_task.done():
-        # The client went away: end this TUI only (never a campaign).
-        _signal_group(child.pid, signal.SIGHUP)
-        try:
-            await asyncio.wait_for(asyncio.shield(wait_task), 3)
-        except asyncio.TimeoutError:
-            _signal_group(child.pid, signal.SIGKILL)
-            await wait_task
-    else:
-        try:
-            await asyncio.wait_for(output_done.wait(), 1)
-        except asyncio.TimeoutError:
-            pass
-    input_task.cancel()
-    size_task.cancel()
     try:
-        loop.remove_reader(master)
-    except Exception:
-        pass
-    os.close(master)
+        await asyncio.wait({input_task, wait_task}, return_when=asyncio.FIRST_COMPLETED)
+        if not wait_task.done():
+            # The client went away: end this TUI only (never a campaign).
+            _signal_group(child.pid, signal.SIGHUP)
+            try:
+                await asyncio.wait_for(asyncio.shield(wait_task), 3)
+            except asyncio.TimeoutError:
+                _signal_group(child.pid, signal.SIGKILL)
+                await wait_task
+        else:
+            try:
+                await asyncio.wait_for(output_done.wait(), 1)
+            except asyncio.TimeoutError:
+                pass
+    except asyncio.CancelledError:
+        # The server itself is stopping: no session may outlive it (a TUI left on a pty
+        # nobody reads would spin forever). SIGHUP first, SIGKILL shortly after.
+        _signal_group(child.pid, signal.SIGHUP)
+        loop.call_later(2, _signal_group, child.pid, signal.SIGKILL)
+        raise
+    finally:
+        input_task.cancel()
+        size_task.cancel()
+        try:
+            loop.remove_reader(master)
+        except Exception:
+            pass
+        os.close(master)
     rc = wait_task.result()
     try:
         process.exit(rc if rc is not None and rc >= 0 else 1)

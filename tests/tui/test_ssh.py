@@ -209,3 +209,8 @@ def test_campaign_survives_ssh_drop_and_reconnect_sees_progress(tmp_path, client
         with Store.open(db_path(home)) as st:
             if st.lease_alive(cid):
                 st.send_command(cid, "abort")
+    # no TUI session may outlive the server (one left on an unread pty spins forever)
+    deadline = time.monotonic() + 8
+    while tui_pids(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert tui_pids(home) == []

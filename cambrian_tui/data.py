@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import re
 import threading
 from collections import Counter
@@ -37,15 +36,7 @@ DEFAULT_MODEL = {"sim": "sim-1", "anthropic": "claude-sonnet-4-5", "replay": "re
 # --- small helpers --------------------------------------------------------------------
 
 
-def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (0..1), as core.engine.stats."""
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from core.engine.stats import wilson_interval as wilson  # noqa: E402  (one definition)
 
 
 def short_hash(h: str | None, n: int = 12) -> str:

@@ -449,6 +449,11 @@ class Store:
             d += 1
         return d
 
+    def tested(self, campaign_id: str) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT number FROM generations WHERE outcome='tested' AND campaign_id=? ORDER BY number",
+            (campaign_id,))]
+
     def in_progress(self, campaign_id: str | None = None) -> list[int]:
         q = "SELECT number FROM generations WHERE outcome='in_progress'"
         args: tuple = ()

@@ -28,6 +28,14 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
         for n in store.in_progress(cid):
             store.set_outcome(n, Outcome.INTERRUPTED, f"{who} died mid-generation; closed at engine start")
             closed.append(n)
+        for n in store.tested(cid):
+            # judged but not yet decided (older engines wrote the two steps apart):
+            # the recorded verdict decides
+            report = store.report(n) or {}
+            viable = report.get("status") == "viable"
+            store.set_outcome(n, Outcome.PROMOTED if viable else Outcome.FAILED,
+                              f"decided at engine start from the recorded verdict ({who} died)")
+            closed.append(n)
         if cid != own_campaign and c["state"] in ("running", "paused", "pending") and c.get("engine_pid"):
             store.set_campaign_state(cid, "crashed", f"{who} stopped without finishing")
             crashed.append(cid)

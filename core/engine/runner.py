@@ -379,15 +379,18 @@ class CampaignRunner:
         ))
         report = res.report.to_wire()
         report["backend"] = res.backend
-        self.store.record_report(n, report)
         if res.report.status == "viable":
-            self.store.set_outcome(n, Outcome.PROMOTED, "viable")
+            final, reason = Outcome.PROMOTED, "viable"
         else:
             diag = res.report.diagnostics
-            reason = (diag.summary if diag else "non-viable")
+            final, reason = Outcome.FAILED, (diag.summary if diag else "non-viable")
             if res.rig_error:
                 reason = f"rig error: {res.rig_error}"
-            self.store.set_outcome(n, Outcome.FAILED, reason[:500])
+        # tested -> promoted/failed in one transaction: a crash never leaves a judged
+        # generation undecided
+        with self.store.write():
+            self.store.record_report(n, report)
+            self.store.set_outcome(n, final, reason[:500])
 
     def _draw(self, n: int) -> int | None:
         row = self.store.conn.execute("SELECT draw FROM generations WHERE number=?", (n,)).fetchone()

@@ -16,6 +16,7 @@ import fcntl
 import os
 import pty
 import signal
+import time
 import struct
 import sys
 import termios
@@ -171,7 +172,11 @@ async def _tui_session(process, home: Path) -> None:
         # The server itself is stopping: no session may outlive it (a TUI left on a pty
         # nobody reads would spin forever). SIGHUP first, SIGKILL shortly after.
         _signal_group(child.pid, signal.SIGHUP)
-        loop.call_later(2, _signal_group, child.pid, signal.SIGKILL)
+        # the loop is shutting down, so wait here (briefly) rather than schedule the kill
+        deadline = time.monotonic() + 2
+        while _alive(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _signal_group(child.pid, signal.SIGKILL)
         raise
     finally:
         input_task.cancel()
@@ -186,6 +191,15 @@ async def _tui_session(process, home: Path) -> None:
         process.exit(rc if rc is not None and rc >= 0 else 1)
     except Exception:
         pass
+
+
+def _alive(pid: int) -> bool:
+    """True while pid runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -89,12 +89,13 @@ class BwrapBackend(LocalBackend):
         for f in ETC_FILES:
             if os.path.exists(f):
                 argv += ["--ro-bind", f, f]
-        for root in _python_roots(python):
-            argv += ["--ro-bind", root, root]
         argv += ["--proc", "/proc", "--dev", "/dev",
                  "--size", str(size), "--tmpfs", "/tmp",
-                 "--size", str(size), "--tmpfs", "/workspace",
-                 "--dir", "/rig", "--ro-bind", str(RUNNER_PATH), "/rig/runner.py",
+                 "--size", str(size), "--tmpfs", "/workspace"]
+        # after the tmpfs mounts: a checkout (and its venv) under /tmp must stay visible
+        for root in _python_roots(python):
+            argv += ["--ro-bind", root, root]
+        argv += ["--dir", "/rig", "--ro-bind", str(RUNNER_PATH), "/rig/runner.py",
                  "--chdir", "/workspace", "--clearenv"]
         for k, v in self.env(job, tmp, python).items():
             argv += ["--setenv", k, v]

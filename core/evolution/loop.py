@@ -202,6 +202,12 @@ class EvolutionLoop:
                     state, reason = self._loop(EvolutionSettings(**row["settings"]))
                 except RunStopped as stop:
                     state, reason = stop.state, stop.reason
+                if state == "aborted":
+                    # an aborted run is final: a child created but never started must not
+                    # stay pending forever
+                    for child in rec.child_campaigns(store, self.run_id):
+                        if child["state"] not in ("completed", "aborted") and not store.lease_alive(child["id"]):
+                            store.set_campaign_state(child["id"], "aborted", f"evolution aborted: {reason}"[:500])
                 store.set_campaign_state(self.run_id, state, reason)
                 return state
             except BaseException as exc:

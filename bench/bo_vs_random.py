@@ -62,10 +62,17 @@ from core.evolution.settings import (  # noqa: E402
     DONOR_RANKS,
     SIM_MODELS,
     EvolutionSettings,
+    canonical,
     derive_seed,
     search_space,
 )
-from core.evolution.state import DUPLICATE_PREFIX, REJECT_PENALTY  # noqa: E402
+from core.evolution.state import (  # noqa: E402
+    DUPLICATE_PREFIX,
+    NO_DONOR,
+    NOOP_PREFIX,
+    REJECT_PENALTY,
+    objective,
+)
 from core.llm.sim import SimProvider  # noqa: E402
 from core.llm.sim import defects as dm  # noqa: E402
 from core.llm.sim.specinfo import parse_spec_text  # noqa: E402
@@ -101,13 +108,15 @@ class RunResult:
 
 
 def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
-          max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI") -> RunResult:
+          max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI",
+          penalty: float = REJECT_PENALTY, initial: str = "random") -> RunResult:
     """One evolution run on the exact sim landscape; stops after ``budget`` evaluations."""
     t0 = time.monotonic()
     s = settings_for(base, method, seed, n_initial)
-    kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func} \
-        if method == "bo" else {}
-    opt = make_optimizer(search_space(s), kind=method, seed=seed, **kw)
+    kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
+          "initial_point_generator": initial} if method == "bo" else {}
+    dims = search_space(s)
+    opt = make_optimizer(dims, kind=method, seed=seed, **kw)
     from core.evolution.hats import Hat
 
     hats = {n: Hat(n, h.description, h.fragment) for n, h in s.hats.items()}
@@ -139,18 +148,24 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         if v.ok and (v.hash, v.model) in evaluated:
             v = v.reject(f"{DUPLICATE_PREFIX}seen before")
         if not v.ok:
-            y = REJECT_PENALTY
+            reason = v.rejected_reason or ""
+            if reason.startswith(DUPLICATE_PREFIX):
+                y = objective(evaluated[(v.hash, v.model)][1], inc_value)
+            elif reason.startswith(NOOP_PREFIX) or reason.startswith(NO_DONOR):
+                y = 0.0
+            else:
+                y = penalty
         else:
             value = expected(v.text, v.model)
             trace.append(value)
             evaluated[(v.hash, v.model)] = (i, value, v.text)
             order.append((i, value, v.text, v.model))
-            y = -(value - inc_value)
+            y = objective(value, inc_value)
             if value > best:
                 best, best_detail = value, f"{v.model}, {v.detail}"
             if value > inc_value + 1e-12:
                 inc_text, inc_model, inc_value = v.text, v.model, value
-        opt.tell(point, y)
+        opt.tell(canonical(point, dims), y)
         i += 1
     return RunResult(method, seed, trace, i, best, best_detail, time.monotonic() - t0)
 

@@ -171,7 +171,7 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
             "screen": {"viable": screen[0], "judged": screen[1]} if screen else None,
             "full": {"viable": full[0], "judged": full[1]} if full else None,
             "incumbent_rate": before.counts.rate,
-            "gain": None if o.rejected_reason else round(-y, 6),
+            "gain": None if o.rejected_reason else round((o.viability_rate or 0.0) - (before.counts.rate or 0.0), 6),
             "objective": round(y, 6),
             "promising": x.get("promising"),
             "p_better": x.get("p_better"),

@@ -43,7 +43,7 @@ from core.evolution.operators import (
     make_variant,
 )
 from core.evolution.optimizer import rebuild
-from core.evolution.settings import EvolutionSettings, derive_seed, search_space
+from core.evolution.settings import EvolutionSettings, canonical, derive_seed, search_space
 from core.evolution.state import DUPLICATE_PREFIX, RunState, campaign_counts
 from core.home import db_path
 from core.models import CampaignSettings, Observation, SpecOrigin
@@ -314,7 +314,8 @@ class EvolutionLoop:
                                      base_n, derive_seed(s.seed, "base"), rec.FULL_KIND)
         observations = store.observations(self.run_id)
         state = RunState.fold(store, s, base_counts, observations)
-        opt = rebuild(dims, state.history, kind=s.optimizer, seed=s.seed,
+        told = lambda p: canonical(p, dims)  # noqa: E731
+        opt = rebuild(dims, state.history, kind=s.optimizer, seed=s.seed, told=told,
                       **self._optimizer_kw(s))
         pending = rec.events_by_index(store, self.run_id, rec.EV_VARIANT)
 
@@ -335,7 +336,7 @@ class EvolutionLoop:
                 store.add_event(rec.EV_OBSERVATION, campaign_id=self.run_id,
                                 data={"index": i, **step.extras})
             y = state.apply(store, step.observation)
-            opt.tell(point, y)
+            opt.tell(told(point), y)
             if self.on_step is not None:
                 self.on_step(step.observation)
 

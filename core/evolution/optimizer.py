@@ -20,7 +20,7 @@ import math
 import random
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 __all__ = [
     "BayesOptimizer",
@@ -148,6 +148,7 @@ class BayesOptimizer(Optimizer):
         acq_func: str = "EI",
         n_points: int = 2000,
         avoid_duplicates: bool = False,
+        initial_point_generator: str = "random",
     ) -> None:
         from skopt import Optimizer as _SkOptimizer
         from skopt.space import Categorical, Integer
@@ -174,6 +175,7 @@ class BayesOptimizer(Optimizer):
             n_initial_points=n_initial_points,
             acq_func=acq_func,
             acq_optimizer="sampling",
+            initial_point_generator=initial_point_generator,
             random_state=seed,
             avoid_duplicates=avoid_duplicates,
             **kwargs,
@@ -215,11 +217,14 @@ def rebuild(
     *,
     kind: str = "bo",
     seed: int = 0,
+    told: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     **kw: Any,
 ) -> Optimizer:
     """A fresh optimizer with ``history`` replayed as ask→tell pairs, in order.
 
-    Raises :class:`ReplayMismatch` when a re-asked point differs from the stored one."""
+    ``told(point)`` is the point that was told for an asked one (identity by default), as
+    the caller told it the first time. Raises :class:`ReplayMismatch` when a re-asked point
+    differs from the stored one."""
     opt = make_optimizer(dims, kind=kind, seed=seed, **kw)
     for i, (stored, y) in enumerate(history):
         asked = opt.ask()
@@ -228,5 +233,5 @@ def rebuild(
                 f"observation {i}: the optimizer re-asked {asked} but the history holds {stored}; "
                 "the run cannot be resumed exactly (optimizer library, space or seed changed?)"
             )
-        opt.tell(stored, y)
+        opt.tell(told(stored) if told is not None else stored, y)
     return opt

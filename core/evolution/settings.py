@@ -15,9 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.evolution.operators import INTENTS, OPERATORS
-from core.evolution.optimizer import Choice, Dimension, IntRange
+from core.evolution.optimizer import Choice, Dimension
 
-__all__ = ["EvolutionSettings", "derive_seed", "search_space", "DONOR_RANKS", "SIM_MODELS"]
+__all__ = ["ACTIVE", "EvolutionSettings", "canonical", "derive_seed", "search_space", "DONOR_RANKS", "SIM_MODELS"]
 
 DONOR_RANKS = 3
 SIM_MODELS = ["sim-1", "sim-1-lite", "sim-1-pro"]
@@ -104,8 +104,27 @@ def search_space(s: EvolutionSettings) -> list[Dimension]:
         Choice("hat", tuple(sorted(s.hats)) or ("none",)),
         Choice("model", tuple(s.models)),
         Choice("amendment", tuple(range(max(1, len(s.amendments))))),
-        IntRange("donor", 0, DONOR_RANKS - 1),
+        Choice("donor", tuple(range(DONOR_RANKS))),
     ]
+
+
+# The dimensions each operator reads; the others are ignored by that operator.
+ACTIVE: dict[str, tuple[str, ...]] = {
+    "rewrite": ("section", "intent"),
+    "amend": ("amendment",),
+    "crossover": ("donor", "section"),
+    "hat": ("hat",),
+    "model": ("model",),
+}
+
+
+def canonical(point: dict, dims: list[Dimension]) -> dict:
+    """The point with every dimension its operator ignores set to that dimension's first
+    value. The optimizer is *told* canonical points (it still *asks* full ones): all
+    observations of one mutation land on one point of the surrogate instead of being
+    spread over irrelevant coordinates."""
+    keep = set(ACTIVE.get(point.get("operator"), ())) | {"operator"}
+    return {d.name: (point[d.name] if d.name in keep else d.values[0]) for d in dims}
 
 
 def derive_seed(seed: int, *parts: object) -> int:

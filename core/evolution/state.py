@@ -8,15 +8,19 @@ uninterrupted run had.
 
 Objective (minimised by the optimizer): the negated gain over the incumbent *at the time*::
 
-    y = -(rate(variant) - rate(incumbent))     evaluated variants (full rate if any, else screening)
-    y = REJECT_PENALTY                          anything not run: refused by the grammar, a failed
-                                                rewrite call, a no-op (identical to its parent), a
-                                                duplicate of an earlier variant, no donor yet
+    y = -max(0, rate(variant) - rate(incumbent))   evaluated variants (full rate if any, else
+                                                screening): the improvement over the incumbent
+    y = -max(0, rate(earlier) - rate(incumbent))   a duplicate of an earlier evaluated variant
+    y = 0                                       a no-op (identical to its parent) or a crossover
+                                                with no donor yet: nothing gained
+    y = REJECT_PENALTY                          refused by the grammar, or a failed rewrite call
 
-Not-run points get a penalty (as if the variant lost REJECT_PENALTY of viability) rather than
-"no gain": with noisy, often negative gains, a zero for no-ops would make the optimizer
-prefer asking for nothing, and a duplicate's earlier (possibly lucky) value would make it ask
-for the same variant again and again.
+A variant that does not beat the incumbent is worth nothing to a climb, however much worse
+it is: it is never accepted. So the optimizer is told the *improvement* (clipped at zero) and
+looks for the mutations that produce improvements, rather than for the ones that are
+reliably harmless (removing a neutral sentence scores 0 forever and would otherwise attract
+a surrogate that mostly sees losses). Points that were not run but are legitimate (no-ops,
+duplicates) get what they are truly worth; only broken mutations are penalised.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from core.models import Observation
 REJECT_PENALTY = 0.25
 NOOP_PREFIX = "no-op: "
 DUPLICATE_PREFIX = "duplicate: "
+NO_DONOR = "no donor yet"
 
 
 def campaign_counts(store: Any, campaign_id: str) -> Counts:
@@ -40,6 +45,11 @@ def campaign_counts(store: Any, campaign_id: str) -> Counts:
 
     s = campaign_summary(store, campaign_id)
     return Counts(int(s["viable"]), int(s["judged"]))
+
+
+def objective(rate: float, incumbent_rate: float) -> float:
+    """The value told to the optimizer for an evaluated variant (minimised)."""
+    return -max(0.0, rate - incumbent_rate)
 
 
 @dataclass
@@ -98,6 +108,12 @@ class RunState:
         return params["model"] if params.get("operator") == "model" else self.incumbent.model
 
     def objective_rejected(self, reason: str, spec_hash: str | None, model: str) -> float:
+        if reason.startswith(DUPLICATE_PREFIX) and spec_hash is not None:
+            e = self.evaluated.get((spec_hash, model))
+            if e is not None:
+                return objective(e.rate, self.incumbent_rate)
+        if reason.startswith(NOOP_PREFIX) or reason.startswith(NO_DONOR):
+            return 0.0
         return REJECT_PENALTY
 
     def apply(self, store: Any, obs: Observation) -> float:
@@ -114,7 +130,7 @@ class RunState:
         counts = campaign_counts(store, obs.campaign_id)
         full = counts if row["kind"] == FULL_KIND else None
         e = Evaluated(obs.index, obs.spec_hash, model, counts, full)
-        y = -(e.rate - self.incumbent_rate)
+        y = objective(e.rate, self.incumbent_rate)
         self.history.append((params, y))
         self.evaluated.setdefault((e.spec_hash, e.model), e)
         self.order.append(e)

@@ -109,13 +109,15 @@ class RunResult:
 
 def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
           max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI",
-          penalty: float = REJECT_PENALTY, initial: str = "random") -> RunResult:
+          penalty: float = REJECT_PENALTY, initial: str = "random", project: bool = True) -> RunResult:
     """One evolution run on the exact sim landscape; stops after ``budget`` evaluations."""
     t0 = time.monotonic()
     s = settings_for(base, method, seed, n_initial)
     kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
           "initial_point_generator": initial} if method == "bo" else {}
     dims = search_space(s)
+    if method == "bo" and project:
+        kw["project"] = lambda p: canonical(p, dims)
     opt = make_optimizer(dims, kind=method, seed=seed, **kw)
     from core.evolution.hats import Hat
 

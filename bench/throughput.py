@@ -5,7 +5,12 @@ fake answers with sim-written code, so every generation is really built, tested 
 probed in a fresh Docker container. Prints generations/hour for each P and the speedup
 over P=1 (measured in the same run). Never pass/fail.
 
-    .venv/bin/python bench/throughput.py [--latency 10] [--ps 1,2,4,8] [--rounds 3]
+    .venv/bin/python bench/throughput.py [--latency 10] [--ps 1,2,4,8] [--n 48]
+
+Every P runs the same work: N generations (default 48) of one campaign in a fresh home, so
+the sim draws the same defects for generation k at every P. Rate = N / wall time from spawn
+to the campaign's end, tails included (a generation that never opens its port holds its
+rig slot for the 30 s readiness timeout). CAMBRIAN_RIG_SLOTS sets the engine's rig slots.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--latency", type=float, default=10.0, help="fake LLM latency per call, seconds")
     ap.add_argument("--ps", default="1,2,4,8")
-    ap.add_argument("--rounds", type=int, default=3, help="generations per worker (N = rounds x P)")
+    ap.add_argument("--n", type=int, default=48, help="generations per P (the same work at every P)")
     ap.add_argument("--spec", default=str(REPO_ROOT / "spec" / "echo.md"))
     a = ap.parse_args()
     spec = Path(a.spec).read_text()
@@ -74,12 +79,15 @@ def main() -> None:
     srv.start()
     os.environ["ANTHROPIC_BASE_URL"] = srv.base_url
     os.environ["ANTHROPIC_API_KEY"] = "sk-ant-bench-loopback-only"
-    print(f"fake LLM latency {a.latency:.1f} s; rig: real Docker; cores {os.cpu_count()}; spec {Path(a.spec).name}")
+    from core.engine.runner import rig_slots
+
+    print(f"fake LLM latency {a.latency:.1f} s; rig: real Docker; cores {os.cpu_count()}; "
+          f"rig slots {rig_slots()}; N {a.n} per P; spec {Path(a.spec).name}")
     results = {}
     try:
-        with tempfile.TemporaryDirectory() as d:
-            for p in [int(x) for x in a.ps.split(",")]:
-                n = a.rounds * p
+        for p in [int(x) for x in a.ps.split(",")]:
+            n = a.n
+            with tempfile.TemporaryDirectory() as d:
                 wall, outcomes = run_one(Path(d), spec, p, n)
                 results[p] = n / wall * 3600
                 print(f"P={p:<2} N={n:<3} wall {wall:6.1f} s  {results[p]:7.1f} generations/hour  outcomes {outcomes}",

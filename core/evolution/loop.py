@@ -316,7 +316,7 @@ class EvolutionLoop:
         state = RunState.fold(store, s, base_counts, observations)
         told = lambda p: canonical(p, dims)  # noqa: E731
         opt = rebuild(dims, state.history, kind=s.optimizer, seed=s.seed, told=told,
-                      **self._optimizer_kw(s))
+                      **self._optimizer_kw(s, told))
         pending = rec.events_by_index(store, self.run_id, rec.EV_VARIANT)
 
         while True:
@@ -341,11 +341,11 @@ class EvolutionLoop:
                 self.on_step(step.observation)
 
     @staticmethod
-    def _optimizer_kw(s: EvolutionSettings) -> dict[str, Any]:
+    def _optimizer_kw(s: EvolutionSettings, project: Any) -> dict[str, Any]:
         if s.optimizer != "bo":
             return {}
         return {"n_initial_points": s.n_initial_points, "base_estimator": s.base_estimator,
-                "acq_func": s.acq_func}
+                "acq_func": s.acq_func, "project": project}
 
     def _budget_exhausted(self, s: EvolutionSettings) -> str | None:
         planned = rec.planned_generations(self.store, self.run_id)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ of silently continuing from a different state.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import warnings
@@ -136,6 +137,14 @@ class BayesOptimizer(Optimizer):
     back into every asked point. ``avoid_duplicates=False`` by default: the loop's objective
     is the gain over the *current* incumbent, so asking a point again after the incumbent
     moved is a legitimate (and often the best) move.
+
+    ``project`` maps a point to its representative (the loop's ``canonical``: coordinates the
+    point's operator ignores set to a fixed value). With it, every asked point is a
+    representative, and after the initial points the acquisition is maximised *exactly* over
+    the finite set of representatives, using skopt's fitted surrogate. Without it skopt samples
+    ``n_points`` full points, most of them differing from every told (canonical) point only in
+    ignored coordinates: the surrogate sees them as unexplored, and the acquisition degenerates
+    into exploring irrelevant coordinates.
     """
 
     def __init__(
@@ -149,6 +158,8 @@ class BayesOptimizer(Optimizer):
         n_points: int = 2000,
         avoid_duplicates: bool = False,
         initial_point_generator: str = "random",
+        project: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        max_candidates: int = 20_000,
     ) -> None:
         from skopt import Optimizer as _SkOptimizer
         from skopt.space import Categorical, Integer
@@ -157,9 +168,17 @@ class BayesOptimizer(Optimizer):
         self.fixed = {d.name: d.values[0] for d in self.dims if d.size == 1}
         self.free = [d for d in self.dims if d.size > 1]
         self.n_told = 0
+        self.project = project
+        self.acq_func = acq_func
+        self.n_initial_points = n_initial_points
+        self.candidates: list[dict[str, Any]] | None = None
         if not self.free:
             self._opt = None
             return
+        if project is not None:
+            self.candidates = _representatives(self.dims, project, max_candidates)
+            if self.candidates is not None:
+                n_points = 1  # skopt's own sampled proposal is never used: keep it cheap
         space = []
         for d in self.free:
             if isinstance(d, IntRange):
@@ -184,11 +203,34 @@ class BayesOptimizer(Optimizer):
     def ask(self) -> dict[str, Any]:
         point = dict(self.fixed)
         if self._opt is not None:
+            if self.candidates is not None and self._opt.models:
+                return dict(self._best_candidate())
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 x = self._opt.ask()
             point.update({d.name: _plain(v) for d, v in zip(self.free, x)})
-        return {d.name: point[d.name] for d in self.dims}
+        point = {d.name: point[d.name] for d in self.dims}
+        return self.project(point) if self.project is not None else point
+
+    def _best_candidate(self) -> dict[str, Any]:
+        """The representative with the best acquisition value under the last fitted model
+        (ties go to the earliest in the fixed candidate order, so replay is exact)."""
+        from skopt.acquisition import gaussian_ei, gaussian_lcb, gaussian_pi
+
+        assert self._opt is not None and self.candidates is not None
+        model = self._opt.models[-1]
+        X = self._opt.space.transform([[c[d.name] for d in self.free] for c in self.candidates])
+        y_opt = float(min(self._opt.yi))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if self.acq_func == "LCB":
+                score = -gaussian_lcb(X, model)
+            elif self.acq_func == "PI":
+                score = gaussian_pi(X, model, y_opt=y_opt)
+            else:  # EI, and gp_hedge's default member
+                score = gaussian_ei(X, model, y_opt=y_opt)
+        best = max(range(len(score)), key=lambda i: (float(score[i]), -i))
+        return self.candidates[best]
 
     def tell(self, point: dict[str, Any], y: float) -> None:
         self._check(point)
@@ -200,6 +242,22 @@ class BayesOptimizer(Optimizer):
                 warnings.simplefilter("ignore")
                 self._opt.tell(x, float(y))
         self.n_told += 1
+
+
+def _representatives(dims: Sequence[Dimension], project: Callable[[dict[str, Any]], dict[str, Any]],
+                     limit: int) -> list[dict[str, Any]] | None:
+    """The distinct ``project`` images of the whole space, in a fixed order; None when the
+    space has more than ``limit`` points (then skopt's sampling is used after all)."""
+    total = 1
+    for d in dims:
+        total *= d.size
+    if total > limit:
+        return None
+    out: dict[tuple, dict[str, Any]] = {}
+    for combo in itertools.product(*(d.values for d in dims)):
+        p = project({d.name: v for d, v in zip(dims, combo)})
+        out.setdefault(tuple(p[d.name] for d in dims), p)
+    return list(out.values())
 
 
 def make_optimizer(dims: Sequence[Dimension], *, kind: str = "bo", seed: int = 0, **kw: Any) -> Optimizer:

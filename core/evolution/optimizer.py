@@ -169,6 +169,7 @@ class BayesOptimizer(Optimizer):
         self.free = [d for d in self.dims if d.size > 1]
         self.n_told = 0
         self.project = project
+        self.seed = seed
         self.acq_func = acq_func
         self.n_initial_points = n_initial_points
         self.candidates: list[dict[str, Any]] | None = None
@@ -213,8 +214,10 @@ class BayesOptimizer(Optimizer):
         return self.project(point) if self.project is not None else point
 
     def _best_candidate(self) -> dict[str, Any]:
-        """The representative with the best acquisition value under the last fitted model
-        (ties go to the earliest in the fixed candidate order, so replay is exact)."""
+        """The representative with the best acquisition value under the last fitted model.
+        Ties (a flat surrogate: nothing has improved for a while) are broken by a generator
+        seeded with (seed, observations told), so replay stays exact and a flat surrogate
+        does not ask the same representative forever."""
         from skopt.acquisition import gaussian_ei, gaussian_lcb, gaussian_pi
 
         assert self._opt is not None and self.candidates is not None
@@ -229,8 +232,10 @@ class BayesOptimizer(Optimizer):
                 score = gaussian_pi(X, model, y_opt=y_opt)
             else:  # EI, and gp_hedge's default member
                 score = gaussian_ei(X, model, y_opt=y_opt)
-        best = max(range(len(score)), key=lambda i: (float(score[i]), -i))
-        return self.candidates[best]
+        top = float(max(score))
+        tied = [i for i in range(len(score)) if float(score[i]) >= top - 1e-12 * max(1.0, abs(top))]
+        pick = random.Random(f"cambrian-bo-tie|{self.seed}|{self.n_told}").choice(tied)
+        return self.candidates[pick]
 
     def tell(self, point: dict[str, Any], y: float) -> None:
         self._check(point)

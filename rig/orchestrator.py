@@ -436,7 +436,7 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                 summary = _why(st, "start command", timeouts.start)
             else:
                 summary = "start: " + str(ready.get("error") or "the service did not become ready")
-                if st.get("exit_code") is not None and "exit" not in summary:
+                if st.get("exit_code") is not None and "code" not in summary:
                     summary += f" (exit code {st.get('exit_code')})"
             fail("start", summary, exit_code=st.get("exit_code"),
                  out=st.get("stdout_tail"), err=st.get("stderr_tail"))

@@ -318,6 +318,22 @@ def test_manifest_stage_bad_json_and_missing(tmp_path):
     assert not manifest_stage(tmp_path / "missing").ok
 
 
+def test_manifest_stage_with_too_many_files_names_only_that(tmp_path, monkeypatch):
+    """A walk cut short at MAX_FILES must not report the listed files it never reached as
+    missing: the one error is the file count."""
+    import rig.orchestrator as orch
+
+    root = make_hello_artifact(tmp_path / "a")
+    junk = root / "zz_junk"
+    junk.mkdir()
+    for i in range(12):
+        (junk / f"f{i}.txt").write_text("x")
+    monkeypatch.setattr(orch, "MAX_FILES", 5)
+    mo = manifest_stage(root)
+    assert not mo.ok
+    assert mo.errors == ["more than 5 files in the artifact directory"], mo.errors
+
+
 def _steps(**over):
     steps = {
         "build": {"name": "build", "ok": True, "exit_code": 0, "duration_ms": 10},

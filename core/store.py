@@ -653,15 +653,31 @@ class Store:
 
     # --- amendments, observations -------------------------------------------------------
 
+    @staticmethod
+    def _insert_amendment(c: sqlite3.Connection, a: Amendment) -> int:
+        cur = c.execute(
+            "INSERT INTO amendments(campaign_id, spec_hash, section, text, feature, evidence_json, "
+            "status, result_spec_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (a.campaign_id, a.spec_hash, a.section, a.text, a.feature, json.dumps(a.evidence, default=str),
+             a.status.value, a.result_spec_hash, a.created_at),
+        )
+        return int(cur.lastrowid)
+
     def add_amendment(self, a: Amendment) -> int:
         with self.write() as c:
-            cur = c.execute(
-                "INSERT INTO amendments(campaign_id, spec_hash, section, text, feature, evidence_json, "
-                "status, result_spec_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (a.campaign_id, a.spec_hash, a.section, a.text, a.feature, json.dumps(a.evidence, default=str),
-                 a.status.value, a.result_spec_hash, a.created_at),
-            )
-            return int(cur.lastrowid)
+            return self._insert_amendment(c, a)
+
+    def add_amendment_once(self, a: Amendment) -> tuple[int, Amendment | None]:
+        """Insert ``a`` unless an amendment for the same spec and feature exists; the check and
+        the insert share one write transaction, so two distillers racing on one campaign
+        cannot both propose it. Returns (id, None) when inserted, (prior id, prior) if not."""
+        with self.write() as c:
+            row = c.execute("SELECT * FROM amendments WHERE spec_hash=? AND feature=? ORDER BY id DESC LIMIT 1",
+                            (a.spec_hash, a.feature)).fetchone()
+            if row is not None:
+                prior = self._amendment(row)
+                return int(prior.id), prior  # type: ignore[arg-type]
+            return self._insert_amendment(c, a), None
 
     def amendments(self, status: str | None = None, campaign_id: str | None = None) -> list[Amendment]:
         q, args = "SELECT * FROM amendments WHERE 1=1", []

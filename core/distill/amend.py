@@ -426,7 +426,11 @@ def propose(
         }
         a = Amendment(campaign_id=campaign_id, spec_hash=spec_hash, section=section, text=text,
                       feature=feat, evidence=evidence, status=AmendmentStatus.PENDING)
-        a.id = store.add_amendment(a)
+        a.id, prior = store.add_amendment_once(a)
+        if prior is not None:  # another distiller proposed it since we looked
+            skipped.append(Skipped(feat, f"amendment {prior.id} for this spec and feature is already "
+                                         f"{prior.status.value}"))
+            continue
         existing.append(a)
         made.append(a)
     return made, skipped

@@ -331,3 +331,27 @@ def test_list_sections_get_a_bullet_once(store):
     assert "\n- Already a bullet.\n" in new and "- - " not in new
     _, new = distill_preview(store, aid, edited_text="Two lines:\nsecond line.")
     assert "\n- Two lines:\n  second line.\n" in new
+
+
+
+def test_a_distiller_with_a_stale_view_does_not_duplicate(store, planted):
+    """The interleaving of two distillers on one campaign: B read the amendment list before A
+    inserted, then inserts after. The duplicate check runs again inside B's insert
+    transaction, so B skips the feature instead of proposing it twice."""
+    spec_hash, _, report = planted
+    assert [a.feature for a in report.amendments] == ["monotonic_clock"]
+
+    class StaleView:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def amendments(self, *a, **kw):
+            return []  # what B saw before A's insert
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    again = distill_campaign(StaleView(store), "c-planted")
+    assert again.amendments == []
+    assert any(s.feature == "monotonic_clock" and "already pending" in s.reason for s in again.skipped)
+    assert len(store.amendments(campaign_id="c-planted")) == 1

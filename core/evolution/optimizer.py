@@ -160,6 +160,7 @@ class BayesOptimizer(Optimizer):
         initial_point_generator: str = "random",
         project: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         max_candidates: int = 20_000,
+        gp_restarts: int = 0,
     ) -> None:
         from skopt import Optimizer as _SkOptimizer
         from skopt.space import Categorical, Integer
@@ -200,6 +201,12 @@ class BayesOptimizer(Optimizer):
             avoid_duplicates=avoid_duplicates,
             **kwargs,
         )
+        # skopt's GP refits its kernel with 2 extra optimizer restarts on every tell; a resume
+        # replays every tell. Without them fits are 2-4x cheaper and, on the sim landscape,
+        # BO needs as many evaluations (bench/README.md).
+        est = self._opt.base_estimator_
+        if hasattr(est, "n_restarts_optimizer"):
+            est.set_params(n_restarts_optimizer=gp_restarts)
 
     def ask(self) -> dict[str, Any]:
         point = dict(self.fixed)

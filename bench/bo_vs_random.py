@@ -71,10 +71,9 @@ from core.evolution.settings import (  # noqa: E402
 )
 from core.evolution.state import (  # noqa: E402
     DUPLICATE_PREFIX,
-    NO_DONOR,
-    NOOP_PREFIX,
     REJECT_PENALTY,
     objective,
+    rejected_objective,
 )
 from core.llm.sim import SimProvider  # noqa: E402
 from core.llm.sim import defects as dm  # noqa: E402
@@ -178,13 +177,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         if v.ok and (v.hash, v.model) in evaluated:
             v = v.reject(f"{DUPLICATE_PREFIX}seen before")
         if not v.ok:
-            reason = v.rejected_reason or ""
-            if reason.startswith(DUPLICATE_PREFIX):
-                y = objective(evaluated[(v.hash, v.model)][1], inc_value)
-            elif reason.startswith(NOOP_PREFIX) or reason.startswith(NO_DONOR):
-                y = 0.0
-            else:
-                y = penalty
+            earlier = evaluated.get((v.hash, v.model)) if v.hash else None
+            y = rejected_objective(v.rejected_reason or "", earlier[1] if earlier else None, inc_value, penalty)
         else:
             value = expected(v.text, v.model)
             trace.append(value)

@@ -223,6 +223,10 @@ def _text_in(body: str, text: str) -> bool:
     return _norm(text) in _norm(body.replace("\n- ", "\n").replace("\n* ", "\n"))
 
 
+def _already_proposed(feature: str, prior: Amendment) -> Skipped:
+    return Skipped(feature, f"amendment {prior.id} for this spec and feature is already {prior.status.value}")
+
+
 def apply_text(spec_text: str, section: str, text: str, amendment_id: int | None = None) -> str:
     """The spec with ``text`` added to ``section``. Raises :class:`AmendmentRefused`."""
     if not text or not text.strip():
@@ -398,7 +402,7 @@ def propose(
         prior = [a for a in existing if a.feature == feat]
         if prior:
             p = prior[-1]
-            skipped.append(Skipped(feat, f"amendment {p.id} for this spec and feature is already {p.status.value}"))
+            skipped.append(_already_proposed(feat, p))
             continue
         main = next((t for t in tests if t.comparison == "viable_vs_failed"), tests[0])
         source = main.group_a if direction == "helps" else main.group_b
@@ -428,8 +432,7 @@ def propose(
                       feature=feat, evidence=evidence, status=AmendmentStatus.PENDING)
         a.id, prior = store.add_amendment_once(a)
         if prior is not None:  # another distiller proposed it since we looked
-            skipped.append(Skipped(feat, f"amendment {prior.id} for this spec and feature is already "
-                                         f"{prior.status.value}"))
+            skipped.append(_already_proposed(feat, prior))
             continue
         existing.append(a)
         made.append(a)

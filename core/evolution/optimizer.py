@@ -172,7 +172,6 @@ class BayesOptimizer(Optimizer):
         self.project = project
         self.seed = seed
         self.acq_func = acq_func
-        self.n_initial_points = n_initial_points
         self.candidates: list[dict[str, Any]] | None = None
         if not self.free:
             self._opt = None
@@ -202,8 +201,8 @@ class BayesOptimizer(Optimizer):
             **kwargs,
         )
         # skopt's GP refits its kernel with 2 extra optimizer restarts on every tell; a resume
-        # replays every tell. Without them fits are 2-4x cheaper and, on the sim landscape,
-        # BO needs as many evaluations (bench/README.md).
+        # replays every tell. Without them BO runs ~2x faster and, on the sim landscape, needs
+        # as many evaluations (bench/README.md).
         est = self._opt.base_estimator_
         if hasattr(est, "n_restarts_optimizer"):
             est.set_params(n_restarts_optimizer=gp_restarts)

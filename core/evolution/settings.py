@@ -120,7 +120,7 @@ ACTIVE: dict[str, tuple[str, ...]] = {
 
 def canonical(point: dict, dims: list[Dimension]) -> dict:
     """The point with every dimension its operator ignores set to that dimension's first
-    value. The optimizer is *told* canonical points (it still *asks* full ones): all
+    value. The optimizer is told canonical points (and BO asks only canonical points): all
     observations of one mutation land on one point of the surrogate instead of being
     spread over irrelevant coordinates."""
     keep = set(ACTIVE.get(point.get("operator"), ())) | {"operator"}

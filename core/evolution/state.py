@@ -52,6 +52,17 @@ def objective(rate: float, incumbent_rate: float) -> float:
     return -max(0.0, rate - incumbent_rate)
 
 
+def rejected_objective(reason: str, earlier_rate: float | None, incumbent_rate: float,
+                       penalty: float = REJECT_PENALTY) -> float:
+    """The value told for a point that was not run; ``earlier_rate`` is a duplicate's earlier
+    evaluation (None when unknown)."""
+    if reason.startswith(DUPLICATE_PREFIX) and earlier_rate is not None:
+        return objective(earlier_rate, incumbent_rate)
+    if reason.startswith(NOOP_PREFIX) or reason.startswith(NO_DONOR):
+        return 0.0
+    return penalty
+
+
 @dataclass
 class Evaluated:
     index: int  # -1 for the base
@@ -108,13 +119,8 @@ class RunState:
         return params["model"] if params.get("operator") == "model" else self.incumbent.model
 
     def objective_rejected(self, reason: str, spec_hash: str | None, model: str) -> float:
-        if reason.startswith(DUPLICATE_PREFIX) and spec_hash is not None:
-            e = self.evaluated.get((spec_hash, model))
-            if e is not None:
-                return objective(e.rate, self.incumbent_rate)
-        if reason.startswith(NOOP_PREFIX) or reason.startswith(NO_DONOR):
-            return 0.0
-        return REJECT_PENALTY
+        e = self.evaluated.get((spec_hash, model)) if spec_hash is not None else None
+        return rejected_objective(reason, e.rate if e is not None else None, self.incumbent_rate)
 
     def apply(self, store: Any, obs: Observation) -> float:
         """Fold one stored observation in; returns its objective value."""

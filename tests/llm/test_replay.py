@@ -145,9 +145,6 @@ def test_simulated_cassettes_stay_labelled(tmp_path):
 
 
 async def test_record_and_replay_the_sim_provider(tmp_path):
-    sim_mod = pytest.importorskip("core.llm.sim")
-    if not hasattr(sim_mod, "SimProvider"):
-        pytest.skip("core.llm.sim.SimProvider not available yet")
     cassette = tmp_path / "sim.jsonl"
     sim = make_provider("sim")
     first = await generate(ECHO, tmp_path / "a", RecordingProvider(sim, cassette), generation=2, seed=5,

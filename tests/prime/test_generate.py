@@ -231,9 +231,6 @@ def test_generate_cli_failure_exit_code(tmp_path, capsys):
 
 
 def test_generate_cli_with_the_sim_provider_labels_output(tmp_path, capsys):
-    sim_mod = pytest.importorskip("core.llm.sim")
-    if not hasattr(sim_mod, "SimProvider"):
-        pytest.skip("core.llm.sim.SimProvider not available yet")
     spec = tmp_path / "echo.md"
     spec.write_text(ECHO)
     rc = generate_cli(str(spec), str(tmp_path / "o"), "sim", 1, None, None, None)

@@ -32,9 +32,11 @@ Counting and "best-known"
   that never do count as budget + 1 ("censored").
 
 Prints per seed and method the evaluations to reach the best-known variant, the medians,
-and the ratio median(BO) / median(random); for scale, the same for an *oracle* that knows
-the landscape (the best model first, then only add-guidance rewrites): no method that has
-to discover the landscape should be expected to beat it. Figures only, never pass/fail.
+and the ratio median(BO) / median(random); for scale, the same for two reference policies
+(``ScheduleOptimizer``): an *oracle* that knows the landscape (the best model first, then
+every hat that helps, then only add-guidance rewrites) and a *sweep* that knows only its
+structure (every model and every hat once, then only add-guidance rewrites). Figures only,
+never pass/fail.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from core.evolution.settings import (  # noqa: E402
     canonical,
     derive_seed,
     search_space,
+    sweep_points,
 )
 from core.evolution.state import (  # noqa: E402
     DUPLICATE_PREFIX,
@@ -81,6 +84,7 @@ from core.llm.sim.specinfo import parse_spec_text  # noqa: E402
 from core.spec import parse_spec, spec_hash  # noqa: E402
 
 _EV_CACHE: dict[tuple[str, str], float] = {}
+METHODS = ("bo", "random", "oracle", "sweep")
 
 
 def expected(text: str, model: str) -> float:
@@ -90,11 +94,11 @@ def expected(text: str, model: str) -> float:
     return _EV_CACHE[key]
 
 
-def settings_for(base: str, optimizer: str, seed: int, n_initial: int) -> EvolutionSettings:
+def settings_for(base: str, optimizer: str, seed: int, n_initial: int, design: str = "sweep") -> EvolutionSettings:
     hats = {h.name: {"description": h.description, "fragment": h.fragment} for h in load_hats().values()}
     return EvolutionSettings(
         base_spec_hash=spec_hash(base), provider="sim", model="sim-1", models=list(SIM_MODELS), seed=seed,
-        optimizer=optimizer, n_initial_points=n_initial, sections=mutable_sections(base),
+        optimizer=optimizer, n_initial_points=n_initial, initial_design=design, sections=mutable_sections(base),
         system_section=parse_spec(base).system_prompt_section, hats=hats)
 
 
@@ -109,22 +113,31 @@ class RunResult:
     seconds: float
 
 
-class OracleOptimizer:
-    """Not a search method: a reference that *knows* this landscape — the best model first,
-    then only "add guidance" rewrites of a random section. Its evaluations to the best-known
-    variant bound what any learner that has to discover the landscape can hope for."""
+class ScheduleOptimizer:
+    """Not a search method: a reference policy. It asks its ``schedule`` of points first,
+    then only "add guidance" rewrites of a random section.
 
-    def __init__(self, dims, seed: int) -> None:
+    * ``oracle`` *knows* the landscape: the best model, then every hat that helps on its own
+      (best gain first). A scale for what knowing the answer buys, not a strict bound: a hat
+      that only helps in combination is never tried, so a few seeds miss the plateau.
+    * ``sweep`` knows only the landscape's *structure*: a model or a hat pays at most once
+      and "add" is the productive rewrite. It tries every other model and every hat once, in
+      a seeded random order."""
+
+    def __init__(self, dims, seed: int, kind: str, schedule: list[dict]) -> None:
         import random
 
         self.dims = tuple(dims)
-        self.rng = random.Random(f"oracle|{seed}")
+        self.rng = random.Random(f"{kind}|{seed}")
+        self.schedule = list(schedule)
+        if kind == "sweep":
+            self.rng.shuffle(self.schedule)
         self.n = 0
 
     def ask(self) -> dict:
         p = {d.name: d.values[0] for d in self.dims}
-        if self.n == 0:
-            p.update(operator="model", model=SIM_MODELS[-1])
+        if self.n < len(self.schedule):
+            p.update(self.schedule[self.n])
         else:
             sections = next(d for d in self.dims if d.name == "section").values
             p.update(operator="rewrite", intent="add", section=self.rng.choice(sections))
@@ -134,21 +147,48 @@ class OracleOptimizer:
         self.n += 1
 
 
+REFERENCES = ("oracle", "sweep")
+
+
+def helpful_hats(base: str, s: EvolutionSettings, hats: dict) -> list[str]:
+    """Hats whose overlay alone raises the base's exact expected viability, best first."""
+    from core.evolution.operators import insert_into_section
+
+    model = SIM_MODELS[-1]
+    ref = expected(base, model)
+    gains = {n: expected(insert_into_section(base, s.system_section, h.fragment), model) - ref
+             for n, h in hats.items()}
+    return sorted((n for n, g in gains.items() if g > 1e-12), key=lambda n: (-gains[n], n))
+
+
 def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
           max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI",
-          penalty: float = REJECT_PENALTY, initial: str = "random", project: bool = True) -> RunResult:
-    """One evolution run on the exact sim landscape; stops after ``budget`` evaluations."""
+          penalty: float = REJECT_PENALTY, initial: str = "random", project: bool = True,
+          design: str = "sweep") -> RunResult:
+    """One evolution run on the exact sim landscape; stops after ``budget`` evaluations.
+    ``design``: BO's initial design, as the loop's ``initial_design`` setting."""
     t0 = time.monotonic()
-    s = settings_for(base, "random" if method == "oracle" else method, seed, n_initial)
+    s = settings_for(base, "random" if method in REFERENCES else method, seed, n_initial, design)
     kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
           "initial_point_generator": initial} if method == "bo" else {}
     dims = search_space(s)
     if method == "bo" and project:
         kw["project"] = lambda p: canonical(p, dims)
-    opt = OracleOptimizer(dims, seed) if method == "oracle" else make_optimizer(dims, kind=method, seed=seed, **kw)
+    if method == "bo" and design == "sweep":
+        kw["initial"] = sweep_points(s, dims)
     from core.evolution.hats import Hat
 
     hats = {n: Hat(n, h.description, h.fragment) for n, h in s.hats.items()}
+    if method == "oracle":
+        schedule = [{"operator": "model", "model": SIM_MODELS[-1]}]
+        schedule += [{"operator": "hat", "hat": h} for h in helpful_hats(base, s, hats)]
+        opt = ScheduleOptimizer(dims, seed, method, schedule)
+    elif method == "sweep":
+        schedule = [{"operator": "model", "model": m} for m in s.models if m != s.model]
+        schedule += [{"operator": "hat", "hat": h} for h in sorted(hats)]
+        opt = ScheduleOptimizer(dims, seed, method, schedule)
+    else:
+        opt = make_optimizer(dims, kind=method, seed=seed, **kw)
     rewriter = LLMRewriter(SimProvider(), s.rewrite_model)
     inc_text, inc_model = base, s.model
     inc_value = expected(base, inc_model)
@@ -195,7 +235,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
 
 
 def _job(args: tuple) -> RunResult:
-    return climb(*args)
+    *positional, design = args
+    return climb(*positional, design=design)
 
 
 def reached(trace: list[float], target: float, tol: float) -> int | None:
@@ -213,18 +254,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference-runs", type=int, default=6)
     ap.add_argument("--reference-budget", type=int, default=400)
     ap.add_argument("--tolerance", type=float, default=0.005)
-    ap.add_argument("--n-initial", type=int, default=6)
+    ap.add_argument("--n-initial", type=int, default=6, help="BO's random initial points (--design random)")
+    ap.add_argument("--design", choices=("sweep", "random"), default="sweep",
+                    help="BO's initial design (the loop's initial_design; new runs use sweep)")
     ap.add_argument("--jobs", type=int, default=2)
     args = ap.parse_args(argv)
     base = Path(args.spec).read_bytes().decode("utf-8")
     t0 = time.monotonic()
-    print(f"spec {args.spec}: base expected viability (sim-1) {expected(base, 'sim-1'):.4f}")
+    print(f"spec {args.spec}: base expected viability (sim-1) {expected(base, 'sim-1'):.4f}; "
+          f"BO initial design: {args.design}")
     seeds = list(range(1, args.seeds + 1))
-    jobs = [(base, m, sd, args.budget, args.n_initial) for sd in seeds for m in ("bo", "random", "oracle")]
+    jobs = [(base, m, sd, args.budget, args.n_initial, args.design) for sd in seeds for m in METHODS]
     ref_seeds = [1000 + k for k in range(args.reference_runs)]
     # reference climbs are random: as good at finding the plateau (see the figures) and
     # cheap at 400 evaluations, where a GP refit on >1000 told points takes minutes per run
-    jobs += [(base, "random", sd, args.reference_budget, args.n_initial) for sd in ref_seeds]
+    jobs += [(base, "random", sd, args.reference_budget, args.n_initial, args.design) for sd in ref_seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(_job, jobs))
     main_runs = [r for r in results if r.seed in seeds]
@@ -232,13 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     best_run = max(results, key=lambda r: r.best)
     print(f"best-known expected viability {best_known:.4f} ({best_run.method} seed {best_run.seed}: "
           f"{best_run.best_detail}); reached = within {args.tolerance} of it")
-    table: dict[str, list[int]] = {"bo": [], "random": [], "oracle": []}
-    censored = {"bo": 0, "random": 0, "oracle": 0}
-    print(f"{'seed':>5} {'BO evals':>9} {'random evals':>13} {'oracle':>7} {'BO best':>8} {'rnd best':>9} "
+    table: dict[str, list[int]] = {m: [] for m in METHODS}
+    censored = {m: 0 for m in METHODS}
+    print(f"{'seed':>5} {'BO evals':>9} {'random evals':>13} {'oracle':>7} {'sweep':>6} {'BO best':>8} {'rnd best':>9} "
           f"{'BO asks':>8} {'rnd asks':>9}")
     for sd in seeds:
         row = {}
-        for m in ("bo", "random", "oracle"):
+        for m in METHODS:
             r = next(x for x in main_runs if x.seed == sd and x.method == m)
             k = reached(r.trace, best_known, args.tolerance)
             if k is None:
@@ -247,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             table[m].append(k)
             row[m] = (k, r)
         fmt = lambda k: f"{k}" if k <= args.budget else f">{args.budget}"  # noqa: E731
-        print(f"{sd:>5} {fmt(row['bo'][0]):>9} {fmt(row['random'][0]):>13} {fmt(row['oracle'][0]):>7} "
+        print(f"{sd:>5} {fmt(row['bo'][0]):>9} {fmt(row['random'][0]):>13} {fmt(row['oracle'][0]):>7} {fmt(row['sweep'][0]):>6} "
               f"{row['bo'][1].best:>8.4f} "
               f"{row['random'][1].best:>9.4f} {row['bo'][1].asks:>8} {row['random'][1].asks:>9}")
     med_bo = statistics.median(table["bo"])
@@ -255,9 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"median evaluations to reach the best-known variant: BO {med_bo:g}, random {med_rnd:g} "
           f"(censored at {args.budget + 1}: BO {censored['bo']}, random {censored['random']} of {len(seeds)})")
     print(f"ratio BO/random = {med_bo / med_rnd:.2f} (target <= 0.5)")
-    med_or = statistics.median(table["oracle"])
-    print(f"reference: an oracle that knows the landscape (best model first, then only add-guidance "
-          f"rewrites) needs median {med_or:g} evaluations, ratio oracle/random {med_or / med_rnd:.2f}")
+    for m, what in (("oracle", "an oracle that knows the landscape (best model first, every helpful hat, "
+                                "then only add-guidance rewrites)"),
+                    ("sweep", "a sweep that knows only its structure (every model and hat once, "
+                              "then only add-guidance rewrites)")):
+        med = statistics.median(table[m])
+        print(f"reference: {what} needs median {med:g} evaluations (censored {censored[m]}), "
+              f"ratio {m}/random {med / med_rnd:.2f}")
     secs = {m: statistics.mean(r.seconds for r in main_runs if r.method == m) for m in ("bo", "random")}
     print(f"mean wall time per main run: BO {secs['bo']:.0f} s, random {secs['random']:.0f} s; "
           f"total {time.monotonic() - t0:.0f} s")

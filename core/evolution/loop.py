@@ -43,7 +43,7 @@ from core.evolution.operators import (
     make_variant,
 )
 from core.evolution.optimizer import rebuild
-from core.evolution.settings import EvolutionSettings, canonical, derive_seed, search_space
+from core.evolution.settings import EvolutionSettings, canonical, derive_seed, search_space, sweep_points
 from core.evolution.state import DUPLICATE_PREFIX, RunState, campaign_counts
 from core.home import db_path
 from core.models import CampaignSettings, Observation, SpecOrigin
@@ -316,7 +316,7 @@ class EvolutionLoop:
         state = RunState.fold(store, s, base_counts, observations)
         told = lambda p: canonical(p, dims)  # noqa: E731
         opt = rebuild(dims, state.history, kind=s.optimizer, seed=s.seed, told=told,
-                      **self._optimizer_kw(s, told))
+                      **self._optimizer_kw(s, told, dims))
         pending = rec.events_by_index(store, self.run_id, rec.EV_VARIANT)
 
         while True:
@@ -341,11 +341,12 @@ class EvolutionLoop:
                 self.on_step(step.observation)
 
     @staticmethod
-    def _optimizer_kw(s: EvolutionSettings, project: Any) -> dict[str, Any]:
+    def _optimizer_kw(s: EvolutionSettings, project: Any, dims: list) -> dict[str, Any]:
         if s.optimizer != "bo":
             return {}
+        initial = sweep_points(s, dims) if s.initial_design == "sweep" else []
         return {"n_initial_points": s.n_initial_points, "base_estimator": s.base_estimator,
-                "acq_func": s.acq_func, "project": project}
+                "acq_func": s.acq_func, "project": project, "initial": initial}
 
     def _budget_exhausted(self, s: EvolutionSettings) -> str | None:
         planned = rec.planned_generations(self.store, self.run_id)  # type: ignore[arg-type]

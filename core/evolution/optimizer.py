@@ -145,6 +145,9 @@ class BayesOptimizer(Optimizer):
     ``n_points`` full points, most of them differing from every told (canonical) point only in
     ignored coordinates: the surrogate sees them as unexplored, and the acquisition degenerates
     into exploring irrelevant coordinates.
+
+    ``initial``: an initial design asked first, in order, instead of ``n_initial_points``
+    random points (the GP is first fitted once all of them are told).
     """
 
     def __init__(
@@ -161,6 +164,7 @@ class BayesOptimizer(Optimizer):
         project: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
         max_candidates: int = 20_000,
         gp_restarts: int = 0,
+        initial: Sequence[dict[str, Any]] = (),
     ) -> None:
         from skopt import Optimizer as _SkOptimizer
         from skopt.space import Categorical, Integer
@@ -172,6 +176,11 @@ class BayesOptimizer(Optimizer):
         self.project = project
         self.seed = seed
         self.acq_func = acq_func
+        self.initial = [dict(p) for p in initial]
+        for p in self.initial:
+            self._check(p)
+        if self.initial:
+            n_initial_points = len(self.initial)
         self.candidates: list[dict[str, Any]] | None = None
         if not self.free:
             self._opt = None
@@ -208,6 +217,8 @@ class BayesOptimizer(Optimizer):
             est.set_params(n_restarts_optimizer=gp_restarts)
 
     def ask(self) -> dict[str, Any]:
+        if self.n_told < len(self.initial):
+            return dict(self.initial[self.n_told])
         point = dict(self.fixed)
         if self._opt is not None:
             if self.candidates is not None and self._opt.models:

@@ -285,3 +285,48 @@ def test_abort_without_a_process(home):
     assert evolve_control_main(home, RUN, "abort", as_json=True) == 0
     with Store.open(db_path(home)) as s:
         assert s.campaign(RUN)["state"] == "aborted"
+
+
+def _settings(**kw):
+    from core.evolution.settings import EvolutionSettings
+
+    base = dict(base_spec_hash="x" * 64, models=["sim-1", "sim-1-lite", "sim-1-pro"], sections=["A", "B"],
+                hats={"h1": {"fragment": "one"}, "h2": {"fragment": "two"}, "h3": {"fragment": "three"}},
+                amendments=[{"id": 7, "section": "A", "text": "t"}])
+    return EvolutionSettings(**{**base, **kw})
+
+
+def test_sweep_design_tries_every_one_shot_choice_once_in_a_seeded_order():
+    from core.evolution.settings import canonical, search_space, sweep_points
+
+    s = _settings(seed=3)
+    dims = search_space(s)
+    pts = sweep_points(s, dims)
+    used = {"model": "model", "hat": "hat", "amend": "amendment"}
+    moves = [(p["operator"], p[used[p["operator"]]]) for p in pts]
+    assert sorted(moves, key=str) == sorted([("model", "sim-1-lite"), ("model", "sim-1-pro"), ("hat", "h1"),
+                                             ("hat", "h2"), ("hat", "h3"), ("amend", 0)], key=str)
+    assert all(canonical(p, dims) == p for p in pts)
+    assert sweep_points(_settings(seed=3), dims) == pts  # fixed by the seed: replayable
+    orders = {tuple(map(str, sweep_points(_settings(seed=k), dims))) for k in range(6)}
+    assert len(orders) > 1  # ... and not one fixed order for every run
+    # nothing one-shot: no design (the optimizer then uses random initial points)
+    assert sweep_points(_settings(models=["sim-1"], hats={}, amendments=[]), dims) == []
+
+
+def test_new_runs_use_the_sweep_design_and_stored_runs_keep_theirs(home):
+    from core.evolution.settings import EvolutionSettings, search_space, sweep_points
+
+    old = _settings().model_dump()
+    del old["initial_design"]  # a run stored before the setting existed
+    assert EvolutionSettings(**old).initial_design == "random"
+    n = 9
+    make_run(home, max_observations=n)
+    run(home)
+    with Store.open(db_path(home)) as s:
+        settings = EvolutionSettings(**s.campaign(RUN)["settings"])
+        obs = s.observations(RUN)
+    assert settings.initial_design == "sweep"
+    design = sweep_points(settings, search_space(settings))
+    assert 0 < len(design) < n
+    assert [o.params for o in obs[: len(design)]] == design

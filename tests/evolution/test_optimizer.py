@@ -204,3 +204,39 @@ def test_projection_falls_back_to_sampling_on_a_huge_space():
         p = opt.ask()
         assert project(p) == p  # still projected, from skopt's sampled proposal
         opt.tell(p, g(p))
+
+
+# --- an initial design instead of random initial points --------------------------------------
+
+def test_initial_design_is_asked_first_then_the_fitted_surrogate():
+    design = [project({"operator": "hat", "section": "A", "model": "m1", "hat": h}) for h in ("h4", "h2", "h1")]
+    opt = BayesOptimizer(PDIMS, seed=5, project=project, initial=design)
+    asked = []
+    for _ in range(len(design)):
+        p = opt.ask()
+        asked.append(p)
+        assert not opt._opt.models  # no surrogate while the design is being told
+        opt.tell(p, g(p))
+    assert asked == design
+    assert opt._opt.models  # fitted right after the design, whatever n_initial_points says
+    nxt = opt.ask()
+    assert nxt in opt.candidates
+
+
+def test_initial_design_replays_exactly_and_is_validated():
+    design = [project({"operator": "model", "section": "A", "model": m, "hat": "h1"}) for m in ("m3", "m2")]
+
+    def run(opt, n):
+        out = []
+        for _ in range(n):
+            p = opt.ask()
+            opt.tell(p, g(p))
+            out.append((p, g(p)))
+        return out
+
+    a = run(BayesOptimizer(PDIMS, seed=8, project=project, initial=design), 7)
+    assert [p for p, _ in a[:2]] == design
+    opt = rebuild(PDIMS, a[:4], kind="bo", seed=8, project=project, initial=design)
+    assert run(opt, 3) == a[4:]
+    with pytest.raises(ValueError, match="outside the dimension"):
+        BayesOptimizer(PDIMS, seed=0, initial=[{"operator": "model", "section": "Z", "model": "m1", "hat": "h1"}])

@@ -136,8 +136,8 @@ def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
     run's own, each hat, each accepted amendment — as canonical points, in an order fixed by
     the run seed. A model, a hat or an amendment can improve a climb at most once (afterwards
     it is a no-op or a duplicate), so trying each early is cheap information; rewrites and
-    crossovers, whose outcome differs every time, are left to the surrogate.
-    (bench/README.md: on the sim landscape this halved BO's evaluations to the plateau.)"""
+    crossovers, whose outcome differs every time, are left to the surrogate (figures in
+    bench/README.md)."""
     import random
 
     ops = set(s.operators())

@@ -183,18 +183,20 @@ def test_projected_bo_finds_the_optimum_faster_than_random_on_average():
     assert bo[7] < rnd[7], (bo, rnd)
 
 
-def test_projected_bo_rebuild_replays_exactly():
-    def run(opt, n):
-        hist = []
-        for _ in range(n):
-            p = opt.ask()
-            opt.tell(p, g(p))
-            hist.append((p, g(p)))
-        return hist
+def run_g(opt, n: int) -> list[tuple[dict, float]]:
+    """``n`` ask/tell rounds on the toy objective ``g``; the (point, value) history."""
+    hist = []
+    for _ in range(n):
+        p = opt.ask()
+        opt.tell(p, g(p))
+        hist.append((p, g(p)))
+    return hist
 
-    a = run(BayesOptimizer(PDIMS, seed=9, n_initial_points=3, project=project), 10)
+
+def test_projected_bo_rebuild_replays_exactly():
+    a = run_g(BayesOptimizer(PDIMS, seed=9, n_initial_points=3, project=project), 10)
     opt = rebuild(PDIMS, a[:6], kind="bo", seed=9, n_initial_points=3, project=project)
-    assert run(opt, 4) == a[6:]
+    assert run_g(opt, 4) == a[6:]
 
 
 def test_projection_falls_back_to_sampling_on_a_huge_space():
@@ -225,18 +227,9 @@ def test_initial_design_is_asked_first_then_the_fitted_surrogate():
 
 def test_initial_design_replays_exactly_and_is_validated():
     design = [project({"operator": "model", "section": "A", "model": m, "hat": "h1"}) for m in ("m3", "m2")]
-
-    def run(opt, n):
-        out = []
-        for _ in range(n):
-            p = opt.ask()
-            opt.tell(p, g(p))
-            out.append((p, g(p)))
-        return out
-
-    a = run(BayesOptimizer(PDIMS, seed=8, project=project, initial=design), 7)
+    a = run_g(BayesOptimizer(PDIMS, seed=8, project=project, initial=design), 7)
     assert [p for p, _ in a[:2]] == design
     opt = rebuild(PDIMS, a[:4], kind="bo", seed=8, project=project, initial=design)
-    assert run(opt, 3) == a[4:]
+    assert run_g(opt, 3) == a[4:]
     with pytest.raises(ValueError, match="outside the dimension"):
         BayesOptimizer(PDIMS, seed=0, initial=[{"operator": "model", "section": "Z", "model": "m1", "hat": "h1"}])

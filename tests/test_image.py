@@ -14,6 +14,7 @@ import shutil
 import pytest
 
 from rig import image
+from tests import docker_policy
 
 IMPORTS = "import aiohttp, pytest, pydantic, structlog, yaml, anthropic, pytest_asyncio, pytest_aiohttp"
 
@@ -168,9 +169,7 @@ def client():
     try:
         return image.docker_client(timeout=120)
     except image.DockerUnavailable as exc:
-        if os.environ.get("CAMBRIAN_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"CAMBRIAN_REQUIRE_DOCKER=1 but {exc}")
-        pytest.skip(str(exc))
+        docker_policy.skip_or_fail(exc)
 
 
 @pytest.fixture(scope="module")

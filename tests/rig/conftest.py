@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from rig.hashing import artifact_hash_of, sha256_hex
+from tests import docker_policy
 
 HELLO_PORT = 8080
 
@@ -141,22 +142,9 @@ def hello_artifact(tmp_path: Path) -> Path:
 _DOCKER_USED = {"used": False}
 
 
-def docker_reachable() -> bool:
-    try:
-        r = subprocess.run(["docker", "info", "-f", "{{.ServerVersion}}"], capture_output=True,
-                           timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return r.returncode == 0
-
-
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    if not docker_reachable():
-        msg = "Docker engine not reachable"
-        if os.environ.get("CAMBRIAN_REQUIRE_DOCKER") == "1":
-            pytest.fail(msg + " and CAMBRIAN_REQUIRE_DOCKER=1")
-        pytest.skip(msg)
+    docker_policy.require_docker()
     _DOCKER_USED["used"] = True
 
 

@@ -120,9 +120,9 @@ class ScheduleOptimizer:
     * ``oracle`` *knows* the landscape: the best model, then every hat that helps on its own
       (best gain first). A scale for what knowing the answer buys, not a strict bound: a hat
       that only helps in combination is never tried, so a few seeds miss the plateau.
-    * ``sweep`` knows only the landscape's *structure*: a model or a hat pays at most once
-      and "add" is the productive rewrite. It tries every other model and every hat once, in
-      a seeded random order."""
+    * ``sweep`` knows only the landscape's *structure*: its schedule is the loop's sweep
+      design (``settings.sweep_points``: every other model and every hat once, in the run
+      seed's order), as BO's initial points, and "add" is the productive rewrite."""
 
     def __init__(self, dims, seed: int, kind: str, schedule: list[dict]) -> None:
         import random
@@ -130,8 +130,6 @@ class ScheduleOptimizer:
         self.dims = tuple(dims)
         self.rng = random.Random(f"{kind}|{seed}")
         self.schedule = list(schedule)
-        if kind == "sweep":
-            self.rng.shuffle(self.schedule)
         self.n = 0
 
     def ask(self) -> dict:
@@ -184,9 +182,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         schedule += [{"operator": "hat", "hat": h} for h in helpful_hats(base, s, hats)]
         opt = ScheduleOptimizer(dims, seed, method, schedule)
     elif method == "sweep":
-        schedule = [{"operator": "model", "model": m} for m in s.models if m != s.model]
-        schedule += [{"operator": "hat", "hat": h} for h in sorted(hats)]
-        opt = ScheduleOptimizer(dims, seed, method, schedule)
+        opt = ScheduleOptimizer(dims, seed, method, sweep_points(s, dims))
     else:
         opt = make_optimizer(dims, kind=method, seed=seed, **kw)
     rewriter = LLMRewriter(SimProvider(), s.rewrite_model)

@@ -10,6 +10,7 @@ amendments do not change a running evolution.
 from __future__ import annotations
 
 import hashlib
+import random
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -138,8 +139,6 @@ def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
     it is a no-op or a duplicate), so trying each early is cheap information; rewrites and
     crossovers, whose outcome differs every time, are left to the surrogate (figures in
     bench/README.md)."""
-    import random
-
     ops = set(s.operators())
     moves: list[dict] = []
     if "model" in ops:

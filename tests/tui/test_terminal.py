@@ -27,8 +27,10 @@ def test_tui_in_tmux(tmux_app):
     # Textual answers terminal queries during its first second; keys typed into that
     # window can be swallowed by the escape-sequence parser, as a person rarely would.
     time.sleep(1.0)
+    # the status bar's SIMULATED label arrives with the engine status, after the first log
+    # lines: wait for it rather than assert on an earlier capture
+    screen = t.wait_until(lambda s: "SIMULATED" in s and "F1/? Help" in s, what="SIMULATED and the key help")
     assert f"Rig log — #{facts['in_progress']}" in screen
-    assert "SIMULATED" in screen and "F1/? Help" in screen
     # to the completed campaign: focus the list, one row down, back to the tree
     t.keys("1", "Down", "2")
     t.wait_for("Generations 40")

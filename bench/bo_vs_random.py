@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bo_vs_random.py [--spec spec/prime.md] [--seeds 10] [--budget 60]
                                            [--reference-runs 6] [--reference-budget 400] [--jobs 2]
+    .venv/bin/python bench/bo_vs_random.py --intent-table 30 [--target 0.8246]
 
 What is evaluated
 -----------------
@@ -32,11 +33,16 @@ Counting and "best-known"
   that never do count as budget + 1 ("censored").
 
 Prints per seed and method the evaluations to reach the best-known variant, the medians,
-and the ratio median(BO) / median(random); for scale, the same for two reference policies
+and the ratio median(BO) / median(random) with a bootstrap interval over seeds and the
+per-seed comparison; for scale, the same for two reference policies
 (``ScheduleOptimizer``): an *oracle* that knows the landscape (the best model first, then
 every hat that helps, then only add-guidance rewrites) and a *sweep* that knows only its
 structure (every model and every hat once, then only add-guidance rewrites). Figures only,
 never pass/fail.
+
+``--intent-table TRIES`` prints instead how often each rewrite (intent x section) pays off
+from the incumbent the sweep design reaches: what a search has to learn once every
+one-shot choice has been tried, and why a cold search cannot match the sweep reference.
 """
 
 from __future__ import annotations
@@ -111,6 +117,7 @@ class RunResult:
     best: float
     best_detail: str
     seconds: float
+    incumbent: tuple[str, str, float]  # (text, model, expected viability) when the run stopped
 
 
 class ScheduleOptimizer:
@@ -227,12 +234,66 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
                 inc_text, inc_model, inc_value = v.text, v.model, value
         opt.tell(canonical(point, dims), y)
         i += 1
-    return RunResult(method, seed, trace, i, best, best_detail, time.monotonic() - t0)
+    return RunResult(method, seed, trace, i, best, best_detail, time.monotonic() - t0,
+                     (inc_text, inc_model, inc_value))
 
 
 def _job(args: tuple) -> RunResult:
     *positional, design = args
     return climb(*positional, design=design)
+
+
+def intent_table(base: str, seed: int, tries: int, target: float | None) -> None:
+    """How often each rewrite pays off *after* the sweep design: the question a search must
+    answer (cheaply) once every one-shot choice has been tried. ``tries`` seeded rewrites per
+    intent and section, from the incumbent the sweep reaches for ``seed``."""
+    s = settings_for(base, "random", seed, 6)
+    points = sweep_points(s, search_space(s))
+    r = climb(base, "sweep", seed, len(points))
+    text, model, value = r.incumbent
+    need = None if target is None else target - value
+    print(f"after the sweep (seed {seed}, {len(points)} evaluations): incumbent {value:.4f} ({model})"
+          + ("" if need is None else f"; reaching {target:.4f} needs a gain >= {need:.4f}"))
+    from core.evolution.hats import Hat
+
+    hats = {n: Hat(n, h.description, h.fragment) for n, h in s.hats.items()}
+    rewriter = LLMRewriter(SimProvider(), s.rewrite_model)
+    parent = Parent(text, model)
+    print(f"{'intent':<9} {'section':<28} {'run':>5} {'P(gain)':>8} {'mean change':>12}"
+          + ("" if need is None else f" {'P(enough)':>10}"))
+    for intent in ("add", "remove", "rephrase"):
+        for section in s.sections:
+            changes = []
+            for k in range(tries):
+                point = {"operator": "rewrite", "section": section, "intent": intent}
+                v = asyncio.run(make_variant(point, parent, system_section=s.system_section, hats=hats,
+                                             amendments=[], donors=[], rewrite=rewriter,
+                                             seed=derive_seed(seed, "table", k)))
+                v = check_variant(base, parent, v)
+                if v.ok:
+                    changes.append(expected(v.text, v.model) - value)
+            ran = len(changes)
+            mean = statistics.mean(changes) if changes else 0.0
+            line = (f"{intent:<9} {section[:28]:<28} {ran:>2}/{tries:<2} {sum(c > 1e-12 for c in changes) / tries:>8.2f}"
+                    f" {mean:>+12.4f}")
+            if need is not None:
+                line += f" {sum(c >= need for c in changes) / tries:>10.2f}"
+            print(line)
+
+
+def ratio_interval(bo: list[int], rnd: list[int], draws: int = 5000) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of median(bo)/median(rnd), resampling seeds (paired:
+    a seed's two runs stay together). Seeded, so the same table prints the same interval."""
+    import random
+
+    rng = random.Random("cambrian-bench-bootstrap")
+    n = len(bo)
+    ratios = []
+    for _ in range(draws):
+        pick = [rng.randrange(n) for _ in range(n)]
+        ratios.append(statistics.median(bo[k] for k in pick) / statistics.median(rnd[k] for k in pick))
+    ratios.sort()
+    return ratios[int(0.025 * draws)], ratios[int(0.975 * draws) - 1]
 
 
 def reached(trace: list[float], target: float, tol: float) -> int | None:
@@ -254,8 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--design", choices=("sweep", "random"), default="sweep",
                     help="BO's initial design (the loop's initial_design; new runs use sweep)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--intent-table", type=int, metavar="TRIES", default=0,
+                    help="instead: how often each rewrite pays off after the sweep design (TRIES per cell)")
+    ap.add_argument("--target", type=float, default=None,
+                    help="with --intent-table: the best-known viability, to show P(gain enough to reach it)")
     args = ap.parse_args(argv)
     base = Path(args.spec).read_bytes().decode("utf-8")
+    if args.intent_table:
+        target = None if args.target is None else args.target - args.tolerance
+        intent_table(base, 1, args.intent_table, target)
+        return 0
     t0 = time.monotonic()
     print(f"spec {args.spec}: base expected viability (sim-1) {expected(base, 'sim-1'):.4f}; "
           f"BO initial design: {args.design}")
@@ -294,7 +363,12 @@ def main(argv: list[str] | None = None) -> int:
     med_rnd = statistics.median(table["random"])
     print(f"median evaluations to reach the best-known variant: BO {med_bo:g}, random {med_rnd:g} "
           f"(censored at {args.budget + 1}: BO {censored['bo']}, random {censored['random']} of {len(seeds)})")
-    print(f"ratio BO/random = {med_bo / med_rnd:.2f} (target <= 0.5)")
+    lo, hi = ratio_interval(table["bo"], table["random"])
+    better = sum(b < r for b, r in zip(table["bo"], table["random"]))
+    worse = sum(b > r for b, r in zip(table["bo"], table["random"]))
+    print(f"ratio BO/random = {med_bo / med_rnd:.2f} (target <= 0.5); bootstrap 95% interval over seeds "
+          f"[{lo:.2f}, {hi:.2f}]; per seed BO needs fewer on {better}, more on {worse}, "
+          f"as many on {len(seeds) - better - worse}")
     for m, what in (("oracle", "an oracle that knows the landscape (best model first, every helpful hat, "
                                 "then only add-guidance rewrites)"),
                     ("sweep", "a sweep that knows only its structure (every model and hat once, "

@@ -249,10 +249,10 @@ def intent_table(base: str, seed: int, tries: int, target: float | None) -> None
     intent and section, from the incumbent the sweep reaches for ``seed``."""
     s = settings_for(base, "random", seed, 6)
     points = sweep_points(s, search_space(s))
-    r = climb(base, "sweep", seed, len(points))
+    r = climb(base, "sweep", seed, len(points), max_asks_factor=1)  # exactly the sweep's asks
     text, model, value = r.incumbent
     need = None if target is None else target - value
-    print(f"after the sweep (seed {seed}, {len(points)} evaluations): incumbent {value:.4f} ({model})"
+    print(f"after the sweep (seed {seed}, {r.asks} asks, {len(r.trace)} evaluations): incumbent {value:.4f} ({model})"
           + ("" if need is None else f"; reaching {target:.4f} needs a gain >= {need:.4f}"))
     from core.evolution.hats import Hat
 

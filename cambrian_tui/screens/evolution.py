@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from cambrian_tui.data import SearchHit, make_spec_doc, short_hash
 from cambrian_tui.screens.base import CambrianScreen
-from cambrian_tui.widgets.charts import PlotextPlot
+from cambrian_tui.widgets.charts import PlotextPlot, int_ticks
 from cambrian_tui.widgets.side_diff import SideBySideDiff
 
 
@@ -350,9 +350,7 @@ class EvolutionScreen(CambrianScreen):
                         marker="•", label="variants")
         plt.ylim(0, 100)
         plt.xlabel("observation")
-        if len(x) > 1:
-            ticks = sorted({round(x[0] + (x[-1] - x[0]) * i / 4) for i in range(5)})
-            plt.xticks(ticks, [str(t) for t in ticks])
+        int_ticks(plt, x + [p[0] for p in pts])
         plot.replot()
 
     def _rgb(self, var: str, default: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -59,6 +59,21 @@ def headline(s: CampaignSummary | None) -> str:
     return "  ·  ".join(parts)
 
 
+def int_ticks(plt, x: list[int]) -> None:
+    """Whole-number x ticks (generations, observations): plotext's own are fractional."""
+    if not x:
+        return
+    lo, hi = min(x), max(x)
+    if hi == lo:
+        plt.xticks([lo], [str(lo)])
+        return
+    if hi - lo <= 6:
+        ticks = list(range(lo, hi + 1))
+    else:
+        ticks = sorted({round(lo + (hi - lo) * i / 4) for i in range(5)})
+    plt.xticks(ticks, [str(t) for t in ticks])
+
+
 class FitnessCharts(Vertical):
     DEFAULT_CSS = """
     FitnessCharts { height: 1fr; }
@@ -114,20 +129,6 @@ class FitnessCharts(Vertical):
         self._draw_cost(self.query_one("#plot-cost", PlotextPlot), s)
         self._draw_tests(self.query_one("#plot-tests", PlotextPlot), s)
 
-    @staticmethod
-    def _int_ticks(plt, x: list[int]) -> None:
-        if not x:
-            return
-        lo, hi = min(x), max(x)
-        if hi == lo:
-            plt.xticks([lo], [str(lo)])
-            return
-        if hi - lo <= 6:
-            ticks = list(range(lo, hi + 1))
-        else:
-            ticks = sorted({round(lo + (hi - lo) * i / 4) for i in range(5)})
-        plt.xticks(ticks, [str(t) for t in ticks])
-
     def _reset(self, plot: PlotextPlot):
         plt = plot.plt
         plt.clear_figure()
@@ -147,7 +148,7 @@ class FitnessCharts(Vertical):
         plt.plot(x, [p.lo * 100 for p in s.trend], color=muted, marker="braille")
         plt.plot(x, [p.rate * 100 for p in s.trend], color=self._rgb("success"), marker="braille")
         plt.ylim(0, 100)
-        self._int_ticks(plt, x)
+        int_ticks(plt, x)
         plt.xlabel("generation")
         plot.replot()
 
@@ -161,7 +162,7 @@ class FitnessCharts(Vertical):
                  label="$")
         plt.plot(s.cost_x, s.tokens_cum, color=self._rgb("accent"), marker="braille", yside="right",
                  label="tokens")
-        self._int_ticks(plt, s.cost_x)
+        int_ticks(plt, s.cost_x)
         plt.xlabel("generation")
         plot.replot()
 
@@ -173,6 +174,6 @@ class FitnessCharts(Vertical):
             return
         plt.plot(s.tests_x, s.tests_run, color=self._rgb("primary"), marker="braille", label="run")
         plt.plot(s.tests_x, s.tests_passed, color=self._rgb("success"), marker="braille", label="passed")
-        self._int_ticks(plt, s.tests_x)
+        int_ticks(plt, s.tests_x)
         plt.xlabel("generation")
         plot.replot()

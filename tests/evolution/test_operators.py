@@ -243,8 +243,6 @@ async def test_property_no_accepted_variant_touches_a_frozen_byte():
             stats["rejected"] += 1
             assert isinstance(v.rejected_reason, str) and v.rejected_reason.strip()
     print(stats)
-    assert stats["total"] >= min(500, N_MUT)
-    if N_MUT < 500:
-        return
+    assert stats["total"] >= 500
     assert stats["accepted"] >= 100 and stats["rejected"] >= 100
     assert stats["frozen_would_change"] >= 30 and stats["frozen_rejected"] == stats["frozen_would_change"]

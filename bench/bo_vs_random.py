@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import time
@@ -132,8 +133,6 @@ class ScheduleOptimizer:
       seed's order), as BO's initial points, and "add" is the productive rewrite."""
 
     def __init__(self, dims, seed: int, kind: str, schedule: list[dict]) -> None:
-        import random
-
         self.dims = tuple(dims)
         self.rng = random.Random(f"{kind}|{seed}")
         self.schedule = list(schedule)
@@ -181,9 +180,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         kw["project"] = lambda p: canonical(p, dims)
     if method == "bo" and design == "sweep":
         kw["initial"] = sweep_points(s, dims)
-    from core.evolution.hats import Hat
-
-    hats = {n: Hat(n, h.description, h.fragment) for n, h in s.hats.items()}
+    hats = s.hat_objects()
     if method == "oracle":
         schedule = [{"operator": "model", "model": SIM_MODELS[-1]}]
         schedule += [{"operator": "hat", "hat": h} for h in helpful_hats(base, s, hats)]
@@ -254,9 +251,7 @@ def intent_table(base: str, seed: int, tries: int, target: float | None) -> None
     need = None if target is None else target - value
     print(f"after the sweep (seed {seed}, {r.asks} asks, {len(r.trace)} evaluations): incumbent {value:.4f} ({model})"
           + ("" if need is None else f"; reaching {target:.4f} needs a gain >= {need:.4f}"))
-    from core.evolution.hats import Hat
-
-    hats = {n: Hat(n, h.description, h.fragment) for n, h in s.hats.items()}
+    hats = s.hat_objects()
     rewriter = LLMRewriter(SimProvider(), s.rewrite_model)
     parent = Parent(text, model)
     print(f"{'intent':<9} {'section':<28} {'run':>5} {'P(gain)':>8} {'mean change':>12}"
@@ -284,8 +279,6 @@ def intent_table(base: str, seed: int, tries: int, target: float | None) -> None
 def ratio_interval(bo: list[int], rnd: list[int], draws: int = 5000) -> tuple[float, float]:
     """Percentile bootstrap 95 % interval of median(bo)/median(rnd), resampling seeds (paired:
     a seed's two runs stay together). Seeded, so the same table prints the same interval."""
-    import random
-
     rng = random.Random("cambrian-bench-bootstrap")
     n = len(bo)
     ratios = []

@@ -305,7 +305,7 @@ class EvolutionLoop:
         store = self.store
         assert store is not None
         base_text = store.spec_text(s.base_spec_hash)
-        hats = {name: Hat(name, h.description, h.fragment) for name, h in s.hats.items()}
+        hats = s.hat_objects()
         amendments = [AmendmentRef(a.id, a.section, a.text) for a in s.amendments]
         dims = search_space(s)
 

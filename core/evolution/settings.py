@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.evolution.hats import Hat
 from core.evolution.operators import INTENTS, OPERATORS
 from core.evolution.optimizer import Choice, Dimension
 
@@ -83,6 +84,10 @@ class EvolutionSettings(BaseModel):
     @property
     def rewrite_model(self) -> str:
         return self.mutation_model or self.model
+
+    def hat_objects(self) -> dict[str, Hat]:
+        """The run's frozen hats, as the operators take them."""
+        return {name: Hat(name, h.description, h.fragment) for name, h in self.hats.items()}
 
     def operators(self) -> list[str]:
         """Operators that can do something under these settings (always ``rewrite`` and

@@ -22,6 +22,21 @@ def _store(args: argparse.Namespace):
     return Store.open(db_path(cambrian_home(args.home)))
 
 
+def _latest_id(args: argparse.Namespace, kind: str, what: str) -> str | None:
+    """``args.id``, or the newest run of ``kind`` when it was left out (read-only commands
+    only: pausing or aborting "whatever is newest" would be a trap). The choice is named on
+    stderr so ``--json`` output stays clean."""
+    if args.id:
+        return args.id
+    with _store(args) as store:
+        rows = store.campaigns(kind=kind)
+    if not rows:
+        print(f"error: no {what} yet, so there is no latest one to show", file=sys.stderr)
+        return None
+    print(f"(latest {what}: {rows[0]['id']})", file=sys.stderr)
+    return rows[0]["id"]
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=False, default=str))
 
@@ -192,7 +207,8 @@ def cmd_campaign_start(args: argparse.Namespace) -> int:
 def cmd_campaign_status(args: argparse.Namespace) -> int:
     from core.engine.cli import status_main
 
-    return status_main(cambrian_home(args.home), args.id, args.json)
+    cid = _latest_id(args, "campaign", "campaign")
+    return 1 if cid is None else status_main(cambrian_home(args.home), cid, args.json)
 
 
 def cmd_campaign_list(args: argparse.Namespace) -> int:
@@ -210,7 +226,8 @@ def cmd_campaign_control(args: argparse.Namespace) -> int:
 def cmd_campaign_wait(args: argparse.Namespace) -> int:
     from core.engine.cli import wait_main
 
-    return wait_main(cambrian_home(args.home), args.id, args.json)
+    cid = _latest_id(args, "campaign", "campaign")
+    return 1 if cid is None else wait_main(cambrian_home(args.home), cid, args.json)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -292,9 +309,14 @@ def cmd_evolve_start(args: argparse.Namespace) -> int:
 
 def cmd_evolve(args: argparse.Namespace) -> int:
     from core.evolution import cli as ev
+    from core.evolution.records import RUN_KIND
 
     home = cambrian_home(args.home)
     action = args.evolve_cmd
+    if action in ("status", "best") and not args.id:
+        args.id = _latest_id(args, RUN_KIND, "evolution run")
+        if args.id is None:
+            return 1
     if action == "status":
         return ev.evolve_status_main(home, args.id, args.json)
     if action == "resume":
@@ -398,7 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
                               ("abort", cmd_campaign_control, "kill in-flight work and stop"),
                               ("wait", cmd_campaign_wait, "follow a campaign to its end")):
         sp = add(name, func, help_, camp)
-        sp.add_argument("id")
+        # read-only commands default to the newest campaign; control commands need the id
+        sp.add_argument("id", nargs="?" if func in (cmd_campaign_status, cmd_campaign_wait) else None,
+                        help="campaign id" + (" (default: the newest)" if func in (cmd_campaign_status, cmd_campaign_wait)
+                                              else ""))
         sp.add_argument("--json", action="store_true")
     cl = add("list", cmd_campaign_list, "all campaigns", camp)
     cl.add_argument("--json", action="store_true")
@@ -433,7 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
                         ("resume", "resume a paused or crashed run"), ("pause", "finish the current campaign, then wait"),
                         ("abort", "stop the run"), ("best", "the incumbent; --export writes its spec")):
         sp = add(name, cmd_evolve, help_, ev)
-        sp.add_argument("id")
+        read_only = name in ("status", "best")
+        sp.add_argument("id", nargs="?" if read_only else None,
+                        help="run id" + (" (default: the newest)" if read_only else ""))
         sp.add_argument("--json", action="store_true")
         if name == "best":
             sp.add_argument("--export", default=None, help="file or folder for the best spec and its metadata")

@@ -218,7 +218,7 @@ class Store:
         return d
 
     def campaigns(self, kind: str | None = None) -> list[dict[str, Any]]:
-        q = "SELECT id FROM campaigns" + (" WHERE kind=?" if kind else "") + " ORDER BY created_at DESC"
+        q = "SELECT id FROM campaigns" + (" WHERE kind=?" if kind else "") + " ORDER BY created_at DESC, rowid DESC"
         return [self.campaign(r[0]) for r in self.conn.execute(q, (kind,) if kind else ())]
 
     def set_campaign_state(self, campaign_id: str, state: str, reason: str | None = None) -> None:

@@ -297,6 +297,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return remote.serve_ssh_main(home, args.port or remote.DEFAULT_SSH_PORT, host=args.host)
 
 
+def _model_list(text: str) -> list[str]:
+    models = [m.strip() for m in text.split(",") if m.strip()]
+    if not models:
+        raise argparse.ArgumentTypeError("give at least one model name")
+    return models
+
+
 def cmd_evolve_start(args: argparse.Namespace) -> int:
     from core.evolution.cli import evolve_start_main
 
@@ -304,7 +311,8 @@ def cmd_evolve_start(args: argparse.Namespace) -> int:
                              args.seed, args.wait, args.json, model=args.model, budget_usd=args.budget_usd,
                              screen_generations=args.screen_generations,
                              full_generations=args.full_generations, parallelism=args.p,
-                             backend=args.backend, max_observations=args.max_observations)
+                             backend=args.backend, max_observations=args.max_observations,
+                             models=args.models, optimizer=args.optimizer)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
@@ -445,7 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--budget-generations", type=int, default=60, help="total generations across campaigns")
     es.add_argument("--budget-usd", type=float, default=None)
     es.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None)
-    es.add_argument("--model", default=None)
+    es.add_argument("--model", default=None, help="the base spec's model (the first incumbent's)")
+    es.add_argument("--models", type=_model_list, default=None, metavar="M1,M2,...",
+                    help="choices of the model operator (sim: sim-1,sim-1-lite,sim-1-pro)")
+    es.add_argument("--optimizer", choices=["bo", "random"], default="bo",
+                    help="bo: scikit-optimize GP; random: uniform search over the same space")
     es.add_argument("--seed", type=int, default=0)
     es.add_argument("--screen-generations", type=int, default=4, help="generations of a screening campaign")
     es.add_argument("--full-generations", type=int, default=12, help="generations of a full campaign")

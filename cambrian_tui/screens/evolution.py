@@ -110,6 +110,7 @@ class EvolutionScreen(CambrianScreen):
 
     BINDINGS = [
         Binding("escape", "app.switch_mode('main')", "Back"),
+        Binding("n", "new_run", "New", tooltip="Start a new evolution run (detached process)"),
         Binding("enter", "open_campaign", "Campaign", tooltip="Show the observation's campaign (full, else screening)"),
         Binding("s", "open_screen", "Screening", tooltip="Show the observation's screening campaign"),
         Binding("d", "toggle_diff", "Diff", tooltip="Spec diff of the observation against its parent"),
@@ -132,6 +133,7 @@ class EvolutionScreen(CambrianScreen):
         self.diff_index: int | None = None
         self._dirty = False
         self._binding_state: object = object()
+        self._select_after_load: str | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="evo-top"):
@@ -228,7 +230,11 @@ class EvolutionScreen(CambrianScreen):
         table.border_title = f"Evolution runs ({len(self.runs)})"
         if not self.runs:
             self.query_one("#evo-headline", Static).update(Content.from_markup(
-                "[dim]no evolution runs yet: [b]cambrian evolve start --spec spec/echo.md[/b][/]"))
+                "[dim]no evolution runs yet: press [b]n[/b] to start one "
+                "(or [b]cambrian evolve start --spec spec/echo.md[/b])[/]"))
+        elif self._select_after_load in wanted:
+            self.select_run(self._select_after_load)
+            self._select_after_load = None
         elif self.run_id is None:
             self.select_run(self.runs[0]["id"])
 
@@ -283,6 +289,12 @@ class EvolutionScreen(CambrianScreen):
             + f"  ·  {len(st['observations'])} obs  ·  accept: P(better) ≥ "
             f"{st['settings']['accept_probability']:.2f}",
         ]
+        if st.get("current"):
+            from textual.markup import escape
+
+            from core.evolution.cli import current_line
+
+            lines.append(f"[$text-accent]{escape(current_line(st['current']))}[/]")
         if st.get("reason") and st["state"] != "running":
             lines.append(f"[dim]{st['state']}: {st['reason']}[/]")
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
@@ -451,6 +463,20 @@ class EvolutionScreen(CambrianScreen):
         self.query_one("#evo-diff-header", Static).update(Content.from_markup(header))
 
     # control ------------------------------------------------------------------------------------
+
+    def action_new_run(self) -> None:
+        from cambrian_tui.screens.new_evolution import NewEvolutionScreen
+
+        def started(run_id: str | None) -> None:
+            if run_id:
+                self.app.notify(f"evolution {run_id} started (detached: it keeps running if you quit)",
+                                title="evolution started", timeout=6)
+                self.run_id = None  # select the new run once the list has it
+                self._select_after_load = run_id
+                self.reload()
+
+        base = self.status["base"]["spec_hash"] if self.status else None
+        self.app.push_screen(NewEvolutionScreen(default_spec=base), started)
 
     def _sync_bindings(self) -> None:
         st = self.status

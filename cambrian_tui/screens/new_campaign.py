@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.validation import Integer, Number
 from textual.widgets import Button, Input, Label, Select, Static
 
@@ -74,61 +75,41 @@ def start_campaign(home, spec_text: str, settings: Any, label: str = "") -> str:
     return start_detached(home, settings, spec_text, label=label)
 
 
-class NewCampaignScreen(CambrianModal[str | None]):
+class SpecForm(CambrianModal[str | None]):
+    """What the start forms share: the spec choice (stored versions newest first, then the
+    shipped genomes), the provider → default model link, the error line, start/cancel.
+    Subclasses compose their fields (ids ``nc-<key>``) and implement ``launch``."""
+
     CSS_PATH = str(Path(__file__).with_name("new_campaign.tcss"))
-    HELP_TITLE = "New campaign"
+    INPUTS: tuple[str, ...] = ()
+    SELECTS: tuple[str, ...] = ("provider", "backend")
+    WHAT = "campaign"
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "start", "Start campaign"),
+        Binding("ctrl+s", "start", "Start"),
     ]
 
-    def __init__(self, default_spec: str | None = None) -> None:
-        super().__init__(id="new-campaign")
+    def __init__(self, default_spec: str | None = None, *, id: str) -> None:
+        super().__init__(id=id)
         self.versions: list[SpecVersionInfo] = []
         self.default_spec = default_spec
 
-    def compose(self) -> ComposeResult:
-        prov = default_provider()
-        with Vertical(id="nc-box"):
-            yield Label("New campaign", id="nc-title")
-            with Grid(id="nc-grid"):
-                yield Label("Spec")
-                yield Select([], id="nc-spec", prompt="loading specs…", allow_blank=True, classes="wide")
-                yield Label("Provider")
-                yield Select([("sim (offline)", "sim"), ("anthropic", "anthropic"),
-                              ("replay (cassette)", "replay")], id="nc-provider", value=prov, allow_blank=False)
-                yield Label("Model")
-                yield Input(DEFAULT_MODEL[prov], id="nc-model")
-                yield Label("Generations N")
-                yield Input("6", id="nc-generations", type="integer", validators=[Integer(1, 100_000)])
-                yield Label("Parallelism P")
-                yield Input("1", id="nc-parallelism", type="integer", validators=[Integer(1, 64)])
-                yield Label("Retries / gen")
-                yield Input("1", id="nc-max_retries", type="integer", validators=[Integer(0, 10)])
-                yield Label("Seed")
-                yield Input("0", id="nc-seed", type="integer", validators=[Integer()])
-                yield Label("Budget $")
-                yield Input("", id="nc-budget_usd", placeholder="no cap", type="number",
-                            validators=[Number(minimum=0)])
-                yield Label("Budget tokens")
-                yield Input("", id="nc-budget_tokens", placeholder="no cap", type="integer",
-                            validators=[Integer(minimum=0)])
-                yield Label("Wall time (s)")
-                yield Input("", id="nc-budget_wall_s", placeholder="no cap", type="number",
-                            validators=[Number(minimum=0)])
-                yield Label("Rig backend")
-                yield Select([("docker", "docker"), ("bwrap (weaker)", "bwrap"),
-                              ("none (trusted)", "none")], id="nc-backend", value="docker",
-                             allow_blank=False)
-                yield Label("Label")
-                yield Input("", id="nc-label", placeholder="optional", classes="wide")
-            yield Static("", id="nc-error")
-            with Horizontal(id="nc-buttons"):
-                yield Static(Content.from_markup("[dim]ctrl+s start · escape cancel · the engine runs detached[/]"),
-                             id="nc-hint")
-                yield Button("Cancel", id="nc-cancel")
-                yield Button("Start", id="nc-start", variant="success")
+    def spec_and_provider(self, prov: str) -> ComposeResult:
+        yield Label("Spec")
+        yield Select([], id="nc-spec", prompt="loading specs…", allow_blank=True, classes="wide")
+        yield Label("Provider")
+        yield Select([("sim (offline)", "sim"), ("anthropic", "anthropic"),
+                      ("replay (cassette)", "replay")], id="nc-provider", value=prov, allow_blank=False)
+        yield Label("Model")
+        yield Input(DEFAULT_MODEL[prov], id="nc-model")
+
+    def footer(self, hint: str) -> ComposeResult:
+        yield Static("", id="nc-error")
+        with Horizontal(id="nc-buttons"):
+            yield Static(Content.from_markup(f"[dim]{hint}[/]"), id="nc-hint")
+            yield Button("Cancel", id="nc-cancel")
+            yield Button("Start", id="nc-start", variant="success")
 
     def on_mount(self) -> None:
         data = self.data
@@ -136,7 +117,6 @@ class NewCampaignScreen(CambrianModal[str | None]):
         self.query_one("#nc-spec", Select).focus()
 
     def on_spec_versions_loaded(self, message: SpecVersionsLoaded) -> None:
-        # stored versions newest first, then the shipped genomes
         stored = [v for v in message.versions if v.origin != "shipped"][::-1]
         shipped = sorted((v for v in message.versions if v.origin == "shipped"), key=lambda v: v.title)
         self.versions = stored + shipped
@@ -163,11 +143,8 @@ class NewCampaignScreen(CambrianModal[str | None]):
         self.action_cancel()
 
     def _values(self) -> dict[str, str]:
-        out = {}
-        for key in ("model", "generations", "parallelism", "max_retries", "budget_usd", "budget_tokens",
-                    "budget_wall_s", "seed", "label"):
-            out[key] = self.query_one(f"#nc-{key}", Input).value
-        for key in ("provider", "backend"):
+        out = {key: self.query_one(f"#nc-{key}", Input).value for key in ("model", *self.INPUTS)}
+        for key in self.SELECTS:
             v = self.query_one(f"#nc-{key}", Select).value
             out[key] = "" if v is Select.BLANK else str(v)
         return out
@@ -186,29 +163,22 @@ class NewCampaignScreen(CambrianModal[str | None]):
             return
         values = self._values()
         try:
-            settings = build_settings(values, version.hash)
+            launch = self.launcher(values, version)
         except ValueError as exc:
             self._error(str(exc))
             return
-        if settings.provider == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        if values.get("provider") == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
             self._error("provider anthropic needs ANTHROPIC_API_KEY in the environment (use sim offline)")
             return
         self._error("")
         self.query_one("#nc-start", Button).disabled = True
-        self.query_one("#nc-hint", Static).update(Content.from_markup("[$text-accent]starting engine…[/]"))
-        data = self.data
-        home = self.capp.home
-        label = values.get("label", "").strip()
+        self.query_one("#nc-hint", Static).update(Content.from_markup("[$text-accent]starting…[/]"))
+        self.background(f"start {self.WHAT}", launch)
 
-        def launch():
-            text = data.spec_text(version)
-            return CampaignStarted(start_campaign(home, text, settings, label))
-
-        self.background("start campaign", launch)
-
-    def on_campaign_started(self, message: CampaignStarted) -> None:
-        message.stop()
-        self.dismiss(message.campaign_id)
+    def launcher(self, values: dict[str, str], version: SpecVersionInfo) -> Callable[[], Message]:
+        """Validate the form (ValueError with a clear message) and return the worker that
+        starts the detached process and returns the message carrying the new id."""
+        raise NotImplementedError
 
     def on_load_failed(self, message: LoadFailed) -> None:
         message.stop()
@@ -223,3 +193,60 @@ class NewCampaignScreen(CambrianModal[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class NewCampaignScreen(SpecForm):
+    HELP_TITLE = "New campaign"
+    INPUTS = ("generations", "parallelism", "max_retries", "budget_usd", "budget_tokens", "budget_wall_s",
+              "seed", "label")
+
+    def __init__(self, default_spec: str | None = None) -> None:
+        super().__init__(default_spec, id="new-campaign")
+
+    def compose(self) -> ComposeResult:
+        prov = default_provider()
+        with Vertical(id="nc-box"):
+            yield Label("New campaign", id="nc-title")
+            with Grid(id="nc-grid"):
+                yield from self.spec_and_provider(prov)
+                yield Label("Generations N")
+                yield Input("6", id="nc-generations", type="integer", validators=[Integer(1, 100_000)])
+                yield Label("Parallelism P")
+                yield Input("1", id="nc-parallelism", type="integer", validators=[Integer(1, 64)])
+                yield Label("Retries / gen")
+                yield Input("1", id="nc-max_retries", type="integer", validators=[Integer(0, 10)])
+                yield Label("Seed")
+                yield Input("0", id="nc-seed", type="integer", validators=[Integer()])
+                yield Label("Budget $")
+                yield Input("", id="nc-budget_usd", placeholder="no cap", type="number",
+                            validators=[Number(minimum=0)])
+                yield Label("Budget tokens")
+                yield Input("", id="nc-budget_tokens", placeholder="no cap", type="integer",
+                            validators=[Integer(minimum=0)])
+                yield Label("Wall time (s)")
+                yield Input("", id="nc-budget_wall_s", placeholder="no cap", type="number",
+                            validators=[Number(minimum=0)])
+                yield from backend_field()
+                yield Label("Label")
+                yield Input("", id="nc-label", placeholder="optional", classes="wide")
+            yield from self.footer("ctrl+s start · escape cancel · the engine runs detached")
+
+    def launcher(self, values: dict[str, str], version: SpecVersionInfo) -> Callable[[], Message]:
+        settings = build_settings(values, version.hash)
+        data, home = self.data, self.capp.home
+        label = values.get("label", "").strip()
+
+        def launch() -> Message:
+            return CampaignStarted(start_campaign(home, data.spec_text(version), settings, label))
+
+        return launch
+
+    def on_campaign_started(self, message: CampaignStarted) -> None:
+        message.stop()
+        self.dismiss(message.campaign_id)
+
+
+def backend_field() -> ComposeResult:
+    yield Label("Rig backend")
+    yield Select([("docker", "docker"), ("bwrap (weaker)", "bwrap"), ("none (trusted)", "none")],
+                 id="nc-backend", value="docker", allow_blank=False)

@@ -117,6 +117,15 @@ def spawn_evolution(home: Path, run_id: str, wait_s: float = 30.0, *,
     raise RuntimeError(f"evolution pid {proc.pid} did not take the lease within {wait_s:.0f} s")
 
 
+def start_run(home: Path, spec_text: str, *, label: str = "", **settings: Any) -> str:
+    """Create the run and start its detached process (the CLI's and the TUI's "start").
+    If the process cannot start, the run row stays ``pending``: `evolve resume` retries it."""
+    with _open(home) as store:
+        rid = create_run(store, spec_text, label=label, **settings)
+    spawn_evolution(home, rid)
+    return rid
+
+
 # --- status ---------------------------------------------------------------------------------
 
 
@@ -207,6 +216,8 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         g = d.pop("gains")
         d["mean_gain"] = round(sum(g) / len(g), 4) if g else None
     tokens, usd = rec.run_spend(store, run_id)
+    current = (None if row["state"] in ("completed", "aborted")
+               else _current_step(store, run_id, len(observations), variants, s))
     return {
         "id": run_id,
         "state": row["state"],
@@ -229,7 +240,42 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "best": best,
         "trajectory": trajectory,
         "operators": ops,
+        "current": current,
     }
+
+
+def _current_step(store: Store, run_id: str, n_obs: int, variants: dict[int, Any],
+                  s: EvolutionSettings) -> dict[str, Any] | None:
+    """The step whose observation is not written yet: the base campaign, or variant ``n_obs``
+    in its screening or full campaign (``done`` = judged generations so far). None between
+    steps (the next variant is being made)."""
+    def campaign(phase: str, cid: str, planned: int, **extra: Any) -> dict[str, Any]:
+        done = campaign_counts(store, cid).judged if rec.campaign_exists(store, cid) else 0
+        if rec.campaign_exists(store, cid):
+            planned = int(store.campaign(cid)["settings"]["generations"])
+        return {"phase": phase, "campaign_id": cid, "done": done, "planned": planned, **extra}
+
+    base_id = rec.base_campaign_id(run_id)
+    if n_obs == 0 and (not rec.campaign_exists(store, base_id)
+                       or store.campaign(base_id)["state"] != "completed"):
+        return campaign("base", base_id, s.full_generations, index=None, detail="the base spec", model=s.model)
+    v = variants.get(n_obs)
+    if v is None:
+        return None
+    full_id = rec.full_campaign_id(run_id, n_obs)
+    extra = {"index": n_obs, "detail": v.get("detail", ""), "model": v.get("model")}
+    if rec.campaign_exists(store, full_id):
+        return campaign("full", full_id, s.full_generations, **extra)
+    return campaign("screen", rec.screen_campaign_id(run_id, n_obs), s.screen_generations, **extra)
+
+
+def current_line(cur: dict[str, Any] | None) -> str:
+    """One line for the step in progress ("" when there is none)."""
+    if not cur:
+        return ""
+    what = {"base": "base campaign", "screen": "screening", "full": "full campaign"}[cur["phase"]]
+    who = "" if cur["index"] is None else f" #{cur['index']} {cur['detail']} ({cur['model']})"
+    return f"now: {what}{who}, {cur['done']}/{cur['planned']} generations judged"
 
 
 def _traj(e: Any) -> dict[str, Any]:
@@ -254,7 +300,9 @@ def print_status(st: dict[str, Any]) -> None:
         print(f"  reason: {st['reason']}")
     print(f"  process: {'pid ' + str(st['engine_pid']) if st['engine_alive'] else 'not running'}  "
           f"provider {st['provider']}  base {st['base']['spec_hash'][7:19]} "
-          f"rate {st['base'].get('viability_rate')}")
+          f"rate {'-' if st['base'].get('viability_rate') is None else format(st['base']['viability_rate'], '.0%')}")
+    if st.get("current"):
+        print(f"  {current_line(st['current'])}")
     for r in st["observations"]:
         rate = "-" if r["viability_rate"] is None else f"{r['viability_rate']:.0%}"
         mark = "ACCEPTED" if r["accepted"] else ("rejected" if r["rejected_reason"] else "")
@@ -294,9 +342,7 @@ def evolve_start_main(home: Path, spec_file: str, budget_generations: int, provi
     if models:
         kw["models"] = list(models)
     try:
-        with _open(home) as store:
-            rid = create_run(store, text, label=path.stem, **kw)
-        spawn_evolution(home, rid)
+        rid = start_run(home, text, label=path.stem, **kw)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

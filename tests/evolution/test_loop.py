@@ -341,3 +341,28 @@ def test_new_runs_use_the_sweep_design_and_stored_runs_keep_theirs(home):
     design = sweep_points(settings, search_space(settings))
     assert 0 < len(design) < n
     assert [o.params for o in obs[: len(design)]] == design
+
+
+def test_status_names_the_step_in_progress(home):
+    """`current`: the base campaign before anything ran, the screening or full campaign of the
+    variant whose observation is not written yet after a crash, nothing once the run is over."""
+    make_run(home, max_observations=6, parallelism=1)
+    with Store.open(db_path(home)) as s:
+        cur = run_status(s, RUN)["current"]
+    assert cur == {"phase": "base", "campaign_id": f"{RUN}-base", "done": 0, "planned": 4, "index": None,
+                   "detail": "the base spec", "model": "sim-1"}
+    # the base is 4 rig calls, the first variant's screening 2 more: crash inside that screen
+    with pytest.raises(Crash):
+        run(home, rig=_crashing_rig(home, {6}))
+    with Store.open(db_path(home)) as s:
+        st = run_status(s, RUN)
+    cur = st["current"]
+    assert st["observations"] == [] and cur["phase"] == "screen" and cur["index"] == 0
+    assert cur["campaign_id"] == rec.screen_campaign_id(RUN, 0) and (cur["done"], cur["planned"]) == (1, 2)
+    assert cur["detail"] and cur["model"]
+    from core.evolution.cli import current_line
+
+    assert current_line(cur).startswith("now: screening #0 ") and current_line(cur).endswith("1/2 generations judged")
+    assert run(home) == "completed"
+    with Store.open(db_path(home)) as s:
+        assert run_status(s, RUN)["current"] is None

@@ -168,3 +168,61 @@ async def test_empty_home_says_how_to_start(tmp_path, empty_spec_dir):
         screen = await open_evolution(pilot)
         assert screen.query_one("#evo-runs", DataTable).row_count == 0
         assert "cambrian evolve start" in str(screen.query_one("#evo-headline", Static).render())
+
+
+async def test_new_run_form_validates_then_starts_a_real_detached_run(evolved, empty_spec_dir):
+    """`n` opens the form with the selected run's base spec; a bad field is refused with a
+    message and nothing stored; a good form starts a real detached run (sim, backend none)
+    that the screen then selects."""
+    import asyncio
+    import time
+
+    from textual.widgets import Select
+
+    from cambrian_tui.screens.new_evolution import NewEvolutionScreen
+    from core.spec import spec_hash
+
+    home, status = evolved
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NewEvolutionScreen)
+        assert form.query_one("#nc-spec", Select).value == status["base"]["spec_hash"] == spec_hash(ECHO)
+        form.query_one("#nc-screen_generations").value = "0"
+        await pilot.press("ctrl+s")
+        await settle(pilot, 1)
+        assert "screen_generations" in str(form.query_one("#nc-error", Static).render())
+        with Store.open(db_path(home)) as s:
+            assert [r["id"] for r in s.campaigns(kind="evolution")] == [RUN]
+        for key, value in (("screen_generations", "1"), ("full_generations", "2"), ("budget_generations", "6"),
+                           ("max_observations", "2"), ("seed", "11"), ("models", "sim-1, sim-1-pro")):
+            form.query_one(f"#nc-{key}").value = value
+        form.query_one("#nc-backend", Select).value = "none"
+        form.query_one("#nc-optimizer", Select).value = "random"
+        await pilot.press("ctrl+s")
+        deadline = time.monotonic() + 60
+        while isinstance(app.screen, NewEvolutionScreen) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert app.screen is screen, str(form.query_one("#nc-error", Static).render())
+        with Store.open(db_path(home)) as s:
+            new = [r for r in s.campaigns(kind="evolution") if r["id"] != RUN]
+        assert len(new) == 1
+        rid = new[0]["id"]
+        st = new[0]["settings"]
+        assert (st["seed"], st["screen_generations"], st["full_generations"], st["budget_generations"],
+                st["max_observations"], st["backend"], st["optimizer"], st["models"]) == (
+            11, 1, 2, 6, 2, "none", "random", ["sim-1", "sim-1-pro"])
+        while time.monotonic() < deadline:  # the detached process runs to its end on its own
+            with Store.open(db_path(home)) as s:
+                if run_status(s, rid)["state"] == "completed":
+                    break
+            await asyncio.sleep(0.3)
+        screen.reload()
+        await settle(pilot, 2)
+        assert screen.run_id == rid
+        assert cells(screen.query_one("#evo-runs", DataTable), 0)[0] == rid
+        assert screen.status is not None and screen.status["state"] == "completed"
+        assert screen.query_one("#evo-obs", DataTable).row_count == 2

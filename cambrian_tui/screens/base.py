@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from textual.message import Message
@@ -50,6 +51,23 @@ class BackgroundMixin:
     def on_load_failed(self, message: LoadFailed) -> None:
         self.app.notify(f"{message.what}: {message.error}", title="could not load", severity="error",  # type: ignore
                         timeout=8)
+
+
+class LivenessCheck:
+    """When to reload although the database did not change. A live engine heartbeats every
+    2 s, so its screen reloads on change anyway; an engine that was SIGKILLed writes nothing,
+    and without this its "running ●" would stay until something else touched the database."""
+
+    QUIET_S = 3.0
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def reloaded(self) -> None:
+        self.last = time.monotonic()
+
+    def due(self, showing_alive: bool) -> bool:
+        return showing_alive and time.monotonic() - self.last >= self.QUIET_S
 
 
 class CambrianScreen(BackgroundMixin, Screen):

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
 from cambrian_tui.data import SearchHit, make_spec_doc, short_hash
-from cambrian_tui.screens.base import CambrianScreen
+from cambrian_tui.screens.base import CambrianScreen, LivenessCheck
 from cambrian_tui.widgets.charts import PlotextPlot, int_ticks
 from cambrian_tui.widgets.side_diff import SideBySideDiff
 
@@ -99,6 +99,17 @@ def load_observation_diff(store: Any, obs: dict[str, Any]) -> tuple[Any, Any, st
     return left, right, note
 
 
+def _orphaned(state: str, alive: bool) -> bool:
+    """The run says it is going but no process holds it (killed, or the machine rebooted)."""
+    return not alive and state in ("running", "pending")
+
+
+def _state_cell(state: str, alive: bool) -> str:
+    if alive:
+        return state + "●"
+    return "stalled" if _orphaned(state, alive) else state
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.0f}%"
 
@@ -132,6 +143,7 @@ class EvolutionScreen(CambrianScreen):
         self.obs_by_index: dict[int, dict[str, Any]] = {}
         self.diff_index: int | None = None
         self._dirty = False
+        self._liveness = LivenessCheck()
         self._binding_state: object = object()
         self._select_after_load: str | None = None
 
@@ -182,6 +194,7 @@ class EvolutionScreen(CambrianScreen):
 
     def reload(self) -> None:
         self._dirty = False
+        self._liveness.reloaded()
         data = self.data
         self.background("evolution runs", lambda: RunsLoaded(load_runs(data.store())))
         self._load_run()
@@ -203,7 +216,7 @@ class EvolutionScreen(CambrianScreen):
         self._dirty = True
 
     def _tick(self) -> None:
-        if self._dirty and self.is_current:
+        if self.is_current and (self._dirty or self._liveness.due(any(r["alive"] for r in self.runs))):
             self.reload()
 
     def action_refresh(self) -> None:
@@ -215,7 +228,7 @@ class EvolutionScreen(CambrianScreen):
         self.runs = message.runs
         table = self.query_one("#evo-runs", DataTable)
         wanted = [r["id"] for r in self.runs]
-        cells = {r["id"]: (r["id"], r["state"] + ("●" if r["alive"] else ""), str(r["observations"]),
+        cells = {r["id"]: (r["id"], _state_cell(r["state"], r["alive"]), str(r["observations"]),
                            _pct(r["best_rate"])) for r in self.runs}
         if [str(k.value) for k in table.rows] == wanted:
             for rid, row in cells.items():
@@ -289,6 +302,9 @@ class EvolutionScreen(CambrianScreen):
             + f"  ·  {len(st['observations'])} obs  ·  accept: P(better) ≥ "
             f"{st['settings']['accept_probability']:.2f}",
         ]
+        if _orphaned(st["state"], st["engine_alive"]):
+            lines.append("[b $text-warning]no process runs it[/] (killed, or the machine restarted): "
+                         "[b]r[/] resumes from the last observation")
         if st.get("current"):
             from textual.markup import escape
 
@@ -494,8 +510,9 @@ class EvolutionScreen(CambrianScreen):
             if what == "pause":
                 return st["engine_alive"] and st["state"] != "paused"
             if what == "resume":
-                return st["state"] not in ("completed", "aborted", "running") or (
-                    st["engine_alive"] and st["state"] == "paused")
+                if st["engine_alive"]:
+                    return st["state"] == "paused"
+                return st["state"] not in ("completed", "aborted")
             if what == "abort":
                 return st["state"] not in ("completed", "aborted")
         return True

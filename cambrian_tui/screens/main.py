@@ -23,7 +23,7 @@ from cambrian_tui.messages import (
     StatusLoaded,
     SummaryLoaded,
 )
-from cambrian_tui.screens.base import CambrianScreen
+from cambrian_tui.screens.base import CambrianScreen, LivenessCheck
 from cambrian_tui.widgets.charts import FitnessCharts
 from cambrian_tui.widgets.lineage_tree import GenerationTree
 from cambrian_tui.widgets.log_view import LogView
@@ -111,6 +111,7 @@ class MainScreen(CambrianScreen):
         self._log_inflight = False
         self._log_again = False
         self._dirty = False
+        self._liveness = LivenessCheck()
         self._lineage_sig: tuple | None = None
         self._summary_sig: tuple | None = None
         self._first_campaigns = True
@@ -176,6 +177,7 @@ class MainScreen(CambrianScreen):
 
     def reload_all(self) -> None:
         self._dirty = False
+        self._liveness.reloaded()
         self.background("campaigns", lambda: CampaignsLoaded(self.data.campaigns()))
         self._load_campaign_views()
 
@@ -207,7 +209,9 @@ class MainScreen(CambrianScreen):
         self._fetch_log(reset=False)
 
     def _tick(self) -> None:
-        if self._dirty and self.is_current:
+        if not self.is_current:
+            return
+        if self._dirty or self._liveness.due(any(c.engine_alive for c in self.campaigns)):
             if self.lineage is None or self.lineage.campaign_id != self.campaign_id:
                 return  # the views of this campaign are still loading
             self.reload_all()
@@ -220,7 +224,12 @@ class MainScreen(CambrianScreen):
         rows = [(ALL, "(all)", "", "", "")]
         for c in message.campaigns:
             viab = f"{100 * c.viable / c.finished:.0f}%" if c.finished else "-"
-            state = c.state if not (c.engine_alive and c.state == "running") else "running●"
+            if c.engine_alive and c.state == "running":
+                state = "running●"
+            elif c.state == "running":
+                state = "stalled"  # no engine holds it (killed): `r` restarts it
+            else:
+                state = c.state
             rows.append((c.id, short_campaign(c.id), state, f"{c.finished}/{c.target or c.total}", viab))
         keys = [str(k.value) for k in table.rows]
         wanted = [r[0] for r in rows]

@@ -42,6 +42,17 @@ PLUGIN_DIST = f"{SITE_PACKAGES}/{_runner.PLUGIN_MODULE}-1.dist-info"
 ORGANISM_USER = f"{ORGANISM_UID}:{ORGANISM_UID}"
 RIG_USER = f"{RIG_UID}:{RIG_UID}"
 KILL_GRACE = 5.0
+# fixed allowances of the steps that are not organism stages (inject, collector start and
+# finish, trusted checks, teardown), summed generously
+FIXED_STEPS_S = 600.0
+
+
+def container_lifetime(timeouts: Any) -> int:
+    """Seconds the keeper (PID 1's child) sleeps: a backstop above every deadline the host
+    enforces, so that a container whose orchestrator was SIGKILLed stops by itself instead
+    of idling until the next engine's reconcile (``sleep infinity`` did)."""
+    t = timeouts
+    return int(2 * (t.build + t.test) + t.smoke + t.start + t.health + t.manifest + FIXED_STEPS_S)
 RUNNER_CAPTURE = 64_000_000
 
 
@@ -287,7 +298,7 @@ class DockerBackend(Backend):
         sink.mark_origin()
         try:
             self.cid = self.api.create_container(
-                image_tag(), command=["sleep", "infinity"], user=RIG_USER,
+                image_tag(), command=["sleep", str(container_lifetime(job.timeouts))], user=RIG_USER,
                 environment=job.organism_env(), working_dir="/workspace",
                 labels=self.labels(job), host_config=self.host_config(job),
                 network_disabled=True, stop_signal="SIGKILL",

@@ -92,6 +92,10 @@ def test_hardening_is_applied(tmp_path, rig_image):
     assert "exec" in hc["Tmpfs"]["/workspace"] and "uid=10001" in hc["Tmpfs"]["/workspace"]
     assert cfg["User"] not in ("", "0", "root") and cfg["User"].split(":")[0].isdigit()
     assert cfg["Labels"][LABEL_KEY] == "1" and cfg["Labels"][RUN_LABEL] == "hardening-probe"
+    # the keeper has a finite lifetime: an orphan (orchestrator SIGKILLed) stops by itself
+    from rig.backends.docker import container_lifetime
+
+    assert cfg["Cmd"] == ["sleep", str(container_lifetime(StageTimeouts(build=20)))]
     assert cfg["Labels"]["cambrian.generation"] == "3" and cfg["Labels"]["purpose"] == "test"
     env = dict(e.split("=", 1) for e in cfg["Env"])
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-placeholder-offline"

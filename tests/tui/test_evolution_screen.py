@@ -226,3 +226,41 @@ async def test_new_run_form_validates_then_starts_a_real_detached_run(evolved, e
         assert cells(screen.query_one("#evo-runs", DataTable), 0)[0] == rid
         assert screen.status is not None and screen.status["state"] == "completed"
         assert screen.query_one("#evo-obs", DataTable).row_count == 2
+
+
+async def test_a_killed_process_is_noticed_without_a_database_write(tmp_path, empty_spec_dir):
+    """A run held by a process that is then SIGKILLed: the live screen drops "running●" for
+    "stalled" by itself (nothing writes to the database any more), says so, and offers resume."""
+    import asyncio
+    import subprocess
+    import time
+
+    home = tmp_path / "home"
+    home.mkdir()
+    holder = subprocess.Popen(["sleep", "600"])
+    try:
+        with Store.open(db_path(home)) as s:
+            create_run(s, ECHO, run_id=RUN, budget_generations=20, backend="none")
+            s.set_campaign_state(RUN, "running")
+            assert s.acquire_lease(RUN, pid=holder.pid)
+        app = make_app(home, empty_spec_dir, live=True)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_evolution(pilot)
+            runs = screen.query_one("#evo-runs", DataTable)
+            deadline = time.monotonic() + 20
+            while cells(runs, 0)[1] != "running●" and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert cells(runs, 0)[1] == "running●"
+            assert screen.check_action("control", ("pause",)) and not screen.check_action("control", ("resume",))
+            holder.kill()
+            holder.wait()
+            deadline = time.monotonic() + 20
+            while cells(runs, 0)[1] != "stalled" and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert cells(runs, 0)[1] == "stalled"
+            await settle(pilot, 1)
+            assert "no process runs it" in str(screen.query_one("#evo-headline", Static).render())
+            assert screen.check_action("control", ("resume",)) and not screen.check_action("control", ("pause",))
+    finally:
+        holder.kill()
+        holder.wait()

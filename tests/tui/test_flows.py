@@ -380,3 +380,41 @@ async def test_theme_is_remembered(seeded, empty_spec_dir):
         await pilot.pause()
     again = CambrianApp(home, spec_dir=empty_spec_dir, live=True)
     assert again.theme == "nord"
+
+
+async def test_a_killed_engine_is_noticed_without_a_database_write(seeded, empty_spec_dir):
+    """The running campaign's engine is SIGKILLed: with nothing written any more, the live
+    campaign list still turns "running●" into "stalled" within seconds, and offers resume."""
+    import subprocess
+
+    home, facts = seeded
+    cid = facts["running_campaign"]
+    holder = subprocess.Popen(["sleep", "600"])
+    try:
+        with Store.open(db_path(home)) as s:
+            assert s.acquire_lease(cid, pid=holder.pid)
+        app = make_app(home, empty_spec_dir, live=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            main = app.screen
+            await select_campaign(pilot, cid)
+            table = main.query_one("#campaigns", DataTable)
+
+            def state() -> str:
+                return str(table.get_row(cid)[1])
+
+            deadline = time.monotonic() + 20
+            while state() != "running●" and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert state() == "running●" and not main.check_action("resume", ())
+            holder.kill()
+            holder.wait()
+            deadline = time.monotonic() + 20
+            while state() != "stalled" and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            assert state() == "stalled"
+            await settle(pilot, 1)
+            assert main.check_action("resume", ())
+    finally:
+        holder.kill()
+        holder.wait()

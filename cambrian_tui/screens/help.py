@@ -46,7 +46,7 @@ NAVIGATION = [
     KeyRow("home end", "First / last line"),
     KeyRow("enter", "Open / select"),
     KeyRow("space ← →", "Expand / collapse a tree node"),
-    KeyRow("ctrl+p", "Command palette: every action, “jump to generation N”"),
+    KeyRow("ctrl+p", "Command palette: every action"),
 ]
 
 

@@ -164,10 +164,13 @@ class CambrianApp(App):
             self._main_screen_call("select_campaign", hit.key)
         elif hit.kind == "spec":
             self.open_spec(hit.key)
+        elif hit.kind == "evolution":
+            self.switch_mode("evolution")
+            self.call_after_refresh(self._current_screen_call, "select_run", hit.key)
 
     def open_spec(self, spec_hash: str) -> None:
         self.switch_mode("spec")
-        self.call_after_refresh(self._spec_screen_call, "select_version", spec_hash)
+        self.call_after_refresh(self._current_screen_call, "select_version", spec_hash)
 
     def jump_to_generation(self, n: int) -> None:
         if self.current_mode != "main":
@@ -198,7 +201,8 @@ class CambrianApp(App):
         if main is not None:
             getattr(main, method)(*args)
 
-    def _spec_screen_call(self, method: str, *args) -> None:
+    def _current_screen_call(self, method: str, *args) -> None:
+        """Call ``method`` on the current screen (after a mode switch) if it has one."""
         screen = self.screen
         if hasattr(screen, method):
             getattr(screen, method)(*args)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
+from core.evolution.records import RUN_KIND
 from core.home import db_path
 
 if TYPE_CHECKING:
@@ -301,7 +302,7 @@ class SpecDoc:
 
 @dataclass(frozen=True)
 class SearchHit:
-    kind: str  # generation | campaign | spec
+    kind: str  # generation | campaign | spec | evolution
     key: str
     label: str
     detail: str
@@ -357,6 +358,8 @@ class DataSource:
         labels = {v.hash: v.label for v in st.spec_versions()}
         out = []
         for c in st.campaigns():
+            if c["kind"] == RUN_KIND:
+                continue  # an evolution run is not a campaign (the Evolution screen lists them)
             lease = st.lease(c["id"])
             alive = st.lease_alive(c["id"])
             tokens, dollars = st.spend(c["id"])
@@ -640,9 +643,13 @@ class DataSource:
             if row:
                 hits.append(SearchHit("generation", str(n), f"#{n}", f"{row[1]} · {row[2] or 'no campaign'}"))
         like = f"%{q}%"
-        for r in conn.execute("SELECT id, state FROM campaigns WHERE id LIKE ? ORDER BY created_at DESC LIMIT 10",
-                              (like,)):
-            hits.append(SearchHit("campaign", r[0], r[0], f"campaign · {r[1]}"))
+        # runs before their (many) campaigns, which share the run's id as a prefix
+        for r in conn.execute("SELECT id, state, kind FROM campaigns WHERE id LIKE ? "
+                              "ORDER BY kind = ? DESC, created_at DESC LIMIT 10", (like, RUN_KIND)):
+            if r[2] == RUN_KIND:
+                hits.append(SearchHit("evolution", r[0], r[0], f"evolution run · {r[1]}"))
+            else:
+                hits.append(SearchHit("campaign", r[0], r[0], f"campaign · {r[1]}"))
         for r in conn.execute("SELECT hash, label, origin FROM spec_versions WHERE label LIKE ? OR hash LIKE ? "
                               "LIMIT 10", (like, f"sha256:{q}%")):
             hits.append(SearchHit("spec", r[0], r[1] or short_hash(r[0]), f"spec · {r[2]} · {short_hash(r[0])}"))

@@ -264,3 +264,23 @@ async def test_a_killed_process_is_noticed_without_a_database_write(tmp_path, em
     finally:
         holder.kill()
         holder.wait()
+
+
+async def test_search_finds_a_run_and_opens_it_on_the_evolution_screen(evolved, empty_spec_dir):
+    """Runs are not campaigns: the campaign list leaves them out, search names them as
+    evolution runs, and picking one opens the Evolution screen on it."""
+    home, _ = evolved
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        assert RUN not in [c.id for c in main.campaigns]
+        assert f"{RUN}-base" in [c.id for c in main.campaigns]  # its campaigns are campaigns
+        hits = app.data.search(RUN[2:])
+        run_hits = [h for h in hits if h.key == RUN]
+        assert [h.kind for h in run_hits] == ["evolution"] and "evolution run" in run_hits[0].detail
+        app.open_hit(run_hits[0])
+        await settle(pilot, 2)
+        assert isinstance(app.screen, EvolutionScreen) and app.screen.run_id == RUN
+        assert app.screen.status is not None and app.screen.status["id"] == RUN

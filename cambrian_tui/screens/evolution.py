@@ -310,7 +310,7 @@ class EvolutionScreen(CambrianScreen):
 
             from core.evolution.cli import current_line
 
-            lines.append(f"[$text-accent]{escape(current_line(st['current']))}[/]")
+            lines.append(f"[$text-accent]{escape(current_line(st['current'], st['engine_alive']))}[/]")
         if st.get("reason") and st["state"] != "running":
             lines.append(f"[dim]{st['state']}: {st['reason']}[/]")
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))

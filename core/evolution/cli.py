@@ -269,13 +269,14 @@ def _current_step(store: Store, run_id: str, n_obs: int, variants: dict[int, Any
     return campaign("screen", rec.screen_campaign_id(run_id, n_obs), s.screen_generations, **extra)
 
 
-def current_line(cur: dict[str, Any] | None) -> str:
-    """One line for the step in progress ("" when there is none)."""
+def current_line(cur: dict[str, Any] | None, alive: bool = True) -> str:
+    """One line for the step in progress ("" when there is none); ``alive``: a process is
+    running it (else it is where a paused, stopped or killed run will go on)."""
     if not cur:
         return ""
     what = {"base": "base campaign", "screen": "screening", "full": "full campaign"}[cur["phase"]]
     who = "" if cur["index"] is None else f" #{cur['index']} {cur['detail']} ({cur['model']})"
-    return f"now: {what}{who}, {cur['done']}/{cur['planned']} generations judged"
+    return f"{'now' if alive else 'left off in'}: {what}{who}, {cur['done']}/{cur['planned']} generations judged"
 
 
 def _traj(e: Any) -> dict[str, Any]:
@@ -302,7 +303,7 @@ def print_status(st: dict[str, Any]) -> None:
           f"provider {st['provider']}  base {st['base']['spec_hash'][7:19]} "
           f"rate {'-' if st['base'].get('viability_rate') is None else format(st['base']['viability_rate'], '.0%')}")
     if st.get("current"):
-        print(f"  {current_line(st['current'])}")
+        print(f"  {current_line(st['current'], st['engine_alive'])}")
     for r in st["observations"]:
         rate = "-" if r["viability_rate"] is None else f"{r['viability_rate']:.0%}"
         mark = "ACCEPTED" if r["accepted"] else ("rejected" if r["rejected_reason"] else "")

@@ -363,6 +363,7 @@ def test_status_names_the_step_in_progress(home):
     from core.evolution.cli import current_line
 
     assert current_line(cur).startswith("now: screening #0 ") and current_line(cur).endswith("1/2 generations judged")
+    assert current_line(cur, alive=st["engine_alive"]).startswith("left off in: screening #0 ")
     assert run(home) == "completed"
     with Store.open(db_path(home)) as s:
         assert run_status(s, RUN)["current"] is None

@@ -209,23 +209,13 @@ class NewCampaignScreen(SpecForm):
             yield Label("New campaign", id="nc-title")
             with Grid(id="nc-grid"):
                 yield from self.spec_and_provider(prov)
-                yield Label("Generations N")
-                yield Input("6", id="nc-generations", type="integer", validators=[Integer(1, 100_000)])
-                yield Label("Parallelism P")
-                yield Input("1", id="nc-parallelism", type="integer", validators=[Integer(1, 64)])
-                yield Label("Retries / gen")
-                yield Input("1", id="nc-max_retries", type="integer", validators=[Integer(0, 10)])
-                yield Label("Seed")
-                yield Input("0", id="nc-seed", type="integer", validators=[Integer()])
-                yield Label("Budget $")
-                yield Input("", id="nc-budget_usd", placeholder="no cap", type="number",
-                            validators=[Number(minimum=0)])
-                yield Label("Budget tokens")
-                yield Input("", id="nc-budget_tokens", placeholder="no cap", type="integer",
-                            validators=[Integer(minimum=0)])
-                yield Label("Wall time (s)")
-                yield Input("", id="nc-budget_wall_s", placeholder="no cap", type="number",
-                            validators=[Number(minimum=0)])
+                yield from number_field("Generations N", "generations", "6", lo=1, hi=100_000)
+                yield from number_field("Parallelism P", "parallelism", "1", lo=1, hi=64)
+                yield from number_field("Retries / gen", "max_retries", "1", lo=0, hi=10)
+                yield from number_field("Seed", "seed", "0")
+                yield from number_field("Budget $", "budget_usd", kind="number", lo=0)
+                yield from number_field("Budget tokens", "budget_tokens", lo=0)
+                yield from number_field("Wall time (s)", "budget_wall_s", kind="number", lo=0)
                 yield from backend_field()
                 yield Label("Label")
                 yield Input("", id="nc-label", placeholder="optional", classes="wide")
@@ -244,6 +234,15 @@ class NewCampaignScreen(SpecForm):
     def on_campaign_started(self, message: CampaignStarted) -> None:
         message.stop()
         self.dismiss(message.campaign_id)
+
+
+def number_field(label: str, key: str, value: str = "", *, kind: str = "integer", lo: float | None = None,
+                 hi: float | None = None) -> ComposeResult:
+    """A label and a validated number input ``#nc-<key>``; empty means "no cap"."""
+    validator = (Integer if kind == "integer" else Number)(minimum=lo, maximum=hi)
+    yield Label(label)
+    yield Input(value, id=f"nc-{key}", type=kind, validators=[validator],
+                placeholder="" if value else "no cap")
 
 
 def backend_field() -> ComposeResult:

@@ -8,11 +8,10 @@ from typing import Any, Callable
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.message import Message
-from textual.validation import Integer, Number
 from textual.widgets import Input, Label, Select
 
 from cambrian_tui.data import SpecVersionInfo
-from cambrian_tui.screens.new_campaign import SpecForm, backend_field, default_provider
+from cambrian_tui.screens.new_campaign import SpecForm, backend_field, default_provider, number_field
 
 
 class EvolutionStarted(Message):
@@ -81,22 +80,13 @@ class NewEvolutionScreen(SpecForm):
                 yield from self.spec_and_provider(prov)
                 yield Label("Model choices")
                 yield Input("", id="nc-models", placeholder="M1,M2,… (sim: all 3)")
-                yield Label("Budget gens")
-                yield Input("60", id="nc-budget_generations", type="integer", validators=[Integer(1, 1_000_000)])
-                yield Label("Budget $")
-                yield Input("", id="nc-budget_usd", placeholder="no cap", type="number",
-                            validators=[Number(minimum=0)])
-                yield Label("Screen gens")
-                yield Input("4", id="nc-screen_generations", type="integer", validators=[Integer(1, 1000)])
-                yield Label("Full gens")
-                yield Input("12", id="nc-full_generations", type="integer", validators=[Integer(1, 1000)])
-                yield Label("Parallelism P")
-                yield Input("2", id="nc-parallelism", type="integer", validators=[Integer(1, 64)])
-                yield Label("Seed")
-                yield Input("0", id="nc-seed", type="integer", validators=[Integer()])
-                yield Label("Observations")
-                yield Input("", id="nc-max_observations", placeholder="no cap", type="integer",
-                            validators=[Integer(minimum=1)])
+                yield from number_field("Budget gens", "budget_generations", "60", lo=1, hi=1_000_000)
+                yield from number_field("Budget $", "budget_usd", kind="number", lo=0)
+                yield from number_field("Screen gens", "screen_generations", "4", lo=1, hi=1000)
+                yield from number_field("Full gens", "full_generations", "12", lo=1, hi=1000)
+                yield from number_field("Parallelism P", "parallelism", "2", lo=1, hi=64)
+                yield from number_field("Seed", "seed", "0")
+                yield from number_field("Observations", "max_observations", lo=1)
                 yield Label("Optimizer")
                 yield Select([("Bayesian (GP)", "bo"), ("random search", "random")], id="nc-optimizer",
                              value="bo", allow_blank=False)

@@ -49,6 +49,13 @@ class ObservationDiffLoaded(Message):
         self.note = note
 
 
+class BestExported(Message):
+    def __init__(self, spec_path: str, meta: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec_path = spec_path
+        self.meta = meta
+
+
 class RunCommandSent(Message):
     def __init__(self, run_id: str, action: str) -> None:
         super().__init__()
@@ -126,6 +133,8 @@ class EvolutionScreen(CambrianScreen):
         Binding("s", "open_screen", "Screening", tooltip="Show the observation's screening campaign"),
         Binding("d", "toggle_diff", "Diff", tooltip="Spec diff of the observation against its parent"),
         Binding("o", "open_spec", "In Specs", tooltip="Open the observation's spec in the Specs screen"),
+        Binding("x", "export_best", "Export best",
+                tooltip="Write the run's best spec and its metadata to HOME/exports/"),
         Binding("p", "control('pause')", "Pause", tooltip="Pause the selected run"),
         Binding("r", "control('resume')", "Resume", tooltip="Resume the selected run"),
         Binding("a", "control('abort')", "Abort", tooltip="Abort the selected run"),
@@ -477,6 +486,29 @@ class EvolutionScreen(CambrianScreen):
         header = (f"[b]#{message.index}[/] {message.note}  [dim]{message.left.title} ⟷ {message.right.title}[/]"
                   + stats)
         self.query_one("#evo-diff-header", Static).update(Content.from_markup(header))
+
+    # export ---------------------------------------------------------------------------------------
+
+    def action_export_best(self) -> None:
+        rid = self.run_id
+        if rid is None:
+            return
+        data, target = self.data, self.capp.home / "exports"
+
+        def export() -> BestExported:
+            from core.evolution.cli import best_with_metadata
+
+            target.mkdir(parents=True, exist_ok=True)
+            meta = best_with_metadata(data.store(), rid, target)
+            return BestExported(meta["exported"]["spec"], meta)
+
+        self.background("export best spec", export, exclusive=False)
+
+    def on_best_exported(self, message: BestExported) -> None:
+        m = message.meta
+        rate = _pct(m["viability_rate"])
+        self.app.notify(f"{message.spec_path}\n{rate} with {m['model']} (+ metadata .json)",
+                        title="best spec exported", timeout=8)
 
     # control ------------------------------------------------------------------------------------
 

@@ -482,22 +482,17 @@ def evolve_list_main(home: Path, as_json: bool) -> int:
     return 0
 
 
-def evolve_best_main(home: Path, run_id: str, as_json: bool, export: str | None = None) -> int:
-    """The incumbent (best variant whose gain cleared noise). ``export`` writes its spec text
-    to that path (or ``DIR/{run}-best.md`` when it is a directory) and metadata JSON next to it
-    (same name, ``.json``)."""
-    with _open(home) as store:
-        try:
-            st = run_status(store, run_id)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 1
-        best = st["best"]
-        text = store.spec_text(best["spec_hash"])
+def best_with_metadata(store: Store, run_id: str, export: str | Path | None = None) -> dict[str, Any]:
+    """The incumbent with the run's metadata; with ``export``, also writes its spec text to
+    that path (``DIR/{run}-best.md`` for a directory) and the metadata as JSON next to it
+    (same name, ``.json``), and adds ``exported: {spec, metadata}``."""
+    st = run_status(store, run_id)
+    best = st["best"]
     meta = {"run": run_id, "state": st["state"], **best, "base_spec_hash": st["base"]["spec_hash"],
             "base_viability_rate": st["base"].get("viability_rate"), "provider": st["provider"],
             "simulated": st["simulated"], "observations": len(st["observations"])}
     if export:
+        text = store.spec_text(best["spec_hash"])
         target = Path(export)
         if target.is_dir():
             target = target / f"{run_id}-best.md"
@@ -506,6 +501,22 @@ def evolve_best_main(home: Path, run_id: str, as_json: bool, export: str | None 
         target.write_bytes(text.encode("utf-8"))
         meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         meta["exported"] = {"spec": str(target), "metadata": str(meta_path)}
+    return meta
+
+
+def evolve_best_main(home: Path, run_id: str, as_json: bool, export: str | None = None) -> int:
+    """The incumbent (best variant whose gain cleared noise). ``export`` writes its spec text
+    to that path (or ``DIR/{run}-best.md`` when it is a directory) and metadata JSON next to it
+    (same name, ``.json``)."""
+    with _open(home) as store:
+        try:
+            best = meta = best_with_metadata(store, run_id, export)
+        except KeyError as exc:
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: cannot export to {export}: {exc}", file=sys.stderr)
+            return 1
     if as_json:
         print(json.dumps(meta, indent=2))
     else:

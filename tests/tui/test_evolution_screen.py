@@ -284,3 +284,20 @@ async def test_search_finds_a_run_and_opens_it_on_the_evolution_screen(evolved, 
         await settle(pilot, 2)
         assert isinstance(app.screen, EvolutionScreen) and app.screen.run_id == RUN
         assert app.screen.status is not None and app.screen.status["id"] == RUN
+
+
+async def test_export_best_writes_the_incumbent_and_its_metadata(evolved, empty_spec_dir):
+    import json
+
+    from core.spec import spec_hash
+
+    home, status = evolved
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_evolution(pilot)
+        await pilot.press("x")
+        await settle(pilot, 2)
+    spec = home / "exports" / f"{RUN}-best.md"
+    meta = json.loads(spec.with_suffix(".json").read_text())
+    assert spec_hash(spec.read_bytes()) == status["best"]["spec_hash"] == meta["spec_hash"]
+    assert meta["run"] == RUN and meta["model"] == status["best"]["model"]

@@ -119,6 +119,7 @@ class RunResult:
     best_detail: str
     seconds: float
     incumbent: tuple[str, str, float]  # (text, model, expected viability) when the run stopped
+    kinds: list[str]  # each evaluated variant's operator ("rewrite add", "hat", ...), as trace
 
 
 class ScheduleOptimizer:
@@ -195,6 +196,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
     evaluated: dict[tuple[str, str], tuple[int, float, str]] = {(spec_hash(base), inc_model): (-1, inc_value, base)}
     order: list[tuple[int, float, str, str]] = []  # (index, value, text, model)
     trace: list[float] = []
+    kinds: list[str] = []
     best, best_detail = inc_value, "base"
     i = 0
     while len(trace) < budget and i < budget * max_asks_factor:
@@ -222,6 +224,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         else:
             value = expected(v.text, v.model)
             trace.append(value)
+            kinds.append(point["operator"] + (f" {point['intent']}" if point["operator"] == "rewrite" else ""))
             evaluated[(v.hash, v.model)] = (i, value, v.text)
             order.append((i, value, v.text, v.model))
             y = objective(value, inc_value)
@@ -232,7 +235,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         opt.tell(canonical(point, dims), y)
         i += 1
     return RunResult(method, seed, trace, i, best, best_detail, time.monotonic() - t0,
-                     (inc_text, inc_model, inc_value))
+                     (inc_text, inc_model, inc_value), kinds)
 
 
 def _job(args: tuple) -> RunResult:
@@ -362,6 +365,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ratio BO/random = {med_bo / med_rnd:.2f} (target <= 0.5); bootstrap 95% interval over seeds "
           f"[{lo:.2f}, {hi:.2f}]; per seed BO needs fewer on {better}, more on {worse}, "
           f"as many on {len(seeds) - better - worse}")
+    # where the evaluations went, up to reaching the best-known variant (all of them when never)
+    for m in ("bo", "random"):
+        spent: dict[str, int] = {}
+        for r in (x for x in main_runs if x.method == m):
+            k = reached(r.trace, best_known, args.tolerance)
+            for kind in r.kinds[:k]:
+                spent[kind] = spent.get(kind, 0) + 1
+        total = sum(spent.values())
+        print(f"{m} evaluations up to reaching it, by operator: "
+              + ", ".join(f"{kind} {n} ({n / total:.0%})" for kind, n in sorted(spent.items(), key=lambda kv: -kv[1])))
     for m, what in (("oracle", "an oracle that knows the landscape (best model first, every helpful hat, "
                                 "then only add-guidance rewrites)"),
                     ("sweep", "a sweep that knows only its structure (every model and hat once, "

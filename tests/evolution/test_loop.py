@@ -284,6 +284,10 @@ def test_cli_status_best_export_and_control(home, capsys, tmp_path):
     assert evolve_best_main(home, RUN, False, export=str(tmp_path)) == 0
     assert (tmp_path / f"{RUN}-best.md").exists()
     capsys.readouterr()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert evolve_best_main(home, RUN, False, export=str(blocker / "best.md")) == 1
+    assert "cannot export" in capsys.readouterr().err
     assert evolve_status_main(home, "nope", True) == 1
     assert evolve_control_main(home, RUN, "pause") == 1  # nothing runs it
     assert evolve_control_main(home, RUN, "bogus") == 2

@@ -28,6 +28,7 @@ from cambrian_tui.widgets.charts import FitnessCharts
 from cambrian_tui.widgets.lineage_tree import GenerationTree
 from cambrian_tui.widgets.log_view import LogView
 from cambrian_tui.widgets.status_bar import StatusBar
+from core.evolution.records import CHILD_KINDS
 
 ALL = "__all__"
 
@@ -86,7 +87,9 @@ class MainScreen(CambrianScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("pause", "resume", "abort"):
             c = self.current_campaign()
-            if c is None:
+            if c is None or c.kind in CHILD_KINDS:
+                # an evolution's campaign is driven by its run (F5): run alone, it would go on
+                # outside the run's control
                 return False
             if action == "resume":
                 # paused: tell the engine; crashed or stopped with no engine: restart it

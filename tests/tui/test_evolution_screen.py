@@ -301,3 +301,33 @@ async def test_export_best_writes_the_incumbent_and_its_metadata(evolved, empty_
     meta = json.loads(spec.with_suffix(".json").read_text())
     assert spec_hash(spec.read_bytes()) == status["best"]["spec_hash"] == meta["spec_hash"]
     assert meta["run"] == RUN and meta["model"] == status["best"]["model"]
+
+
+async def test_an_evolution_campaign_is_not_controlled_from_the_campaign_screen(evolved, empty_spec_dir):
+    """A stalled screening campaign of a run: `r` on the campaign screen would run it outside
+    its evolution, so pause/resume/abort are off there (the run resumes it); a plain campaign
+    in the same state can be resumed."""
+    from core.engine.launch import create_campaign
+    from core.evolution import records as rec
+    from core.models import CampaignSettings
+
+    home, status = evolved
+    child = next(r["screen_campaign_id"] for r in status["observations"] if r["screen_campaign_id"])
+    with Store.open(db_path(home)) as s:
+        s.set_campaign_state(child, "running")
+        create_campaign(s, CampaignSettings(spec_hash="sha256:" + "0" * 64, generations=2, provider="sim",
+                                            model="sim-1", seed=1, backend="none").model_dump(),
+                        ECHO, campaign_id="c-plain")
+        s.set_campaign_state("c-plain", "running")
+        assert s.campaign(child)["kind"] in rec.CHILD_KINDS
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        for cid, expected in ((child, False), ("c-plain", True)):
+            main.select_campaign(cid)
+            await settle(pilot)
+            assert main.campaign_id == cid
+            assert bool(main.check_action("resume", ())) is expected, cid
+            if cid == child:
+                assert not main.check_action("pause", ()) and not main.check_action("abort", ())

@@ -450,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
                         ).add_subparsers(dest="evolve_cmd", metavar="ACTION", required=True)
     es = add("start", cmd_evolve_start, "start an evolution run in a detached process", ev)
     es.add_argument("--spec", required=True)
-    es.add_argument("--budget-generations", type=int, default=60, help="total generations across campaigns")
+    es.add_argument("--budget-generations", type=int, default=160,
+                    help="total generations across campaigns (base 12, then 4 per screening and 12 per full campaign: 160 covers the sweep of models and hats and a few optimizer steps)")
     es.add_argument("--budget-usd", type=float, default=None)
     es.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None)
     es.add_argument("--model", default=None, help="the base spec's model (the first incumbent's)")

@@ -40,7 +40,7 @@ def build_run_settings(values: dict[str, str]) -> dict[str, Any]:
     kw: dict[str, Any] = dict(
         provider=provider,
         seed=number("seed", int, 0),
-        budget_generations=number("budget_generations", int, 60),
+        budget_generations=number("budget_generations", int, 160),
         budget_usd=number("budget_usd", float),
         screen_generations=number("screen_generations", int, 4),
         full_generations=number("full_generations", int, 12),
@@ -80,7 +80,7 @@ class NewEvolutionScreen(SpecForm):
                 yield from self.spec_and_provider(prov)
                 yield Label("Model choices")
                 yield Input("", id="nc-models", placeholder="M1,M2,… (sim: all 3)")
-                yield from number_field("Budget gens", "budget_generations", "60", lo=1, hi=1_000_000)
+                yield from number_field("Budget gens", "budget_generations", "160", lo=1, hi=1_000_000)
                 yield from number_field("Budget $", "budget_usd", kind="number", lo=0)
                 yield from number_field("Screen gens", "screen_generations", "4", lo=1, hi=1000)
                 yield from number_field("Full gens", "full_generations", "12", lo=1, hi=1000)

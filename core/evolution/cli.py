@@ -475,7 +475,7 @@ def evolve_list_main(home: Path, as_json: bool) -> int:
         print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "best")}
                           for r in rows], indent=2))
     elif not rows:
-        print("no evolution runs yet: `cambrian evolve start --spec spec/echo.md --budget-generations 60`")
+        print("no evolution runs yet: `cambrian evolve start --spec spec/echo.md --budget-generations 160`")
     else:
         for r in rows:
             print(_line(r))

@@ -108,9 +108,10 @@ class BwrapBackend(LocalBackend):
         return super().execute(job)
 
 
-def bwrap_usable() -> bool:
+def bwrap_problem() -> str | None:
+    """None when bubblewrap can run a trivial sandbox here, else why not (never empty)."""
     if shutil.which("bwrap") is None:
-        return False
+        return "bwrap is not installed (Debian: apt-get install bubblewrap)"
     import subprocess
 
     try:
@@ -118,10 +119,20 @@ def bwrap_usable() -> bool:
                             "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
                             "--symlink", "usr/lib64", "/lib64", "--", "/usr/bin/true"],
                            capture_output=True, timeout=20)
-        return r.returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
+    except subprocess.TimeoutExpired:
+        return "a trivial bwrap sandbox did not finish within 20 s"
+    except OSError as exc:
+        return f"cannot run bwrap: {exc}"
+    if r.returncode != 0:
+        err = r.stderr.decode("utf-8", "replace").strip().splitlines()
+        return (f"a trivial bwrap sandbox exited with {r.returncode}: {err[-1] if err else 'no error text'}"
+                " (user namespaces disabled?)")
+    return None
+
+
+def bwrap_usable() -> bool:
+    return bwrap_problem() is None
 
 
 if __name__ == "__main__":  # pragma: no cover
-    print(bwrap_usable(), file=sys.stderr)
+    print(bwrap_problem() or "bwrap usable", file=sys.stderr)

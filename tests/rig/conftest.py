@@ -186,7 +186,10 @@ def _no_rig_containers_left():
 
 @pytest.fixture(scope="session")
 def bwrap_available() -> None:
-    from rig.backends.bwrap import bwrap_usable
+    from rig.backends.bwrap import bwrap_problem
 
-    if not bwrap_usable():
-        pytest.skip("bubblewrap not installed or user namespaces unavailable")
+    problem = bwrap_problem()
+    if problem is not None:
+        if os.environ.get("CAMBRIAN_REQUIRE_BWRAP") == "1":
+            pytest.fail(f"CAMBRIAN_REQUIRE_BWRAP=1 but bubblewrap is unusable: {problem}")
+        pytest.skip(f"bubblewrap unusable here: {problem}")

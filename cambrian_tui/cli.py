@@ -429,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
                               ("wait", cmd_campaign_wait, "follow a campaign to its end")):
         sp = add(name, func, help_, camp)
         # read-only commands default to the newest campaign; control commands need the id
-        sp.add_argument("id", nargs="?" if func in (cmd_campaign_status, cmd_campaign_wait) else None,
-                        help="campaign id" + (" (default: the newest)" if func in (cmd_campaign_status, cmd_campaign_wait)
-                                              else ""))
+        read_only = func in (cmd_campaign_status, cmd_campaign_wait)
+        sp.add_argument("id", nargs="?" if read_only else None,
+                        help="campaign id" + (" (default: the newest)" if read_only else ""))
         sp.add_argument("--json", action="store_true")
     cl = add("list", cmd_campaign_list, "all campaigns", camp)
     cl.add_argument("--json", action="store_true")
@@ -451,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     es = add("start", cmd_evolve_start, "start an evolution run in a detached process", ev)
     es.add_argument("--spec", required=True)
     es.add_argument("--budget-generations", type=int, default=160,
-                    help="total generations across campaigns (base 12, then 4 per screening and 12 per full campaign: 160 covers the sweep of models and hats and a few optimizer steps)")
+                    help="total generations across campaigns (base 12, then 4 per screening and 12 per "
+                         "full campaign: 160 covers the sweep of models and hats and a few optimizer steps)")
     es.add_argument("--budget-usd", type=float, default=None)
     es.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None)
     es.add_argument("--model", default=None, help="the base spec's model (the first incumbent's)")

@@ -78,7 +78,7 @@ def start_campaign(home, spec_text: str, settings: Any, label: str = "") -> str:
 class SpecForm(CambrianModal[str | None]):
     """What the start forms share: the spec choice (stored versions newest first, then the
     shipped genomes), the provider → default model link, the error line, start/cancel.
-    Subclasses compose their fields (ids ``nc-<key>``) and implement ``launch``."""
+    Subclasses compose their fields (ids ``nc-<key>``) and implement ``launcher``."""
 
     CSS_PATH = str(Path(__file__).with_name("new_campaign.tcss"))
     INPUTS: tuple[str, ...] = ()

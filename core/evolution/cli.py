@@ -250,8 +250,9 @@ def _current_step(store: Store, run_id: str, n_obs: int, variants: dict[int, Any
     in its screening or full campaign (``done`` = judged generations so far). None between
     steps (the next variant is being made)."""
     def campaign(phase: str, cid: str, planned: int, **extra: Any) -> dict[str, Any]:
-        done = campaign_counts(store, cid).judged if rec.campaign_exists(store, cid) else 0
-        if rec.campaign_exists(store, cid):
+        done = 0
+        if rec.campaign_exists(store, cid):  # else not created yet: nothing judged, default size
+            done = campaign_counts(store, cid).judged
             planned = int(store.campaign(cid)["settings"]["generations"])
         return {"phase": phase, "campaign_id": cid, "done": done, "planned": planned, **extra}
 
@@ -510,7 +511,7 @@ def evolve_best_main(home: Path, run_id: str, as_json: bool, export: str | None 
     (same name, ``.json``)."""
     with _open(home) as store:
         try:
-            best = meta = best_with_metadata(store, run_id, export)
+            meta = best_with_metadata(store, run_id, export)
         except KeyError as exc:
             print(f"error: {exc.args[0]}", file=sys.stderr)
             return 1
@@ -520,11 +521,11 @@ def evolve_best_main(home: Path, run_id: str, as_json: bool, export: str | None 
     if as_json:
         print(json.dumps(meta, indent=2))
     else:
-        rate = "-" if best["viability_rate"] is None else f"{best['viability_rate']:.0%}"
-        lo, hi = best["viability_interval"]
-        origin = "the base spec" if best["observation"] is None else f"observation {best['observation']}"
-        print(f"best of {run_id}: {best['spec_hash']} with {best['model']}  {rate} [{lo:.0%}, {hi:.0%}] "
-              f"({best['viable']}/{best['judged']}, from {origin})")
+        rate = "-" if meta["viability_rate"] is None else f"{meta['viability_rate']:.0%}"
+        lo, hi = meta["viability_interval"]
+        origin = "the base spec" if meta["observation"] is None else f"observation {meta['observation']}"
+        print(f"best of {run_id}: {meta['spec_hash']} with {meta['model']}  {rate} [{lo:.0%}, {hi:.0%}] "
+              f"({meta['viable']}/{meta['judged']}, from {origin})")
         if export:
             print(f"  exported to {meta['exported']['spec']} (+ {meta['exported']['metadata']})")
     return 0

@@ -130,9 +130,5 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def bwrap_usable() -> bool:
-    return bwrap_problem() is None
-
-
 if __name__ == "__main__":  # pragma: no cover
     print(bwrap_problem() or "bwrap usable", file=sys.stderr)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from rig import runner as _runner
-from rig.api import GENERATION_LABEL, LABEL_KEY, RUN_LABEL, RigSetupError
+from rig.api import GENERATION_LABEL, LABEL_KEY, RUN_LABEL, RigSetupError, StageTimeouts
 from rig.backends import (ORGANISM_UID, RIG_UID, Backend, Execution, Job, LineSplitter)
 
 RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
@@ -42,18 +42,18 @@ PLUGIN_DIST = f"{SITE_PACKAGES}/{_runner.PLUGIN_MODULE}-1.dist-info"
 ORGANISM_USER = f"{ORGANISM_UID}:{ORGANISM_UID}"
 RIG_USER = f"{RIG_UID}:{RIG_UID}"
 KILL_GRACE = 5.0
+RUNNER_CAPTURE = 64_000_000
 # fixed allowances of the steps that are not organism stages (inject, collector start and
 # finish, trusted checks, teardown), summed generously
 FIXED_STEPS_S = 600.0
 
 
-def container_lifetime(timeouts: Any) -> int:
+def container_lifetime(timeouts: StageTimeouts) -> int:
     """Seconds the keeper (PID 1's child) sleeps: a backstop above every deadline the host
     enforces, so that a container whose orchestrator was SIGKILLed stops by itself instead
     of idling until the next engine's reconcile (``sleep infinity`` did)."""
     t = timeouts
     return int(2 * (t.build + t.test) + t.smoke + t.start + t.health + t.manifest + FIXED_STEPS_S)
-RUNNER_CAPTURE = 64_000_000
 
 
 def docker_client():

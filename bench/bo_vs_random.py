@@ -101,11 +101,13 @@ def expected(text: str, model: str) -> float:
     return _EV_CACHE[key]
 
 
-def settings_for(base: str, optimizer: str, seed: int, n_initial: int, design: str = "sweep") -> EvolutionSettings:
+def settings_for(base: str, optimizer: str, seed: int, n_initial: int, design: str = "sweep",
+                 objective_kind: str = "log-gain") -> EvolutionSettings:
     hats = {h.name: {"description": h.description, "fragment": h.fragment} for h in load_hats().values()}
     return EvolutionSettings(
         base_spec_hash=spec_hash(base), provider="sim", model="sim-1", models=list(SIM_MODELS), seed=seed,
-        optimizer=optimizer, n_initial_points=n_initial, initial_design=design, sections=mutable_sections(base),
+        optimizer=optimizer, n_initial_points=n_initial, initial_design=design, objective=objective_kind,
+        sections=mutable_sections(base),
         system_section=parse_spec(base).system_prompt_section, hats=hats)
 
 
@@ -169,11 +171,11 @@ def helpful_hats(base: str, s: EvolutionSettings, hats: dict) -> list[str]:
 def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
           max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI",
           penalty: float = REJECT_PENALTY, initial: str = "random", project: bool = True,
-          design: str = "sweep") -> RunResult:
+          design: str = "sweep", objective_kind: str = "log-gain") -> RunResult:
     """One evolution run on the exact sim landscape; stops after ``budget`` evaluations.
-    ``design``: BO's initial design, as the loop's ``initial_design`` setting."""
+    ``design`` and ``objective_kind``: the loop's ``initial_design`` and ``objective`` settings."""
     t0 = time.monotonic()
-    s = settings_for(base, "random" if method in REFERENCES else method, seed, n_initial, design)
+    s = settings_for(base, "random" if method in REFERENCES else method, seed, n_initial, design, objective_kind)
     kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
           "initial_point_generator": initial} if method == "bo" else {}
     dims = search_space(s)
@@ -220,14 +222,15 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
             v = v.reject(f"{DUPLICATE_PREFIX}seen before")
         if not v.ok:
             earlier = evaluated.get((v.hash, v.model)) if v.hash else None
-            y = rejected_objective(v.rejected_reason or "", earlier[1] if earlier else None, inc_value, penalty)
+            y = rejected_objective(v.rejected_reason or "", earlier[1] if earlier else None, inc_value, penalty,
+                                   s.objective_scale)
         else:
             value = expected(v.text, v.model)
             trace.append(value)
             kinds.append(point["operator"] + (f" {point['intent']}" if point["operator"] == "rewrite" else ""))
             evaluated[(v.hash, v.model)] = (i, value, v.text)
             order.append((i, value, v.text, v.model))
-            y = objective(value, inc_value)
+            y = objective(value, inc_value, s.objective_scale)
             if value > best:
                 best, best_detail = value, f"{v.model}, {v.detail}"
             if value > inc_value + 1e-12:
@@ -239,8 +242,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
 
 
 def _job(args: tuple) -> RunResult:
-    *positional, design = args
-    return climb(*positional, design=design)
+    *positional, design, objective_kind = args
+    return climb(*positional, design=design, objective_kind=objective_kind)
 
 
 def intent_table(base: str, seed: int, tries: int, target: float | None) -> None:
@@ -310,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-initial", type=int, default=6, help="BO's random initial points (--design random)")
     ap.add_argument("--design", choices=("sweep", "random"), default="sweep",
                     help="BO's initial design (the loop's initial_design; new runs use sweep)")
+    ap.add_argument("--objective", choices=("log-gain", "gain"), default="log-gain",
+                    help="what BO is told (the loop's objective setting; new runs use log-gain)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--intent-table", type=int, metavar="TRIES", default=0,
                     help="instead: how often each rewrite pays off after the sweep design (TRIES per cell)")
@@ -323,13 +328,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.monotonic()
     print(f"spec {args.spec}: base expected viability (sim-1) {expected(base, 'sim-1'):.4f}; "
-          f"BO initial design: {args.design}")
+          f"BO initial design: {args.design}; objective: {args.objective}")
     seeds = list(range(1, args.seeds + 1))
-    jobs = [(base, m, sd, args.budget, args.n_initial, args.design) for sd in seeds for m in METHODS]
+    jobs = [(base, m, sd, args.budget, args.n_initial, args.design, args.objective) for sd in seeds for m in METHODS]
     ref_seeds = [1000 + k for k in range(args.reference_runs)]
     # reference climbs are random: as good at finding the plateau (see the figures) and
     # cheap at 400 evaluations, where a GP refit on >1000 told points takes minutes per run
-    jobs += [(base, "random", sd, args.reference_budget, args.n_initial, args.design) for sd in ref_seeds]
+    jobs += [(base, "random", sd, args.reference_budget, args.n_initial, args.design, args.objective)
+             for sd in ref_seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(_job, jobs))
     main_runs = [r for r in results if r.seed in seeds]

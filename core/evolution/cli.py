@@ -70,6 +70,7 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
         settings["models"] = list(SIM_MODELS)
     settings.setdefault("sections", mutable_sections(spec_text))
     settings.setdefault("initial_design", "sweep")  # new runs; stored runs keep what they had
+    settings.setdefault("objective", "log-gain")  # likewise
     settings.setdefault("system_section", spec.system_prompt_section)
     if "hats" not in settings:
         settings["hats"] = {h.name: {"description": h.description, "fragment": h.fragment}

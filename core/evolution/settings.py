@@ -62,6 +62,10 @@ class EvolutionSettings(BaseModel):
     # "sweep": the BO's initial points are every one-shot choice once (see sweep_points);
     # "random": n_initial_points random ones. Runs stored without the field were random.
     initial_design: Literal["random", "sweep"] = "random"
+    # "log-gain": the optimizer is told -log(1 + gain / gain_scale) (state.py says why);
+    # "gain": the gain as it is. Runs stored without the field were told the gain.
+    objective: Literal["gain", "log-gain"] = "gain"
+    gain_scale: float = Field(default=0.01, gt=0)
     base_estimator: str = "GP"
     acq_func: str = "EI"
     max_tokens: int = Field(default=32000, ge=256)
@@ -80,6 +84,11 @@ class EvolutionSettings(BaseModel):
         if not self.sections:
             raise ValueError("an evolution needs at least one mutable section")
         return self
+
+    @property
+    def objective_scale(self) -> float | None:
+        """``gain_scale`` when gains are told on a log scale, else None."""
+        return self.gain_scale if self.objective == "log-gain" else None
 
     @property
     def rewrite_model(self) -> str:

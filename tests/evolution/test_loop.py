@@ -4,6 +4,7 @@ control commands, budgets, and the CLI functions' shapes."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import time
@@ -24,7 +25,7 @@ from core.home import db_path
 from core.models import Amendment, AmendmentStatus
 from core.store import Store
 from core.llm.sim import SimProvider
-from tests.evolution.conftest import ECHO, make_fake_rig
+from tests.evolution.conftest import ECHO, PRIME, make_fake_rig
 
 RUN = "e-test-run"
 # random initial points, so that short runs reach rewrites and GP asks (new runs default to the
@@ -331,10 +332,11 @@ def test_new_runs_use_the_sweep_design_and_stored_runs_keep_theirs(home):
     from core.evolution.settings import EvolutionSettings, search_space, sweep_points
 
     old = _settings().model_dump()
-    del old["initial_design"]  # a run stored before the setting existed
+    del old["initial_design"], old["objective"]  # a run stored before the settings existed
     assert EvolutionSettings(**old).initial_design == "random"
+    assert EvolutionSettings(**old).objective_scale is None  # told the gain as it is
     n = 9
-    defaults = {k: v for k, v in SMALL.items() if k != "initial_design"}
+    defaults = {k: v for k, v in SMALL.items() if k not in ("initial_design", "objective")}
     with Store.open(db_path(home)) as s:
         create_run(s, ECHO, run_id=RUN, **defaults, max_observations=n)
     run(home)
@@ -345,6 +347,38 @@ def test_new_runs_use_the_sweep_design_and_stored_runs_keep_theirs(home):
     design = sweep_points(settings, search_space(settings))
     assert 0 < len(design) < n
     assert [o.params for o in obs[: len(design)]] == design
+    assert settings.objective == "log-gain" and settings.objective_scale == settings.gain_scale
+
+
+def test_a_new_run_tells_the_optimizer_the_log_of_its_gains(home):
+    """What status reports as "objective" is what the optimizer was told: -log(1 + gain /
+    gain_scale) for an evaluated variant (the prime spec at seed 1 has gains and losses)."""
+    with Store.open(db_path(home)) as s:
+        create_run(s, PRIME, run_id=RUN, **{**SMALL, "seed": 1, "max_observations": 8})
+    run(home)
+    with Store.open(db_path(home)) as s:
+        settings = s.campaign(RUN)["settings"]
+        st = run_status(s, RUN)
+    assert settings["objective"] == "log-gain"
+    ran = [r for r in st["observations"] if r["rejected_reason"] is None]
+    for r in ran:
+        assert r["objective"] == round(-math.log1p(max(0.0, r["gain"]) / settings["gain_scale"]), 6)
+    assert any(r["gain"] > 0 for r in ran) and any(r["gain"] < 0 for r in ran)
+
+
+def test_log_gain_objective_keeps_the_order_of_gains_and_lifts_small_ones():
+    from core.evolution.state import objective, rejected_objective
+
+    gains = [0.0, 0.001, 0.002, 0.01, 0.1, 0.5]
+    for scale in (None, 0.01):
+        told = [objective(0.4 + g, 0.4, scale) for g in gains]
+        assert told == sorted(told, reverse=True)  # a bigger gain is always better (smaller y)
+        assert objective(0.3, 0.4, scale) == 0.0  # a loss is worth nothing, as no change
+    # raw, a 0.002 gain is 1/50 of a 0.1 gain; on the log scale (0.01) more than 1/14
+    assert objective(0.402, 0.4) / objective(0.5, 0.4) == pytest.approx(0.02)
+    assert objective(0.402, 0.4, 0.01) / objective(0.5, 0.4, 0.01) > 1 / 14
+    assert rejected_objective("duplicate: seen", 0.5, 0.4, scale=0.01) == objective(0.5, 0.4, 0.01)
+    assert rejected_objective("grammar: FROZEN changed", None, 0.4, scale=0.01) > 0
 
 
 def test_status_names_the_step_in_progress(home):

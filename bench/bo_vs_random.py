@@ -17,8 +17,9 @@ scikit-optimize GP, ``random`` = uniform; BO asks only canonical points and maxi
 all of them, as the loop does), the same operators and grammar gate
 (``core.evolution.operators``: rewrites by the sim provider's seeded mutate, hats from
 ``spec/hats``, crossover from the best earlier variants, model choice) and the same objective
-(negated gain over the incumbent; anything not run — grammar rejection, no-op, duplicate —
-a fixed penalty). The climb moves to a variant when its expected viability is strictly
+(``core.evolution.state``: the negated log of the gain over the incumbent for new runs,
+``--objective gain`` for the raw gain; no-ops 0, duplicates their earlier value, grammar
+rejections a fixed penalty). The climb moves to a variant when its expected viability is strictly
 higher than the incumbent's (noise-free, so no interval rule is needed here).
 
 Counting and "best-known"

@@ -65,7 +65,7 @@ class EvolutionSettings(BaseModel):
     # "log-gain": the optimizer is told -log(1 + gain / gain_scale) (state.py says why);
     # "gain": the gain as it is. Runs stored without the field were told the gain.
     objective: Literal["gain", "log-gain"] = "gain"
-    gain_scale: float = Field(default=0.01, gt=0)
+    gain_scale: float = Field(default=0.002, gt=0)
     base_estimator: str = "GP"
     acq_func: str = "EI"
     max_tokens: int = Field(default=32000, ge=256)

@@ -18,11 +18,10 @@ Objective (minimised by the optimizer): the negated gain over the incumbent *at 
     y = REJECT_PENALTY                          refused by the grammar, or a failed rewrite call
 
 Why a log: gains span orders of magnitude — a better model or a hat can add 0.1, a rewrite
-of one section 0.002 — and the GP models them with one length scale and one noise level.
-Told as they are, the first sweep's big gains set the scale and every later rewrite's gain
-is indistinguishable from "nothing"; on a log scale a small gain stands well clear of zero,
-so the surrogate can tell productive rewrites from useless ones (bench/README.md: median
-evaluations 15.5 → 13 on 30 seeds).
+of one section 0.002 — and the GP models them with one output scale and one noise level.
+Told as they are, the sweep's big gains set the scale and every later rewrite's gain is
+indistinguishable from "nothing"; on a log scale a small gain stands well clear of zero
+(core/evolution/README.md has the figures).
 
 A variant that does not beat the incumbent is worth nothing to a climb, however much worse
 it is: it is never accepted. So the optimizer is told the *improvement* (clipped at zero) and

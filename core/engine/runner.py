@@ -50,7 +50,11 @@ class Work:
 
 
 class LogWriter:
-    """Collects rig output lines from the rig thread and appends them in batches."""
+    """Collects rig output lines from the rig thread and appends them in batches.
+
+    A batch is written after LOG_FLUSH_LINES lines or LOG_FLUSH_S seconds, whichever comes
+    first; a timer covers the second case, so a line followed by silence (a long test run
+    under ``pytest -q``) still reaches live viewers within LOG_FLUSH_S."""
 
     def __init__(self, db: Path, generation: int):
         self.db = db
@@ -60,12 +64,26 @@ class LogWriter:
         self.last = time.monotonic()
         self.store: Store | None = None
         self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+        self.closed = False
 
     def __call__(self, stream: str, line: str) -> None:
         with self.lock:
+            if self.closed:
+                return
             self.buf.setdefault(stream, []).append(line)
             self.count += 1
             if self.count >= LOG_FLUSH_LINES or time.monotonic() - self.last >= LOG_FLUSH_S:
+                self._flush()
+            elif self.timer is None:
+                self.timer = threading.Timer(LOG_FLUSH_S, self._timed_flush)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def _timed_flush(self) -> None:
+        with self.lock:
+            self.timer = None
+            if not self.closed:
                 self._flush()
 
     def _flush(self) -> None:
@@ -82,7 +100,11 @@ class LogWriter:
 
     def close(self) -> None:
         with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             self._flush()
+            self.closed = True
             if self.store is not None:
                 self.store.close()
                 self.store = None
@@ -369,6 +391,11 @@ class CampaignRunner:
                                           containers.HOME_LABEL: self.home_label},
                 )
             finally:
+                if self.aborting:
+                    # the rig's last line judged a container the abort killed: say so, or
+                    # the log reads as if the artifact had failed
+                    logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
+                                "were killed, so the verdict above does not judge the artifact")
                 await asyncio.to_thread(logs.close)
         if self.aborting:
             raise asyncio.CancelledError

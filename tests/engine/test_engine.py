@@ -165,6 +165,52 @@ def test_abort_kills_in_flight_and_marks_interrupted(home, fake_llm, rig_ready):
     assert not [c for c, run in list_managed() if run.startswith(cid)]
 
 
+SLOW_TEST_ANSWER = """\
+<file path="app.py">
+def greet(name: str) -> str:
+    return f"hello {name}"
+</file:end>
+<file path="tests/test_slow.py">
+import time
+
+
+def test_slow() -> None:
+    time.sleep(120)
+</file:end>
+"""
+
+
+@pytest.mark.docker
+def test_abort_during_the_rig_says_so_at_the_end_of_the_rig_log(home, fake_llm, rig_ready):
+    # the artifact's test sleeps, so the abort is sure to land while the rig runs it
+    fake_llm.server.responder = lambda body: SLOW_TEST_ANSWER
+    fake_llm.server.latency = 0.0
+    with _store(home) as s:
+        cid = create_campaign(s, settings(provider="anthropic", model="claude-haiku-4-5", generations=2,
+                                          max_tokens=2048), ECHO)
+    spawn_engine(home, cid)
+
+    def rig_testing():
+        for n in s.in_progress(cid):
+            if "[rig] test:" in "".join(c["text"] for c in s.log_chunks(n)):
+                return (n,)  # generation 0 is falsy
+        return None
+
+    with _store(home) as s:
+        (n,) = wait_for(rig_testing, 120, "the rig to start the artifact's tests")
+        s.send_command(cid, "abort")
+        wait_for(lambda: s.campaign(cid)["state"] == "aborted", 60, "state aborted")
+        wait_for(lambda: _engine_gone(home, cid), 30, "the engine to exit")
+        g = s.generation(n)
+        assert g.outcome.value == "interrupted" and "abort" in (g.reason or "")
+        lines = "".join(c["text"] for c in s.log_chunks(n)).splitlines()
+        assert lines[-1].startswith("[engine] interrupted: aborted by user"), lines[-5:]
+        assert "does not judge the artifact" in lines[-1]
+    from core.engine.containers import list_managed
+
+    assert not [c for c, run in list_managed() if run.startswith(cid)]
+
+
 @pytest.mark.docker
 def test_halt_file_stops_new_work(home, fake_llm, rig_ready):
     with _store(home) as s:

@@ -126,9 +126,11 @@ class HelpScreen(CambrianModal):
                         for name, rows in column:
                             yield Static(Content.from_markup(f"[b $text-primary]{name}[/]"), classes="help-group")
                             for row in rows:
-                                yield Static(
-                                    Content.assemble((f"{row.keys:>14}", "bold $text-accent"), "  ", row.description),
-                                    classes="help-row")
+                                # keys and description side by side, so a long description
+                                # wraps under itself instead of being cut at the column edge
+                                with Horizontal(classes="help-line"):
+                                    yield Static(Content.styled(row.keys, "bold $text-accent"), classes="help-keys")
+                                    yield Static(row.description, classes="help-row")
             yield Static(Content.from_markup(
                 "[dim]ctrl+p: command palette (actions, “jump to generation N”) · escape: close[/]"),
                 id="help-foot")

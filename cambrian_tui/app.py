@@ -213,5 +213,6 @@ class CambrianApp(App):
 
 def run_app(home: Path, mouse: bool = True) -> int:
     """Run the TUI until the user quits. Campaigns keep running after it exits."""
-    CambrianApp(home).run(mouse=mouse)
-    return 0
+    app = CambrianApp(home)
+    app.run(mouse=mouse)
+    return app.return_code or 0  # non-zero when the TUI stopped on an error

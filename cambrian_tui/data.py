@@ -319,7 +319,7 @@ class DataSource:
         self.db = db_path(self.home)
         self.spec_dir = spec_dir
         self._local = threading.local()
-        self._stores: list["Store"] = []
+        self._stores: list[tuple[threading.Thread, "Store"]] = []
         self._lock = threading.Lock()
         self._artifact_cache: dict[str, dict[str, bytes]] = {}
 
@@ -335,15 +335,23 @@ class DataSource:
             st = Store.open(self.db)
             self._local.store = st
             with self._lock:
-                self._stores.append(st)
+                self._stores.append((threading.current_thread(), st))
         return st
 
     def close(self) -> None:
+        """Close every connection no other thread is using. A worker thread may still be in
+        a query when the app unmounts, and closing a connection under a running statement
+        crashes the interpreter (sqlite3, Python 3.11): those are interrupted instead (the
+        query fails, the worker reports it) and closed when their thread ends."""
         with self._lock:
             stores, self._stores = self._stores, []
-        for st in stores:
+        me = threading.current_thread()
+        for thread, st in stores:
             try:
-                st.close()
+                if thread is me or not thread.is_alive():
+                    st.close()
+                else:
+                    st.conn.interrupt()
             except Exception:
                 pass
 

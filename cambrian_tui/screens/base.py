@@ -71,7 +71,9 @@ class LivenessCheck:
 
 
 class CambrianScreen(BackgroundMixin, Screen):
-    pass
+    def action_focus(self, wid: str) -> None:
+        """The number keys' target: a widget id (Screen's own ``focus`` action takes none)."""
+        self.query_one(f"#{wid}").focus()
 
 
 ResultT = TypeVar("ResultT")

@@ -521,9 +521,6 @@ class MainScreen(CambrianScreen):
     def action_cycle_chart(self) -> None:
         self.query_one(FitnessCharts).cycle()
 
-    def action_focus(self, wid: str) -> None:
-        self.query_one(f"#{wid}").focus()
-
     def action_refresh(self) -> None:
         self._lineage_sig = None
         self._summary_sig = None

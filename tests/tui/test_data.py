@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from cambrian_tui.data import (
     DataSource,
@@ -188,3 +189,32 @@ def test_downsample_keeps_ends():
     out = downsample(seq, 50)
     assert len(out) == 50 and out[0] == 0 and out[-1] == 999
     assert downsample([1, 2], 50) == [1, 2]
+
+
+def test_closing_while_a_worker_thread_is_in_a_query_interrupts_it_instead_of_crashing(seeded):
+    """The app closes its DataSource on unmount while load workers may still be querying;
+    closing a connection under a running statement segfaulted the TUI (found by hand)."""
+    import sqlite3
+
+    home, _ = seeded
+    data = DataSource(home)
+    started, outcome = threading.Event(), {}
+
+    def slow_query():
+        conn = data.store().conn
+        started.set()
+        try:  # a query that runs for minutes unless interrupted
+            conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
+                         "SELECT count(*) FROM n WHERE i < 1e12").fetchone()
+            outcome["result"] = "finished"
+        except sqlite3.OperationalError as exc:
+            outcome["result"] = str(exc)
+
+    t = threading.Thread(target=slow_query)
+    t.start()
+    assert started.wait(10)
+    time.sleep(0.2)  # let the statement start
+    data.close()
+    t.join(30)
+    assert not t.is_alive() and outcome["result"] == "interrupted"
+    data.close()  # idempotent; the main thread's own store (if any) is closed here

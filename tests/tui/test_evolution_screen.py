@@ -149,6 +149,22 @@ async def test_spec_diff_against_the_parent(evolved, empty_spec_dir):
         assert app.current_mode == "spec"
 
 
+async def test_number_keys_focus_the_panels(evolved, empty_spec_dir):
+    home, _ = evolved
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        for key, wid in (("1", "evo-runs"), ("2", "evo-obs"), ("1", "evo-runs")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.focused is not None and app.focused.id == wid, key
+        await pilot.press("2", "d")  # the diff pane shows the highlighted observation
+        await settle(pilot)
+        await pilot.press("3")
+        await pilot.pause()
+        assert app.focused is screen.query_one("#evo-diff")
+
+
 async def test_control_keys_follow_the_run_state(evolved, empty_spec_dir):
     home, _ = evolved
     app = make_app(home, empty_spec_dir)
@@ -331,3 +347,36 @@ async def test_an_evolution_campaign_is_not_controlled_from_the_campaign_screen(
             assert bool(main.check_action("resume", ())) is expected, cid
             if cid == child:
                 assert not main.check_action("pause", ()) and not main.check_action("abort", ())
+
+
+async def test_every_declared_key_on_every_screen_leaves_the_app_running(evolved, empty_spec_dir):
+    """Each key a screen or its widgets declare (what F1 lists), pressed on each screen of a
+    home with campaigns and an evolution run, then escape to close whatever it opened: no
+    key may stop the app (the Evolution screen's number keys once did)."""
+    from cambrian_tui.screens import MODE_REGISTRY
+    from cambrian_tui.screens.help import own_bindings
+
+    home, _ = evolved
+    app = make_app(home, empty_spec_dir)
+    skip = {"q", "ctrl+c", "ctrl+q"}  # quitting is the one key meant to stop it
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pressed = 0
+        for mode in MODE_REGISTRY.values():
+            await pilot.press(mode.key)
+            await settle(pilot)
+            screen = app.screen
+            nodes = [screen] + [w for w in screen.walk_children() if own_bindings(w)]
+            keys = {k.strip() for n in nodes for b in own_bindings(n) for k in b.key.split(",")}
+            for key in sorted(keys - skip):
+                await pilot.press(key)
+                await settle(pilot, 2)
+                while app.screen is not screen and len(app.screen_stack) > 1 and app.current_mode == mode.name:
+                    await pilot.press("escape")
+                    await settle(pilot, 2)
+                assert app.is_running, f"{mode.name}: {key!r} stopped the app"
+                pressed += 1
+                if app.current_mode != mode.name:  # a key that jumps to another screen
+                    await pilot.press(mode.key)
+                    await settle(pilot, 2)
+        assert pressed > 40

@@ -325,20 +325,13 @@ class EvolutionScreen(CambrianScreen):
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
 
     def _fill_observations(self, st: dict[str, Any]) -> None:
+        from core.evolution.cli import outcome_label  # loaded by the worker that fetched st
+
         table = self.query_one("#evo-obs", DataTable)
         rows = []
         for r in st["observations"]:
             ci = r["viability_interval"]
-            if r["accepted"]:
-                result = "ACCEPTED → incumbent"
-            elif r["rejected_reason"]:
-                result = r["rejected_reason"]
-            elif r["full_campaign_id"]:
-                result = "full: gain within noise"
-            elif r["promising"] is False:
-                result = "screened out"
-            else:
-                result = "screened"
+            result = outcome_label(r)
             rows.append((str(r["index"]), (str(r["index"]), r["detail"] or r["operator"], r["model"],
                                            _pct(r["viability_rate"]),
                                            f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}" if ci else "-",

@@ -297,6 +297,19 @@ def _line(st: dict[str, Any]) -> str:
             f"gens {bud['generations_planned']}/{bud['generations']}  ${bud['usd_spent']:.4f}{sim}")
 
 
+def outcome_label(r: dict[str, Any]) -> str:
+    """What became of an observation, in words (the status listing and the TUI share it)."""
+    if r["accepted"]:
+        return "ACCEPTED → incumbent"
+    if r["rejected_reason"]:
+        return r["rejected_reason"]
+    if r["full_campaign_id"]:
+        return "full: gain within noise"
+    if r["promising"] is False:
+        return "screened out"
+    return "screened"
+
+
 def print_status(st: dict[str, Any]) -> None:
     print(_line(st))
     if st.get("reason"):
@@ -308,9 +321,8 @@ def print_status(st: dict[str, Any]) -> None:
         print(f"  {current_line(st['current'], st['engine_alive'])}")
     for r in st["observations"]:
         rate = "-" if r["viability_rate"] is None else f"{r['viability_rate']:.0%}"
-        mark = "ACCEPTED" if r["accepted"] else ("rejected" if r["rejected_reason"] else "")
-        tail = r["rejected_reason"] or (f"P(better)={r['p_better']:.2f}" if r["p_better"] is not None else "")
-        print(f"  #{r['index']:<3} {r['detail'][:46]:<46} {rate:>5}  {mark:<8} {tail[:70]}")
+        p = "" if r["p_better"] is None else f"P(better)={r['p_better']:.2f}"
+        print(f"  #{r['index']:<3} {r['detail'][:46]:<46} {rate:>5}  {p:<15} {outcome_label(r)[:70]}")
 
 
 def _open(home: Path) -> Store:

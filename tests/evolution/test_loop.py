@@ -272,7 +272,18 @@ def test_cli_status_best_export_and_control(home, capsys, tmp_path):
     st = json.loads(capsys.readouterr().out)
     assert st["id"] == RUN and st["state"] == "completed" and len(st["observations"]) == 5
     assert evolve_status_main(home, RUN, False) == 0
-    assert RUN in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert RUN in text
+    from core.evolution.cli import outcome_label
+
+    # one line per observation, each saying what became of it (as the TUI does)
+    for r in st["observations"]:
+        line = next(x for x in text.splitlines() if x.strip().startswith(f"#{r['index']} "))
+        assert outcome_label(r)[:40] in line
+        if r["p_better"] is not None:
+            assert f"P(better)={r['p_better']:.2f}" in line
+    assert outcome_label({"accepted": False, "rejected_reason": None, "full_campaign_id": None,
+                          "promising": False}) == "screened out"
     out = tmp_path / "export" / "best.md"
     assert evolve_best_main(home, RUN, True, export=str(out)) == 0
     meta = json.loads(capsys.readouterr().out)

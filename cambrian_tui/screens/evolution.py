@@ -80,7 +80,8 @@ def load_runs(store: Any) -> list[dict[str, Any]]:
                         "alive": False, "error": str(exc)})
             continue
         out.append({"id": st["id"], "state": st["state"], "observations": len(st["observations"]),
-                    "best_rate": st["best"]["viability_rate"], "alive": st["engine_alive"]})
+                    "best_rate": st["best"]["viability_rate"], "alive": st["engine_alive"],
+                    "created_at": st.get("created_at")})
     return out
 
 
@@ -106,15 +107,31 @@ def load_observation_diff(store: Any, obs: dict[str, Any]) -> tuple[Any, Any, st
     return left, right, note
 
 
-def _orphaned(state: str, alive: bool) -> bool:
-    """The run says it is going but no process holds it (killed, or the machine rebooted)."""
-    return not alive and state in ("running", "pending")
+# A new run is "pending" until its process takes the lease (start waits up to 30 s for it)
+SPAWN_GRACE_S = 30.0
 
 
-def _state_cell(state: str, alive: bool) -> str:
+def _age_s(created_at: str | None) -> float:
+    from datetime import datetime, timezone
+
+    try:
+        return (datetime.now(timezone.utc) - datetime.fromisoformat(created_at or "")).total_seconds()
+    except ValueError:
+        return float("inf")
+
+
+def _orphaned(state: str, alive: bool, created_at: str | None = None) -> bool:
+    """The run says it is going but no process holds it (killed, or the machine rebooted).
+    A run that is still starting is not orphaned."""
+    if alive or state not in ("running", "pending"):
+        return False
+    return state == "running" or _age_s(created_at) > SPAWN_GRACE_S
+
+
+def _state_cell(state: str, alive: bool, created_at: str | None = None) -> str:
     if alive:
         return state + "●"
-    return "stalled" if _orphaned(state, alive) else state
+    return "stalled" if _orphaned(state, alive, created_at) else state
 
 
 def _pct(v: float | None) -> str:
@@ -225,7 +242,9 @@ class EvolutionScreen(CambrianScreen):
         self._dirty = True
 
     def _tick(self) -> None:
-        if self.is_current and (self._dirty or self._liveness.due(any(r["alive"] for r in self.runs))):
+        # a starting ("pending") run is watched like a live one: it turns stalled if it never starts
+        watched = any(r["alive"] or r["state"] == "pending" for r in self.runs)
+        if self.is_current and (self._dirty or self._liveness.due(watched)):
             self.reload()
 
     def action_refresh(self) -> None:
@@ -237,7 +256,7 @@ class EvolutionScreen(CambrianScreen):
         self.runs = message.runs
         table = self.query_one("#evo-runs", DataTable)
         wanted = [r["id"] for r in self.runs]
-        cells = {r["id"]: (r["id"], _state_cell(r["state"], r["alive"]), str(r["observations"]),
+        cells = {r["id"]: (r["id"], _state_cell(r["state"], r["alive"], r.get("created_at")), str(r["observations"]),
                            _pct(r["best_rate"])) for r in self.runs}
         if [str(k.value) for k in table.rows] == wanted:
             for rid, row in cells.items():
@@ -311,7 +330,7 @@ class EvolutionScreen(CambrianScreen):
             + f"  ·  {len(st['observations'])} obs  ·  accept: P(better) ≥ "
             f"{st['settings']['accept_probability']:.2f}",
         ]
-        if _orphaned(st["state"], st["engine_alive"]):
+        if _orphaned(st["state"], st["engine_alive"], st.get("created_at")):
             lines.append("[b $text-warning]no process runs it[/] (killed, or the machine restarted): "
                          "[b]r[/] resumes from the last observation")
         if st.get("current"):

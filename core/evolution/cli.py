@@ -223,6 +223,7 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "id": run_id,
         "state": row["state"],
         "reason": row.get("reason"),
+        "created_at": row.get("created_at"),
         "engine_pid": lease["pid"] if lease and alive else None,
         "engine_alive": alive,
         "spec_hash": row["spec_hash"],

@@ -380,3 +380,19 @@ async def test_every_declared_key_on_every_screen_leaves_the_app_running(evolved
                     await pilot.press(mode.key)
                     await settle(pilot, 2)
         assert pressed > 40
+
+
+def test_a_run_that_is_still_starting_is_not_called_stalled():
+    from datetime import datetime, timedelta, timezone
+
+    from cambrian_tui.screens.evolution import SPAWN_GRACE_S, _orphaned, _state_cell
+
+    def ago(s: float) -> str:
+        return (datetime.now(timezone.utc) - timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
+
+    assert _state_cell("pending", False, ago(1)) == "pending"  # its process is taking the lease
+    assert _state_cell("pending", False, ago(SPAWN_GRACE_S + 5)) == "stalled"  # it never started
+    assert _state_cell("running", False, ago(1)) == "stalled"  # a running run without a process
+    assert _state_cell("running", True, ago(1)) == "running●"
+    assert not _orphaned("completed", False, ago(99))
+    assert _orphaned("pending", False, None)  # no creation time: do not hide a dead run

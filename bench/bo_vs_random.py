@@ -63,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 
 from core.evolution.hats import load_hats  # noqa: E402
 from core.evolution.operators import (  # noqa: E402
-    Donor,
     LLMRewriter,
     Parent,
     check_variant,
@@ -72,7 +71,6 @@ from core.evolution.operators import (  # noqa: E402
 )
 from core.evolution.optimizer import make_optimizer  # noqa: E402
 from core.evolution.settings import (  # noqa: E402
-    DONOR_RANKS,
     SIM_MODELS,
     EvolutionSettings,
     canonical,
@@ -84,6 +82,7 @@ from core.evolution.state import (  # noqa: E402
     DUPLICATE_PREFIX,
     REJECT_PENALTY,
     objective,
+    rank_donors,
     rejected_objective,
 )
 from core.llm.sim import SimProvider  # noqa: E402
@@ -205,16 +204,9 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
     while len(trace) < budget and i < budget * max_asks_factor:
         point = opt.ask()
         parent = Parent(inc_text, inc_model)
-        donors = []
-        seen = {spec_hash(inc_text)}
-        for idx, val, text, model in sorted(order, key=lambda r: (-r[1], r[0])):
-            h = spec_hash(text)
-            if h in seen:
-                continue
-            seen.add(h)
-            donors.append(Donor(text, val, idx))
-            if len(donors) >= DONOR_RANKS:
-                break
+        texts = {spec_hash(text): text for _, _, text, _ in order}
+        donors = rank_donors(((idx, val, spec_hash(text)) for idx, val, text, _ in order), spec_hash(inc_text),
+                             texts.__getitem__)
         v = asyncio.run(make_variant(point, parent, system_section=s.system_section, hats=hats,
                                      amendments=[], donors=donors, rewrite=rewriter,
                                      seed=derive_seed(seed, "mutate", i)))

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from core.evolution.acceptance import Counts
 from core.evolution.operators import Donor, Parent
@@ -72,6 +72,22 @@ def rejected_objective(reason: str, earlier_rate: float | None, incumbent_rate: 
     if reason.startswith(NOOP_PREFIX) or reason.startswith(NO_DONOR):
         return 0.0
     return penalty
+
+
+def rank_donors(evaluated: Iterable[tuple[int, float, str]], incumbent_hash: str,
+                text_of: Callable[[str], str]) -> list[Donor]:
+    """Crossover donors from ``(index, rate, spec_hash)`` of evaluated variants: the best
+    ``DONOR_RANKS`` distinct specs other than the incumbent's, best rate first (ties: earlier)."""
+    seen: set[str] = {incumbent_hash}
+    out = []
+    for index, rate, h in sorted(evaluated, key=lambda e: (-e[1], e[0])):
+        if h in seen:
+            continue
+        seen.add(h)
+        out.append(Donor(text_of(h), rate, index))
+        if len(out) >= DONOR_RANKS:
+            break
+    return out
 
 
 @dataclass
@@ -112,19 +128,8 @@ class RunState:
         return Parent(store.spec_text(self.incumbent.spec_hash), self.incumbent.model)
 
     def donors(self, store: Any) -> list[Donor]:
-        """Evaluated variants other than the incumbent, best rate first (ties: earlier)."""
-        inc = (self.incumbent.spec_hash, self.incumbent.model)
-        seen: set[str] = {self.incumbent.spec_hash}
-        ranked = sorted(self.order, key=lambda e: (-e.rate, e.index))
-        out = []
-        for e in ranked:
-            if (e.spec_hash, e.model) == inc or e.spec_hash in seen:
-                continue
-            seen.add(e.spec_hash)
-            out.append(Donor(store.spec_text(e.spec_hash), e.rate, e.index))
-            if len(out) >= DONOR_RANKS:
-                break
-        return out
+        return rank_donors(((e.index, e.rate, e.spec_hash) for e in self.order), self.incumbent.spec_hash,
+                           store.spec_text)
 
     def variant_model(self, params: dict[str, Any]) -> str:
         return params["model"] if params.get("operator") == "model" else self.incumbent.model

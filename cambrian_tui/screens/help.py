@@ -99,6 +99,15 @@ def collect_keys(app, screen: Screen) -> list[tuple[str, list[KeyRow]]]:
     return groups
 
 
+# Room for a description in one column of the 112-wide box (keys, gap and borders taken off)
+DESCRIPTION_WIDTH = 36
+
+
+def _height(row: KeyRow) -> int:
+    """Lines a row takes once its description wraps (for balancing the columns)."""
+    return max(1, -(-len(row.description) // DESCRIPTION_WIDTH))
+
+
 class HelpScreen(CambrianModal):
     CSS_PATH = str(Path(__file__).with_name("help.tcss"))
     BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close help")]
@@ -111,7 +120,7 @@ class HelpScreen(CambrianModal):
         groups = collect_keys(self.app, self.for_screen)
         title = getattr(self.for_screen, "HELP_TITLE", None) or _title(self.for_screen)
         # two balanced columns: the screen's own keys on the left, the rest on the right
-        sizes = [len(rows) + 2 for _, rows in groups]
+        sizes = [sum(_height(r) for r in rows) + 2 for _, rows in groups]
         split = 1
         best = None
         for i in range(1, len(groups)):

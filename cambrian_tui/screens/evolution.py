@@ -194,9 +194,10 @@ class EvolutionScreen(CambrianScreen):
             runs.add_column(label, key=key, width=width)
         obs = self.query_one("#evo-obs", DataTable)
         obs.border_title = "Observations"
-        for label, key, width in (("#", "i", 3), ("mutation", "what", 28), ("model", "model", 9),
+        # the free-text result goes last and sizes itself: cut or scrolled, it hides no other column
+        for label, key, width in (("#", "i", 3), ("mutation", "what", 33), ("model", "model", 10),
                                   ("rate", "rate", 4), ("95%", "ci", 6), ("P>", "p", 4),
-                                  ("result", "result", 40), ("gens", "gens", 4)):
+                                  ("gens", "gens", 4), ("result", "result", None)):
             obs.add_column(label, key=key, width=width)
         ops = self.query_one("#evo-ops", DataTable)
         ops.border_title = "Operators"
@@ -355,7 +356,7 @@ class EvolutionScreen(CambrianScreen):
                                            _pct(r["viability_rate"]),
                                            f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}" if ci else "-",
                                            "-" if r["p_better"] is None else f"{r['p_better']:.2f}",
-                                           result, str(r["generations"]))))
+                                           str(r["generations"]), result)))
         keys = [str(k.value) for k in table.rows]
         if keys == [k for k, _ in rows]:
             return

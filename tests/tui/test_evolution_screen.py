@@ -73,11 +73,11 @@ async def test_shows_runs_observations_best_and_operators(evolved, empty_spec_di
         assert obs.row_count == len(status["observations"]) == 8
         for r in status["observations"]:
             row = cells(obs, r["index"])
-            assert row[0] == str(r["index"])
+            assert row[0] == str(r["index"]) and row[6] == str(r["generations"])
             if r["accepted"]:
-                assert row[6].startswith("ACCEPTED")
+                assert row[7].startswith("ACCEPTED")
             elif r["rejected_reason"]:
-                assert row[6] == r["rejected_reason"] and row[3] == "-"
+                assert row[7] == r["rejected_reason"] and row[3] == "-"
         headline = str(screen.query_one("#evo-headline", Static).render())
         assert RUN in headline and "SIMULATED" in headline and "best" in headline
         ops = screen.query_one("#evo-ops", DataTable)

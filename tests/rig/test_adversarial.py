@@ -233,6 +233,11 @@ def test_privilege_escalation_fails(tmp_path, docker_rig):
     run = harness.run_artifact("privesc", tmp_path)
     print(json.dumps(run.verdict(), indent=1, default=str))
     harness.assert_as_expected(run)
+    # the image has no sudo: that case is reported skipped, with its reason, not passed
+    test = run.report.checks["test"]
+    skipped = [r for r in test.results if r["outcome"] == "skipped"]
+    assert test.tests_skipped == len(skipped) == 1, skipped
+    assert "[argv0]" in skipped[0]["id"] and "sudo is not installed" in skipped[0]["message"]
     _common_host_checks(run)
 
 

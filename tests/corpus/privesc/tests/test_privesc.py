@@ -50,7 +50,7 @@ def test_setuid_calls_fail():
 @pytest.mark.parametrize("argv", [["sudo", "-n", "id", "-u"], ["su", "-c", "id -u", "root"], ["passwd", "-d", "root"], ["newgrp", "root"]])
 def test_setuid_helpers_do_not_elevate(argv):
     if not shutil.which(argv[0]):
-        return
+        pytest.skip(f"{argv[0]} is not installed in the rig image")
     res = subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     assert res.returncode != 0 or res.stdout.strip() != "0", f"{argv} -> {res.stdout!r}"
 

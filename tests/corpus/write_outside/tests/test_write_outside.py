@@ -34,7 +34,7 @@ def _try_write(directory):
 @pytest.mark.parametrize("directory", ["/", "/etc", "/usr", "/usr/local/bin", "/rig", "/opt", "/root", "/var", "/home", "/bin"])
 def test_cannot_write(directory):
     if not os.path.isdir(directory):
-        return
+        pytest.skip(f"{directory} does not exist in the rig image")
     err = _try_write(directory)
     os.write(1, f"corpus write {directory}: {err!r}\n".encode())
     assert err is not None, f"wrote a file into {directory}"

@@ -196,7 +196,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
     inc_text, inc_model = base, s.model
     inc_value = expected(base, inc_model)
     evaluated: dict[tuple[str, str], tuple[int, float, str]] = {(spec_hash(base), inc_model): (-1, inc_value, base)}
-    order: list[tuple[int, float, str, str]] = []  # (index, value, text, model)
+    order: list[tuple[int, float, str]] = []  # (index, value, spec hash) of evaluated variants
+    texts: dict[str, str] = {}  # spec hash -> text
     trace: list[float] = []
     kinds: list[str] = []
     best, best_detail = inc_value, "base"
@@ -204,9 +205,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
     while len(trace) < budget and i < budget * max_asks_factor:
         point = opt.ask()
         parent = Parent(inc_text, inc_model)
-        texts = {spec_hash(text): text for _, _, text, _ in order}
-        donors = rank_donors(((idx, val, spec_hash(text)) for idx, val, text, _ in order), spec_hash(inc_text),
-                             texts.__getitem__)
+        donors = rank_donors(order, spec_hash(inc_text), texts.__getitem__)
         v = asyncio.run(make_variant(point, parent, system_section=s.system_section, hats=hats,
                                      amendments=[], donors=donors, rewrite=rewriter,
                                      seed=derive_seed(seed, "mutate", i)))
@@ -222,7 +221,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
             trace.append(value)
             kinds.append(point["operator"] + (f" {point['intent']}" if point["operator"] == "rewrite" else ""))
             evaluated[(v.hash, v.model)] = (i, value, v.text)
-            order.append((i, value, v.text, v.model))
+            order.append((i, value, v.hash))
+            texts[v.hash] = v.text
             y = objective(value, inc_value, s.objective_scale)
             if value > best:
                 best, best_detail = value, f"{v.model}, {v.detail}"

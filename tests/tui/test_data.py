@@ -203,14 +203,14 @@ def test_closing_while_a_worker_thread_is_in_a_query_interrupts_it_instead_of_cr
     def slow_query():
         conn = data.store().conn
         started.set()
-        try:  # a query that runs for minutes unless interrupted
+        try:  # an unbounded recursion: it never ends unless interrupted
             conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) "
                          "SELECT count(*) FROM n WHERE i < 1e12").fetchone()
             outcome["result"] = "finished"
         except sqlite3.OperationalError as exc:
             outcome["result"] = str(exc)
 
-    t = threading.Thread(target=slow_query)
+    t = threading.Thread(target=slow_query, daemon=True)  # if it failed, never block exit
     t.start()
     assert started.wait(10)
     time.sleep(0.2)  # let the statement start

@@ -14,6 +14,8 @@ parent is the campaign's latest promoted generation (whose context it continues)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -29,6 +31,7 @@ from core.models import CampaignSettings, Generation, Outcome, RigRun, utcnow
 from core.store import Store
 
 COMMAND_POLL_S = 0.3
+RIG_DRAIN_S = 30.0  # how long an abort waits for a rig call whose containers it killed
 HEARTBEAT_S = 2.0
 LOG_FLUSH_S = 0.25
 LOG_FLUSH_LINES = 200
@@ -384,16 +387,18 @@ class CampaignRunner:
                 raise asyncio.CancelledError
             logs = LogWriter(self.store.path, n)
             started = utcnow()
+            rig = asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
+                on_line=logs, labels={"cambrian.campaign": self.cid, containers.HOME_LABEL: self.home_label}))
             try:
-                res = await asyncio.to_thread(
-                    self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
-                    on_line=logs, labels={"cambrian.campaign": self.cid,
-                                          containers.HOME_LABEL: self.home_label},
-                )
+                res = await asyncio.shield(rig)
             finally:
                 if self.aborting:
-                    # the rig's last line judged a container the abort killed: say so, or
-                    # the log reads as if the artifact had failed
+                    # A cancelled await does not stop the rig thread: let it finish (the abort
+                    # killed its containers) so it frees its slot and writes its last line
+                    # before the note saying that line judged killed containers, not the artifact.
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
                     logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
                                 "were killed, so the verdict above does not judge the artifact")
                 await asyncio.to_thread(logs.close)

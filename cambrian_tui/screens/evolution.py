@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
@@ -335,13 +336,11 @@ class EvolutionScreen(CambrianScreen):
             lines.append("[b $text-warning]no process runs it[/] (killed, or the machine restarted): "
                          "[b]r[/] resumes from the last observation")
         if st.get("current"):
-            from textual.markup import escape
-
             from core.evolution.cli import current_line
 
             lines.append(f"[$text-accent]{escape(current_line(st['current'], st['engine_alive']))}[/]")
         if st.get("reason") and st["state"] != "running":
-            lines.append(f"[dim]{st['state']}: {st['reason']}[/]")
+            lines.append(f"[dim]{st['state']}: {escape(st['reason'])}[/]")
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
 
     def _fill_observations(self, st: dict[str, Any]) -> None:
@@ -368,6 +367,7 @@ class EvolutionScreen(CambrianScreen):
         if rows:
             table.move_cursor(row=len(rows) - 1 if follow else min(current, len(rows) - 1), animate=False)
         table.border_title = f"Observations ({len(rows)})"
+        self._show_outcome()
 
     def _fill_operators(self, st: dict[str, Any]) -> None:
         table = self.query_one("#evo-ops", DataTable)
@@ -429,8 +429,22 @@ class EvolutionScreen(CambrianScreen):
 
     @on(DataTable.RowHighlighted, "#evo-obs")
     def _obs_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_outcome()
         if self.query_one("#evo-diff-pane").display:
             self._load_diff()
+
+    def _show_outcome(self) -> None:
+        """The highlighted observation's whole outcome on the table's bottom border: the result
+        column is last and is cut on narrow terminals, and rejection reasons are long."""
+        from core.evolution.cli import outcome_label
+
+        table = self.query_one("#evo-obs", DataTable)
+        o = self.current_observation()
+        if o is None:
+            table.border_subtitle = ""
+            return
+        p = "" if o["p_better"] is None else f" (P(better) {o['p_better']:.2f})"
+        table.border_subtitle = escape(f"#{o['index']} {outcome_label(o)}{p}")
 
     @on(DataTable.RowSelected, "#evo-obs")
     def _obs_selected(self, event: DataTable.RowSelected) -> None:

@@ -305,7 +305,8 @@ def outcome_label(r: dict[str, Any]) -> str:
     if r["rejected_reason"]:
         return r["rejected_reason"]
     if r["full_campaign_id"]:
-        return "full: gain within noise"
+        # a full campaign at or below the incumbent is a loss, not a gain lost in the noise
+        return "full: no gain" if (r.get("gain") or 0.0) <= 0 else "full: gain within noise"
     if r["promising"] is False:
         return "screened out"
     return "screened"

@@ -284,6 +284,10 @@ def test_cli_status_best_export_and_control(home, capsys, tmp_path):
             assert f"P(better)={r['p_better']:.2f}" in line
     assert outcome_label({"accepted": False, "rejected_reason": None, "full_campaign_id": None,
                           "promising": False}) == "screened out"
+    full = {"accepted": False, "rejected_reason": None, "full_campaign_id": "c-x", "promising": True}
+    assert outcome_label({**full, "gain": -0.1}) == "full: no gain"
+    assert outcome_label({**full, "gain": 0.0}) == "full: no gain"
+    assert outcome_label({**full, "gain": 0.05}) == "full: gain within noise"
     out = tmp_path / "export" / "best.md"
     assert evolve_best_main(home, RUN, True, export=str(out)) == 0
     meta = json.loads(capsys.readouterr().out)

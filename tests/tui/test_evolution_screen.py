@@ -78,6 +78,15 @@ async def test_shows_runs_observations_best_and_operators(evolved, empty_spec_di
                 assert row[7].startswith("ACCEPTED")
             elif r["rejected_reason"]:
                 assert row[7] == r["rejected_reason"] and row[3] == "-"
+        # the highlighted row's whole outcome is on the table's bottom border (the result
+        # column is cut on narrow terminals), and follows the cursor
+        from core.evolution.cli import outcome_label
+
+        obs.focus()
+        for r in (status["observations"][0], status["observations"][-1]):
+            obs.move_cursor(row=r["index"], animate=False)
+            await pilot.pause()
+            assert str(obs.border_subtitle).startswith(f"#{r['index']} {outcome_label(r)}")
         headline = str(screen.query_one("#evo-headline", Static).render())
         assert RUN in headline and "SIMULATED" in headline and "best" in headline
         ops = screen.query_one("#evo-ops", DataTable)

@@ -3,7 +3,7 @@ step as a separate ``exec`` and reads exit codes/outputs through the Docker API.
 
 uids inside the container (no passwd entries needed, all numeric):
   10001  the organism: build, test, smoke, start and teardown run as this uid
-  10002  the rig: the keeper process (``sleep infinity`` under docker-init) and the
+  10002  the rig: the keeper process (PID 1's child under docker-init) and the
          trusted runner steps (syntax gate, the test-results collector, readiness + HTTP probes)
 
 Findings this backend is built on (dockerd 20.10, cgroup v1; see rig/README.md):
@@ -49,11 +49,20 @@ FIXED_STEPS_S = 600.0
 
 
 def container_lifetime(timeouts: StageTimeouts) -> int:
-    """Seconds the keeper (PID 1's child) sleeps: a backstop above every deadline the host
-    enforces, so that a container whose orchestrator was SIGKILLed stops by itself instead
-    of idling until the next engine's reconcile (``sleep infinity`` did)."""
+    """Seconds the keeper (PID 1's child) may live: a backstop above every deadline the host
+    enforces. The keeper normally ends much sooner: see :func:`keeper_command`."""
     t = timeouts
     return int(2 * (t.build + t.test) + t.smoke + t.start + t.health + t.manifest + FIXED_STEPS_S)
+
+
+def keeper_command(timeouts: StageTimeouts) -> list[str]:
+    """The container's main process: it reads stdin, which the orchestrator holds open
+    through an attach (the "lifeline") for as long as it drives the container. When the
+    orchestrator dies, even by SIGKILL, its end of the attach closes, Docker closes the
+    container's stdin (StdinOnce), ``cat`` sees EOF and the container stops with every
+    organism process in it, instead of running until the next engine's reconcile. The
+    timeout is the backstop for a lifeline that never closes."""
+    return ["timeout", str(container_lifetime(timeouts)), "cat"]
 
 
 def docker_client():
@@ -234,6 +243,7 @@ class DockerBackend(Backend):
         self.runner_source = RUNNER_PATH.read_text(encoding="utf-8")
         self.cgroup_file: str | None = None
         self.oom_base = 0
+        self.lifeline = None  # the attach that keeps the keeper alive (keeper_command)
 
     # -- setup ---------------------------------------------------------------------
     def check_available(self) -> None:
@@ -298,14 +308,19 @@ class DockerBackend(Backend):
         sink.mark_origin()
         try:
             self.cid = self.api.create_container(
-                image_tag(), command=["sleep", str(container_lifetime(job.timeouts))], user=RIG_USER,
+                image_tag(), command=keeper_command(job.timeouts), user=RIG_USER,
                 environment=job.organism_env(), working_dir="/workspace",
                 labels=self.labels(job), host_config=self.host_config(job),
-                network_disabled=True, stop_signal="SIGKILL",
+                network_disabled=True, stop_signal="SIGKILL", stdin_open=True,
             )["Id"]
         except Exception as exc:
             raise RigSetupError(f"cannot create the rig container: {exc}") from exc
         ex.container_id = self.cid
+        self.lifeline = None
+        try:
+            self.lifeline = self.api.attach_socket(self.cid, params={"stdin": 1, "stream": 1})
+        except Exception as exc:  # noqa: BLE001 - the lifetime backstop still stops an orphan
+            ex.extra["lifeline_error"] = f"{type(exc).__name__}: {exc}"
         try:
             self._run_stages(job, ex, t0)
         except Exception as exc:  # any unexpected failure is the rig's, never a pass
@@ -749,3 +764,15 @@ class DockerBackend(Backend):
                 time.sleep(0.2)
         if not removed:
             ex.extra["remove_error"] = f"container {self.cid[:12]} could not be removed"
+        self._cut_lifeline()
+
+    def _cut_lifeline(self) -> None:
+        """Closed last: until the container is inspected and removed it must keep running
+        (a stopped container's cgroup, and with it the OOM counter, is gone)."""
+        sock, self.lifeline = getattr(self, "lifeline", None), None
+        for s in (getattr(sock, "_sock", None), sock):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass

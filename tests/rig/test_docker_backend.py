@@ -92,10 +92,11 @@ def test_hardening_is_applied(tmp_path, rig_image):
     assert "exec" in hc["Tmpfs"]["/workspace"] and "uid=10001" in hc["Tmpfs"]["/workspace"]
     assert cfg["User"] not in ("", "0", "root") and cfg["User"].split(":")[0].isdigit()
     assert cfg["Labels"][LABEL_KEY] == "1" and cfg["Labels"][RUN_LABEL] == "hardening-probe"
-    # the keeper has a finite lifetime: an orphan (orchestrator SIGKILLed) stops by itself
-    from rig.backends.docker import container_lifetime
+    # the keeper reads the lifeline (stdin, closed once) and has a finite lifetime
+    from rig.backends.docker import keeper_command
 
-    assert cfg["Cmd"] == ["sleep", str(container_lifetime(StageTimeouts(build=20)))]
+    assert cfg["Cmd"] == keeper_command(StageTimeouts(build=20))
+    assert cfg["OpenStdin"] is True and cfg["StdinOnce"] is True
     assert cfg["Labels"]["cambrian.generation"] == "3" and cfg["Labels"]["purpose"] == "test"
     env = dict(e.split("=", 1) for e in cfg["Env"])
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-placeholder-offline"
@@ -188,6 +189,49 @@ def test_reconcile_removes_orphans(rig_image):
             api.remove_container(cid, force=True)
         except Exception:
             pass
+
+
+def test_a_sigkilled_orchestrator_takes_its_container_down(tmp_path, rig_image):
+    """The lifeline: the process driving the rig is SIGKILLed while the organism's build
+    runs (it would sleep 300 s); the container stops within seconds, with no engine left to
+    reconcile it, instead of living until its lifetime backstop (~20 min)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = write_artifact(tmp_path / "slow", hello_files(), entry={
+        "build": "sleep 300", "test": "python -m pytest -q", "start": "python app.py",
+        "health": "http://localhost:8080/health"})
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys; from rig.api import run_artifact, StageTimeouts; "
+            f"run_artifact({str(root)!r}, run_id='lifeline-probe', timeouts=StageTimeouts(build=600))")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    api = _api()
+    flt = {"label": f"{RUN_LABEL}=lifeline-probe"}
+    try:
+        deadline = time.monotonic() + 60
+        building = False
+        while time.monotonic() < deadline and not building:
+            for c in api.containers(filters=flt):
+                top = api.top(c["Id"]).get("Processes") or []
+                building = any("sleep 300" in " ".join(p) for p in top)
+            time.sleep(0.2)
+        assert building, "the organism's build never started"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and api.containers(filters=flt):  # running ones only
+            time.sleep(0.2)
+        assert not api.containers(filters=flt), "the container outlived its orchestrator"
+        stopped = api.containers(all=True, filters=flt)
+        assert stopped and all(c["State"] == "exited" for c in stopped)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for c in api.containers(all=True, filters=flt):
+            api.remove_container(c["Id"], force=True)
 
 
 def test_unknown_backend_raises(hello_artifact):

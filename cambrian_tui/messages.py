@@ -139,6 +139,19 @@ class CommandSent(Message):
         self.command = command
 
 
+class Distilled(Message):
+    """The distiller finished on a campaign: what it analysed and proposed."""
+
+    def __init__(self, campaign_id: str, analysed: int, significant: int, proposed: int,
+                 skipped: list[str]) -> None:
+        super().__init__()
+        self.campaign_id = campaign_id
+        self.analysed = analysed
+        self.significant = significant
+        self.proposed = proposed
+        self.skipped = skipped
+
+
 class CampaignStarted(Message):
     def __init__(self, campaign_id: str) -> None:
         super().__init__()

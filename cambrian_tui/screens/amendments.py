@@ -341,7 +341,8 @@ class AmendmentsScreen(CambrianScreen):
             self._show_selected()
 
     def _show_empty(self) -> None:
-        msg = ("No amendments yet. Run [b]cambrian distill <campaign>[/b] on a finished campaign."
+        msg = ("No amendments yet. On the Campaigns screen ([b]F2[/b]) select a finished campaign and "
+               "press [b]D[/b] to distill it, or run [b]cambrian distill <campaign>[/b]."
                if not self.rows else "No amendments with this status (f: next filter).")
         self.query_one("#amend-evidence", Static).update(Content.from_markup(msg))
         self.query_one("#amend-examples", Static).update("")

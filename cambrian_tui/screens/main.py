@@ -15,6 +15,7 @@ from cambrian_tui.data import CampaignInfo, LineageModel, pick_campaign
 from cambrian_tui.messages import (
     CampaignsLoaded,
     CommandSent,
+    Distilled,
     GenerationChosen,
     GenerationHighlighted,
     JumpResolved,
@@ -61,6 +62,8 @@ class MainScreen(CambrianScreen):
         Binding("p", "pause", "Pause", tooltip="Pause the selected campaign"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected campaign"),
         Binding("a", "abort", "Abort", tooltip="Abort the selected campaign"),
+        Binding("D", "distill", "Distill", show=False,
+                tooltip="Distill the selected campaign: propose spec amendments (review on F4)"),
         Binding("s", "app.switch_mode('spec')", "Specs", show=False, tooltip="Spec versions and diffs"),
         Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload everything now"),
         Binding("1", "focus('campaigns')", "Campaigns", show=False, tooltip="Focus the campaign list"),
@@ -103,6 +106,7 @@ class MainScreen(CambrianScreen):
     def __init__(self) -> None:
         super().__init__(id="main")
         self.campaign_id: str | None = None
+        self._distilling: str | None = None  # the campaign the distiller is reading, if any
         self.campaigns: list[CampaignInfo] = []
         self.lineage: LineageModel | None = None
         self.failed: list[int] = []
@@ -578,6 +582,44 @@ class MainScreen(CambrianScreen):
 
         self.app.push_screen(ConfirmDialog(f"Abort campaign {c.id}?",
                                            "Running generations are interrupted; the record is kept."), done)
+
+    def action_distill(self) -> None:
+        c = self.current_campaign()
+        if c is None:
+            self.notify("select a campaign first (1 focuses the list)", severity="warning", timeout=3)
+            return
+        if self._distilling:
+            self.notify(f"still distilling {self._distilling}", severity="warning", timeout=3)
+            return
+        self._distilling = c.id
+        note = " (still running: only the generations judged so far)" if c.live else ""
+        self.notify(f"distilling {c.id}{note}…", timeout=3)
+        data = self.data
+
+        def work() -> Distilled:
+            from core.distill import distill_campaign
+
+            try:
+                report = distill_campaign(data.store(), c.id)
+            finally:
+                self._distilling = None
+            return Distilled(c.id, len(report.analysed), len({t.feature for t in report.significant}),
+                             len(report.amendments),
+                             [f"{s.feature}: {s.reason}" for s in report.skipped])
+
+        self.background(f"distill {c.id}", work, group="distill", exclusive=False)
+
+    def on_distilled(self, message: Distilled) -> None:
+        m = message
+        if m.proposed:
+            self.notify(f"{m.proposed} amendment(s) proposed from {m.analysed} generations: "
+                        "F4 to review them", title=f"distilled {m.campaign_id}", timeout=10)
+            return
+        why = (f"{m.significant} significant feature(s), none new: " + "; ".join(m.skipped[:2])
+               if m.significant else "no code feature differs significantly between viable and failed "
+               "generations (a longer campaign gives the tests more to work with)")
+        self.notify(f"no new amendment from {m.analysed} generations: {why}",
+                    title=f"distilled {m.campaign_id}", timeout=12)
 
     # summary, status --------------------------------------------------------------------------
 

@@ -214,3 +214,41 @@ async def test_escape_cancels_an_edit_and_non_pending_cannot_be_accepted(tmp_pat
         await settle(pilot)
         assert read(home, ids["reject"])[0].status.value == "rejected"
         assert any("only pending" in n for n in notes(app))
+
+
+async def test_distill_from_the_campaigns_screen_then_review(tmp_path):
+    """`D` on the Campaigns screen runs the distiller on the selected campaign (real libcst
+    over the campaign's stored artifacts), says what came of it, and F4 lists the result."""
+    from cambrian_tui.screens.main import MainScreen
+    from tests.distill.synth import planted_campaign
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with Store.open(db_path(home)) as st:
+        planted_campaign(st)
+    spec_dir = tmp_path / "no-specs"
+    spec_dir.mkdir()
+    app = CambrianApp(home, spec_dir=spec_dir, live=False, theme="textual-dark", show_home=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        main.select_campaign("c-planted")
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+        with Store.open(db_path(home)) as st:
+            [a] = st.amendments()
+        assert a.campaign_id == "c-planted" and a.status.value == "pending"
+        assert any("1 amendment(s) proposed" in n and "F4" in n for n in notes(app))
+        # a second run proposes nothing new, and says why
+        await pilot.press("D")
+        await settle(pilot)
+        with Store.open(db_path(home)) as st:
+            assert len(st.amendments()) == 1
+        assert any("no new amendment" in n and "already pending" in n for n in notes(app))
+        await pilot.press("f4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AmendmentsScreen)
+        assert [r.id for r in screen.visible_rows()] == [a.id]

@@ -86,6 +86,7 @@ class CampaignInfo:
     tokens: int
     cost_usd: float
     spec_label: str = ""
+    judged: int = 0  # promoted or failed with a rig verdict: the rate's denominator (core's)
 
     @property
     def provider(self) -> str:
@@ -102,6 +103,21 @@ class CampaignInfo:
     @property
     def finished(self) -> int:
         return sum(self.counts.get(o, 0) for o in FINISHED_OUTCOMES)
+
+    @property
+    def done(self) -> int:
+        """Generations that count towards the target: the engine redoes interrupted ones."""
+        return self.finished - self.counts.get("interrupted", 0)
+
+    @property
+    def progress(self) -> str:
+        """"done/target" as the engine counts (interrupted generations are redone)."""
+        return f"{self.done}/{self.target}" if self.target else f"{self.finished}/{self.total}"
+
+    @property
+    def viability(self) -> float | None:
+        """The campaign's viability rate as ``cambrian campaign status`` reports it."""
+        return self.viable / self.judged if self.judged else None
 
     @property
     def viable(self) -> int:
@@ -377,6 +393,9 @@ class DataSource:
                 updated_at=c["updated_at"], counts=st.outcome_counts(campaign_id=c["id"]),
                 engine_alive=alive, engine_pid=int(lease["pid"]) if (lease and alive) else None,
                 tokens=tokens, cost_usd=dollars, spec_label=labels.get(c["spec_hash"], ""),
+                judged=int(st.conn.execute(
+                    "SELECT COUNT(*) FROM generations WHERE campaign_id=? AND status IS NOT NULL "
+                    "AND outcome IN ('promoted','failed')", (c["id"],)).fetchone()[0]),
             ))
         return out
 

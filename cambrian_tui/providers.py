@@ -92,7 +92,7 @@ class JumpCommands(Provider):
             if score > 0:
                 yield Hit(score, matcher.highlight(text),
                           partial(app._main_screen_call, "select_campaign", c.id),  # type: ignore[attr-defined]
-                          text=text, help=f"{c.state} · {c.finished}/{c.target} · {c.provider}")
+                          text=text, help=f"{c.state} · {c.progress} · {c.provider}")
         for v in self._specs:
             text = f"Spec {v.title}"
             score = matcher.match(text)

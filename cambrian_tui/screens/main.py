@@ -230,14 +230,14 @@ class MainScreen(CambrianScreen):
         table = self.query_one("#campaigns", DataTable)
         rows = [(ALL, "(all)", "", "", "")]
         for c in message.campaigns:
-            viab = f"{100 * c.viable / c.finished:.0f}%" if c.finished else "-"
+            viab = "-" if c.viability is None else f"{100 * c.viability:.0f}%"
             if c.engine_alive and c.state == "running":
                 state = "running●"
             elif c.state == "running":
                 state = "stalled"  # no engine holds it (killed): `r` restarts it
             else:
                 state = c.state
-            rows.append((c.id, short_campaign(c.id), state, f"{c.finished}/{c.target or c.total}", viab))
+            rows.append((c.id, short_campaign(c.id), state, c.progress, viab))
         keys = [str(k.value) for k in table.rows]
         wanted = [r[0] for r in rows]
         if keys == wanted:

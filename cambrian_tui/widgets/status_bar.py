@@ -50,7 +50,7 @@ def campaign_text(info: StatusInfo) -> str:
         return "all generations"
     state_colour = {"running": "$text-success", "paused": "$text-warning", "completed": "$text-primary",
                     "crashed": "$text-error", "aborted": "$text-error", "stopped": "$text-warning"}.get(c.state, "$text")
-    text = f"[b]{c.id}[/] [{state_colour}]{c.state}[/] {c.finished}/{c.target or c.total}"
+    text = f"[b]{c.id}[/] [{state_colour}]{c.state}[/] {c.progress}"
     if c.reason and c.state in ("stopped", "crashed", "aborted"):
         reason = c.reason if len(c.reason) <= 40 else c.reason[:39] + "…"
         text += f" [dim]({escape_markup(reason)})[/]"

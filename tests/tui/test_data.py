@@ -79,6 +79,33 @@ def test_summary_agrees_with_the_engine(seeded):
     assert s.tests_x and max(s.tests_run) == 3
 
 
+def test_campaign_list_counts_as_the_engine_does(tmp_path):
+    """The campaign list's rate is the engine's (promoted over generations with a rig
+    verdict), and its progress leaves out interrupted generations, which the engine redoes."""
+    from core.engine.summary import campaign_summary
+    from core.home import db_path
+    from core.store import Store
+
+    home = tmp_path / "home"
+    home.mkdir()
+    with Store.open(db_path(home)) as st:
+        h = st.add_spec(SPEC_V1, label="v1").hash
+        st.create_campaign("c-mixed", h, {"generations": 8, "provider": "sim"})
+        plan = ([("promoted", True)] * 3 + [("failed", True)] * 2 + [("failed", False), ("timeout", False)]
+                + [("interrupted", False)] * 2)
+        for outcome, judged in plan:
+            g = st.create_generation(spec_hash=h, campaign_id="c-mixed")
+            if judged:
+                st.record_report(g.number, {"generation": g.number, "failure_stage": "none" if outcome == "promoted"
+                                            else "test", "status": "viable" if outcome == "promoted" else "non-viable"})
+            st.set_outcome(g.number, outcome)
+        engine = campaign_summary(st, "c-mixed")
+    [c] = DataSource(home).campaigns()
+    assert c.judged == engine["judged"] == 5
+    assert c.viability == engine["viability_rate"] == 3 / 5
+    assert c.progress == "7/8" and c.finished == 9
+
+
 def test_one_store_per_thread(seeded):
     home, _ = seeded
     ds = DataSource(home)

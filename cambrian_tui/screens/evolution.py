@@ -94,8 +94,9 @@ def load_observation_diff(store: Any, obs: dict[str, Any]) -> tuple[Any, Any, st
     versions = {v.hash: v for v in store.spec_versions()}
 
     def title(h: str) -> str:
+        # the hash first: a label is the name of whichever run stored that text first
         v = versions.get(h)
-        return (v.label if v is not None and v.label else short_hash(h, 8))
+        return short_hash(h, 8) + (f" ({v.label})" if v is not None and v.label else "")
 
     left = make_spec_doc(parent, f"parent {title(parent)}", store.spec_text(parent))
     right = make_spec_doc(right_hash, f"#{obs['index']} {title(right_hash)}", store.spec_text(right_hash))

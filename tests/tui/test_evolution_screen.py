@@ -143,6 +143,7 @@ async def test_spec_diff_against_the_parent(evolved, empty_spec_dir):
         assert diff.model.frozen_touched == []
         header = str(screen.query_one("#evo-diff-header", Static).render())
         assert f"#{target['index']}" in header and "FROZEN intact" in header
+        assert f"parent {target['parent_spec_hash'].removeprefix('sha256:')[:8]}" in header  # hash first
         # moving the cursor follows with the diff
         other = next(r for r in status["observations"] if r["index"] != target["index"])
         obs.move_cursor(row=other["index"], animate=False)

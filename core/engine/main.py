@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from core.engine.reconcile import startup_reconcile
-from core.engine.runner import CampaignRunner, install_signal_handlers
+from core.engine.runner import CampaignRunner, install_signal_handlers, no_space_reason, out_of_space
 from core.home import cambrian_home, db_path
 from core.store import Store
 
@@ -41,12 +41,17 @@ def run_campaign(home: Path, campaign_id: str, **runner_kw) -> str:
             return asyncio.run(go())
         except BaseException as exc:
             reason = f"{type(exc).__name__}: {exc}"
+            state, why = "crashed", f"engine crashed: {reason}"
+            if out_of_space(exc):  # nothing is wrong with the campaign: free space, resume
+                state, why = "stopped", f"out of disk space: {reason}"
+                reason = no_space_reason(reason, home)
+            # the smallest writes first: on a full disk the traceback event may not fit
             try:
+                for n in store.in_progress(campaign_id):
+                    store.set_outcome(n, "interrupted", why[:500])
+                store.set_campaign_state(campaign_id, state, reason[:500])
                 store.add_event("engine_crashed", campaign_id=campaign_id,
                                 data={"error": reason, "traceback": traceback.format_exc()[-4000:]})
-                for n in store.in_progress(campaign_id):
-                    store.set_outcome(n, "interrupted", f"engine crashed: {reason}"[:500])
-                store.set_campaign_state(campaign_id, "crashed", reason[:500])
             except Exception:  # noqa: BLE001 - the store itself may be the problem
                 pass
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import os
 import shutil
@@ -44,6 +45,30 @@ def rig_slots() -> int:
     if env and env.isdigit() and int(env) > 0:
         return int(env)
     return max(1, os.cpu_count() or 1)
+
+
+_NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_NO_SPACE_TEXTS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """A full disk or quota anywhere in the exception's chain (an errno, or the text Docker
+    and SQLite use when the error reaches us as a message)."""
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _NO_SPACE_ERRNOS:
+            return True
+        if any(t in str(e).lower() for t in _NO_SPACE_TEXTS):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def no_space_reason(what: str, home: Path | str) -> str:
+    return (f"out of disk space ({what}); free space under {home} (and Docker's data root), "
+            "then resume the campaign")
 
 
 @dataclass
@@ -155,7 +180,11 @@ class CampaignRunner:
     async def run(self) -> str:
         self._check_models()
         self.base_provider = self.provider_factory(self.settings)
-        self.store.set_campaign_state(self.cid, "paused" if self.paused else "running")
+        before = self.store.campaign(self.cid)
+        # a restart replaces the reason it stopped for, which would read as current
+        again = (f"resumed after it {before['state']}: {before.get('reason') or '-'}"[:500]
+                 if before["state"] in ("stopped", "crashed") else None)
+        self.store.set_campaign_state(self.cid, "paused" if self.paused else "running", again)
         self.store.add_event("engine_started", campaign_id=self.cid,
                              data={"pid": os.getpid(), "provider": self.settings.provider,
                                    "simulated": bool(getattr(self.base_provider, "simulated", False))})
@@ -331,15 +360,22 @@ class CampaignRunner:
         except asyncio.TimeoutError:
             self._close(n, Outcome.TIMEOUT, f"generation exceeded {self.settings.generation_timeout_s:.0f} s")
         except asyncio.CancelledError:
-            self._close(n, Outcome.INTERRUPTED, self.stop_reason or "aborted")
+            # no stop reason: the engine is being torn down by an error (the campaign's reason)
+            self._close(n, Outcome.INTERRUPTED, self.stop_reason or "the engine stopped before it finished")
             raise
         except BudgetExceeded as exc:
             self.request_stop("stopped", str(exc))
             self._close(n, Outcome.INTERRUPTED, f"budget: {exc}")
         except Exception as exc:  # noqa: BLE001 - the record says what happened
-            self.store.add_event("generation_error", generation=n, campaign_id=self.cid,
-                                 data={"error": f"{type(exc).__name__}: {exc}"})
-            self._close(n, Outcome.FAILED, f"engine error: {type(exc).__name__}: {exc}", stage="engine")
+            what = f"{type(exc).__name__}: {exc}"
+            self.store.add_event("generation_error", generation=n, campaign_id=self.cid, data={"error": what})
+            if out_of_space(exc):
+                # the host's disk, not the generation: failing every remaining generation
+                # (each after a paid LLM call) would only burn the budget and skew the rate
+                self.request_stop("stopped", no_space_reason(what, self.home))
+                self._close(n, Outcome.INTERRUPTED, f"out of disk space: {what}")
+                return
+            self._close(n, Outcome.FAILED, f"engine error: {what}", stage="engine")
         finally:
             shutil.rmtree(self.workdir / f"gen-{n}", ignore_errors=True)
 

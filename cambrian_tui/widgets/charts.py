@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Vertical
@@ -70,7 +72,11 @@ def int_ticks(plt, x: list[int]) -> None:
     if hi - lo <= 6:
         ticks = list(range(lo, hi + 1))
     else:
-        ticks = sorted({round(lo + (hi - lo) * i / 4) for i in range(5)})
+        # evenly spaced at a round step (1, 2, 5 × 10^k), at most six: 0 2 4 6, not 0 2 4 5 7
+        raw = (hi - lo) / 5
+        mag = 10 ** math.floor(math.log10(raw))
+        step = next(int(m * mag) for m in (1, 2, 5, 10) if m * mag >= raw)
+        ticks = list(range(-(-lo // step) * step, hi + 1, step))
     plt.xticks(ticks, [str(t) for t in ticks])
 
 

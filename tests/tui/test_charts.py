@@ -31,6 +31,9 @@ def test_plotext_alone_labels_a_two_point_axis_with_fractions():
     ([3], ["3"]),
     ([0, 2, 5], ["0", "1", "2", "3", "4", "5"]),
     (list(range(0, 41)), ["0", "10", "20", "30", "40"]),
+    (list(range(0, 8)), ["0", "2", "4", "6"]),  # evenly spaced, not 0 2 4 5 7
+    (list(range(425, 447)), ["425", "430", "435", "440", "445"]),
+    (list(range(3, 1004)), ["200", "400", "600", "800", "1000"]),
 ])
 def test_int_ticks_label_whole_numbers(xs, want):
     assert x_labels(xs, ticks=True) == want

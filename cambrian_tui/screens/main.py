@@ -615,6 +615,10 @@ class MainScreen(CambrianScreen):
             self.notify(f"{m.proposed} amendment(s) proposed from {m.analysed} generations: "
                         "F4 to review them", title=f"distilled {m.campaign_id}", timeout=10)
             return
+        if not m.analysed:
+            self.notify("nothing to analyse yet: no judged generation with Python code",
+                        title=f"distilled {m.campaign_id}", severity="warning", timeout=8)
+            return
         why = (f"{m.significant} significant feature(s), none new: " + "; ".join(m.skipped[:2])
                if m.significant else "no code feature differs significantly between viable and failed "
                "generations (a longer campaign gives the tests more to work with)")

@@ -225,7 +225,8 @@ async def test_distill_from_the_campaigns_screen_then_review(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     with Store.open(db_path(home)) as st:
-        planted_campaign(st)
+        spec_hash, _ = planted_campaign(st)
+        st.create_campaign("c-empty", spec_hash, {"generations": 4})
     spec_dir = tmp_path / "no-specs"
     spec_dir.mkdir()
     app = CambrianApp(home, spec_dir=spec_dir, live=False, theme="textual-dark", show_home=False)
@@ -247,6 +248,12 @@ async def test_distill_from_the_campaigns_screen_then_review(tmp_path):
         with Store.open(db_path(home)) as st:
             assert len(st.amendments()) == 1
         assert any("no new amendment" in n and "already pending" in n for n in notes(app))
+        # a campaign with nothing judged yet: said so, nothing written
+        main.select_campaign("c-empty")
+        await settle(pilot)
+        await pilot.press("D")
+        await settle(pilot)
+        assert any("nothing to analyse yet" in n for n in notes(app))
         await pilot.press("f4")
         await settle(pilot)
         screen = app.screen

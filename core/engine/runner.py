@@ -66,9 +66,17 @@ def out_of_space(exc: BaseException) -> bool:
     return False
 
 
-def no_space_reason(what: str, home: Path | str) -> str:
+def no_space_reason(what: str, home: Path | str, thing: str = "campaign") -> str:
     return (f"out of disk space ({what}); free space under {home} (and Docker's data root), "
-            "then resume the campaign")
+            f"then resume the {thing}")
+
+
+def resumed_reason(before: dict[str, Any]) -> str | None:
+    """The reason a restarted campaign or run carries: the one it stopped for would read as
+    current."""
+    if before["state"] not in ("stopped", "crashed"):
+        return None
+    return f"resumed after it {before['state']}: {before.get('reason') or '-'}"[:500]
 
 
 @dataclass
@@ -180,11 +188,8 @@ class CampaignRunner:
     async def run(self) -> str:
         self._check_models()
         self.base_provider = self.provider_factory(self.settings)
-        before = self.store.campaign(self.cid)
-        # a restart replaces the reason it stopped for, which would read as current
-        again = (f"resumed after it {before['state']}: {before.get('reason') or '-'}"[:500]
-                 if before["state"] in ("stopped", "crashed") else None)
-        self.store.set_campaign_state(self.cid, "paused" if self.paused else "running", again)
+        self.store.set_campaign_state(self.cid, "paused" if self.paused else "running",
+                                      resumed_reason(self.store.campaign(self.cid)))
         self.store.add_event("engine_started", campaign_id=self.cid,
                              data={"pid": os.getpid(), "provider": self.settings.provider,
                                    "simulated": bool(getattr(self.base_provider, "simulated", False))})

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from core.engine.runner import no_space_reason, out_of_space, resumed_reason
 from core.evolution import records as rec
 from core.evolution.acceptance import Counts, accept, promising
 from core.evolution.hats import Hat
@@ -196,7 +197,8 @@ class EvolutionLoop:
             self.control.start()
             self._install_signals()
             try:
-                store.set_campaign_state(self.run_id, "paused" if self.control.paused else "running")
+                store.set_campaign_state(self.run_id, "paused" if self.control.paused else "running",
+                                         resumed_reason(row))
                 store.add_event("evolution_started", campaign_id=self.run_id, data={"pid": os.getpid()})
                 try:
                     state, reason = self._loop(EvolutionSettings(**row["settings"]))
@@ -212,10 +214,13 @@ class EvolutionLoop:
                 return state
             except BaseException as exc:
                 why = f"{type(exc).__name__}: {exc}"
-                try:
+                state = "crashed"
+                if out_of_space(exc):  # nothing is wrong with the run: free space, resume
+                    state, why = "stopped", no_space_reason(why, self.home, "run")
+                try:  # the smallest write first: on a full disk the traceback may not fit
+                    store.set_campaign_state(self.run_id, state, why[:500])
                     store.add_event("evolution_crashed", campaign_id=self.run_id,
                                     data={"error": why, "traceback": traceback.format_exc()[-4000:]})
-                    store.set_campaign_state(self.run_id, "crashed", why[:500])
                 except Exception:  # noqa: BLE001
                     pass
                 raise

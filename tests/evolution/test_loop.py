@@ -250,6 +250,54 @@ def test_halt_file_stops_the_run_and_resume_continues(home):
         assert len(s.observations(RUN)) == 3
 
 
+def test_a_full_disk_stops_the_run_and_resume_gives_the_same_observations(tmp_path):
+    """A real ENOSPC (a write to /dev/full) in the 5th rig call: the campaign stops, the run
+    stops saying so, and once resumed it records what an undisturbed run records."""
+    ref_home, home = tmp_path / "ref", tmp_path / "full"
+    for h in (ref_home, home):
+        h.mkdir()
+        make_run(h, max_observations=4)
+    assert run(ref_home) == "completed"
+    fake, calls = make_fake_rig(home), []
+
+    def rig(*a, **kw):
+        calls.append(1)
+        if len(calls) == 5:
+            with open("/dev/full", "wb", buffering=0) as fh:
+                fh.write(b"x")
+        return fake(*a, **kw)
+
+    assert run(home, rig=rig) == "stopped"
+    with Store.open(db_path(home)) as s:
+        reason = s.campaign(RUN)["reason"]
+        assert "out of disk space" in reason and "[Errno 28]" in reason
+    assert run(home) == "completed"
+    with Store.open(db_path(home)) as s:
+        assert s.campaign(RUN)["reason"] != reason  # not the stale disk-full reason
+    assert fingerprint(home) == fingerprint(ref_home)
+
+
+def test_a_run_that_dies_of_a_full_disk_is_stopped_not_crashed(home, monkeypatch):
+    import sqlite3
+
+    from core.evolution.loop import EvolutionLoop
+
+    make_run(home, max_observations=2)
+
+    def full(self, settings):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(EvolutionLoop, "_loop", full)
+    with pytest.raises(sqlite3.OperationalError):
+        run(home)
+    with Store.open(db_path(home)) as s:
+        c = s.campaign(RUN)
+        assert c["state"] == "stopped" and c["reason"].startswith("out of disk space")
+        assert c["reason"].endswith("then resume the run")
+    monkeypatch.undo()
+    assert run(home) == "completed"
+
+
 def test_amendments_are_frozen_into_the_run_and_used(home):
     with Store.open(db_path(home)) as s:
         spec = s.add_spec(ECHO)

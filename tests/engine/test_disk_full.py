@@ -16,6 +16,16 @@ from tests.evolution.conftest import make_fake_rig
 ECHO = (REPO_ROOT / "spec" / "echo.md").read_text()
 
 
+def _campaign(tmp_path, generations: int):
+    home = tmp_path / "home"
+    home.mkdir()
+    with Store.open(db_path(home)) as s:
+        cid = create_campaign(s, CampaignSettings(
+            spec_hash="sha256:" + "0" * 64, generations=generations, parallelism=1, provider="sim",
+            model="sim-1", seed=2, max_retries=0, backend="none").model_dump(), ECHO)
+    return home, cid
+
+
 def _write_to_a_full_disk() -> None:
     with open("/dev/full", "wb", buffering=0) as fh:  # the kernel answers ENOSPC
         fh.write(b"artifact bytes")
@@ -44,12 +54,7 @@ def test_out_of_space_is_recognised_through_the_chain_and_in_messages():
 
 
 def test_a_full_disk_stops_the_campaign_and_resume_redoes_the_generation(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    with Store.open(db_path(home)) as s:
-        cid = create_campaign(s, CampaignSettings(
-            spec_hash="sha256:" + "0" * 64, generations=6, parallelism=1, provider="sim", model="sim-1",
-            seed=2, max_retries=0, backend="none").model_dump(), ECHO)
+    home, cid = _campaign(tmp_path, generations=6)
     fake = make_fake_rig(home)
     calls = []
 
@@ -93,12 +98,7 @@ def test_an_engine_that_dies_of_a_full_disk_leaves_a_resumable_stopped_campaign(
 
     from core.engine import runner as runner_mod
 
-    home = tmp_path / "home"
-    home.mkdir()
-    with Store.open(db_path(home)) as s:
-        cid = create_campaign(s, CampaignSettings(
-            spec_hash="sha256:" + "0" * 64, generations=2, parallelism=1, provider="sim", model="sim-1",
-            seed=2, max_retries=0, backend="none").model_dump(), ECHO)
+    home, cid = _campaign(tmp_path, generations=2)
     claimed = []
 
     async def full(self):

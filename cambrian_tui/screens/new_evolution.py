@@ -7,11 +7,15 @@ from typing import Any, Callable
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
+from textual.content import Content
 from textual.message import Message
-from textual.widgets import Input, Label, Select
+from textual.widgets import Input, Label, Select, Static
 
 from cambrian_tui.data import SpecVersionInfo
 from cambrian_tui.screens.new_campaign import SpecForm, backend_field, default_provider, number_field
+from core.evolution.settings import EvolutionSettings
+
+ACCEPT_P = EvolutionSettings.model_fields["accept_probability"].default
 
 
 class EvolutionStarted(Message):
@@ -91,6 +95,11 @@ class NewEvolutionScreen(SpecForm):
                 yield Select([("Bayesian (GP)", "bo"), ("random search", "random")], id="nc-optimizer",
                              value="bo", allow_blank=False)
                 yield from backend_field()
+            # the acceptance rule decides how big the campaigns should be: say it where they are set
+            yield Static(Content.from_markup(
+                f"[dim]A variant replaces the incumbent only when P(better) ≥ {ACCEPT_P:.2f} over its full "
+                "campaign (Full gens): more full generations resolve smaller gains, at a higher cost.[/]"),
+                id="nc-note")
             yield from self.footer("ctrl+s start · escape cancel · runs on after you quit")
 
     def launcher(self, values: dict[str, str], version: SpecVersionInfo) -> Callable[[], Message]:

@@ -217,6 +217,9 @@ async def test_new_run_form_validates_then_starts_a_real_detached_run(evolved, e
         form = app.screen
         assert isinstance(form, NewEvolutionScreen)
         assert form.query_one("#nc-spec", Select).value == status["base"]["spec_hash"] == spec_hash(ECHO)
+        # the acceptance rule is stated where the campaign sizes are chosen, with the run's threshold
+        note = str(form.query_one("#nc-note", Static).render())
+        assert f"P(better) ≥ {status['settings']['accept_probability']:.2f}" in note and "Full gens" in note
         form.query_one("#nc-screen_generations").value = "0"
         await pilot.press("ctrl+s")
         await settle(pilot, 1)

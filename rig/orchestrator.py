@@ -210,6 +210,10 @@ def manifest_stage(artifact_dir: str | Path) -> ManifestOutcome:
 
 _RIG_NAMES = ("_cambrian_rig", "cambrian_rig", "CAMBRIAN_RIG")
 _REPORT_ATTRS = {"outcome", "longrepr", "exitstatus", "wasxfail", "passed", "failed", "skipped"}
+# outside the hooks themselves (helpers, module level) of a file that defines hooks: only the
+# attributes that carry pytest's verdict — passed/failed/skipped are read-only properties of
+# a report and common names in ordinary code
+_VERDICT_ATTRS = {"outcome", "longrepr", "exitstatus", "wasxfail"}
 
 
 def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
@@ -219,7 +223,8 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
     inside a pytest hook implementation (a function named ``pytest_*``) an assignment
     to a report/session outcome attribute (``outcome``, ``longrepr``, ``exitstatus``,
     ...), ``setattr`` of one, or forcing a hook result (``force_result``,
-    ``force_exception``). A heuristic defence in depth: the documented limit stands
+    ``force_exception``); anywhere else in a file that implements a hook, the same for
+    the verdict-carrying attributes (a helper the hook calls). A heuristic defence in depth: the documented limit stands
     that code inside the pytest process can forge its own results."""
     import ast
 
@@ -251,28 +256,33 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
                 text = node.module
             if text and any(n.lower() in text.lower() for n in _RIG_NAMES):
                 add(path, node, "references the rig's results plugin")
-        for fn in ast.walk(tree):
-            if not (isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    and fn.name.startswith("pytest_")):
-                continue
-            for node in ast.walk(fn):
-                targets: list[ast.AST] = []
-                if isinstance(node, ast.Assign):
-                    targets = list(node.targets)
-                elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
-                    targets = [node.target]
-                for t in targets:
-                    for sub in ast.walk(t):
-                        if isinstance(sub, ast.Attribute) and sub.attr in _REPORT_ATTRS:
-                            add(path, node, f"assigns .{sub.attr} inside hook {fn.name}")
-                if isinstance(node, ast.Call):
-                    f = node.func
-                    name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
-                    if name in ("force_result", "force_exception"):
-                        add(path, node, f"forces a hook result ({name}) inside {fn.name}")
-                    if name == "setattr" and len(node.args) >= 2 and isinstance(
-                            node.args[1], ast.Constant) and node.args[1].value in _REPORT_ATTRS:
-                        add(path, node, f"setattr(..., {node.args[1].value!r}) inside {fn.name}")
+        hooks = [fn for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
+                 and fn.name.startswith("pytest_")]
+        in_hook: set[int] = {id(node) for fn in hooks for node in ast.walk(fn)}
+        where = {id(node): fn.name for fn in hooks for node in ast.walk(fn)}
+        # a file that implements hooks is a pytest plugin: its helpers (called from a hook)
+        # and its module level are checked too, for the verdict-carrying attributes
+        for node in (ast.walk(tree) if hooks else ()):
+            hooked = id(node) in in_hook
+            attrs = _REPORT_ATTRS if hooked else _VERDICT_ATTRS
+            place = f"inside hook {where[id(node)]}" if hooked else "in a file that implements pytest hooks"
+            targets: list[ast.AST] = []
+            if isinstance(node, ast.Assign):
+                targets = list(node.targets)
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            for t in targets:
+                for sub in ast.walk(t):
+                    if isinstance(sub, ast.Attribute) and sub.attr in attrs:
+                        add(path, node, f"assigns .{sub.attr} {place}")
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                if name in ("force_result", "force_exception"):
+                    add(path, node, f"forces a hook result ({name}) {place}")
+                if name == "setattr" and len(node.args) >= 2 and isinstance(
+                        node.args[1], ast.Constant) and node.args[1].value in attrs:
+                    add(path, node, f"setattr(..., {node.args[1].value!r}) {place}")
     return found
 
 

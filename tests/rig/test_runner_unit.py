@@ -621,3 +621,18 @@ def test_tamper_scan():
     assert any(f["line"] == 10 and "results plugin" in f["what"] for f in found)
     assert not [f for f in found if f["file"] != "conftest.py"]   # app code is left alone
     assert tamper_scan({"conftest.py": b"def pytest_configure(config):\n    config.x = 1\n"}) == []
+    # the rewrite moved into a helper the hook calls: still flagged, in a file with hooks only
+    helper = (b"import pytest\n"
+              b"def _bless(report):\n"
+              b"    report.outcome = 'passed'\n"
+              b"    report.longrepr = None\n"
+              b"class Tally:\n"
+              b"    def add(self):\n"
+              b"        self.passed = 1\n"
+              b"@pytest.hookimpl(hookwrapper=True)\n"
+              b"def pytest_runtest_makereport(item, call):\n"
+              b"    result = yield\n"
+              b"    _bless(result.get_result())\n")
+    found = tamper_scan({"conftest.py": helper, "pkg/plugin_free.py": helper.split(b"@pytest")[0]})
+    assert {(f["file"], f["line"]) for f in found} == {("conftest.py", 3), ("conftest.py", 4)}
+    assert all("file that implements pytest hooks" in f["what"] for f in found)

@@ -45,6 +45,7 @@ LIMIT_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EACC
 def test_fill_is_bounded(where):
     directory = os.getcwd() if where == "workspace" else where
     if not os.path.isdir(directory):
-        return  # nothing to fill
+        # reported skipped with its reason (a bare return would count as a pass)
+        pytest.skip(f"{directory} does not exist in this sandbox: nothing to fill")
     written, err = fill(directory)
     assert err in LIMIT_ERRNOS, f"{directory}: wrote {written >> 20} MiB without hitting a limit"

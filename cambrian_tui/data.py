@@ -380,6 +380,10 @@ class DataSource:
     def campaigns(self) -> list[CampaignInfo]:
         st = self.store()
         labels = {v.hash: v.label for v in st.spec_versions()}
+        # the rate's denominator, as core.engine.summary counts it: one query for every campaign
+        judged = dict(st.conn.execute(
+            "SELECT campaign_id, COUNT(*) FROM generations WHERE status IS NOT NULL "
+            "AND outcome IN ('promoted','failed') GROUP BY campaign_id").fetchall())
         out = []
         for c in st.campaigns():
             if c["kind"] == RUN_KIND:
@@ -393,9 +397,7 @@ class DataSource:
                 updated_at=c["updated_at"], counts=st.outcome_counts(campaign_id=c["id"]),
                 engine_alive=alive, engine_pid=int(lease["pid"]) if (lease and alive) else None,
                 tokens=tokens, cost_usd=dollars, spec_label=labels.get(c["spec_hash"], ""),
-                judged=int(st.conn.execute(
-                    "SELECT COUNT(*) FROM generations WHERE campaign_id=? AND status IS NOT NULL "
-                    "AND outcome IN ('promoted','failed')", (c["id"],)).fetchone()[0]),
+                judged=judged.get(c["id"], 0),
             ))
         return out
 

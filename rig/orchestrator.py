@@ -224,8 +224,9 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
     to a report/session outcome attribute (``outcome``, ``longrepr``, ``exitstatus``,
     ...), ``setattr`` of one, or forcing a hook result (``force_result``,
     ``force_exception``); anywhere else in a file that implements a hook, the same for
-    the verdict-carrying attributes (a helper the hook calls). A heuristic defence in depth: the documented limit stands
-    that code inside the pytest process can forge its own results."""
+    the verdict-carrying attributes (a helper the hook calls). A heuristic defence in
+    depth: the documented limit stands that code inside the pytest process can forge its
+    own results."""
     import ast
 
     from rig.pysource import parse_python
@@ -258,14 +259,13 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
                 add(path, node, "references the rig's results plugin")
         hooks = [fn for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
                  and fn.name.startswith("pytest_")]
-        in_hook: set[int] = {id(node) for fn in hooks for node in ast.walk(fn)}
-        where = {id(node): fn.name for fn in hooks for node in ast.walk(fn)}
+        hook_of = {id(node): fn.name for fn in hooks for node in ast.walk(fn)}
         # a file that implements hooks is a pytest plugin: its helpers (called from a hook)
         # and its module level are checked too, for the verdict-carrying attributes
         for node in (ast.walk(tree) if hooks else ()):
-            hooked = id(node) in in_hook
-            attrs = _REPORT_ATTRS if hooked else _VERDICT_ATTRS
-            place = f"inside hook {where[id(node)]}" if hooked else "in a file that implements pytest hooks"
+            hook = hook_of.get(id(node))
+            attrs = _REPORT_ATTRS if hook else _VERDICT_ATTRS
+            place = f"inside hook {hook}" if hook else "in a file that implements pytest hooks"
             targets: list[ast.AST] = []
             if isinstance(node, ast.Assign):
                 targets = list(node.targets)

@@ -14,7 +14,8 @@ import traceback
 from pathlib import Path
 
 from core.engine.reconcile import startup_reconcile
-from core.engine.runner import CampaignRunner, install_signal_handlers, no_space_reason, out_of_space
+from core.engine.runner import CampaignRunner, install_signal_handlers
+from core.engine.stop_reasons import no_space_reason, out_of_space
 from core.home import cambrian_home, db_path
 from core.store import Store
 

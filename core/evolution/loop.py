@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from core.engine.runner import no_space_reason, out_of_space, resumed_reason
+from core.engine.stop_reasons import no_space_reason, out_of_space, resumed_reason
 from core.evolution import records as rec
 from core.evolution.acceptance import Counts, accept, promising
 from core.evolution.hats import Hat

@@ -316,7 +316,6 @@ class DockerBackend(Backend):
         except Exception as exc:
             raise RigSetupError(f"cannot create the rig container: {exc}") from exc
         ex.container_id = self.cid
-        self.lifeline = None
         try:
             self.lifeline = self.api.attach_socket(self.cid, params={"stdin": 1, "stream": 1})
         except Exception as exc:  # noqa: BLE001 - the lifetime backstop still stops an orphan
@@ -769,8 +768,8 @@ class DockerBackend(Backend):
     def _cut_lifeline(self) -> None:
         """Closed last: until the container is inspected and removed it must keep running
         (a stopped container's cgroup, and with it the OOM counter, is gone)."""
-        sock, self.lifeline = getattr(self, "lifeline", None), None
-        for s in (getattr(sock, "_sock", None), sock):
+        sock, self.lifeline = self.lifeline, None
+        for s in (getattr(sock, "_sock", None), sock):  # the raw socket and docker-py's wrapper
             if s is not None:
                 try:
                     s.close()

@@ -7,7 +7,7 @@ import pytest
 
 from core.engine.launch import create_campaign
 from core.engine.main import run_campaign
-from core.engine.runner import out_of_space
+from core.engine.stop_reasons import out_of_space
 from core.home import REPO_ROOT, db_path
 from core.models import CampaignSettings
 from core.store import Store

@@ -70,6 +70,7 @@ from core.evolution.operators import (  # noqa: E402
     mutable_sections,
 )
 from core.evolution.optimizer import make_optimizer  # noqa: E402
+from core.evolution.prior import OperatorPrior, learn_prior  # noqa: E402
 from core.evolution.settings import (  # noqa: E402
     SIM_MODELS,
     EvolutionSettings,
@@ -91,7 +92,8 @@ from core.llm.sim.specinfo import parse_spec_text  # noqa: E402
 from core.spec import parse_spec, spec_hash  # noqa: E402
 
 _EV_CACHE: dict[tuple[str, str], float] = {}
-METHODS = ("bo", "random", "oracle", "sweep")
+PRIOR_METHOD = "bo+prior"
+METHODS = ("bo", PRIOR_METHOD, "random", "oracle", "sweep")
 
 
 def expected(text: str, model: str) -> float:
@@ -122,6 +124,7 @@ class RunResult:
     seconds: float
     incumbent: tuple[str, str, float]  # (text, model, expected viability) when the run stopped
     kinds: list[str]  # each evaluated variant's operator ("rewrite add", "hat", ...), as trace
+    told: list[tuple[dict, float]]  # every (canonical point, objective) told, in order
 
 
 class ScheduleOptimizer:
@@ -171,10 +174,16 @@ def helpful_hats(base: str, s: EvolutionSettings, hats: dict) -> list[str]:
 def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
           max_asks_factor: int = 3, estimator: str = "GP", acq_func: str = "EI",
           penalty: float = REJECT_PENALTY, initial: str = "random", project: bool = True,
-          design: str = "sweep", objective_kind: str = "log-gain") -> RunResult:
+          design: str = "sweep", objective_kind: str = "log-gain",
+          prior: OperatorPrior | None = None) -> RunResult:
     """One evolution run on the exact sim landscape; stops after ``budget`` evaluations.
-    ``design`` and ``objective_kind``: the loop's ``initial_design`` and ``objective`` settings."""
+    ``design`` and ``objective_kind``: the loop's ``initial_design`` and ``objective`` settings;
+    ``prior`` (method ``bo+prior``): BO's prior mean, as a run created in a home with history."""
     t0 = time.monotonic()
+    label = method
+    if method == PRIOR_METHOD:
+        assert prior is not None
+        method = "bo"
     s = settings_for(base, "random" if method in REFERENCES else method, seed, n_initial, design, objective_kind)
     kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
           "initial_point_generator": initial} if method == "bo" else {}
@@ -183,6 +192,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         kw["project"] = lambda p: canonical(p, dims)
     if method == "bo" and design == "sweep":
         kw["initial"] = sweep_points(s, dims)
+    if method == "bo" and prior is not None:
+        kw["prior"] = prior.mean
     hats = s.hat_objects()
     if method == "oracle":
         schedule = [{"operator": "model", "model": SIM_MODELS[-1]}]
@@ -200,6 +211,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
     texts: dict[str, str] = {}  # spec hash -> text
     trace: list[float] = []
     kinds: list[str] = []
+    told: list[tuple[dict, float]] = []
     best, best_detail = inc_value, "base"
     i = 0
     while len(trace) < budget and i < budget * max_asks_factor:
@@ -229,14 +241,15 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
             if value > inc_value + 1e-12:
                 inc_text, inc_model, inc_value = v.text, v.model, value
         opt.tell(canonical(point, dims), y)
+        told.append((canonical(point, dims), y))
         i += 1
-    return RunResult(method, seed, trace, i, best, best_detail, time.monotonic() - t0,
-                     (inc_text, inc_model, inc_value), kinds)
+    return RunResult(label, seed, trace, i, best, best_detail, time.monotonic() - t0,
+                     (inc_text, inc_model, inc_value), kinds, told)
 
 
 def _job(args: tuple) -> RunResult:
-    *positional, design, objective_kind = args
-    return climb(*positional, design=design, objective_kind=objective_kind)
+    *positional, design, objective_kind, prior = args
+    return climb(*positional, design=design, objective_kind=objective_kind, prior=prior)
 
 
 def intent_table(base: str, seed: int, tries: int, target: float | None) -> None:
@@ -308,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="BO's initial design (the loop's initial_design; new runs use sweep)")
     ap.add_argument("--objective", choices=("log-gain", "gain"), default="log-gain",
                     help="what BO is told (the loop's objective setting; new runs use log-gain)")
+    ap.add_argument("--prior-runs", type=int, default=10,
+                    help="cold BO runs (seeds 2000+) whose climbing observations make the prior of the "
+                         "bo+prior method, as earlier runs in a home do; 0: no bo+prior")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--intent-table", type=int, metavar="TRIES", default=0,
                     help="instead: how often each rewrite pays off after the sweep design (TRIES per cell)")
@@ -323,26 +339,39 @@ def main(argv: list[str] | None = None) -> int:
     print(f"spec {args.spec}: base expected viability (sim-1) {expected(base, 'sim-1'):.4f}; "
           f"BO initial design: {args.design}; objective: {args.objective}")
     seeds = list(range(1, args.seeds + 1))
-    jobs = [(base, m, sd, args.budget, args.n_initial, args.design, args.objective) for sd in seeds for m in METHODS]
-    ref_seeds = [1000 + k for k in range(args.reference_runs)]
-    # reference climbs are random: as good at finding the plateau (see the figures) and
-    # cheap at 400 evaluations, where a GP refit on >1000 told points takes minutes per run
-    jobs += [(base, "random", sd, args.reference_budget, args.n_initial, args.design, args.objective)
-             for sd in ref_seeds]
+    methods = [m for m in METHODS if m != PRIOR_METHOD or args.prior_runs > 0]
+    common = (args.n_initial, args.design, args.objective)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(_job, jobs))
+        training = list(pool.map(_job, [(base, "bo", 2000 + k, args.budget, *common, None)
+                                        for k in range(args.prior_runs)]))
+        prior = learn_prior({f"train-{r.seed}": r.told for r in training})
+        if args.prior_runs:
+            print(f"prior from {len(training)} cold BO runs (seeds 2000-{1999 + len(training)}): "
+                  + ("none" if prior is None else f"{prior.observations} climbing observations; " + ", ".join(
+                      f"{k} {v:+.3f}" for k, v in sorted(prior.by_operator().items()))))
+        if prior is None:
+            methods = [m for m in methods if m != PRIOR_METHOD]
+        jobs = [(base, m, sd, args.budget, *common, prior if m == PRIOR_METHOD else None)
+                for sd in seeds for m in methods]
+        ref_seeds = [1000 + k for k in range(args.reference_runs)]
+        # reference climbs are random: as good at finding the plateau (see the figures) and
+        # cheap at 400 evaluations, where a GP refit on >1000 told points takes minutes per run
+        jobs += [(base, "random", sd, args.reference_budget, *common, None) for sd in ref_seeds]
+        results = list(pool.map(_job, jobs)) + training
     main_runs = [r for r in results if r.seed in seeds]
     best_known = max(r.best for r in results)
     best_run = max(results, key=lambda r: r.best)
     print(f"best-known expected viability {best_known:.4f} ({best_run.method} seed {best_run.seed}: "
           f"{best_run.best_detail}); reached = within {args.tolerance} of it")
-    table: dict[str, list[int]] = {m: [] for m in METHODS}
-    censored = {m: 0 for m in METHODS}
-    print(f"{'seed':>5} {'BO evals':>9} {'random evals':>13} {'oracle':>7} {'sweep':>6} {'BO best':>8} {'rnd best':>9} "
+    table: dict[str, list[int]] = {m: [] for m in methods}
+    censored = {m: 0 for m in methods}
+    has_prior = PRIOR_METHOD in methods
+    print(f"{'seed':>5} {'BO evals':>9}" + (f" {'BO+prior':>9}" if has_prior else "")
+          + f" {'random evals':>13} {'oracle':>7} {'sweep':>6} {'BO best':>8} {'rnd best':>9} "
           f"{'BO asks':>8} {'rnd asks':>9}")
     for sd in seeds:
         row = {}
-        for m in METHODS:
+        for m in methods:
             r = next(x for x in main_runs if x.seed == sd and x.method == m)
             k = reached(r.trace, best_known, args.tolerance)
             if k is None:
@@ -351,21 +380,28 @@ def main(argv: list[str] | None = None) -> int:
             table[m].append(k)
             row[m] = (k, r)
         fmt = lambda k: f"{k}" if k <= args.budget else f">{args.budget}"  # noqa: E731
-        print(f"{sd:>5} {fmt(row['bo'][0]):>9} {fmt(row['random'][0]):>13} {fmt(row['oracle'][0]):>7} {fmt(row['sweep'][0]):>6} "
+        print(f"{sd:>5} {fmt(row['bo'][0]):>9}" + (f" {fmt(row[PRIOR_METHOD][0]):>9}" if has_prior else "")
+              + f" {fmt(row['random'][0]):>13} {fmt(row['oracle'][0]):>7} {fmt(row['sweep'][0]):>6} "
               f"{row['bo'][1].best:>8.4f} "
               f"{row['random'][1].best:>9.4f} {row['bo'][1].asks:>8} {row['random'][1].asks:>9}")
-    med_bo = statistics.median(table["bo"])
     med_rnd = statistics.median(table["random"])
-    print(f"median evaluations to reach the best-known variant: BO {med_bo:g}, random {med_rnd:g} "
-          f"(censored at {args.budget + 1}: BO {censored['bo']}, random {censored['random']} of {len(seeds)})")
-    lo, hi = ratio_interval(table["bo"], table["random"])
-    better = sum(b < r for b, r in zip(table["bo"], table["random"]))
-    worse = sum(b > r for b, r in zip(table["bo"], table["random"]))
-    print(f"ratio BO/random = {med_bo / med_rnd:.2f} (target <= 0.5); bootstrap 95% interval over seeds "
-          f"[{lo:.2f}, {hi:.2f}]; per seed BO needs fewer on {better}, more on {worse}, "
-          f"as many on {len(seeds) - better - worse}")
+    for m, name in (("bo", "BO (cold start)"), (PRIOR_METHOD, "BO with the prior")):
+        if m not in table:
+            continue
+        med = statistics.median(table[m])
+        lo, hi = ratio_interval(table[m], table["random"])
+        better = sum(b < r for b, r in zip(table[m], table["random"]))
+        worse = sum(b > r for b, r in zip(table[m], table["random"]))
+        print(f"{name}: median {med:g} evaluations to reach the best-known variant, random {med_rnd:g} "
+              f"(censored at {args.budget + 1}: {censored[m]} and {censored['random']} of {len(seeds)}); "
+              f"ratio {med / med_rnd:.2f} (target <= 0.5), bootstrap 95% interval over seeds [{lo:.2f}, {hi:.2f}]; "
+              f"per seed fewer on {better}, more on {worse}, as many on {len(seeds) - better - worse}")
+    if has_prior:
+        b, p = table["bo"], table[PRIOR_METHOD]
+        print(f"prior vs cold, per seed: fewer evaluations on {sum(x < y for x, y in zip(p, b))}, "
+              f"more on {sum(x > y for x, y in zip(p, b))}")
     # where the evaluations went, up to reaching the best-known variant (all of them when never)
-    for m in ("bo", "random"):
+    for m in [x for x in ("bo", PRIOR_METHOD, "random") if x in table]:
         spent: dict[str, int] = {}
         for r in (x for x in main_runs if x.method == m):
             k = reached(r.trace, best_known, args.tolerance)

@@ -312,7 +312,7 @@ def cmd_evolve_start(args: argparse.Namespace) -> int:
                              screen_generations=args.screen_generations,
                              full_generations=args.full_generations, parallelism=args.p,
                              backend=args.backend, max_observations=args.max_observations,
-                             models=args.models, optimizer=args.optimizer)
+                             models=args.models, optimizer=args.optimizer, learn=not args.no_prior)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
@@ -460,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="choices of the model operator (sim: sim-1,sim-1-lite,sim-1-pro)")
     es.add_argument("--optimizer", choices=["bo", "random"], default="bo",
                     help="bo: scikit-optimize GP; random: uniform search over the same space")
+    es.add_argument("--no-prior", action="store_true",
+                    help="start BO cold instead of from what earlier runs in this home learned about "
+                         "rewrites and crossovers")
     es.add_argument("--seed", type=int, default=0)
     es.add_argument("--screen-generations", type=int, default=4, help="generations of a screening campaign")
     es.add_argument("--full-generations", type=int, default=12, help="generations of a full campaign")

@@ -20,6 +20,7 @@ from core.evolution import records as rec
 from core.evolution.acceptance import Counts
 from core.evolution.hats import load_hats
 from core.evolution.operators import mutable_sections
+from core.evolution.prior import home_prior
 from core.evolution.settings import SIM_MODELS, EvolutionSettings
 from core.evolution.state import RunState, campaign_counts
 from core.home import REPO_ROOT, db_path
@@ -52,11 +53,12 @@ def _default_model(provider: str) -> str:
 
 
 def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label: str = "",
-               hats_dir: str | Path | None = None, **settings: Any) -> str:
+               hats_dir: str | Path | None = None, learn: bool = True, **settings: Any) -> str:
     """Store the base spec and the run row (state pending); returns the run id.
 
     ``settings`` are :class:`EvolutionSettings` fields; sections, system-prompt section,
-    hats and accepted amendments are filled in (and frozen) here."""
+    hats, accepted amendments and (``learn``, BO only) the prior learned from the home's
+    earlier runs are filled in (and frozen) here."""
     from core.spec import check_spec, parse_spec
 
     issues = check_spec(spec_text)
@@ -83,6 +85,10 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
             if a.section.casefold() in names
         ]
         settings["amendments"].sort(key=lambda a: a["id"] or 0)
+    if learn and settings.get("optimizer", "bo") == "bo" and "prior" not in settings:
+        scale = settings.get("gain_scale", EvolutionSettings.model_fields["gain_scale"].default)
+        prior = home_prior(store, provider=provider, objective=settings["objective"], gain_scale=scale)
+        settings["prior"] = prior.model_dump() if prior is not None else None
     s = EvolutionSettings(base_spec_hash=version.hash, **settings)
     rid = run_id or new_run_id()
     store.create_campaign(rid, version.hash, s.model_dump(), kind=rec.RUN_KIND)
@@ -118,11 +124,11 @@ def spawn_evolution(home: Path, run_id: str, wait_s: float = 30.0, *,
     raise RuntimeError(f"evolution pid {proc.pid} did not take the lease within {wait_s:.0f} s")
 
 
-def start_run(home: Path, spec_text: str, *, label: str = "", **settings: Any) -> str:
+def start_run(home: Path, spec_text: str, *, label: str = "", learn: bool = True, **settings: Any) -> str:
     """Create the run and start its detached process (the CLI's and the TUI's "start").
     If the process cannot start, the run row stays ``pending``: `evolve resume` retries it."""
     with _open(home) as store:
-        rid = create_run(store, spec_text, label=label, **settings)
+        rid = create_run(store, spec_text, label=label, learn=learn, **settings)
     spawn_evolution(home, rid)
     return rid
 
@@ -229,7 +235,10 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "spec_hash": row["spec_hash"],
         "provider": s.provider,
         "simulated": s.provider == "sim",
-        "settings": {k: v for k, v in s.model_dump().items() if k not in ("hats", "amendments")},
+        "settings": {k: v for k, v in s.model_dump().items() if k not in ("hats", "amendments", "prior")},
+        "prior": None if s.prior is None else {
+            "runs": s.prior.runs, "observations": s.prior.observations,
+            "by_operator": {k: round(v, 4) for k, v in s.prior.by_operator().items()}},
         "hats": sorted(s.hats),
         "amendments": len(s.amendments),
         "budget": {"generations": s.budget_generations,
@@ -298,6 +307,15 @@ def _line(st: dict[str, Any]) -> str:
             f"gens {bud['generations_planned']}/{bud['generations']}  ${bud['usd_spent']:.4f}{sim}")
 
 
+def prior_line(prior: dict[str, Any] | None) -> str:
+    """What BO started from (the status listing and the TUI share it)."""
+    if not prior:
+        return "prior: none (cold start: no earlier run in this home to learn from, or --no-prior)"
+    means = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(prior["by_operator"].items(), key=lambda kv: kv[1]))
+    n = len(prior["runs"])
+    return f"prior: {prior['observations']} observations of {n} earlier run{'s' if n != 1 else ''} ({means})"
+
+
 def outcome_label(r: dict[str, Any]) -> str:
     """What became of an observation, in words (the status listing and the TUI share it)."""
     if r["accepted"]:
@@ -321,6 +339,8 @@ def print_status(st: dict[str, Any]) -> None:
           f"rate {'-' if st['base'].get('viability_rate') is None else format(st['base']['viability_rate'], '.0%')}")
     if st.get("current"):
         print(f"  {current_line(st['current'], st['engine_alive'])}")
+    if st["settings"].get("optimizer") == "bo":
+        print(f"  {prior_line(st.get('prior'))}")
     for r in st["observations"]:
         rate = "-" if r["viability_rate"] is None else f"{r['viability_rate']:.0%}"
         p = "" if r["p_better"] is None else f"P(better)={r['p_better']:.2f}"
@@ -339,7 +359,7 @@ def evolve_start_main(home: Path, spec_file: str, budget_generations: int, provi
                       models: list[str] | None = None, budget_usd: float | None = None,
                       screen_generations: int = 4, full_generations: int = 12, parallelism: int = 2,
                       backend: str = "docker", max_observations: int | None = None,
-                      optimizer: str = "bo") -> int:
+                      optimizer: str = "bo", learn: bool = True) -> int:
     """``cambrian evolve start --spec FILE ...``: create the run, start its detached process."""
     from core.llm.base import default_provider_name
 
@@ -359,7 +379,7 @@ def evolve_start_main(home: Path, spec_file: str, budget_generations: int, provi
     if models:
         kw["models"] = list(models)
     try:
-        rid = start_run(home, text, label=path.stem, **kw)
+        rid = start_run(home, text, label=path.stem, learn=learn, **kw)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -351,7 +351,8 @@ class EvolutionLoop:
             return {}
         initial = sweep_points(s, dims) if s.initial_design == "sweep" else []
         return {"n_initial_points": s.n_initial_points, "base_estimator": s.base_estimator,
-                "acq_func": s.acq_func, "project": project, "initial": initial}
+                "acq_func": s.acq_func, "project": project, "initial": initial,
+                "prior": s.prior.mean if s.prior is not None else None}
 
     def _budget_exhausted(self, s: EvolutionSettings) -> str | None:
         planned = rec.planned_generations(self.store, self.run_id)  # type: ignore[arg-type]

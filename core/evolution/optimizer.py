@@ -148,6 +148,12 @@ class BayesOptimizer(Optimizer):
 
     ``initial``: an initial design asked first, in order, instead of ``n_initial_points``
     random points (the GP is first fitted once all of them are told).
+
+    ``prior``: a prior mean of the objective at a point — what earlier runs suggest a
+    mutation is worth before this run has tried it. The GP is fitted to ``y - prior(point)``
+    and the acquisition is computed on ``prior + GP``, so the prior steers the first asks and
+    fades as this run's own observations of a point accumulate. Needs ``project`` (the
+    acquisition is then computed here, over the representatives).
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class BayesOptimizer(Optimizer):
         max_candidates: int = 20_000,
         gp_restarts: int = 0,
         initial: Sequence[dict[str, Any]] = (),
+        prior: Callable[[dict[str, Any]], float] | None = None,
     ) -> None:
         from skopt import Optimizer as _SkOptimizer
         from skopt.space import Categorical, Integer
@@ -177,6 +184,8 @@ class BayesOptimizer(Optimizer):
         self.seed = seed
         self.acq_func = acq_func
         self.initial = [dict(p) for p in initial]
+        self.prior = prior
+        self.told_y: list[float] = []
         for p in self.initial:
             self._check(p)
         if self.initial:
@@ -189,6 +198,8 @@ class BayesOptimizer(Optimizer):
             self.candidates = _representatives(self.dims, project, max_candidates)
             if self.candidates is not None:
                 n_points = 1  # skopt's own sampled proposal is never used: keep it cheap
+        if prior is not None and self.candidates is None:
+            raise ValueError("a prior needs a projected space small enough to enumerate (project=...)")
         space = []
         for d in self.free:
             if isinstance(d, IntRange):
@@ -243,7 +254,9 @@ class BayesOptimizer(Optimizer):
         y_opt = float(min(self._opt.yi))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.acq_func == "LCB":
+            if self.prior is not None:
+                score = self._prior_score(X, model)
+            elif self.acq_func == "LCB":
                 score = -gaussian_lcb(X, model)
             elif self.acq_func == "PI":
                 score = gaussian_pi(X, model, y_opt=y_opt)
@@ -254,15 +267,41 @@ class BayesOptimizer(Optimizer):
         pick = random.Random(f"cambrian-bo-tie|{self.seed}|{self.n_told}").choice(tied)
         return self.candidates[pick]
 
+    def _prior_score(self, X: Any, model: Any, xi: float = 0.01, kappa: float = 1.96) -> list[float]:
+        """The acquisition with the prior mean added back: the GP was fitted to
+        ``y - prior(x)``, so its prediction at a candidate is ``prior(c) + mu(c)`` with the
+        GP's standard deviation. Same formulas (and ``xi``/``kappa`` defaults) as skopt's."""
+        from scipy.stats import norm
+
+        assert self.prior is not None and self.candidates is not None
+        mu, sd = model.predict(X, return_std=True)
+        y_opt = min(self.told_y)
+        out = []
+        for c, m, s in zip(self.candidates, mu, sd):
+            mean, s = float(m) + self.prior(c), float(s)
+            if self.acq_func == "LCB":
+                out.append(-(mean - kappa * s))
+                continue
+            gap = y_opt - mean - xi
+            if s <= 0:
+                out.append(float(gap > 0) if self.acq_func == "PI" else max(gap, 0.0))
+            elif self.acq_func == "PI":
+                out.append(float(norm.cdf(gap / s)))
+            else:
+                out.append(gap * float(norm.cdf(gap / s)) + s * float(norm.pdf(gap / s)))
+        return out
+
     def tell(self, point: dict[str, Any], y: float) -> None:
         self._check(point)
         if not math.isfinite(y):
             raise ValueError(f"objective must be finite, got {y!r}")
+        self.told_y.append(float(y))
         if self._opt is not None:
             x = [point[d.name] for d in self.free]
+            told = float(y) - (self.prior(point) if self.prior is not None else 0.0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._opt.tell(x, float(y))
+                self._opt.tell(x, told)
         self.n_told += 1
 
 

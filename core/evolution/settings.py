@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.evolution.hats import Hat
 from core.evolution.operators import INTENTS, OPERATORS
 from core.evolution.optimizer import Choice, Dimension
+from core.evolution.prior import OperatorPrior
 
 __all__ = ["ACTIVE", "EvolutionSettings", "canonical", "derive_seed", "search_space", "sweep_points",
            "DONOR_RANKS", "SIM_MODELS"]
@@ -74,6 +75,9 @@ class EvolutionSettings(BaseModel):
     system_section: str = "System Prompt"
     hats: dict[str, HatSpec] = Field(default_factory=dict)
     amendments: list[AmendmentSpec] = Field(default_factory=list)
+    # BO's prior mean for rewrites and crossovers, learned from the home's earlier runs when
+    # this run was created (prior.py); None: a cold start (and every run stored before it).
+    prior: OperatorPrior | None = None
 
     @model_validator(mode="after")
     def _fill(self) -> "EvolutionSettings":

@@ -468,3 +468,65 @@ def test_status_names_the_step_in_progress(home):
     assert run(home) == "completed"
     with Store.open(db_path(home)) as s:
         assert run_status(s, RUN)["current"] is None
+
+
+# --- the prior learned from earlier runs in the home ---------------------------------------------
+
+def test_a_new_run_starts_from_what_earlier_runs_in_the_home_learned(tmp_path, capsys):
+    """A finished run's climbing rewrites become the next BO run's prior, frozen into its
+    settings; a random-search run, ``learn=False`` and an empty home start cold; and a run
+    with a prior resumes after crashes exactly like one that never crashed."""
+    from core.evolution.cli import print_status
+    from core.evolution.settings import EvolutionSettings
+
+    home = tmp_path / "home"
+    home.mkdir()
+    earlier = dict(SMALL, seed=1, max_observations=12)
+    with Store.open(db_path(home)) as s:
+        create_run(s, PRIME, run_id="e-earlier", **earlier)
+        assert EvolutionSettings(**s.campaign("e-earlier")["settings"]).prior is None  # nothing to learn from yet
+    assert run_evolution(home, "e-earlier", runner_kw={"rig_fn": make_fake_rig(home)}) == "completed"
+    later = dict(SMALL, seed=2, max_observations=8)
+    with Store.open(db_path(home)) as s:
+        create_run(s, PRIME, run_id=RUN, **later)
+        create_run(s, PRIME, run_id="e-cold", learn=False, **later)
+        create_run(s, PRIME, run_id="e-random", **{**later, "optimizer": "random"})
+        prior = EvolutionSettings(**s.campaign(RUN)["settings"]).prior
+        assert EvolutionSettings(**s.campaign("e-cold")["settings"]).prior is None
+        assert EvolutionSettings(**s.campaign("e-random")["settings"]).prior is None
+        repeatable = [o for o in s.observations("e-earlier") if o.params["operator"] in ("rewrite", "crossover")]
+    assert prior is not None and prior.runs == ["e-earlier"]
+    assert 0 < prior.observations <= len(repeatable)  # the climbing part only
+    assert any(k.startswith("rewrite ") for k in prior.by_operator())
+    assert any(v < 0 for v in prior.by_operator().values())  # some rewrite gained
+
+    # crash twice between an observation and its tell; the reference is the same run (same
+    # frozen prior) in a home where nothing crashes
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    with Store.open(db_path(ref)) as s:
+        create_run(s, PRIME, run_id=RUN, **later, prior=prior.model_dump())
+    assert run(ref) == "completed"
+    steps = {"n": 0}
+
+    def on_step(obs):
+        steps["n"] += 1
+        if steps["n"] in (3, 6):
+            raise Crash("after the observation, before tell")
+
+    crashes = 0
+    for _ in range(5):
+        try:
+            state = run(home, on_step=on_step)
+            break
+        except Crash:
+            crashes += 1
+    assert state == "completed" and crashes == 2
+    assert fingerprint(home) == fingerprint(ref)
+    with Store.open(db_path(home)) as s:
+        st = run_status(s, RUN)
+    assert st["prior"]["runs"] == ["e-earlier"] and st["prior"]["observations"] == prior.observations
+    assert "prior" not in st["settings"]
+    print_status(st)
+    out = capsys.readouterr().out
+    assert f"prior: {prior.observations} observations of 1 earlier run (" in out

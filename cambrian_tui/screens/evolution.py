@@ -342,6 +342,10 @@ class EvolutionScreen(CambrianScreen):
             lines.append(f"[$text-accent]{escape(current_line(st['current'], st['engine_alive']))}[/]")
         if st.get("reason") and st["state"] != "running":
             lines.append(f"[dim]{st['state']}: {escape(st['reason'])}[/]")
+        if st.get("prior"):  # last: the line to lose if the box is full; a cold start shows none
+            from core.evolution.cli import prior_line
+
+            lines.append(f"[dim]{escape(prior_line(st['prior']))}[/]")
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
 
     def _fill_observations(self, st: dict[str, Any]) -> None:

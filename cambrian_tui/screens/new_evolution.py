@@ -51,8 +51,10 @@ def build_run_settings(values: dict[str, str]) -> dict[str, Any]:
         parallelism=number("parallelism", int, 2),
         max_observations=number("max_observations", int),
         backend=values.get("backend") or "docker",
-        optimizer=values.get("optimizer") or "bo",
     )
+    # "bo-cold": BO without the prior learned from the home's earlier runs (--no-prior)
+    optimizer = values.get("optimizer") or "bo"
+    kw["optimizer"] = "bo" if optimizer == "bo-cold" else optimizer
     if values.get("model", "").strip():
         kw["model"] = values["model"].strip()
     models = [m.strip() for m in values.get("models", "").split(",") if m.strip()]
@@ -63,6 +65,7 @@ def build_run_settings(values: dict[str, str]) -> dict[str, Any]:
     except ValidationError as exc:
         raise ValueError("; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
                                    for e in exc.errors())) from None
+    kw["learn"] = optimizer == "bo"
     return kw
 
 
@@ -92,13 +95,15 @@ class NewEvolutionScreen(SpecForm):
                 yield from number_field("Seed", "seed", "0")
                 yield from number_field("Observations", "max_observations", lo=1)
                 yield Label("Optimizer")
-                yield Select([("Bayesian (GP)", "bo"), ("random search", "random")], id="nc-optimizer",
-                             value="bo", allow_blank=False)
+                yield Select([("Bayesian + history", "bo"), ("Bayesian, cold start", "bo-cold"),
+                              ("random search", "random")], id="nc-optimizer", value="bo", allow_blank=False)
                 yield from backend_field()
-            # the acceptance rule decides how big the campaigns should be: say it where they are set
+            # the acceptance rule decides how big the campaigns should be: say it where they are set;
+            # "history" needs a word too
             yield Static(Content.from_markup(
                 f"[dim]A variant replaces the incumbent only when P(better) ≥ {ACCEPT_P:.2f} over its full "
-                "campaign (Full gens): more full generations resolve smaller gains, at a higher cost.[/]"),
+                "campaign (Full gens): more full generations resolve smaller gains, at a higher cost. "
+                "Bayesian + history starts from what earlier runs in this home learned about rewrites.[/]"),
                 id="nc-note")
             yield from self.footer("ctrl+s start · escape cancel · runs on after you quit")
 

@@ -310,7 +310,8 @@ def _line(st: dict[str, Any]) -> str:
 def prior_line(prior: dict[str, Any] | None) -> str:
     """What BO started from (the status listing and the TUI share it)."""
     if not prior:
-        return "prior: none (cold start: no earlier run in this home to learn from, or --no-prior)"
+        return ("prior: none, a cold start (no earlier run in this home gained from a rewrite or a "
+                "crossover, or --no-prior)")
     means = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(prior["by_operator"].items(), key=lambda kv: kv[1]))
     n = len(prior["runs"])
     return f"prior: {prior['observations']} observations of {n} earlier run{'s' if n != 1 else ''} ({means})"

@@ -97,6 +97,28 @@ async def test_shows_runs_observations_best_and_operators(evolved, empty_spec_di
         assert len(status["trajectory"]) == 9
 
 
+async def test_the_headline_says_what_a_run_learned_from_earlier_runs(evolved, empty_spec_dir):
+    """A run created with a prior names it (observations, runs, per-operator means); a cold
+    start (the fixture's run) shows no prior line."""
+    from core.evolution.prior import learn_prior
+
+    home, _ = evolved
+    rw = lambda intent: {"operator": "rewrite", "intent": intent, "section": "Behaviour"}  # noqa: E731
+    prior = learn_prior({RUN: [(rw("add"), -1.5), (rw("remove"), 0.0), (rw("add"), -0.4)]})
+    with Store.open(db_path(home)) as s:
+        create_run(s, ECHO, run_id="e-tui-warm", budget_generations=20, backend="none", prior=prior.model_dump())
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_evolution(pilot)
+        for rid, shown in (("e-tui-warm", True), (RUN, False)):
+            screen.select_run(rid)
+            await settle(pilot, 2)
+            assert screen.status is not None and screen.status["id"] == rid
+            headline = str(screen.query_one("#evo-headline", Static).render())
+            assert ("prior: 3 observations of 1 earlier run (rewrite add -0.47, rewrite remove +0.00)"
+                    in headline) is shown, headline
+
+
 async def test_jump_from_an_observation_to_its_campaign(evolved, empty_spec_dir):
     home, status = evolved
     target = next(r for r in status["observations"] if r["campaign_id"])
@@ -409,3 +431,11 @@ def test_a_run_that_is_still_starting_is_not_called_stalled():
     assert _state_cell("running", True, ago(1)) == "running●"
     assert not _orphaned("completed", False, ago(99))
     assert _orphaned("pending", False, None)  # no creation time: do not hide a dead run
+
+
+def test_the_form_chooses_between_a_learning_and_a_cold_bo():
+    from cambrian_tui.screens.new_evolution import build_run_settings
+
+    for choice, optimizer, learn in (("bo", "bo", True), ("bo-cold", "bo", False), ("random", "random", False)):
+        kw = build_run_settings({"optimizer": choice, "backend": "none"})
+        assert (kw["optimizer"], kw["learn"]) == (optimizer, learn), choice

@@ -1,7 +1,8 @@
 """Bayesian optimisation vs random search over the evolution loop's operator space.
 
     .venv/bin/python bench/bo_vs_random.py [--spec spec/prime.md] [--seeds 10] [--budget 60]
-                                           [--reference-runs 6] [--reference-budget 400] [--jobs 2]
+                                           [--prior-runs 10] [--reference-runs 6]
+                                           [--reference-budget 400] [--jobs 2]
     .venv/bin/python bench/bo_vs_random.py --intent-table 30 [--target 0.8246]
 
 What is evaluated
@@ -32,6 +33,17 @@ Counting and "best-known"
   evaluations each (separate seeds, random search), plus every main run. A run *reaches* it at its first
   evaluation whose expected viability is within ``--tolerance`` (default 0.005) of it; runs
   that never do count as budget + 1 ("censored").
+
+Methods
+-------
+* ``bo``: the loop's BO as a run in a fresh home starts it (cold: no prior).
+* ``bo+prior``: the loop's BO as a run in a home with history starts it: first
+  ``--prior-runs`` cold BO runs on other seeds (2000, 2001, ...) are run, and
+  ``core.evolution.prior.learn_prior`` turns their climbing observations into the prior mean
+  for rewrites and crossovers, exactly as ``create_run`` does from the home's earlier runs.
+  Same seeds (so the same sweep order) as ``bo``; the training seeds never overlap them.
+* ``random``: uniform random search over the same space (no prior: it has no model to put
+  one in).
 
 Prints per seed and method the evaluations to reach the best-known variant, the medians,
 and the ratio median(BO) / median(random) with a bootstrap interval over seeds and the

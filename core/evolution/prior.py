@@ -36,6 +36,9 @@ REPEATABLE = ("rewrite", "crossover")
 # section's: with a handful of observations the prior stays close to neutral.
 K_OPERATOR = 2.0
 K_SECTION = 4.0
+# The newest runs that taught something; older ones are left out (recent runs are the most
+# relevant, and folding a run costs a few ms per observation: creating a run stays quick).
+MAX_RUNS = 10
 
 
 class PriorEntry(BaseModel):
@@ -123,9 +126,10 @@ def learn_prior(histories: dict[str, list[tuple[dict[str, Any], float]]]) -> Ope
 
 
 def home_prior(store: Any, *, provider: str, objective: str, gain_scale: float,
-               exclude: Iterable[str] = ()) -> OperatorPrior | None:
-    """The prior learned from the evolution runs already in ``store`` that were told the same
-    objective (kind and scale) with the same provider; runs that never ran are skipped."""
+               exclude: Iterable[str] = (), max_runs: int = MAX_RUNS) -> OperatorPrior | None:
+    """The prior learned from the newest ``max_runs`` evolution runs in ``store`` that were
+    told the same objective (kind and scale) with the same provider and have a climbing
+    observation of a repeatable operator; other runs are skipped."""
     from core.evolution import records as rec
     from core.evolution.settings import EvolutionSettings
     from core.evolution.state import RunState, campaign_counts
@@ -150,5 +154,9 @@ def home_prior(store: Any, *, provider: str, objective: str, gain_scale: float,
         if not observations:
             continue
         state = RunState.fold(store, s, campaign_counts(store, base_id), observations)
+        if learn_prior({rid: state.history}) is None:
+            continue  # nothing climbed: does not take one of the max_runs places
         histories[rid] = state.history
+        if len(histories) >= max_runs:
+            break
     return learn_prior(histories)

@@ -530,3 +530,18 @@ def test_a_new_run_starts_from_what_earlier_runs_in_the_home_learned(tmp_path, c
     print_status(st)
     out = capsys.readouterr().out
     assert f"prior: {prior.observations} observations of 1 earlier run (" in out
+    # the next run would learn from both finished runs, newest first; runs that never ran
+    # (e-cold, e-random) teach nothing; max_runs keeps the newest
+    from core.evolution.prior import home_prior
+
+    kw = dict(provider="sim", objective="log-gain", gain_scale=prior_scale(home))
+    with Store.open(db_path(home)) as s:
+        assert home_prior(s, **kw).runs == [RUN, "e-earlier"]
+        assert home_prior(s, **kw, max_runs=1).runs == [RUN]
+        assert home_prior(s, **{**kw, "provider": "anthropic"}) is None
+        assert home_prior(s, **{**kw, "gain_scale": 0.01}) is None
+
+
+def prior_scale(home) -> float:
+    with Store.open(db_path(home)) as s:
+        return s.campaign(RUN)["settings"]["gain_scale"]

@@ -252,8 +252,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
                 best, best_detail = value, f"{v.model}, {v.detail}"
             if value > inc_value + 1e-12:
                 inc_text, inc_model, inc_value = v.text, v.model, value
-        opt.tell(canonical(point, dims), y)
         told.append((canonical(point, dims), y))
+        opt.tell(*told[-1])
         i += 1
     return RunResult(label, seed, trace, i, best, best_detail, time.monotonic() - t0,
                      (inc_text, inc_model, inc_value), kinds, told)

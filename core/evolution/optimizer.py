@@ -200,6 +200,7 @@ class BayesOptimizer(Optimizer):
                 n_points = 1  # skopt's own sampled proposal is never used: keep it cheap
         if prior is not None and self.candidates is None:
             raise ValueError("a prior needs a projected space small enough to enumerate (project=...)")
+        self._prior_at = None if prior is None else [prior(c) for c in self.candidates or ()]
         space = []
         for d in self.free:
             if isinstance(d, IntRange):
@@ -252,11 +253,12 @@ class BayesOptimizer(Optimizer):
         model = self._opt.models[-1]
         X = self._opt.space.transform([[c[d.name] for d in self.free] for c in self.candidates])
         y_opt = float(min(self._opt.yi))
+        if self._prior_at is not None:  # skopt was told y - prior: add the prior back
+            model = _PriorMean(model, self._prior_at)
+            y_opt = min(self.told_y)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if self.prior is not None:
-                score = self._prior_score(X, model)
-            elif self.acq_func == "LCB":
+            if self.acq_func == "LCB":
                 score = -gaussian_lcb(X, model)
             elif self.acq_func == "PI":
                 score = gaussian_pi(X, model, y_opt=y_opt)
@@ -266,30 +268,6 @@ class BayesOptimizer(Optimizer):
         tied = [i for i in range(len(score)) if float(score[i]) >= top - 1e-12 * max(1.0, abs(top))]
         pick = random.Random(f"cambrian-bo-tie|{self.seed}|{self.n_told}").choice(tied)
         return self.candidates[pick]
-
-    def _prior_score(self, X: Any, model: Any, xi: float = 0.01, kappa: float = 1.96) -> list[float]:
-        """The acquisition with the prior mean added back: the GP was fitted to
-        ``y - prior(x)``, so its prediction at a candidate is ``prior(c) + mu(c)`` with the
-        GP's standard deviation. Same formulas (and ``xi``/``kappa`` defaults) as skopt's."""
-        from scipy.stats import norm
-
-        assert self.prior is not None and self.candidates is not None
-        mu, sd = model.predict(X, return_std=True)
-        y_opt = min(self.told_y)
-        out = []
-        for c, m, s in zip(self.candidates, mu, sd):
-            mean, s = float(m) + self.prior(c), float(s)
-            if self.acq_func == "LCB":
-                out.append(-(mean - kappa * s))
-                continue
-            gap = y_opt - mean - xi
-            if s <= 0:
-                out.append(float(gap > 0) if self.acq_func == "PI" else max(gap, 0.0))
-            elif self.acq_func == "PI":
-                out.append(float(norm.cdf(gap / s)))
-            else:
-                out.append(gap * float(norm.cdf(gap / s)) + s * float(norm.pdf(gap / s)))
-        return out
 
     def tell(self, point: dict[str, Any], y: float) -> None:
         self._check(point)
@@ -303,6 +281,23 @@ class BayesOptimizer(Optimizer):
                 warnings.simplefilter("ignore")
                 self._opt.tell(x, told)
         self.n_told += 1
+
+
+class _PriorMean:
+    """A fitted GP seen through a prior mean: predictions at the representatives are
+    ``prior + GP`` (the GP itself was fitted to ``y - prior``), so skopt's acquisition
+    functions apply unchanged."""
+
+    def __init__(self, model: Any, prior_at: Sequence[float]) -> None:
+        self.model = model
+        self.prior_at = prior_at
+
+    def predict(self, X: Any, return_std: bool = False) -> Any:
+        import numpy as np
+
+        out = self.model.predict(X, return_std=return_std)
+        offset = np.asarray(self.prior_at, dtype=float)
+        return (out[0] + offset, out[1]) if return_std else out + offset
 
 
 def _representatives(dims: Sequence[Dimension], project: Callable[[dict[str, Any]], dict[str, Any]],

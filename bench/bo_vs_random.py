@@ -40,7 +40,8 @@ Methods
 * ``bo+prior``: the loop's BO as a run in a home with history starts it: first
   ``--prior-runs`` cold BO runs on other seeds (2000, 2001, ...) are run, and
   ``core.evolution.prior.learn_prior`` turns their climbing observations into the prior mean
-  for rewrites and crossovers, exactly as ``create_run`` does from the home's earlier runs.
+  for rewrites and crossovers and the list of one-shot choices left out of the sweep (never
+  a gain), exactly as ``create_run`` does from the home's earlier runs.
   Same seeds (so the same sweep order) as ``bo``; the training seeds never overlap them.
 * ``random``: uniform random search over the same space (no prior: it has no model to put
   one in).
@@ -197,6 +198,8 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         assert prior is not None
         method = "bo"
     s = settings_for(base, "random" if method in REFERENCES else method, seed, n_initial, design, objective_kind)
+    if prior is not None:  # frozen into the settings, as create_run does: the sweep reads it too
+        s = s.model_copy(update={"prior": prior})
     kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
           "initial_point_generator": initial} if method == "bo" else {}
     dims = search_space(s)
@@ -360,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.prior_runs:
             print(f"prior from {len(training)} cold BO runs (seeds 2000-{1999 + len(training)}): "
                   + ("none" if prior is None else f"{prior.observations} climbing observations; " + ", ".join(
-                      f"{k} {v:+.3f}" for k, v in sorted(prior.by_operator().items()))))
+                      f"{k} {v:+.3f}" for k, v in sorted(prior.by_operator().items()))
+                      + "; left out of the sweep: " + (", ".join(prior.deferred_names()) or "nothing"))))
         if prior is None:
             methods = [m for m in methods if m != PRIOR_METHOD]
         jobs = [(base, m, sd, args.budget, *common, prior if m == PRIOR_METHOD else None)

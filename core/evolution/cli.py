@@ -87,7 +87,8 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
         settings["amendments"].sort(key=lambda a: a["id"] or 0)
     if learn and settings.get("optimizer", "bo") == "bo" and "prior" not in settings:
         scale = settings.get("gain_scale", EvolutionSettings.model_fields["gain_scale"].default)
-        prior = home_prior(store, provider=provider, objective=settings["objective"], gain_scale=scale)
+        prior = home_prior(store, provider=provider, objective=settings["objective"], gain_scale=scale,
+                           model=settings["model"])
         settings["prior"] = prior.model_dump() if prior is not None else None
     s = EvolutionSettings(base_spec_hash=version.hash, **settings)
     rid = run_id or new_run_id()
@@ -238,7 +239,8 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "settings": {k: v for k, v in s.model_dump().items() if k not in ("hats", "amendments", "prior")},
         "prior": None if s.prior is None else {
             "runs": s.prior.runs, "observations": s.prior.observations,
-            "by_operator": {k: round(v, 4) for k, v in s.prior.by_operator().items()}},
+            "by_operator": {k: round(v, 4) for k, v in s.prior.by_operator().items()},
+            "deferred": s.prior.deferred_names()},
         "hats": sorted(s.hats),
         "amendments": len(s.amendments),
         "budget": {"generations": s.budget_generations,
@@ -310,11 +312,15 @@ def _line(st: dict[str, Any]) -> str:
 def prior_line(prior: dict[str, Any] | None) -> str:
     """What BO started from (the status listing and the TUI share it)."""
     if not prior:
-        return ("prior: none, a cold start (no earlier run in this home gained from a rewrite or a "
-                "crossover, or --no-prior)")
+        return "prior: none, a cold start (no earlier run in this home improved on its base, or --no-prior)"
     means = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(prior["by_operator"].items(), key=lambda kv: kv[1]))
     n = len(prior["runs"])
-    return f"prior: {prior['observations']} observations of {n} earlier run{'s' if n != 1 else ''} ({means})"
+    line = f"prior: {prior['observations']} observations of {n} earlier run{'s' if n != 1 else ''}"
+    line += f" ({means})" if means else ""
+    deferred = prior.get("deferred") or []  # absent in status JSON written before it existed
+    if deferred:
+        line += "; not swept (never paid): " + ", ".join(deferred)
+    return line
 
 
 def outcome_label(r: dict[str, Any]) -> str:

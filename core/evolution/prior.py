@@ -14,10 +14,15 @@ Only the **climbing part** of a run counts: its observations up to the last one 
 improved on the incumbent. After that, a run that has reached its plateau tells "no gain"
 for everything, which says nothing about which operator pays while a spec can still improve.
 
-One-shot moves (a model, a hat, an amendment) are left out on purpose: each improves a climb
-at most once, so an earlier run's gain for them is stale from the new run's first incumbent
-on (a warm start that included them made BO chase them; bench/README.md). The sweep design
-tries each of them once anyway.
+One-shot moves (a model, a hat) get no prior mean: each improves a climb at most once, so an
+earlier run's gain for them is stale from the new run's first incumbent on (a warm start that
+included them made BO chase them; bench/README.md). What the history does say about them is
+which ones *never* paid: a model or hat that at least ``MIN_DEFER_RUNS`` earlier runs tried
+while still climbing, none of them with a gain, is **deferred** — left out of the new run's
+sweep design (``settings.sweep_points``) but still in the space, where BO can ask it like any
+other point. Screening a choice that never helped costs a campaign each time; on the sim
+landscape half the sweep (3 of 6 hats, the lite model) never does. Amendments are never
+deferred: they are few, and each was accepted by a person.
 
 The prior is computed when a run is created and frozen into its settings, so a resume
 replays exactly what the first start did, whatever runs finish in the meantime.
@@ -29,9 +34,14 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-__all__ = ["OperatorPrior", "PriorEntry", "REPEATABLE", "climbing_part", "home_prior", "learn_prior"]
+__all__ = ["MIN_DEFER_RUNS", "OneShotEntry", "OperatorPrior", "PriorEntry", "REPEATABLE", "ONE_SHOT", "climbing_part", "home_prior", "learn_prior"]
 
 REPEATABLE = ("rewrite", "crossover")
+# one-shot operators and the dimension holding their choice
+ONE_SHOT = {"hat": "hat", "model": "model"}
+# Earlier runs that must have tried a one-shot choice, all without a gain, before it is deferred:
+# one run's "no gain" can be an order effect (a hat tried after another that covers it).
+MIN_DEFER_RUNS = 3
 # Pseudo-counts of "no gain" (0) behind an operator's mean, and of the operator's mean behind a
 # section's: with a handful of observations the prior stays close to neutral.
 K_OPERATOR = 2.0
@@ -51,11 +61,25 @@ class PriorEntry(BaseModel):
     mean: float  # shrunk mean objective (minimised: negative means "tends to gain")
 
 
+class OneShotEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    operator: str  # "hat" | "model"
+    value: str  # the hat's or the model's name
+    tried: int = Field(ge=1)  # earlier runs that tried it while climbing
+    gained: int = Field(ge=0)  # ... and of those, the runs where it improved the incumbent
+
+    @property
+    def deferred(self) -> bool:
+        return self.gained == 0 and self.tried >= MIN_DEFER_RUNS
+
+
 class OperatorPrior(BaseModel):
     model_config = ConfigDict(extra="forbid")
     runs: list[str] = Field(default_factory=list)  # the runs it was learned from
-    observations: int = 0
+    observations: int = 0  # climbing observations of repeatable operators behind ``entries``
     entries: list[PriorEntry] = Field(default_factory=list)
+    # what the runs say about one-shot choices (stored priors without it defer nothing)
+    one_shot: list[OneShotEntry] = Field(default_factory=list)
 
     _idx: dict[tuple, float] | None = PrivateAttr(default=None)
 
@@ -76,6 +100,17 @@ class OperatorPrior(BaseModel):
             return idx[(op, intent, section)]
         return idx.get((op, intent, None), 0.0)
 
+    def deferred(self, point: dict[str, Any]) -> bool:
+        """Whether earlier runs tried this one-shot choice often enough, never with a gain."""
+        dim = ONE_SHOT.get(point.get("operator"))
+        if dim is None:
+            return False
+        return any(e.deferred for e in self.one_shot if e.operator == point["operator"] and e.value == point.get(dim))
+
+    def deferred_names(self) -> list[str]:
+        """e.g. ``["hat minimalist", "model sim-1-lite"]`` (display)."""
+        return [f"{e.operator} {e.value}" for e in self.one_shot if e.deferred]
+
     def by_operator(self) -> dict[str, float]:
         """Operator-level means, e.g. ``{"rewrite add": -0.45, "crossover": 0.0}`` (display)."""
         return {(e.operator + (f" {e.intent}" if e.intent else "")): e.mean
@@ -92,19 +127,31 @@ def climbing_part(history: list[tuple[dict[str, Any], float]]) -> list[tuple[dic
     return history[: last + 1]
 
 
-def learn_prior(histories: dict[str, list[tuple[dict[str, Any], float]]]) -> OperatorPrior | None:
+def learn_prior(histories: dict[str, list[tuple[dict[str, Any], float]]],
+                model_evidence: Iterable[str] | None = None) -> OperatorPrior | None:
     """The prior from earlier runs' ``(params, objective)`` histories (run id → history);
-    None when they hold no climbing observation of a repeatable operator."""
+    None when they hold no climbing observation at all. ``model_evidence``: the runs whose
+    model choices count as one-shot evidence (None: all) — "model X never paid" only holds
+    relative to the model a run started from."""
+    model_runs = None if model_evidence is None else set(model_evidence)
     op_sum: dict[tuple, float] = {}
     op_n: dict[tuple, int] = {}
     sec_sum: dict[tuple, float] = {}
     sec_n: dict[tuple, int] = {}
     used: list[str] = []
     total = 0
+    tried: dict[tuple[str, str], int] = {}
+    gained: dict[tuple[str, str], int] = {}
     for rid, history in histories.items():
-        n_before = total
-        for params, y in climbing_part(history):
+        climb = climbing_part(history)
+        if climb:
+            used.append(rid)
+        shots: dict[tuple[str, str], bool] = {}  # this run's one-shot choices → gained once
+        for params, y in climb:
             op = params.get("operator")
+            if op in ONE_SHOT and not (op == "model" and model_runs is not None and rid not in model_runs):
+                key = (op, str(params.get(ONE_SHOT[op])))
+                shots[key] = shots.get(key, False) or y < 0
             if op not in REPEATABLE:
                 continue
             k1 = (op, _intent(params))
@@ -114,29 +161,33 @@ def learn_prior(histories: dict[str, list[tuple[dict[str, Any], float]]]) -> Ope
             sec_sum[k2] = sec_sum.get(k2, 0.0) + y
             sec_n[k2] = sec_n.get(k2, 0) + 1
             total += 1
-        if total > n_before:
-            used.append(rid)
-    if not total:
+        for key, g in shots.items():
+            tried[key] = tried.get(key, 0) + 1
+            gained[key] = gained.get(key, 0) + int(g)
+    if not used:
         return None
     op_mean = {k: op_sum[k] / (op_n[k] + K_OPERATOR) for k in op_sum}
     entries = [PriorEntry(operator=k[0], intent=k[1], n=op_n[k], mean=op_mean[k]) for k in sorted(op_sum, key=str)]
     entries += [PriorEntry(operator=k[0], intent=k[1], section=k[2], n=sec_n[k],
                            mean=(sec_sum[k] + K_SECTION * op_mean[k[:2]]) / (sec_n[k] + K_SECTION))
                 for k in sorted(sec_sum, key=str)]
-    return OperatorPrior(runs=used, observations=total, entries=entries)
+    one_shot = [OneShotEntry(operator=k[0], value=k[1], tried=tried[k], gained=gained[k]) for k in sorted(tried)]
+    return OperatorPrior(runs=used, observations=total, entries=entries, one_shot=one_shot)
 
 
-def home_prior(store: Any, *, provider: str, objective: str, gain_scale: float,
+def home_prior(store: Any, *, provider: str, objective: str, gain_scale: float, model: str | None = None,
                exclude: Iterable[str] = (), max_runs: int = MAX_RUNS) -> OperatorPrior | None:
     """The prior learned from the newest ``max_runs`` evolution runs in ``store`` that were
-    told the same objective (kind and scale) with the same provider and have a climbing
-    observation of a repeatable operator; other runs are skipped."""
+    told the same objective (kind and scale) with the same provider and improved on their
+    base at least once; other runs are skipped. Model choices count as evidence only from
+    runs that started from ``model`` (the new run's; None: none of them)."""
     from core.evolution import records as rec
     from core.evolution.settings import EvolutionSettings
     from core.evolution.state import RunState, campaign_counts
 
     skip = set(exclude)
     histories: dict[str, list[tuple[dict[str, Any], float]]] = {}
+    same_model: list[str] = []
     for row in rec.evolution_runs(store):
         rid = row["id"]
         if rid in skip:
@@ -155,9 +206,11 @@ def home_prior(store: Any, *, provider: str, objective: str, gain_scale: float,
         if not observations:
             continue
         state = RunState.fold(store, s, campaign_counts(store, base_id), observations)
-        if not any(p.get("operator") in REPEATABLE for p, _ in climbing_part(state.history)):
-            continue  # taught nothing: does not take one of the max_runs places
+        if not climbing_part(state.history):
+            continue  # never climbed, taught nothing: does not take one of the max_runs places
         histories[rid] = state.history
+        if s.model == model:
+            same_model.append(rid)
         if len(histories) >= max_runs:
             break
-    return learn_prior(histories)
+    return learn_prior(histories, model_evidence=same_model)

@@ -156,7 +156,8 @@ def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
     the run seed. A model, a hat or an amendment can improve a climb at most once (afterwards
     it is a no-op or a duplicate), so trying each early is cheap information; rewrites and
     crossovers, whose outcome differs every time, are left to the surrogate (figures in
-    bench/README.md)."""
+    bench/README.md). Choices the run's prior defers (tried by earlier runs, never a gain)
+    are left out; the shuffle comes first, so the others keep their relative order."""
     ops = set(s.operators())
     moves: list[dict] = []
     if "model" in ops:
@@ -166,6 +167,8 @@ def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
     if "amend" in ops:
         moves += [{"operator": "amend", "amendment": k} for k in range(len(s.amendments))]
     random.Random(derive_seed(s.seed, "sweep")).shuffle(moves)
+    if s.prior is not None:  # choices that never paid in the home's earlier runs (prior.py)
+        moves = [m for m in moves if not s.prior.deferred(m)]
     first = {d.name: d.values[0] for d in dims}
     return [canonical({**first, **m}, dims) for m in moves]
 

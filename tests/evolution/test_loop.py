@@ -540,6 +540,13 @@ def test_a_new_run_starts_from_what_earlier_runs_in_the_home_learned(tmp_path, c
         assert home_prior(s, **kw, max_runs=1).runs == [RUN]
         assert home_prior(s, **{**kw, "provider": "anthropic"}) is None
         assert home_prior(s, **{**kw, "gain_scale": 0.01}) is None
+        # one-shot evidence: each finished run tried some hats while climbing; two runs are
+        # fewer than MIN_DEFER_RUNS, so nothing is deferred yet; model choices count only
+        # from runs that started from the same model
+        both = home_prior(s, **kw, model="sim-1")
+        assert both.one_shot and both.deferred_names() == []
+        assert all(e.tried <= 2 for e in both.one_shot)
+        assert all(e.operator != "model" for e in home_prior(s, **kw, model="sim-1-pro").one_shot)
 
 
 def prior_scale(home) -> float:

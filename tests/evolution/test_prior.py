@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.evolution.optimizer import BayesOptimizer, rebuild
-from core.evolution.prior import K_OPERATOR, K_SECTION, OperatorPrior, climbing_part, learn_prior
+from core.evolution.prior import K_OPERATOR, K_SECTION, MIN_DEFER_RUNS, OperatorPrior, climbing_part, learn_prior
 from tests.evolution.test_optimizer import PDIMS, project
 
 
@@ -93,3 +93,77 @@ def test_bo_with_a_prior_replays_exactly():
 def test_a_prior_needs_the_enumerated_representatives():
     with pytest.raises(ValueError, match="prior needs"):
         BayesOptimizer(PDIMS, seed=0, prior=prior_for("B"))
+
+
+def hat(name: str) -> dict:
+    return {"operator": "hat", "hat": name, "model": "m1"}
+
+
+def model(name: str) -> dict:
+    return {"operator": "model", "hat": "h1", "model": name}
+
+
+def test_one_shot_choices_that_never_paid_in_enough_runs_are_deferred():
+    """A hat or model is left out of the sweep only when MIN_DEFER_RUNS runs tried it while
+    climbing and none gained from it; tries after a run's last gain and repeated tries within
+    one run do not add evidence."""
+    runs = {
+        "e-1": [(hat("h2"), 0.0), (hat("h2"), 0.0), (hat("h3"), -2.0), (model("m2"), 0.0), (rw("add", "A"), -0.5),
+                (hat("h4"), 0.0)],  # h4 after the last gain: not counted
+        "e-2": [(hat("h2"), 0.0), (hat("h3"), 0.0), (model("m2"), 0.0), (hat("h3"), -1.0)],
+        "e-3": [(hat("h2"), 0.0), (hat("h3"), 0.0), (hat("h4"), 0.0), (model("m3"), -3.0)],
+    }
+    assert MIN_DEFER_RUNS == 3
+    p = learn_prior(runs)
+    assert p is not None and p.runs == ["e-1", "e-2", "e-3"]
+    tried = {(e.operator, e.value): (e.tried, e.gained) for e in p.one_shot}
+    assert tried == {("hat", "h2"): (3, 0), ("hat", "h3"): (3, 2), ("hat", "h4"): (1, 0),
+                     ("model", "m2"): (2, 0), ("model", "m3"): (1, 1)}
+    assert p.deferred(hat("h2")) and p.deferred_names() == ["hat h2"]
+    assert not p.deferred(hat("h3"))  # gained in two runs
+    assert not p.deferred(hat("h4")) and not p.deferred(model("m2"))  # too little evidence
+    assert not p.deferred(hat("h9"))  # never tried: no evidence at all
+    assert not p.deferred(rw("add", "A"))  # repeatable operators are never deferred
+    # a run whose only gains were one-shot still teaches which choices pay; no rewrite prior then
+    q = learn_prior({"e-3": runs["e-3"]})
+    assert q is not None and q.observations == 0 and q.entries == [] and q.mean(rw("add", "A")) == 0.0
+    assert OperatorPrior(**p.model_dump()) == p
+    # model choices count only from the runs that started from the new run's model
+    runs_m = {f"e-{k}": [(model("m2"), 0.0), (hat("h3"), -1.0)] for k in range(3)}
+    assert learn_prior(runs_m).deferred_names() == ["model m2"]
+    assert learn_prior(runs_m, model_evidence=["e-0", "e-1"]).deferred_names() == []
+    assert learn_prior(runs_m, model_evidence=[]).one_shot[0].operator == "hat"
+    # a prior stored before one-shot evidence existed defers nothing
+    old = p.model_dump()
+    del old["one_shot"]
+    assert OperatorPrior(**old).deferred_names() == []
+
+
+def test_the_sweep_leaves_out_deferred_choices_and_keeps_the_others_in_order():
+    from core.evolution.settings import search_space, sweep_points
+    from tests.evolution.test_loop import _settings
+
+    runs = {f"e-{k}": [(hat("h2"), 0.0), (model("sim-1-lite"), 0.0), (hat("h1"), -1.0)] for k in range(3)}
+    prior = learn_prior(runs)
+    assert prior.deferred_names() == ["hat h2", "model sim-1-lite"]
+    for seed in range(5):
+        cold = _settings(seed=seed)
+        warm = _settings(seed=seed, prior=prior.model_dump())
+        dims = search_space(cold)
+        full, pruned = sweep_points(cold, dims), sweep_points(warm, dims)
+        assert pruned == [p for p in full if not (p["operator"] == "hat" and p["hat"] == "h2")
+                          and not (p["operator"] == "model" and p["model"] == "sim-1-lite")]
+        assert len(pruned) == len(full) - 2
+        assert search_space(warm) == dims  # deferred, not removed: BO can still ask them
+
+
+def test_the_status_line_names_what_the_sweep_leaves_out():
+    from core.evolution.cli import prior_line
+
+    st = {"runs": ["e-1", "e-2", "e-3"], "observations": 12, "by_operator": {"rewrite add": -0.45},
+          "deferred": ["hat h2", "model sim-1-lite"]}
+    assert prior_line(st) == ("prior: 12 observations of 3 earlier runs (rewrite add -0.45); "
+                              "not swept (never paid): hat h2, model sim-1-lite")
+    assert prior_line({**st, "deferred": []}).endswith("(rewrite add -0.45)")
+    assert prior_line({"runs": ["e-1"], "observations": 0, "by_operator": {}}) == "prior: 0 observations of 1 earlier run"
+    assert prior_line(None).startswith("prior: none, a cold start")

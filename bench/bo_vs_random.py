@@ -361,10 +361,11 @@ def main(argv: list[str] | None = None) -> int:
                                         for k in range(args.prior_runs)]))
         prior = learn_prior({f"train-{r.seed}": r.told for r in training})
         if args.prior_runs:
-            print(f"prior from {len(training)} cold BO runs (seeds 2000-{1999 + len(training)}): "
-                  + ("none" if prior is None else f"{prior.observations} climbing observations; " + ", ".join(
-                      f"{k} {v:+.3f}" for k, v in sorted(prior.by_operator().items()))
-                      + "; left out of the sweep: " + (", ".join(prior.deferred_names()) or "nothing"))))
+            learned = "none" if prior is None else (
+                f"{prior.observations} climbing observations; "
+                + ", ".join(f"{k} {v:+.3f}" for k, v in sorted(prior.by_operator().items()))
+                + "; left out of the sweep: " + (", ".join(prior.deferred_names()) or "nothing"))
+            print(f"prior from {len(training)} cold BO runs (seeds 2000-{1999 + len(training)}): {learned}")
         if prior is None:
             methods = [m for m in methods if m != PRIOR_METHOD]
         jobs = [(base, m, sd, args.budget, *common, prior if m == PRIOR_METHOD else None)

@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         training = list(pool.map(_job, [(base, "bo", 2000 + k, args.budget, *common, None)
                                         for k in range(args.prior_runs)]))
-        prior = learn_prior({f"train-{r.seed}": r.told for r in training})
+        prior = learn_prior({f"train-{r.seed}": r.told for r in training}, model="sim-1")
         if args.prior_runs:
             learned = "none" if prior is None else (
                 f"{prior.observations} climbing observations; "

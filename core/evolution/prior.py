@@ -128,12 +128,22 @@ def climbing_part(history: list[tuple[dict[str, Any], float]]) -> list[tuple[dic
 
 
 def learn_prior(histories: dict[str, list[tuple[dict[str, Any], float]]],
-                model_evidence: Iterable[str] | None = None) -> OperatorPrior | None:
+                model_evidence: Iterable[str] | None = None, model: str | None = None) -> OperatorPrior | None:
     """The prior from earlier runs' ``(params, objective)`` histories (run id → history);
     None when they hold no climbing observation at all. ``model_evidence``: the runs whose
     model choices count as one-shot evidence (None: all) — "model X never paid" only holds
-    relative to the model a run started from."""
+    relative to the model a run started from. ``model``: the new run's own model, never
+    evidence (switching to it is a no-op for that run; its sweep leaves it out anyway)."""
     model_runs = None if model_evidence is None else set(model_evidence)
+
+    def one_shot_key(rid: str, params: dict[str, Any]) -> tuple[str, str] | None:
+        op = params.get("operator")
+        if op not in ONE_SHOT:
+            return None
+        if op == "model" and (params.get("model") == model or (model_runs is not None and rid not in model_runs)):
+            return None
+        return op, str(params.get(ONE_SHOT[op]))
+
     op_sum: dict[tuple, float] = {}
     op_n: dict[tuple, int] = {}
     sec_sum: dict[tuple, float] = {}
@@ -148,10 +158,10 @@ def learn_prior(histories: dict[str, list[tuple[dict[str, Any], float]]],
             used.append(rid)
         shots: dict[tuple[str, str], bool] = {}  # this run's one-shot choices → gained once
         for params, y in climb:
-            op = params.get("operator")
-            if op in ONE_SHOT and not (op == "model" and model_runs is not None and rid not in model_runs):
-                key = (op, str(params.get(ONE_SHOT[op])))
+            key = one_shot_key(rid, params)
+            if key is not None:
                 shots[key] = shots.get(key, False) or y < 0
+            op = params.get("operator")
             if op not in REPEATABLE:
                 continue
             k1 = (op, _intent(params))
@@ -213,4 +223,4 @@ def home_prior(store: Any, *, provider: str, objective: str, gain_scale: float, 
             same_model.append(rid)
         if len(histories) >= max_runs:
             break
-    return learn_prior(histories, model_evidence=same_model)
+    return learn_prior(histories, model_evidence=same_model, model=model)

@@ -413,6 +413,31 @@ def test_new_runs_use_the_sweep_design_and_stored_runs_keep_theirs(home):
     assert settings.objective == "log-gain" and settings.objective_scale == settings.gain_scale
 
 
+def test_a_run_whose_prior_defers_choices_sweeps_only_the_others(home):
+    """The frozen prior's deferred hats and model are not in the run's first observations
+    (its sweep), and status names them."""
+    from core.evolution.prior import learn_prior
+    from core.evolution.settings import EvolutionSettings, search_space, sweep_points
+
+    hats = {"h1": {"fragment": "one"}, "h2": {"fragment": "two"}, "h3": {"fragment": "three"}}
+    never = [({"operator": "hat", "hat": "h2"}, 0.0), ({"operator": "model", "model": "sim-1-lite"}, 0.0),
+             ({"operator": "hat", "hat": "h1"}, -1.0)]
+    prior = learn_prior({f"e-{k}": never for k in range(3)})
+    defaults = {k: v for k, v in SMALL.items() if k != "initial_design"}
+    with Store.open(db_path(home)) as s:
+        create_run(s, ECHO, run_id=RUN, **defaults, hats=hats, prior=prior.model_dump(), max_observations=4)
+    run(home)
+    with Store.open(db_path(home)) as s:
+        settings = EvolutionSettings(**s.campaign(RUN)["settings"])
+        obs = s.observations(RUN)
+        st = run_status(s, RUN)
+    design = sweep_points(settings, search_space(settings))
+    moves = sorted((p["operator"], p["hat"] if p["operator"] == "hat" else p["model"]) for p in design)
+    assert moves == [("hat", "h1"), ("hat", "h3"), ("model", "sim-1-pro")]
+    assert [o.params for o in obs[: len(design)]] == design
+    assert st["prior"]["deferred"] == ["hat h2", "model sim-1-lite"]
+
+
 def test_a_new_run_tells_the_optimizer_the_log_of_its_gains(home):
     """What status reports as "objective" is what the optimizer was told: -log(1 + gain /
     gain_scale) for an evaluated variant (the prime spec at seed 1 has gains and losses)."""

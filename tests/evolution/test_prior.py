@@ -133,6 +133,7 @@ def test_one_shot_choices_that_never_paid_in_enough_runs_are_deferred():
     assert learn_prior(runs_m).deferred_names() == ["model m2"]
     assert learn_prior(runs_m, model_evidence=["e-0", "e-1"]).deferred_names() == []
     assert learn_prior(runs_m, model_evidence=[]).one_shot[0].operator == "hat"
+    assert learn_prior(runs_m, model="m2").deferred_names() == []  # the new run's own model
     # a prior stored before one-shot evidence existed defers nothing
     old = p.model_dump()
     del old["one_shot"]

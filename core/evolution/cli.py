@@ -315,8 +315,11 @@ def prior_line(prior: dict[str, Any] | None) -> str:
         return "prior: none, a cold start (no earlier run in this home improved on its base, or --no-prior)"
     means = ", ".join(f"{k} {v:+.2f}" for k, v in sorted(prior["by_operator"].items(), key=lambda kv: kv[1]))
     n = len(prior["runs"])
-    line = f"prior: {prior['observations']} observations of {n} earlier run{'s' if n != 1 else ''}"
-    line += f" ({means})" if means else ""
+    runs = f"{n} earlier run{'s' if n != 1 else ''}"
+    if prior["observations"]:
+        line = f"prior: {prior['observations']} observations of {runs} ({means})"
+    else:  # only one-shot evidence
+        line = f"prior: {runs} (no rewrite or crossover while climbing)"
     deferred = prior.get("deferred") or []  # absent in status JSON written before it existed
     if deferred:
         line += "; not swept (never paid): " + ", ".join(deferred)

@@ -166,5 +166,6 @@ def test_the_status_line_names_what_the_sweep_leaves_out():
     assert prior_line(st) == ("prior: 12 observations of 3 earlier runs (rewrite add -0.45); "
                               "not swept (never paid): hat h2, model sim-1-lite")
     assert prior_line({**st, "deferred": []}).endswith("(rewrite add -0.45)")
-    assert prior_line({"runs": ["e-1"], "observations": 0, "by_operator": {}}) == "prior: 0 observations of 1 earlier run"
+    assert prior_line({"runs": ["e-1"], "observations": 0, "by_operator": {}, "deferred": ["hat h2"]}) == (
+        "prior: 1 earlier run (no rewrite or crossover while climbing); not swept (never paid): hat h2")
     assert prior_line(None).startswith("prior: none, a cold start")

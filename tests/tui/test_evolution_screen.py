@@ -105,18 +105,24 @@ async def test_the_headline_says_what_a_run_learned_from_earlier_runs(evolved, e
     home, _ = evolved
     rw = lambda intent: {"operator": "rewrite", "intent": intent, "section": "Behaviour"}  # noqa: E731
     prior = learn_prior({RUN: [(rw("add"), -1.5), (rw("remove"), 0.0), (rw("add"), -0.4)]})
+    # three runs that tried the minimalist hat while climbing, never with a gain
+    hat = lambda name: {"operator": "hat", "hat": name}  # noqa: E731
+    deferring = learn_prior({f"e-{k}": [(hat("minimalist"), 0.0), (hat("operator"), -1.0)] for k in range(3)})
     with Store.open(db_path(home)) as s:
         create_run(s, ECHO, run_id="e-tui-warm", budget_generations=20, backend="none", prior=prior.model_dump())
+        create_run(s, ECHO, run_id="e-tui-defer", budget_generations=20, backend="none",
+                   prior=deferring.model_dump())
     app = make_app(home, empty_spec_dir)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_evolution(pilot)
-        for rid, shown in (("e-tui-warm", True), (RUN, False)):
+        for rid, shown in (("e-tui-warm", True), (RUN, False), ("e-tui-defer", False)):
             screen.select_run(rid)
             await settle(pilot, 2)
             assert screen.status is not None and screen.status["id"] == rid
             headline = str(screen.query_one("#evo-headline", Static).render())
             assert ("prior: 3 observations of 1 earlier run (rewrite add -0.47, rewrite remove +0.00)"
                     in headline) is shown, headline
+            assert ("not swept (never paid): hat minimalist" in headline) is (rid == "e-tui-defer"), headline
 
 
 async def test_jump_from_an_observation_to_its_campaign(evolved, empty_spec_dir):

@@ -88,6 +88,7 @@ from core.evolution.settings import (  # noqa: E402
     SIM_MODELS,
     EvolutionSettings,
     canonical,
+    deferred_points,
     derive_seed,
     search_space,
     sweep_points,
@@ -207,6 +208,7 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         kw["project"] = lambda p: canonical(p, dims)
     if method == "bo" and design == "sweep":
         kw["initial"] = sweep_points(s, dims)
+        kw["known"] = [(p, 0.0) for p in deferred_points(s, dims)]
     if method == "bo" and prior is not None:
         kw["prior"] = prior.mean
     hats = s.hat_objects()

@@ -44,7 +44,8 @@ from core.evolution.operators import (
     make_variant,
 )
 from core.evolution.optimizer import rebuild
-from core.evolution.settings import EvolutionSettings, canonical, derive_seed, search_space, sweep_points
+from core.evolution.settings import (EvolutionSettings, canonical, deferred_points, derive_seed, search_space,
+                                     sweep_points)
 from core.evolution.state import DUPLICATE_PREFIX, RunState, campaign_counts
 from core.home import db_path
 from core.models import CampaignSettings, Observation, SpecOrigin
@@ -349,9 +350,11 @@ class EvolutionLoop:
     def _optimizer_kw(s: EvolutionSettings, project: Any, dims: list) -> dict[str, Any]:
         if s.optimizer != "bo":
             return {}
-        initial = sweep_points(s, dims) if s.initial_design == "sweep" else []
+        sweep = s.initial_design == "sweep"
+        initial = sweep_points(s, dims) if sweep else []
+        known = [(p, 0.0) for p in deferred_points(s, dims)] if sweep else []
         return {"n_initial_points": s.n_initial_points, "base_estimator": s.base_estimator,
-                "acq_func": s.acq_func, "project": project, "initial": initial,
+                "acq_func": s.acq_func, "project": project, "initial": initial, "known": known,
                 "prior": s.prior.mean if s.prior is not None else None}
 
     def _budget_exhausted(self, s: EvolutionSettings) -> str | None:

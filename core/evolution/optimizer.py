@@ -149,6 +149,10 @@ class BayesOptimizer(Optimizer):
     ``initial``: an initial design asked first, in order, instead of ``n_initial_points``
     random points (the GP is first fitted once all of them are told).
 
+    ``known``: ``(point, y)`` pairs told to the surrogate before the first ask — what earlier
+    runs observed for choices this run does not try itself (the loop's deferred one-shot
+    choices). They are not this run's observations: ``n_told`` does not count them.
+
     ``prior``: a prior mean of the objective at a point — what earlier runs suggest a
     mutation is worth before this run has tried it. The GP is fitted to ``y - prior(point)``
     and the acquisition is computed on ``prior + GP``, so the prior steers the first asks and
@@ -172,6 +176,7 @@ class BayesOptimizer(Optimizer):
         gp_restarts: int = 0,
         initial: Sequence[dict[str, Any]] = (),
         prior: Callable[[dict[str, Any]], float] | None = None,
+        known: Sequence[tuple[dict[str, Any], float]] = (),
     ) -> None:
         from skopt import Optimizer as _SkOptimizer
         from skopt.space import Categorical, Integer
@@ -227,6 +232,8 @@ class BayesOptimizer(Optimizer):
         est = self._opt.base_estimator_
         if hasattr(est, "n_restarts_optimizer"):
             est.set_params(n_restarts_optimizer=gp_restarts)
+        for p, y in known:
+            self._tell_model(p, y)
 
     def ask(self) -> dict[str, Any]:
         if self.n_told < len(self.initial):
@@ -270,6 +277,10 @@ class BayesOptimizer(Optimizer):
         return self.candidates[pick]
 
     def tell(self, point: dict[str, Any], y: float) -> None:
+        self._tell_model(point, y)
+        self.n_told += 1
+
+    def _tell_model(self, point: dict[str, Any], y: float) -> None:
         self._check(point)
         if not math.isfinite(y):
             raise ValueError(f"objective must be finite, got {y!r}")
@@ -280,7 +291,6 @@ class BayesOptimizer(Optimizer):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._opt.tell(x, told)
-        self.n_told += 1
 
 
 class _PriorMean:

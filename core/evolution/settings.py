@@ -20,7 +20,8 @@ from core.evolution.operators import INTENTS, OPERATORS
 from core.evolution.optimizer import Choice, Dimension
 from core.evolution.prior import OperatorPrior
 
-__all__ = ["ACTIVE", "EvolutionSettings", "canonical", "derive_seed", "search_space", "sweep_points",
+__all__ = ["ACTIVE", "EvolutionSettings", "canonical", "deferred_points", "derive_seed", "search_space",
+           "sweep_points",
            "DONOR_RANKS", "SIM_MODELS"]
 
 DONOR_RANKS = 3
@@ -150,14 +151,8 @@ def canonical(point: dict, dims: list[Dimension]) -> dict:
     return {d.name: (point[d.name] if d.name in keep else d.values[0]) for d in dims}
 
 
-def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
-    """The "sweep" initial design: every *one-shot* choice once — each model other than the
-    run's own, each hat, each accepted amendment — as canonical points, in an order fixed by
-    the run seed. A model, a hat or an amendment can improve a climb at most once (afterwards
-    it is a no-op or a duplicate), so trying each early is cheap information; rewrites and
-    crossovers, whose outcome differs every time, are left to the surrogate (figures in
-    bench/README.md). Choices the run's prior defers (tried by earlier runs, never a gain)
-    are left out; the shuffle comes first, so the others keep their relative order."""
+def _one_shot_moves(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
+    """Every one-shot choice as a canonical point, in an order fixed by the run seed."""
     ops = set(s.operators())
     moves: list[dict] = []
     if "model" in ops:
@@ -167,10 +162,28 @@ def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
     if "amend" in ops:
         moves += [{"operator": "amend", "amendment": k} for k in range(len(s.amendments))]
     random.Random(derive_seed(s.seed, "sweep")).shuffle(moves)
-    if s.prior is not None:  # choices that never paid in the home's earlier runs (prior.py)
-        moves = [m for m in moves if not s.prior.deferred(m)]
     first = {d.name: d.values[0] for d in dims}
     return [canonical({**first, **m}, dims) for m in moves]
+
+
+def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
+    """The "sweep" initial design: every *one-shot* choice once — each model other than the
+    run's own, each hat, each accepted amendment — as canonical points, in an order fixed by
+    the run seed. A model, a hat or an amendment can improve a climb at most once (afterwards
+    it is a no-op or a duplicate), so trying each early is cheap information; rewrites and
+    crossovers, whose outcome differs every time, are left to the surrogate (figures in
+    bench/README.md). Choices the run's prior defers (tried by earlier runs, never a gain)
+    are left out (see :func:`deferred_points`); the shuffle comes first, so the others keep
+    their relative order."""
+    return [m for m in _one_shot_moves(s, dims) if s.prior is None or not s.prior.deferred(m)]
+
+
+def deferred_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
+    """The one-shot choices the sweep leaves out because earlier runs never gained from them.
+    BO is told each is worth 0 ("no gain", what those runs observed) before its first ask, so
+    its surrogate does not see them as unexplored and spend evaluations re-checking them;
+    they stay in the space and can still be asked."""
+    return [m for m in _one_shot_moves(s, dims) if s.prior is not None and s.prior.deferred(m)]
 
 
 def derive_seed(seed: int, *parts: object) -> int:

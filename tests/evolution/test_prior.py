@@ -169,3 +169,35 @@ def test_the_status_line_names_what_the_sweep_leaves_out():
     assert prior_line({"runs": ["e-1"], "observations": 0, "by_operator": {}, "deferred": ["hat h2"]}) == (
         "prior: 1 earlier run (no rewrite or crossover while climbing); not swept (never paid): hat h2")
     assert prior_line(None).startswith("prior: none, a cold start")
+
+
+KNOWN = ([project({"operator": "hat", "section": "A", "model": "m1", "hat": h}) for h in ("h1", "h4")]
+         + [project({"operator": "model", "section": "A", "model": m, "hat": "h1"}) for m in ("m2", "m3")])
+
+
+def test_choices_known_to_pay_nothing_are_asked_less_and_replay_exactly():
+    """Telling BO what earlier runs saw for the deferred choices (0) before its first ask makes
+    it spend fewer of its next asks re-checking them than a surrogate that sees them as
+    unexplored; they are not counted as this run's observations, and replay is exact."""
+    def asks(known, seed):
+        opt = BayesOptimizer(PDIMS, seed=seed, project=project, initial=DESIGN, known=known)
+        assert opt.n_told == 0
+        hist = []
+        for _ in range(8):
+            p = opt.ask()
+            y = -1.0 if p == DESIGN[1] else 0.0
+            opt.tell(p, y)
+            hist.append((p, y))
+        return opt, hist
+
+    known = [(p, 0.0) for p in KNOWN]
+    for seed in range(6):
+        _, cold = asks((), seed)
+        opt, warm = asks(known, seed)
+        assert [p for p, _ in warm[:2]] == DESIGN  # the design itself is unchanged
+        assert sum(p in KNOWN for p, _ in warm[2:]) < sum(p in KNOWN for p, _ in cold[2:])
+        assert opt.n_told == 8
+        again = rebuild(PDIMS, warm[:5], kind="bo", seed=seed, project=project, initial=DESIGN, known=known)
+        for p, y in warm[5:]:
+            assert again.ask() == p
+            again.tell(p, y)

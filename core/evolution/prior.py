@@ -20,7 +20,7 @@ included them made BO chase them; bench/README.md). What the history does say ab
 which ones *never* paid: a model or hat that at least ``MIN_DEFER_RUNS`` earlier runs tried
 while still climbing, none of them with a gain, is **deferred** — left out of the new run's
 sweep design (``settings.sweep_points``) but still in the space, where BO can ask it like any
-other point. Screening a choice that never helped costs a campaign each time; on the sim
+other point (it is told the choice's known value, 0, first: ``settings.deferred_points``). Screening a choice that never helped costs a campaign each time; on the sim
 landscape half the sweep (3 of 6 hats, the lite model) never does. Amendments are never
 deferred: they are few, and each was accepted by a person.
 

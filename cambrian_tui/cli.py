@@ -462,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bo: scikit-optimize GP; random: uniform search over the same space")
     es.add_argument("--no-prior", action="store_true",
                     help="start BO cold instead of from what earlier runs in this home learned about "
-                         "rewrites and crossovers")
+                         "rewrites and crossovers (and sweep every hat and model, even those that never paid)")
     es.add_argument("--seed", type=int, default=0)
     es.add_argument("--screen-generations", type=int, default=4, help="generations of a screening campaign")
     es.add_argument("--full-generations", type=int, default=12, help="generations of a full campaign")

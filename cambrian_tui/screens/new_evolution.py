@@ -103,7 +103,8 @@ class NewEvolutionScreen(SpecForm):
             yield Static(Content.from_markup(
                 f"[dim]A variant replaces the incumbent only when P(better) ≥ {ACCEPT_P:.2f} over its full "
                 "campaign (Full gens): more full generations resolve smaller gains, at a higher cost. "
-                "Bayesian + history starts from what earlier runs in this home learned about rewrites.[/]"),
+                "Bayesian + history starts from what earlier runs in this home learned about rewrites "
+                "and does not re-screen hats or models that never paid there.[/]"),
                 id="nc-note")
             yield from self.footer("ctrl+s start · escape cancel · runs on after you quit")
 

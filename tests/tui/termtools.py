@@ -14,8 +14,18 @@ from pathlib import Path
 from core.home import REPO_ROOT
 
 
-def have_tmux() -> bool:
-    return shutil.which("tmux") is not None
+def require_tools(*tools: str) -> None:
+    """Skip with the missing tools named as the reason — or fail under
+    CAMBRIAN_REQUIRE_TERMINAL=1 (CI installs them: a skip there would hide missing work)."""
+    import pytest
+
+    missing = [t for t in tools if shutil.which(t) is None]
+    if not missing:
+        return
+    why = "not installed: " + ", ".join(missing)
+    if os.environ.get("CAMBRIAN_REQUIRE_TERMINAL") == "1":
+        pytest.fail(f"CAMBRIAN_REQUIRE_TERMINAL=1 but {why}")
+    pytest.skip(why)
 
 
 class Tmux:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,13 +14,14 @@ import pytest
 
 from core.home import REPO_ROOT, db_path
 from core.store import Store
-from tests.tui.termtools import Tmux, have_tmux
+from tests.tui.termtools import Tmux, require_tools
 
-pytestmark = [
-    pytest.mark.skipif(not have_tmux() or shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
-                       reason="tmux and openssh-client are needed"),
-    pytest.mark.timeout(300),
-]
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(autouse=True)
+def _terminal_tools():
+    require_tools("tmux", "ssh", "ssh-keygen")
 
 
 def free_port() -> int:

@@ -6,9 +6,14 @@ import time
 
 import pytest
 
-from tests.tui.termtools import Tmux, cambrian_cmd, have_tmux
+from tests.tui.termtools import Tmux, cambrian_cmd, require_tools
 
-pytestmark = [pytest.mark.skipif(not have_tmux(), reason="tmux is not installed"), pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(autouse=True)
+def _terminal_tools():
+    require_tools("tmux")
 
 
 @pytest.fixture

@@ -82,13 +82,13 @@ from core.evolution.operators import (  # noqa: E402
     make_variant,
     mutable_sections,
 )
+from core.evolution.loop import EvolutionLoop  # noqa: E402
 from core.evolution.optimizer import make_optimizer  # noqa: E402
 from core.evolution.prior import OperatorPrior, learn_prior  # noqa: E402
 from core.evolution.settings import (  # noqa: E402
     SIM_MODELS,
     EvolutionSettings,
     canonical,
-    deferred_points,
     derive_seed,
     search_space,
     sweep_points,
@@ -199,18 +199,12 @@ def climb(base: str, method: str, seed: int, budget: int, n_initial: int = 6,
         assert prior is not None
         method = "bo"
     s = settings_for(base, "random" if method in REFERENCES else method, seed, n_initial, design, objective_kind)
-    if prior is not None:  # frozen into the settings, as create_run does: the sweep reads it too
-        s = s.model_copy(update={"prior": prior})
-    kw = {"n_initial_points": n_initial, "base_estimator": estimator, "acq_func": acq_func,
-          "initial_point_generator": initial} if method == "bo" else {}
+    # the prior is frozen into the settings, as create_run does: the sweep reads it too
+    s = s.model_copy(update={"prior": prior, "base_estimator": estimator, "acq_func": acq_func})
     dims = search_space(s)
-    if method == "bo" and project:
-        kw["project"] = lambda p: canonical(p, dims)
-    if method == "bo" and design == "sweep":
-        kw["initial"] = sweep_points(s, dims)
-        kw["known"] = [(p, 0.0) for p in deferred_points(s, dims)]
-    if method == "bo" and prior is not None:
-        kw["prior"] = prior.mean
+    kw = EvolutionLoop._optimizer_kw(s, (lambda p: canonical(p, dims)) if project else None, dims)
+    if method == "bo":
+        kw["initial_point_generator"] = initial
     hats = s.hat_objects()
     if method == "oracle":
         schedule = [{"operator": "model", "model": SIM_MODELS[-1]}]

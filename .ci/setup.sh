@@ -20,9 +20,12 @@ cambrian_apt() {
 }
 
 cambrian_setup_venv() {
+    # .venv holds exactly what requirements.lock names (hash-checked), plus cambrian itself
+    # as an editable install built with the locked setuptools (no build isolation, so
+    # nothing unhashed is fetched). Redone whenever the lock or pyproject.toml changes.
     local stamp="$VENV/.cambrian-installed"
     local want
-    want="$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+    want="$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
     if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
         _say "Python 3.11+ is needed"; cambrian_apt python3 || exit 1
@@ -30,11 +33,14 @@ cambrian_setup_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         python3 -m venv "$VENV" 2>/dev/null || { cambrian_apt python3-venv && python3 -m venv "$VENV"; }
     fi
-    _say "installing pinned Python packages into .venv (first run only)"
-    "$VENV/bin/python" -m pip install -q --upgrade pip >"$VENV/pip.log" 2>&1
-    if ! "$VENV/bin/python" -m pip install -e "$ROOT[dev]" >>"$VENV/pip.log" 2>&1; then
+    _say "installing the locked Python packages into .venv (requirements.lock, hash-checked)"
+    local pip=("$VENV/bin/python" -m pip --disable-pip-version-check --no-input)
+    if ! { "${pip[@]}" install --require-hashes --no-deps -r "$ROOT/requirements.lock" &&
+           "${pip[@]}" install --no-deps --no-build-isolation -e "$ROOT" &&
+           "$VENV/bin/python" "$ROOT/.ci/venv_sync.py" --remove-extras "$ROOT/requirements.lock"
+         } >"$VENV/pip.log" 2>&1; then
         tail -40 "$VENV/pip.log" >&2
-        _say "pip install failed (full log: $VENV/pip.log)"
+        _say "installing the locked packages failed (full log: $VENV/pip.log)"
         exit 1
     fi
     echo "$want" > "$stamp"
@@ -67,4 +73,16 @@ cambrian_check_engine() {
     _say "no Docker engine reachable: the rig cannot judge artifacts."
     _say "  fix: sudo apt-get install docker.io && sudo dockerd &   (or add yourself to the docker group)"
     _say "  the TUI still opens; 'cambrian doctor' shows what is missing."
+    return 1
+}
+
+cambrian_ensure_rig_image() {
+    # The rig image (built from Debian packages and locked wheels, no registry): when it is
+    # missing, build it now, in the terminal, with progress, so the first campaign can run.
+    if [ "$(id -u)" = 0 ]; then cambrian_apt debootstrap || true; fi
+    "$VENV/bin/cambrian" rig build-image --if-missing && return 0
+    _say "the rig image could not be built (the error is above); campaigns are refused until it is:"
+    local sudo="sudo "; [ "$(id -u)" = 0 ] && sudo=""
+    _say "  fix the cause, then: ${sudo}./cambrian rig build-image"
+    return 1
 }

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from core.quiet import silence_library_deprecations
 from core.home import cambrian_home, db_path
 
 
@@ -167,7 +168,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_rig_build_image(args: argparse.Namespace) -> int:
     from rig.image import main_build
 
-    return main_build(force=args.force)
+    return main_build(force=args.force, if_missing=args.if_missing)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="rig_cmd", metavar="ACTION", required=True)
     bi = add("build-image", cmd_rig_build_image, "build the rig image from Debian packages and wheels", rig)
     bi.add_argument("--force", action="store_true", help="rebuild even when the image exists")
+    bi.add_argument("--if-missing", action="store_true",
+                    help="print nothing when the image exists (what ./cambrian runs on start)")
 
     v = add("verify", cmd_verify, "run the rig on an artifact directory and print the report")
     v.add_argument("dir")
@@ -509,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    silence_library_deprecations()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

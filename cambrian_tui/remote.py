@@ -22,6 +22,7 @@ import sys
 import termios
 from pathlib import Path
 
+from core.quiet import silence_library_deprecations
 from core.home import REPO_ROOT
 
 DEFAULT_SSH_PORT = 8022
@@ -243,6 +244,7 @@ async def start_ssh_server(home: Path, port: int, host: str = "127.0.0.1"):
 
 def serve_ssh_main(home: Path, port: int = DEFAULT_SSH_PORT, host: str = "127.0.0.1") -> int:
     """`cambrian serve --ssh`: run until interrupted. Returns an exit status."""
+    silence_library_deprecations()  # before asyncssh is imported
     home = Path(home)
 
     async def main() -> int:

@@ -211,4 +211,11 @@ ALTER TABLE generations ADD COLUMN draw INTEGER;
 CREATE INDEX generations_draw ON generations(campaign_id, draw);
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW]
+# A generation that re-judges the artifact of an interrupted one (the rig became unusable,
+# the engine died mid-run): no LLM call, nothing re-spent.
+M5_REDO = """
+ALTER TABLE generations ADD COLUMN redo_of INTEGER;
+CREATE INDEX generations_redo ON generations(redo_of);
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO]

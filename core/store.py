@@ -240,6 +240,7 @@ class Store:
         attempt: int = 0,
         number: int | None = None,
         draw: int | None = None,
+        redo_of: int | None = None,
     ) -> Generation:
         """Allocate the next number and write the in_progress row, atomically."""
         now = utcnow()
@@ -252,8 +253,10 @@ class Store:
                 number = max(int(row[0]), int(hw[0]) + 1 if hw else 0)
             c.execute(
                 "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, attempt, draw, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?)",
-                (number, parent, campaign_id, spec_hash, attempt, draw, now, now),
+                "redo_of, artifact_hash, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, "
+                "(SELECT artifact_hash FROM generations WHERE number=?), ?, ?)",
+                (number, parent, campaign_id, spec_hash, attempt, draw, redo_of, redo_of, now, now),
             )
             c.execute(
                 "INSERT INTO meta(key, value) VALUES('generation_hw', ?) ON CONFLICT(key) DO UPDATE "
@@ -261,7 +264,8 @@ class Store:
                 (str(number),),
             )
             self._event(c, "generation_created", generation=number, campaign_id=campaign_id,
-                        data={"parent": parent, "attempt": attempt})
+                        data={"parent": parent, "attempt": attempt}
+                        | ({"redo_of": redo_of} if redo_of is not None else {}))
         return self.generation(number)
 
     def bulk_insert_generations(self, rows: list[dict[str, Any]]) -> int:
@@ -448,6 +452,23 @@ class Store:
         while d in used:
             d += 1
         return d
+
+    def redo_candidates(self, campaign_id: str) -> list[Generation]:
+        """Interrupted generations of the campaign whose artifact was written (the LLM was
+        paid) and that nothing has redone yet: their draw is free and no generation re-judges
+        them. Oldest first."""
+        rows = self.conn.execute(
+            "SELECT g.number FROM generations g WHERE g.campaign_id=? AND g.outcome='interrupted' "
+            "AND g.artifact_hash IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM generations r WHERE r.redo_of=g.number) "
+            "AND (g.draw IS NULL OR NOT EXISTS (SELECT 1 FROM generations d WHERE "
+            "d.campaign_id=g.campaign_id AND d.draw=g.draw AND d.outcome <> 'interrupted')) "
+            "ORDER BY g.number", (campaign_id,)).fetchall()
+        return [self.generation(r[0]) for r in rows]
+
+    def redo_of(self, number: int) -> int | None:
+        row = self.conn.execute("SELECT redo_of FROM generations WHERE number=?", (number,)).fetchone()
+        return row[0] if row else None
 
     def tested(self, campaign_id: str) -> list[int]:
         return [r[0] for r in self.conn.execute(

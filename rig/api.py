@@ -20,6 +20,7 @@ LABEL_KEY = "cambrian.rig"
 RUN_LABEL = "cambrian.run"
 GENERATION_LABEL = "cambrian.generation"
 BACKENDS = ("docker", "bwrap", "none")
+EXTRA_LABELS_ENV = "CAMBRIAN_RIG_LABELS"
 
 
 class RigSetupError(RuntimeError):
@@ -84,15 +85,39 @@ def run_artifact(
                limits=limits or RigLimits(), labels=labels or {})
 
 
-def reconcile(live_run_ids: set[str]) -> list[str]:
-    """Kill and remove rig containers whose run is not live; return their ids."""
+def check_rig(backend: str = "docker") -> None:
+    """Raise ``RigSetupError`` (reason and fix) unless the backend can judge an artifact now:
+    for docker, the engine answers and the current recipe's image is present. Cheap (a ping
+    and an inspect), so engines call it before every generation they would pay for."""
+    from rig.backends import get_backend
+
+    get_backend(backend).check_available()
+
+
+def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None) -> list[str]:
+    """Kill and remove rig containers whose run is not live; return their ids. ``only``
+    narrows it to containers carrying all of those labels (e.g. one home's, one test
+    session's): other people's runs on a shared engine are never touched."""
     from rig.backends.docker import reconcile as _reconcile
 
-    return _reconcile(live_run_ids)
+    return _reconcile(live_run_ids, only)
 
 
-def managed_containers() -> list[str]:
-    """Ids of every container (running or not) labelled cambrian.rig=1."""
+def managed_containers(only: dict[str, str] | None = None) -> list[str]:
+    """Ids of every container (running or not) labelled cambrian.rig=1 (and ``only``)."""
     from rig.backends.docker import managed_containers as _managed
 
-    return _managed()
+    return _managed(only)
+
+
+def extra_labels() -> dict[str, str]:
+    """Labels from $CAMBRIAN_RIG_LABELS ("key=value,key=value") that every rig container
+    also carries: lets a CI job or a test session find exactly its own containers."""
+    import os
+
+    out: dict[str, str] = {}
+    for part in os.environ.get(EXTRA_LABELS_ENV, "").split(","):
+        key, sep, value = part.strip().partition("=")
+        if key and sep:
+            out[key.strip()] = value.strip()
+    return out

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -45,7 +46,8 @@ RECIPE_VERSION = 1  # bump to force a new image when the recipe logic changes
 
 RIG_DIR = Path(__file__).resolve().parent
 REPO_ROOT = RIG_DIR.parent
-REQUIREMENTS_FILE = RIG_DIR / "organism_requirements.txt"
+REQUIREMENTS_FILE = RIG_DIR / "organism_requirements.txt"  # the direct pins (what specs name)
+LOCK_FILE = RIG_DIR / "organism.lock"  # what is installed: every package, hash-checked (.ci/lock)
 RECIPE_DIR = RIG_DIR / "image_recipe"
 INSTALL_SCRIPT = RECIPE_DIR / "install.sh"
 VERIFY_SCRIPT = RECIPE_DIR / "verify.py"
@@ -175,6 +177,7 @@ def recipe(requirements: str | os.PathLike[str] | None = None,
         "recipe_version": RECIPE_VERSION,
         "rootfs": rootfs_recipe(arch),
         "requirements_sha256": _sha256(req.read_bytes()),
+        "lock_sha256": _sha256(LOCK_FILE.read_bytes()),
         "recipe_files": _recipe_files(),
         "pip": {"python_version": PYTHON_VERSION, "implementation": PIP_IMPLEMENTATION,
                 "abi": PIP_ABI, "platforms": _pip_platforms(arch)},
@@ -206,6 +209,25 @@ def read_pins(requirements: str | os.PathLike[str] | None = None) -> dict[str, s
         if m:
             pins[m.group(1)] = m.group(2) or ""
     return pins
+
+
+_LOCK_ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
+
+
+def read_lock(lock: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """{distribution: version} of every lock entry that applies inside the image
+    (CPython 3.11 on Linux); entries whose marker excludes it are left out."""
+    from packaging.markers import Marker  # host side only; packaging is in the app's lock
+
+    env = {"python_version": PYTHON_VERSION, "python_full_version": PYTHON_VERSION + ".2",
+           "sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+           "implementation_name": "cpython", "platform_python_implementation": "CPython"}
+    out: dict[str, str] = {}
+    for line in Path(lock or LOCK_FILE).read_text().splitlines():
+        m = _LOCK_ENTRY.match(line)
+        if m and (not m.group(3) or Marker(m.group(3)).evaluate(env)):
+            out[m.group(1)] = m.group(2)
+    return out
 
 
 def default_cache_dir() -> Path:
@@ -253,24 +275,45 @@ def _noop(_msg: str) -> None:
     pass
 
 
+TICK_S = 5.0  # how often a long step says it is still working
+
+
 class _Step:
-    """Reports a numbered step through progress, with its duration."""
+    """Reports a numbered step through progress, with its duration; while it runs, a line
+    every TICK_S seconds with the time elapsed and, where the step can say, the bytes so far
+    (a first build takes minutes: the user must see it move)."""
 
     def __init__(self, progress: Progress, timings: dict[str, float], total: int):
         self.progress, self.timings, self.total, self.n = progress, timings, total, 0
 
     @contextlib.contextmanager
-    def __call__(self, name: str, what: str) -> Iterator[None]:
+    def __call__(self, name: str, what: str,
+                 measure: Callable[[], int] | None = None) -> Iterator[None]:
         self.n += 1
         tag = f"[{self.n}/{self.total}] {name}"
         self.progress(f"{tag}: {what}")
         t0 = time.monotonic()
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(TICK_S):
+                size = ""
+                if measure is not None:
+                    with contextlib.suppress(Exception):
+                        size = f", {measure() / 1e6:.0f} MB so far"
+                self.progress(f"{tag}: {time.monotonic() - t0:.0f}s elapsed{size}")
+
+        ticker = threading.Thread(target=tick, daemon=True, name=f"image-step-{name}")
+        ticker.start()
         try:
             yield
         except BaseException:
             self.timings[name] = time.monotonic() - t0
             self.progress(f"{tag}: FAILED after {self.timings[name]:.1f}s")
             raise
+        finally:
+            done.set()
+            ticker.join()
         self.timings[name] = time.monotonic() - t0
         self.progress(f"{tag}: done in {self.timings[name]:.1f}s")
 
@@ -379,10 +422,13 @@ def _bootstrap_rootfs(cache_dir: Path, arch: str, mirror: str, progress: Progres
         progress(f"  cached rootfs {tarball} ({tarball.stat().st_size / 1e6:.0f} MB)")
         return tarball
     if os.geteuid() != 0:
-        raise ImageBuildError("building the rig image needs root: debootstrap must run as "
-                              "root (run `cambrian rig build-image` with sudo once)")
+        raise ImageBuildError("building the rig image needs root once (debootstrap makes its "
+                              "Debian root filesystem): run `sudo ./cambrian rig build-image`"
+                              + ("" if shutil.which("debootstrap") else
+                                 " (it installs debootstrap; or `sudo apt-get install "
+                                 "debootstrap` first)"))
     if not shutil.which("debootstrap"):
-        raise ImageBuildError("debootstrap is not installed: run `apt-get install debootstrap`")
+        _install_debootstrap(progress)
     _check_mirror(mirror)
 
     work = cache_dir / "work"
@@ -438,6 +484,25 @@ def _bootstrap_rootfs(cache_dir: Path, arch: str, mirror: str, progress: Progres
         _remove_tree(root)
 
 
+def _install_debootstrap(progress: Progress) -> None:
+    """We run as root here (checked above): install Debian's debootstrap like ./cambrian
+    installs docker.io, instead of failing on a fresh machine."""
+    if not shutil.which("apt-get"):
+        raise ImageBuildError("debootstrap is not installed and there is no apt-get to "
+                              "install it: install debootstrap with your package manager")
+    progress("  debootstrap is missing: apt-get install debootstrap")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "debootstrap"]):
+        rc, tail = _run_streaming(cmd, lambda line: None, env=env)
+        if rc != 0:
+            raise ImageBuildError(f"`{' '.join(cmd)}` failed (exit {rc}); install debootstrap "
+                                  "by hand (sudo apt-get install debootstrap):\n"
+                                  + "\n".join(tail[-15:]))
+    if not shutil.which("debootstrap"):
+        raise ImageBuildError("apt-get installed debootstrap but it is not on PATH")
+    progress("  installed debootstrap")
+
+
 def _du(root: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(root):
@@ -482,7 +547,8 @@ def _pip_download(wheel_dir: Path, arch: str, requirements: Path, progress: Prog
            "--abi", PIP_ABI]
     for plat in _pip_platforms(arch):
         cmd += ["--platform", plat]
-    cmd += ["-r", str(requirements), "-d", str(wheel_dir)]
+    # the lock names every package with its hashes: nothing is resolved, nothing unhashed
+    cmd += ["--require-hashes", "--no-deps", "-r", str(requirements), "-d", str(wheel_dir)]
     progress("  $ " + " ".join(cmd[2:]))
 
     ignored = {"n": 0}
@@ -584,9 +650,15 @@ def _install(client, base: str, wheel_dir: Path, requirements: Path, name: str,
     finally:
         tar_path.unlink(missing_ok=True)
     container.start()
+    quiet = 0
     for chunk in container.logs(stream=True, follow=True):
         for line in chunk.decode(errors="replace").splitlines():
+            if line.startswith(("Processing /wheels/", "Ignoring ")):
+                quiet += 1  # one line per wheel: counted, not shown
+                continue
             progress(f"  {line}")
+    if quiet:
+        progress(f"  ({quiet} per-wheel lines not shown)")
     rc = container.wait().get("StatusCode", -1)
     container.reload()
     network_mode = container.attrs["HostConfig"].get("NetworkMode")
@@ -601,6 +673,7 @@ def _install(client, base: str, wheel_dir: Path, requirements: Path, name: str,
 def verify_config() -> dict[str, Any]:
     return {
         "pins": read_pins(),
+        "locked": read_lock(),
         "venv": VENV_DIR,
         "python_prefix": PYTHON_VERSION + ".",
         "user": [ORGANISM_UID, ORGANISM_GID],
@@ -608,11 +681,14 @@ def verify_config() -> dict[str, Any]:
     }
 
 
-def verify_image(client, tag: str, pins: dict[str, str] | None = None) -> dict[str, Any]:
+def verify_image(client, tag: str, pins: dict[str, str] | None = None,
+                 locked: dict[str, str] | None = None) -> dict[str, Any]:
     """Run the self-check in a hardened throw-away container; raise on any problem."""
     cfg = verify_config()
     if pins is not None:
         cfg["pins"] = pins
+    if locked is not None:
+        cfg["locked"] = locked
     name = f"{BUILD_CONTAINER_PREFIX}verify-{uuid.uuid4().hex[:8]}"
     container = client.containers.create(
         tag, name=name, command=["python", "-c", VERIFY_SCRIPT.read_text(), json.dumps(cfg)],
@@ -680,8 +756,8 @@ def build_image(force: bool = False, progress: Progress | None = None,
 def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
     import docker.errors
 
-    requirements = REQUIREMENTS_FILE
-    full = recipe_hash(requirements)
+    requirements = LOCK_FILE
+    full = recipe_hash()
     tag = f"{IMAGE_REPOSITORY}:{full[:12]}"
     if not force and image_present(client, tag):
         progress(f"{tag} is present (recipe {full[:12]})")
@@ -706,12 +782,13 @@ def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
     _cleanup_stale(client, progress)
     try:
         with step("rootfs", f"debootstrap {DEBOOTSTRAP_VARIANT} {SUITE} with "
-                            f"{', '.join(DEBIAN_PACKAGES)} (cached by package list)"):
+                            f"{', '.join(DEBIAN_PACKAGES)} (cached by package list)",
+                  measure=lambda: _du(work)):
             tarball = _bootstrap_rootfs(cache, arch, mirror, progress)
         with step("import", f"docker import {tarball.name} as {base_tag}"):
             _import_base(client, tarball, base_tag, progress)
-        with step("wheels", f"pip download {len(read_pins(requirements))} pinned packages "
-                            f"for CPython {PYTHON_VERSION} ({arch})"):
+        with step("wheels", f"pip download {len(read_lock(requirements))} locked packages "
+                            f"for CPython {PYTHON_VERSION} ({arch})", measure=lambda: _du(work)):
             wheel_dir = _wheelhouse(cache, arch, requirements, progress)
         with step("install", f"install the wheels into {VENV_DIR} (network none), commit"):
             install_container, facts = _install(client, base_tag, wheel_dir, requirements,
@@ -721,7 +798,8 @@ def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
                 LABEL_PREFIX + "suite": SUITE,
                 LABEL_PREFIX + "arch": arch,
                 LABEL_PREFIX + "rootfs": rootfs_key(arch),
-                LABEL_PREFIX + "requirements": _sha256(requirements.read_bytes()),
+                LABEL_PREFIX + "requirements": _sha256(REQUIREMENTS_FILE.read_bytes()),
+                LABEL_PREFIX + "lock": _sha256(requirements.read_bytes()),
                 LABEL_PREFIX + "build-network": facts["network_mode"],
                 LABEL_PREFIX + "venv": VENV_DIR,
                 LABEL_PREFIX + "uid": str(ORGANISM_UID),
@@ -803,12 +881,19 @@ def ensure_image(progress: Progress | None = None, client=None,
     return build_image(force=False, progress=progress, cache_dir=cache_dir, client=client)
 
 
-def main_build(force: bool = False) -> int:
-    """`cambrian rig build-image [--force]`: progress lines on stdout; 0 on success."""
+def main_build(force: bool = False, if_missing: bool = False) -> int:
+    """`cambrian rig build-image [--force | --if-missing]`: progress lines on stdout; 0 on
+    success. ``if_missing`` prints nothing when the image is already there (./cambrian runs
+    it on every start)."""
     def say(msg: str) -> None:
         print(msg, flush=True)
 
     try:
+        if if_missing and not force and image_present(docker_client(timeout=30)):
+            return 0
+        if if_missing:
+            say(f"the rig image {image_tag()} is missing: building it now (a few minutes the "
+                "first time; later builds reuse the cached root filesystem and wheels)")
         tag = build_image(force=force, progress=say)
     except (ImageBuildError, DockerUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+
 import pytest
 
 from tests import docker_policy
+
+# Every rig container this test session starts (directly or through an engine it spawns,
+# which inherits the environment) carries this label, so that leftover checks and
+# reconciles look only at the session's own containers, never at a user's campaign on the
+# same engine.
+SESSION_LABEL_KEY = "cambrian.test-session"
+SESSION_LABEL_VALUE = uuid.uuid4().hex[:12]
+
+
+def pytest_configure(config):
+    os.environ["CAMBRIAN_RIG_LABELS"] = f"{SESSION_LABEL_KEY}={SESSION_LABEL_VALUE}"
+
+
+def session_labels() -> dict[str, str]:
+    return {SESSION_LABEL_KEY: SESSION_LABEL_VALUE}
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +36,15 @@ def rig_ready(require_docker):
     from rig.image import ensure_image
 
     return ensure_image(progress=lambda line: None)
+
+
+@pytest.fixture
+def children():
+    """Start child processes with deadlines on every read; all stopped in teardown."""
+    from tests.childproc import Children
+
+    started = Children()
+    try:
+        yield started
+    finally:
+        started.stop_all()

@@ -47,6 +47,26 @@ def test_recipe_hash_follows_the_requirements(tmp_path, monkeypatch):
     assert image.rootfs_key() == rootfs_before
 
 
+def test_recipe_hash_follows_the_lock(tmp_path, monkeypatch):
+    """The organism lock (every transitive package, hashed) is part of the recipe: a
+    transitive bump makes a new image tag, without a new debootstrap."""
+    base, rootfs = image.recipe_hash(), image.rootfs_key()
+    copy = tmp_path / "organism.lock"
+    copy.write_text(re.sub(r"^multidict==\S+", "multidict==0.0.1", image.LOCK_FILE.read_text(),
+                           flags=re.M))
+    monkeypatch.setattr(image, "LOCK_FILE", copy)
+    assert image.recipe_hash() != base
+    assert image.rootfs_key() == rootfs
+
+
+def test_read_lock_applies_markers_for_the_image():
+    locked = image.read_lock()
+    assert locked["multidict"]  # transitive, via aiohttp
+    assert "colorama" not in locked  # sys_platform == 'win32'
+    for dist, version in image.read_pins().items():
+        assert locked[dist.lower()] == version, dist
+
+
 def test_recipe_hash_follows_recipe_files_and_layout(tmp_path, monkeypatch):
     base = image.recipe_hash()
     recipe_copy = tmp_path / "image_recipe"
@@ -123,10 +143,42 @@ def test_error_when_not_root(monkeypatch, tmp_path):
         image._bootstrap_rootfs(tmp_path, "amd64", "http://127.0.0.1:9", lambda m: None)
 
 
-def test_error_when_debootstrap_missing(monkeypatch, tmp_path):
+def test_error_when_debootstrap_missing_and_no_apt(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(image.shutil, "which", lambda name: None)
-    with pytest.raises(image.ImageBuildError, match="apt-get install debootstrap"):
+    with pytest.raises(image.ImageBuildError, match="install debootstrap with your package manager"):
+        image._bootstrap_rootfs(tmp_path, "amd64", "http://127.0.0.1:9", lambda m: None)
+
+
+def test_root_build_installs_debootstrap_with_apt(monkeypatch, tmp_path):
+    """As root on a fresh machine the build installs its own prerequisite (a stand-in
+    apt-get on PATH records its calls and 'installs' a debootstrap next to itself)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "apt-calls"
+    apt = bindir / "apt-get"
+    apt.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+if [ "$1" = install ]; then printf '#!/bin/sh\\nexit 0\\n' > {bindir}/debootstrap; chmod +x {bindir}/debootstrap; fi
+""")
+    apt.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    real_which = image.shutil.which
+    # the host's own debootstrap (if any) must not count: only ours in bindir
+    monkeypatch.setattr(image.shutil, "which", lambda name: real_which(name, path=str(bindir))
+                        if name in ("debootstrap", "apt-get") else real_which(name))
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    said: list[str] = []
+    with pytest.raises(image.ImageBuildError, match="mirror unreachable"):  # the next step
+        image._bootstrap_rootfs(tmp_path / "cache", "amd64", "http://127.0.0.1:9", said.append)
+    assert calls.read_text().splitlines() == ["update -qq", "install -y -qq debootstrap"]
+    assert (bindir / "debootstrap").exists()
+    assert "  installed debootstrap" in said
+
+
+def test_non_root_build_says_what_to_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(image.ImageBuildError, match=r"sudo \./cambrian rig build-image"):
         image._bootstrap_rootfs(tmp_path, "amd64", "http://127.0.0.1:9", lambda m: None)
 
 
@@ -261,3 +313,10 @@ def test_verify_image_rejects_a_wrong_pin(client, rig_image):
     assert ok["packages"]["aiohttp"] == image.read_pins()["aiohttp"]
     with pytest.raises(image.ImageBuildError, match="aiohttp is .* pinned 0.0.1"):
         image.verify_image(client, rig_image, pins={**image.read_pins(), "aiohttp": "0.0.1"})
+    # every locked transitive package is checked too, and nothing unlocked may be present
+    assert ok["locked_ok"] is True
+    with pytest.raises(image.ImageBuildError, match="locked multidict==0.0.1, installed"):
+        image.verify_image(client, rig_image, locked={**image.read_lock(), "multidict": "0.0.1"})
+    trimmed = {k: v for k, v in image.read_lock().items() if k != "yarl"}
+    with pytest.raises(image.ImageBuildError, match="not in the lock: yarl=="):
+        image.verify_image(client, rig_image, locked=trimmed)

@@ -63,7 +63,17 @@ def spawn_engine(home: Path, campaign_id: str, wait_s: float = 20.0) -> int:
     raise RuntimeError(f"engine pid {proc.pid} did not take the lease within {wait_s:.0f} s")
 
 
+def preflight_rig(backend: str) -> None:
+    """Refuse to start work the rig cannot judge: raise RigSetupError (reason and fix)
+    before anything is created or paid for."""
+    from rig.api import check_rig
+
+    check_rig(backend)
+
+
 def start_detached(home: Path, settings: CampaignSettings | dict, spec_text: str, label: str = "") -> str:
+    backend = settings.backend if isinstance(settings, CampaignSettings) else settings.get("backend", "docker")
+    preflight_rig(backend or "docker")
     with Store.open(db_path(home)) as store:
         cid = create_campaign(store, settings, spec_text, label)
     spawn_engine(home, cid)

@@ -13,6 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from core.quiet import silence_library_deprecations
 from core.engine.reconcile import startup_reconcile
 from core.engine.runner import CampaignRunner, install_signal_handlers
 from core.engine.stop_reasons import no_space_reason, out_of_space
@@ -63,6 +64,7 @@ def run_campaign(home: Path, campaign_id: str, **runner_kw) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    silence_library_deprecations()
     ap = argparse.ArgumentParser(prog="cambrian-engine")
     ap.add_argument("--home")
     ap.add_argument("campaign_id")

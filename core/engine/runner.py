@@ -30,6 +30,7 @@ from core.engine.budget import Budget, BudgetedProvider, BudgetExceeded, default
 from core.engine.stop_reasons import no_space_reason, out_of_space, resumed_reason
 from core.models import CampaignSettings, Generation, Outcome, RigRun, utcnow
 from core.store import Store
+from rig.api import RigSetupError
 
 COMMAND_POLL_S = 0.3
 RIG_DRAIN_S = 30.0  # how long an abort waits for a rig call whose containers it killed
@@ -51,6 +52,11 @@ def rig_slots() -> int:
 class Work:
     gen: Generation
     retry_of: Generation | None
+    redo_of: Generation | None = None  # re-judge this interrupted generation's artifact
+
+
+class RigUnavailable(RuntimeError):
+    """The rig cannot judge now (engine down, image gone): infrastructure, never a verdict."""
 
 
 class LogWriter:
@@ -124,6 +130,7 @@ class CampaignRunner:
         provider_factory: Callable[[CampaignSettings], Any] | None = None,
         rig_fn: Callable[..., Any] | None = None,
         slots: int | None = None,
+        rig_check: Callable[[str], None] | None = None,
     ):
         self.store = store
         self.cid = campaign_id
@@ -134,6 +141,10 @@ class CampaignRunner:
         self.spec_hash = row["spec_hash"]
         self.provider_factory = provider_factory or default_provider_factory
         self.rig_fn = rig_fn or default_rig
+        # Before each generation is paid for, the rig must be able to judge it. With the real
+        # rig that is rig.api.check_rig; a test's own rig_fn brings its own check (or none).
+        self.rig_check = rig_check if rig_check is not None else (
+            default_rig_check if rig_fn is None else None)
         self.rig_sem = asyncio.Semaphore(slots or rig_slots())
         tokens, usd = store.spend(campaign_id)
         self.budget = Budget(
@@ -147,6 +158,7 @@ class CampaignRunner:
         self.aborting = False
         self.in_flight: dict[int, asyncio.Task] = {}
         self.claimed_retries: set[int] = set()
+        self.claimed_redos: set[int] = set()
         self.base_provider = None
         self.workdir = home / "work" / campaign_id
         self.home_label = containers.home_id(store.path)
@@ -273,6 +285,18 @@ class CampaignRunner:
                 return None
             if self._counted() >= self.settings.generations:
                 return None
+            problem = await self._rig_problem()
+            if problem:
+                self.request_stop("stopped", rig_unavailable_reason(problem))
+                return None
+            redo = self._redo_candidate()
+            if redo is not None:
+                gen = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=self.cid,
+                                                   parent=redo.parent, attempt=redo.attempt,
+                                                   draw=self._draw(redo.number), redo_of=redo.number)
+                self.store.add_event("generation_redo", generation=gen.number, campaign_id=self.cid,
+                                     data={"redo_of": redo.number, "artifact_hash": redo.artifact_hash})
+                return Work(gen, None, redo)
             # Can we afford at least the first call of a generation?
             probe = self._probe_request()
             if probe is not None:
@@ -298,6 +322,22 @@ class CampaignRunner:
                                                    parent=self._latest_promoted(), attempt=0,
                                                    draw=self.store.next_draw(self.cid))
             return Work(gen, retry_of)
+
+    async def _rig_problem(self) -> str | None:
+        if self.rig_check is None:
+            return None
+        try:
+            await asyncio.to_thread(self.rig_check, self.settings.backend)
+        except Exception as exc:  # noqa: BLE001 - any reason the rig cannot run
+            return str(exc) or type(exc).__name__
+        return None
+
+    def _redo_candidate(self) -> Generation | None:
+        for g in self.store.redo_candidates(self.cid):
+            if g.number not in self.claimed_redos:
+                self.claimed_redos.add(g.number)
+                return g
+        return None
 
     def _probe_request(self) -> tuple[int, float] | None:
         from core.engine.budget import worst_case
@@ -339,6 +379,13 @@ class CampaignRunner:
         except BudgetExceeded as exc:
             self.request_stop("stopped", str(exc))
             self._close(n, Outcome.INTERRUPTED, f"budget: {exc}")
+        except (RigUnavailable, RigSetupError) as exc:
+            # the rig, not the artifact: stop before anything else is paid for; the artifact
+            # (if written) is re-judged on resume without a new LLM call
+            self.store.add_event("rig_unavailable", generation=n, campaign_id=self.cid,
+                                 data={"error": str(exc)})
+            self.request_stop("stopped", rig_unavailable_reason(str(exc)))
+            self._close(n, Outcome.INTERRUPTED, f"rig unavailable: {exc}"[:500])
         except Exception as exc:  # noqa: BLE001 - the record says what happened
             what = f"{type(exc).__name__}: {exc}"
             self.store.add_event("generation_error", generation=n, campaign_id=self.cid, data={"error": what})
@@ -373,21 +420,30 @@ class CampaignRunner:
             LedgeredProvider(self.base_provider, self.store, generation=n, campaign_id=self.cid),
             self.budget, default_price,
         )
-        retry = self._retry_context(work.retry_of) if work.retry_of else None
-        model = self.settings.model
-        if work.gen.attempt > 0 and self.settings.escalation_model:
-            model = self.settings.escalation_model
-        result = await generate(
-            self.spec_text, out, provider,
-            generation=n, parent=work.gen.parent or 0, seed=self.settings.seed, model=model,
-            history=history_digest(self.store, self.spec_hash), retry=retry,
-            sink=None, max_repairs=self.settings.max_repairs, campaign_id=self.cid,
-            max_tokens=self.settings.max_tokens, draw=self._draw(n),
-        )
-        if result.error or not result.artifact:
-            self._close(n, Outcome.FAILED, f"no artifact: {result.error}"[:500], stage="generate")
-            return
-        self.store.record_artifact(n, result.artifact)
+        if work.redo_of is not None:
+            # the artifact was paid for by the interrupted generation: judge it, call nobody
+            files = self.store.artifact_files(work.redo_of.artifact_hash or "")
+            if not files:
+                self._close(n, Outcome.FAILED, f"no artifact: the files of #{work.redo_of.number} "
+                                               "are missing from the store", stage="generate")
+                return
+            await asyncio.to_thread(write_artifact, out, files)
+        else:
+            retry = self._retry_context(work.retry_of) if work.retry_of else None
+            model = self.settings.model
+            if work.gen.attempt > 0 and self.settings.escalation_model:
+                model = self.settings.escalation_model
+            result = await generate(
+                self.spec_text, out, provider,
+                generation=n, parent=work.gen.parent or 0, seed=self.settings.seed, model=model,
+                history=history_digest(self.store, self.spec_hash), retry=retry,
+                sink=None, max_repairs=self.settings.max_repairs, campaign_id=self.cid,
+                max_tokens=self.settings.max_tokens, draw=self._draw(n),
+            )
+            if result.error or not result.artifact:
+                self._close(n, Outcome.FAILED, f"no artifact: {result.error}"[:500], stage="generate")
+                return
+            self.store.record_artifact(n, result.artifact)
         if self.aborting:
             raise asyncio.CancelledError
         run_id = containers.run_id_for(self.cid, n)
@@ -413,6 +469,13 @@ class CampaignRunner:
                 await asyncio.to_thread(logs.close)
         if self.aborting:
             raise asyncio.CancelledError
+        if res.report.status != "viable":
+            # Did the rig break under the run (engine stopped, link lost)? Then this is no
+            # verdict on the artifact: interrupt, and re-judge it once the rig is back.
+            problem = await self._rig_problem()
+            if problem:
+                during = f" (during the run: {res.rig_error})" if res.rig_error else ""
+                raise RigUnavailable(f"{problem}{during}")
         self.store.record_rig_run(RigRun(
             generation=n, run_id=run_id, backend=res.backend, container_id=res.container_id,
             started_at=started, finished_at=utcnow(), stage_ms=res.stage_ms, total_ms=res.total_ms,
@@ -457,6 +520,26 @@ def default_provider_factory(settings: CampaignSettings):
     if settings.provider == "replay":
         kw["cassette"] = settings.cassette
     return make_provider(settings.provider, **kw)
+
+
+def default_rig_check(backend: str) -> None:
+    from rig.api import check_rig
+
+    check_rig(backend)
+
+
+def rig_unavailable_reason(problem: str) -> str:
+    return (f"rig unavailable: {problem} — fix it (`cambrian doctor` says how), then resume "
+            f"the campaign; nothing is judged or paid for meanwhile")[:500]
+
+
+def write_artifact(out: Path, files: dict[str, bytes]) -> None:
+    """Write stored artifact files into a fresh directory for the rig."""
+    shutil.rmtree(out, ignore_errors=True)
+    for rel, data in files.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
 
 
 def default_rig(artifact_dir, **kw):

@@ -127,7 +127,11 @@ def spawn_evolution(home: Path, run_id: str, wait_s: float = 30.0, *,
 
 def start_run(home: Path, spec_text: str, *, label: str = "", learn: bool = True, **settings: Any) -> str:
     """Create the run and start its detached process (the CLI's and the TUI's "start").
-    If the process cannot start, the run row stays ``pending``: `evolve resume` retries it."""
+    If the process cannot start, the run row stays ``pending``: `evolve resume` retries it.
+    Refused (RigSetupError) when the rig cannot judge: nothing is created."""
+    from core.engine.launch import preflight_rig
+
+    preflight_rig(settings.get("backend") or "docker")
     with _open(home) as store:
         rid = create_run(store, spec_text, label=label, learn=learn, **settings)
     spawn_evolution(home, rid)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.quiet import silence_library_deprecations
 from core.home import cambrian_home
 
 
 def main(argv: list[str] | None = None) -> int:
+    silence_library_deprecations()
     ap = argparse.ArgumentParser(prog="cambrian-evolution")
     ap.add_argument("--home")
     ap.add_argument("run_id")

@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from rig import runner as _runner
-from rig.api import GENERATION_LABEL, LABEL_KEY, RUN_LABEL, RigSetupError, StageTimeouts
+from rig.api import (GENERATION_LABEL, LABEL_KEY, RUN_LABEL, RigSetupError, StageTimeouts,
+                     extra_labels)
 from rig.backends import (ORGANISM_UID, RIG_UID, Backend, Execution, Job, LineSplitter)
 
 RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
@@ -99,15 +100,19 @@ def _client_or_raise():
             f"run with --backend bwrap (weaker isolation)") from exc
 
 
-def managed_containers() -> list[str]:
+def _label_filter(only: dict[str, str] | None) -> list[str]:
+    return [f"{LABEL_KEY}=1"] + [f"{k}={v}" for k, v in (only or {}).items()]
+
+
+def managed_containers(only: dict[str, str] | None = None) -> list[str]:
     client = _client_or_raise()
-    return [c["Id"] for c in client.api.containers(all=True, filters={"label": f"{LABEL_KEY}=1"})]
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": _label_filter(only)})]
 
 
-def reconcile(live_run_ids: set[str]) -> list[str]:
+def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None) -> list[str]:
     client = _client_or_raise()
     removed = []
-    for c in client.api.containers(all=True, filters={"label": f"{LABEL_KEY}=1"}):
+    for c in client.api.containers(all=True, filters={"label": _label_filter(only)}):
         run = (c.get("Labels") or {}).get(RUN_LABEL)
         if run in live_run_ids:
             continue
@@ -254,8 +259,8 @@ class DockerBackend(Backend):
             self.api.inspect_image(tag)
         except Exception as exc:
             raise RigSetupError(
-                f"rig image {tag} is missing: run `cambrian rig build-image` "
-                f"({type(exc).__name__})") from exc
+                f"rig image {tag} is missing: build it with `cambrian rig build-image` "
+                f"(as root; `./cambrian` builds it on start)") from exc
 
     def host_config(self, job: Job) -> dict[str, Any]:
         from docker.types import LogConfig, Ulimit
@@ -293,7 +298,8 @@ class DockerBackend(Backend):
         )
 
     def labels(self, job: Job) -> dict[str, str]:
-        labels = {str(k): str(v) for k, v in job.labels.items()}
+        labels = extra_labels()
+        labels.update({str(k): str(v) for k, v in job.labels.items()})
         labels.update({LABEL_KEY: "1", RUN_LABEL: job.run_id, GENERATION_LABEL: str(job.generation)})
         return labels
 

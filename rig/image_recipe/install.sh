@@ -1,7 +1,8 @@
 #!/bin/sh
 # Cambrian rig image: runs inside the install container, which has no network.
 # Arguments: VENV UID GID WORKSPACE RIGDIR (all fixed by rig/image.py and part of
-# the recipe hash). The wheels, requirements.txt and this script sit in /wheels.
+# the recipe hash). The wheels, requirements.txt (rig/organism.lock: every package with its
+# hashes) and this script sit in /wheels.
 set -eu
 VENV="$1"; ORG_UID="$2"; ORG_GID="$3"; WORKSPACE="$4"; RIGDIR="$5"
 
@@ -10,7 +11,7 @@ echo "install: $(python3 --version)"
 
 python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install \
-    --no-index --find-links /wheels --no-cache-dir \
+    --no-index --find-links /wheels --no-cache-dir --require-hashes --no-deps \
     --disable-pip-version-check --no-input --progress-bar off \
     -r /wheels/requirements.txt
 # What was really installed (transitive versions included), for the record.

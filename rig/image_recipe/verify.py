@@ -43,6 +43,25 @@ for dist, want in sorted(cfg["pins"].items()):
     if want and have != want:
         problems.append("%s is %s, pinned %s" % (dist, have, want))
 
+# Every locked distribution at its locked version, and nothing else in the venv but the
+# venv's own pip/setuptools (from Debian's python3-venv).
+def _norm(name):
+    return name.lower().replace("_", "-").replace(".", "-")
+
+locked = {_norm(k): v for k, v in cfg.get("locked", {}).items()}
+have = {}
+for d in importlib.metadata.distributions():
+    if d.metadata["Name"]:
+        have[_norm(d.metadata["Name"])] = d.version
+for name, want in sorted(locked.items()):
+    if have.get(name) != want:
+        problems.append("locked %s==%s, installed %s" % (name, want, have.get(name, "nothing")))
+if locked:
+    extra = sorted(set(have) - set(locked) - {"pip", "setuptools"})
+    if extra:
+        problems.append("not in the lock: " + ", ".join("%s==%s" % (n, have[n]) for n in extra))
+result["locked_ok"] = bool(locked) and not any(p.startswith(("locked ", "not in the lock")) for p in problems)
+
 for path in cfg["dirs"]:
     if not os.path.isdir(path):
         problems.append("missing directory %s" % path)

@@ -53,9 +53,13 @@ def docker_reachable() -> bool:
 
 
 def labelled_containers() -> list[str]:
-    """IDs of every container (running or not) that carries the rig label."""
+    """IDs of this test session's rig containers (running or not): the rig label and the
+    session label (tests/conftest.py), never another session's or a user's campaign's."""
+    from tests.conftest import SESSION_LABEL_KEY, SESSION_LABEL_VALUE
+
     res = subprocess.run(
-        ["docker", "ps", "-a", "-q", "--no-trunc", "--filter", f"label={RIG_LABEL}"],
+        ["docker", "ps", "-a", "-q", "--no-trunc", "--filter", f"label={RIG_LABEL}",
+         "--filter", f"label={SESSION_LABEL_KEY}={SESSION_LABEL_VALUE}"],
         capture_output=True, text=True, timeout=30,
     )
     return [line for line in res.stdout.split() if line]
@@ -67,16 +71,11 @@ def run_prefix() -> str:
 
 
 def leftover_containers() -> list[str]:
-    """Rig containers that must not exist after the corpus ran.
-
-    Always: those of this process's corpus runs (run label ``corpus-<pid>-...``). Under CI (``CI=true``, nothing
-    else shares the engine) or CAMBRIAN_STRICT_LEFTOVERS=1: every labelled container.
-    On a shared development host other people's runs are legitimately alive.
-    """
-    strict = os.environ.get("CI") == "true" or os.environ.get("CAMBRIAN_STRICT_LEFTOVERS") == "1"
+    """Rig containers of this process's corpus runs (run label ``corpus-<pid>-...``, within
+    this session's containers) that still exist."""
     ids = labelled_containers()
-    if strict or not ids:
-        return ids
+    if not ids:
+        return []
     res = subprocess.run(
         ["docker", "inspect", "-f", '{{.Id}} {{index .Config.Labels "cambrian.run"}}', *ids],
         capture_output=True, text=True, timeout=30,

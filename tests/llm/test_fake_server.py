@@ -210,23 +210,16 @@ def test_binds_loopback_only():
         FakeAnthropic(host="0.0.0.0")
 
 
-def test_main_fake_llm_serves_until_stopped():
-    import subprocess
+def test_main_fake_llm_serves_until_stopped(children):
     import sys
 
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from core.llm.fake_server import main_fake_llm; main_fake_llm(0, 0.0)"],
-        stdout=subprocess.PIPE, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]),
-    )
-    try:
-        first = proc.stdout.readline()
-        assert first.startswith("fake Anthropic Messages API listening on http://127.0.0.1:")
-        url = first.split()[-1]
-        assert proc.stdout.readline().startswith(f"use: ANTHROPIC_BASE_URL={url}")
-        client = anthropic.Anthropic(api_key="k", base_url=url, max_retries=0)
-        msg = client.messages.create(model="m", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
-        client.close()
-        assert msg.content[0].text == DEFAULT_ANSWER
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    child = children([sys.executable, "-c", "from core.llm.fake_server import main_fake_llm; main_fake_llm(0, 0.0)"],
+                     cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    first = child.first_line(30)
+    assert first.startswith("fake Anthropic Messages API listening on http://127.0.0.1:")
+    url = first.split()[-1]
+    child.wait_for(f"use: ANTHROPIC_BASE_URL={url}", 30)
+    client = anthropic.Anthropic(api_key="k", base_url=url, max_retries=0)
+    msg = client.messages.create(model="m", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
+    client.close()
+    assert msg.content[0].text == DEFAULT_ANSWER

@@ -6,7 +6,7 @@
   CAMBRIAN_RIG_IMAGE overrides the tag (development only).
 * ``hello_artifact``: a minimal viable aiohttp service (1 test, spec with 2 vectors),
   built in tmp by :func:`make_hello_artifact`.
-* At session end, no container labelled cambrian.rig=1 may remain when docker tests ran.
+* At session end, no rig container of this test session (its session label) may remain.
 """
 
 from __future__ import annotations
@@ -160,7 +160,11 @@ def rig_image(docker_engine) -> str:
 
 
 def labelled_containers() -> list[str]:
-    r = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=cambrian.rig=1"],
+    """This test session's rig containers (its session label), running or not."""
+    from tests.conftest import SESSION_LABEL_KEY, SESSION_LABEL_VALUE
+
+    r = subprocess.run(["docker", "ps", "-a", "-q", "--filter", "label=cambrian.rig=1",
+                        "--filter", f"label={SESSION_LABEL_KEY}={SESSION_LABEL_VALUE}"],
                        capture_output=True, text=True, timeout=30)
     return r.stdout.split()
 
@@ -169,8 +173,8 @@ def labelled_containers() -> list[str]:
 def _no_rig_containers_left():
     yield
     if _DOCKER_USED["used"]:
-        # A leak persists; containers of a concurrent session on the same engine come and
-        # go within seconds. Poll briefly, fail only on what stays.
+        # Only this session's containers (its label); one being removed right now may
+        # still be listed: poll briefly, fail only on what stays.
         import time
 
         deadline = time.monotonic() + 45

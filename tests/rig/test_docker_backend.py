@@ -98,6 +98,10 @@ def test_hardening_is_applied(tmp_path, rig_image):
     assert cfg["Cmd"] == keeper_command(StageTimeouts(build=20))
     assert cfg["OpenStdin"] is True and cfg["StdinOnce"] is True
     assert cfg["Labels"]["cambrian.generation"] == "3" and cfg["Labels"]["purpose"] == "test"
+    # $CAMBRIAN_RIG_LABELS (the test session's label): the leftover checks rely on it
+    from tests.conftest import session_labels
+
+    assert session_labels().items() <= cfg["Labels"].items()
     env = dict(e.split("=", 1) for e in cfg["Env"])
     assert env["ANTHROPIC_API_KEY"] == "sk-ant-placeholder-offline"
     assert env["CAMBRIAN_GENERATION"] == "3"
@@ -175,15 +179,20 @@ def test_oom_is_reported(tmp_path, rig_image):
 def test_reconcile_removes_orphans(rig_image):
     from rig.backends.docker import image_tag
 
+    from tests.conftest import session_labels
+
     api = _api()
+    mine = {**session_labels(), RUN_LABEL: "orphan-run"}
     cid = api.create_container(image_tag(), command=["sleep", "infinity"],
-                               labels={LABEL_KEY: "1", RUN_LABEL: "orphan-run"})["Id"]
+                               labels={LABEL_KEY: "1", **mine})["Id"]
     api.start(cid)
     try:
-        assert cid in managed_containers()
-        assert cid not in reconcile({"orphan-run"})
-        assert cid in reconcile(set())
-        assert cid not in managed_containers()
+        assert cid in managed_containers(only=mine)
+        assert cid not in managed_containers(only={**mine, RUN_LABEL: "another-run"})
+        # a reconcile scoped to this test's labels: a user's campaign on this engine is safe
+        assert cid not in reconcile({"orphan-run"}, only=mine)
+        assert cid in reconcile(set(), only=mine)
+        assert cid not in managed_containers(only=mine)
     finally:
         try:
             api.remove_container(cid, force=True)

@@ -251,7 +251,7 @@ def test_sigkill_mid_transaction_leaves_no_partial_rows(tmp_path):
         time.sleep(0.3 + rng.random() * 0.4)
         assert p.poll() is None, p.stderr.read()
         p.send_signal(signal.SIGKILL)
-        p.wait()
+        p.wait(30)
         kills += 1
         _consistent(db)  # opens, integrity ok, no partial generation
     stats = _consistent(db)

@@ -47,22 +47,18 @@ def tui_pids(home: Path) -> list[int]:
 
 
 class SSHServer:
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, children):
         self.home = home
         self.port = free_port()
         code = (f"from pathlib import Path; from cambrian_tui.remote import serve_ssh_main; "
                 f"raise SystemExit(serve_ssh_main(Path({str(home)!r}), {self.port}))")
-        self.proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        line = self.proc.stdout.readline()
-        assert "SSH on 127.0.0.1" in line, line + self.proc.stdout.read()
+        self.child = children([sys.executable, "-c", code], cwd=REPO_ROOT)
+        # our own words first: no library's warning may come before them
+        first = self.child.first_line(60)
+        assert first.startswith(f"cambrian: SSH on 127.0.0.1:{self.port}"), self.child.output()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.child.stop()
 
 
 @pytest.fixture
@@ -86,10 +82,10 @@ def ssh_command(key: Path, port: int) -> str:
         "-o", "PasswordAuthentication=no", "127.0.0.1"])
 
 
-def test_ssh_session_main_screen_resize_and_disconnect(seeded, client_key):
+def test_ssh_session_main_screen_resize_and_disconnect(seeded, client_key, children):
     home, facts = seeded
     authorize(home, client_key)
-    server = SSHServer(home)
+    server = SSHServer(home, children)
     t = Tmux(ssh_command(client_key, server.port), 120, 40)
     try:
         t.wait_for("Campaigns (2)", 30)
@@ -140,13 +136,13 @@ def test_ssh_session_main_screen_resize_and_disconnect(seeded, client_key):
         server.stop()
 
 
-def test_ssh_refuses_unknown_keys(seeded, client_key, tmp_path):
+def test_ssh_refuses_unknown_keys(seeded, client_key, tmp_path, children):
     home, _ = seeded
     other = tmp_path / "other" / "id_ed25519"
     other.parent.mkdir()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     authorize(home, client_key)
-    server = SSHServer(home)
+    server = SSHServer(home, children)
     try:
         res = subprocess.run(shlex.split(ssh_command(other, server.port)) + ["true"], capture_output=True,
                              text=True, timeout=30, stdin=subprocess.DEVNULL)
@@ -169,7 +165,7 @@ def test_ssh_without_authorized_keys_explains(tmp_path):
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_campaign_survives_ssh_drop_and_reconnect_sees_progress(tmp_path, client_key, rig_ready):
+def test_campaign_survives_ssh_drop_and_reconnect_sees_progress(tmp_path, client_key, rig_ready, children):
     from core.engine.launch import start_detached
     from core.models import CampaignSettings
 
@@ -180,7 +176,7 @@ def test_campaign_survives_ssh_drop_and_reconnect_sees_progress(tmp_path, client
     settings = CampaignSettings(spec_hash="sha256:" + "0" * 64, generations=4, parallelism=1, provider="sim",
                                 model="sim-1", seed=3, max_retries=0, backend="docker")
     cid = start_detached(home, settings, spec, label="ssh-drop")
-    server = SSHServer(home)
+    server = SSHServer(home, children)
     try:
         t = Tmux(ssh_command(client_key, server.port), 120, 40)
         t.wait_for("Campaigns (1)", 30)

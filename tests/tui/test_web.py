@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -26,13 +25,12 @@ def _non_loopback_ip() -> str | None:
         return None
 
 
-def test_serve_web_binds_localhost_and_serves_the_page(seeded):
+def test_serve_web_binds_localhost_and_serves_the_page(seeded, children):
     home, _ = seeded
     port = free_port()
     code = (f"from pathlib import Path; from cambrian_tui.remote import serve_web_main; "
             f"serve_web_main(Path({str(home)!r}), {port})")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    child = children([sys.executable, "-c", code], cwd=REPO_ROOT)
     try:
         body = ""
         deadline = time.monotonic() + 30
@@ -51,8 +49,4 @@ def test_serve_web_binds_localhost_and_serves_the_page(seeded):
                 s.settimeout(2)
                 assert s.connect_ex((ip, port)) != 0, "the web UI must not listen beyond loopback"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        child.stop()

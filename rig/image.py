@@ -53,6 +53,11 @@ INSTALL_SCRIPT = RECIPE_DIR / "install.sh"
 VERIFY_SCRIPT = RECIPE_DIR / "verify.py"
 
 IMAGE_REPOSITORY = "cambrian-rig"
+REPOSITORY_ENV = "CAMBRIAN_RIG_REPOSITORY"  # another name for side-by-side images (tests)
+
+
+def image_repository() -> str:
+    return os.environ.get(REPOSITORY_ENV) or IMAGE_REPOSITORY
 BASE_REPOSITORY = "cambrian-rig-base"
 BUILD_CONTAINER_PREFIX = "cambrian-rig-build-"
 LABEL_RECIPE = "cambrian.rig.recipe"
@@ -194,7 +199,7 @@ def recipe_hash(requirements: str | os.PathLike[str] | None = None) -> str:
 
 
 def image_tag(requirements: str | os.PathLike[str] | None = None) -> str:
-    return f"{IMAGE_REPOSITORY}:{recipe_hash(requirements)[:12]}"
+    return f"{image_repository()}:{recipe_hash(requirements)[:12]}"
 
 
 def read_pins(requirements: str | os.PathLike[str] | None = None) -> dict[str, str]:
@@ -758,7 +763,7 @@ def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
 
     requirements = LOCK_FILE
     full = recipe_hash()
-    tag = f"{IMAGE_REPOSITORY}:{full[:12]}"
+    tag = f"{image_repository()}:{full[:12]}"
     if not force and image_present(client, tag):
         progress(f"{tag} is present (recipe {full[:12]})")
         return tag
@@ -775,7 +780,7 @@ def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
     install_name = f"{BUILD_CONTAINER_PREFIX}{full[:12]}-{run_id}"
     # Committed under a candidate tag first: a failed check (even with --force) leaves
     # the current good image and its tag untouched.
-    candidate = f"{IMAGE_REPOSITORY}-candidate:{full[:12]}-{run_id}"
+    candidate = f"{image_repository()}-candidate:{full[:12]}-{run_id}"
     install_container = None
     committed = False
     progress(f"building {tag} (recipe {full}) for {SUITE}/{arch} from {mirror}")

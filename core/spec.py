@@ -71,6 +71,7 @@ FRONT_MATTER_KEYS = (
     "system-prompt-section",
     "required-sections",
     "entry",
+    "rig-timeouts",  # {stage: seconds}: the rig's stage timeouts for this spec
 )
 _ENTRY_KEYS = ("build", "test", "start", "health")
 # Keys a vector or contract may carry. `description` is for people; the rig ignores it.
@@ -655,6 +656,14 @@ def _check_front_matter(scan: _Scan) -> tuple[dict[str, Any], dict[tuple[Any, ..
             bad("required-sections", "must be a list of heading texts")
     if "entry" in fm:
         _check_entry(scan, fm, lines, base)
+    if "rig-timeouts" in fm:
+        from rig.vectors import spec_timeouts
+
+        _, problems = spec_timeouts("---\n" + yaml.safe_dump({"rig-timeouts": fm["rig-timeouts"]}) + "---\n")
+        for problem in problems:
+            scan.add(at("rig-timeouts"), "front-matter-type", f"front-matter {problem}")
+        if problems:
+            fm.pop("rig-timeouts", None)
     return fm, lines
 
 

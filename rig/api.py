@@ -76,13 +76,18 @@ def run_artifact(
     timeouts: StageTimeouts | None = None,
     limits: RigLimits | None = None,
     labels: dict[str, str] | None = None,
+    profile: str | None = None,
 ) -> RigResult:
-    """Run every rig stage on one artifact directory and return the verdict."""
+    """Run every rig stage on one artifact directory and return the verdict.
+
+    ``profile``: "cambrian" (default: our rules) or "original" (the original Cambrian's
+    rules and timeouts, for re-verifying imported history; rig/profiles.py). ``timeouts``:
+    explicit stage timeouts; by default the profile's, with the spec's `rig-timeouts`."""
     from rig.orchestrator import run
 
     return run(artifact_dir, backend=backend, run_id=run_id, generation=generation,
-               on_line=on_line, timeouts=timeouts or StageTimeouts(),
-               limits=limits or RigLimits(), labels=labels or {})
+               on_line=on_line, timeouts=timeouts, limits=limits or RigLimits(),
+               labels=labels or {}, profile=profile)
 
 
 def check_rig(backend: str = "docker") -> None:

@@ -47,6 +47,7 @@ RECIPE_VERSION = 1  # bump to force a new image when the recipe logic changes
 RIG_DIR = Path(__file__).resolve().parent
 REPO_ROOT = RIG_DIR.parent
 REQUIREMENTS_FILE = RIG_DIR / "organism_requirements.txt"  # the direct pins (what specs name)
+TOOLS_FILE = RIG_DIR / "organism_tools.txt"  # build tools (uv), locked with the libraries
 LOCK_FILE = RIG_DIR / "organism.lock"  # what is installed: every package, hash-checked (.ci/lock)
 RECIPE_DIR = RIG_DIR / "image_recipe"
 INSTALL_SCRIPT = RECIPE_DIR / "install.sh"
@@ -93,6 +94,7 @@ ROOTFS_KEEP = ("usr/share/locale/locale.alias",)
 # Image layout (part of the recipe hash; the rig backends rely on it).
 PYTHON_VERSION = "3.11"  # bookworm's python3
 VENV_DIR = "/opt/organism"
+WHEELS_DIR = "/opt/wheels"  # the locked wheelhouse, for artifacts' offline build lines
 WORKSPACE_DIR = "/workspace"
 RIG_MOUNT_DIR = "/rig"
 ORGANISM_UID = 10001
@@ -104,6 +106,21 @@ IMAGE_ENV = {
     "LANG": "C.UTF-8",
 }
 IMAGE_USER = f"{ORGANISM_UID}:{ORGANISM_GID}"
+# What organisms' build lines see (rig/backends put it in every organism environment): pip
+# and uv install only from the locked wheelhouse, never from a network, into the image's venv.
+OFFLINE_BUILD_ENV = {
+    "VIRTUAL_ENV": VENV_DIR,
+    "PIP_NO_INDEX": "1",
+    "PIP_FIND_LINKS": WHEELS_DIR,
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    "PIP_NO_INPUT": "1",
+    "UV_OFFLINE": "1",
+    "UV_NO_INDEX": "1",
+    "UV_FIND_LINKS": WHEELS_DIR,
+    "UV_PYTHON_DOWNLOADS": "never",
+    "UV_NO_PROGRESS": "1",
+    "UV_CACHE_DIR": "/tmp/.uv-cache",
+}
 IMAGE_CMD = ["python"]
 
 # Wheels fetched on the host. pip expands manylinux_2_36 to every older glibc tag
@@ -183,10 +200,11 @@ def recipe(requirements: str | os.PathLike[str] | None = None,
         "rootfs": rootfs_recipe(arch),
         "requirements_sha256": _sha256(req.read_bytes()),
         "lock_sha256": _sha256(LOCK_FILE.read_bytes()),
+        "tools_sha256": _sha256(TOOLS_FILE.read_bytes()),
         "recipe_files": _recipe_files(),
         "pip": {"python_version": PYTHON_VERSION, "implementation": PIP_IMPLEMENTATION,
                 "abi": PIP_ABI, "platforms": _pip_platforms(arch)},
-        "layout": {"venv": VENV_DIR, "workspace": WORKSPACE_DIR, "rig": RIG_MOUNT_DIR,
+        "layout": {"venv": VENV_DIR, "wheels": WHEELS_DIR, "workspace": WORKSPACE_DIR, "rig": RIG_MOUNT_DIR,
                    "uid": ORGANISM_UID, "gid": ORGANISM_GID},
         "config": {"env": IMAGE_ENV, "workdir": WORKSPACE_DIR, "user": IMAGE_USER,
                    "cmd": IMAGE_CMD},
@@ -616,7 +634,7 @@ def install_container_config(base: str, name: str) -> dict[str, Any]:
         "image": base,
         "name": name,
         "command": ["/bin/sh", "/wheels/install.sh", VENV_DIR, str(ORGANISM_UID),
-                    str(ORGANISM_GID), WORKSPACE_DIR, RIG_MOUNT_DIR],
+                    str(ORGANISM_GID), WORKSPACE_DIR, RIG_MOUNT_DIR, WHEELS_DIR],
         "network_mode": "none",
         "working_dir": "/",
         "detach": True,
@@ -682,7 +700,9 @@ def verify_config() -> dict[str, Any]:
         "venv": VENV_DIR,
         "python_prefix": PYTHON_VERSION + ".",
         "user": [ORGANISM_UID, ORGANISM_GID],
-        "dirs": [WORKSPACE_DIR, RIG_MOUNT_DIR],
+        "dirs": [WORKSPACE_DIR, RIG_MOUNT_DIR, WHEELS_DIR],
+        "tools": sorted(read_pins(TOOLS_FILE)),
+        "offline_env": OFFLINE_BUILD_ENV,
     }
 
 

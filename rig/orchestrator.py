@@ -15,6 +15,7 @@ A stage that never ran is absent. ``failure_stage`` is the first stage that fail
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -34,7 +35,12 @@ from rig.hashing import artifact_hash_of, sha256_hex
 from rig.runner import smoke_modules, test_passed
 from rig.schema import (STAGES, CheckResult, Diagnostics, Failure, Manifest, StageCheck,
                         ViabilityReport)
-from rig.vectors import VectorError, extract_vectors
+from rig.profiles import (BUILD_TIMEOUT, CAMBRIAN, CREATED_AT_KEY, DUPLICATE_PATHS, HASH_MATCH,
+                          ORIGINAL_TIMEOUTS, TAMPER_GATE, TEST_TIMEOUT, Profile, get_profile)
+from rig.runner import (HEALTH_ENDPOINT, IMPORT_SMOKE, PROCESS_ALIVE, STRUCTURED_COUNTS,
+                        SYNTAX_GATE)
+from rig.steps import Step
+from rig.vectors import VectorError, extract_vectors, spec_timeouts
 
 TAIL = 4096
 MAX_FILES = 5000
@@ -60,6 +66,21 @@ class ManifestOutcome:
     unlisted: list[str] = field(default_factory=list)
     raw_generation: int | None = None
     tamper: list[dict[str, Any]] = field(default_factory=list)
+    # errors that only a named rule of ours makes errors (rig/profiles.py), by rule
+    rule_errors: dict[str, list[str]] = field(default_factory=dict)
+    spec_timeouts: dict[str, float] = field(default_factory=dict)
+
+    def rule_error(self, rule: str, message: str) -> None:
+        """Kept apart until the stage ends, so that every other check still runs: a verdict
+        names a rule only when nothing else failed."""
+        self.rule_errors.setdefault(rule, []).append(message)
+
+    def only_rules_failed(self) -> list[str]:
+        """The rules whose errors are the only errors (else the original failed it too)."""
+        ruled = {m for msgs in self.rule_errors.values() for m in msgs}
+        if self.rule_errors and all(e in ruled for e in self.errors):
+            return sorted(self.rule_errors)
+        return []
 
     def check(self) -> StageCheck:
         extra: dict[str, Any] = {}
@@ -119,12 +140,14 @@ def _read_regular(path: str, limit: int) -> bytes:
     return data
 
 
-def manifest_stage(artifact_dir: str | Path) -> ManifestOutcome:
+def manifest_stage(artifact_dir: str | Path, profile: Profile = CAMBRIAN) -> ManifestOutcome:
     t0 = time.monotonic()
     root = os.path.abspath(str(artifact_dir))
     out = ManifestOutcome(ok=False, duration_ms=0)
 
     def done() -> ManifestOutcome:
+        for msgs in out.rule_errors.values():
+            out.errors.extend(m for m in msgs if m not in out.errors)
         out.ok = not out.errors
         out.duration_ms = int((time.monotonic() - t0) * 1000)
         return out
@@ -149,6 +172,8 @@ def manifest_stage(artifact_dir: str | Path) -> ManifestOutcome:
         return done()
     if isinstance(doc, dict) and isinstance(doc.get("generation"), int):
         out.raw_generation = doc["generation"]
+    if isinstance(doc, dict):
+        doc = _apply_manifest_rules(doc, out, profile)
     try:
         manifest = Manifest.model_validate(doc)
     except ValidationError as exc:
@@ -186,22 +211,55 @@ def manifest_stage(artifact_dir: str | Path) -> ManifestOutcome:
         return done()
     actual = artifact_hash_of(files)
     if actual != manifest.artifact_hash:
-        out.errors.append(f"artifact hash mismatch: manifest says {manifest.artifact_hash}, "
-                          f"files hash to {actual}")
+        msg = f"artifact hash mismatch: manifest says {manifest.artifact_hash}, files hash to {actual}"
+        if profile.on(HASH_MATCH):
+            out.rule_error(HASH_MATCH, msg)
+        else:
+            out.warnings.append(msg + " (accepted: original profile)")
     spec = files.get(manifest.spec_file, b"")
     if sha256_hex(spec) != manifest.spec_hash:
         out.warnings.append(f"spec copy {manifest.spec_file} does not hash to spec-hash")
     try:
-        vs = extract_vectors(spec.decode("utf-8"))
+        spec_text = spec.decode("utf-8")
+        vs = extract_vectors(spec_text)
         out.vectors = [v.to_wire() for v in vs.vectors]
         out.warnings.extend(vs.warnings)
+        out.spec_timeouts, problems = spec_timeouts(spec_text)
+        out.errors.extend(f"{manifest.spec_file}: {p}" for p in problems)
     except UnicodeDecodeError as exc:
         out.errors.append(f"{manifest.spec_file}: not UTF-8 ({exc})")
     except VectorError as exc:
         out.errors.append(f"{manifest.spec_file}: {exc}")
     out.files = files
-    out.tamper = tamper_scan(files)
+    if profile.on(TAMPER_GATE):
+        out.tamper = tamper_scan(files)
     return done()
+
+
+def _apply_manifest_rules(doc: dict[str, Any], out: ManifestOutcome,
+                          profile: Profile) -> dict[str, Any]:
+    """The manifest rules where ours is stricter than the original: an error under ours
+    (named), accepted with a warning under the original profile."""
+    doc = dict(doc)
+    files = doc.get("files")
+    if isinstance(files, list):
+        seen: set[Any] = set()
+        dups = [f for f in files if f in seen or seen.add(f)]  # type: ignore[func-returns-value]
+        if dups:
+            msg = f"manifest.json: files: lists {len(dups)} path(s) twice, e.g. {dups[0]!r}"
+            if profile.on(DUPLICATE_PATHS):
+                out.rule_error(DUPLICATE_PATHS, msg)
+            else:
+                out.warnings.append(msg + " (accepted: original profile)")
+            doc["files"] = list(dict.fromkeys(files))  # validate the rest either way
+    if "created-at" not in doc and "created_at" in doc:
+        msg = "manifest.json: created-at: missing (the M1-era key created_at is not the format)"
+        if profile.on(CREATED_AT_KEY):
+            out.rule_error(CREATED_AT_KEY, msg)
+        else:
+            out.warnings.append("manifest.json: M1-era created_at accepted (original profile)")
+        doc["created-at"] = doc["created_at"]
+    return doc
 
 
 # --------------------------------------------------------------------------------------
@@ -296,190 +354,231 @@ def _tail(s: str | None) -> str:
     return s[-TAIL:]
 
 
-def _why(step: dict[str, Any], what: str, timeout: float) -> str:
-    if step.get("oom"):
-        return f"{what}: out of memory (killed by the OOM killer, exit code {step.get('exit_code')})"
-    if step.get("timed_out"):
+def _why(step: Step, what: str, timeout: float) -> str:
+    if step.oom:
+        return f"{what}: out of memory (killed by the OOM killer, exit code {step.exit_code})"
+    if step.timed_out:
         return f"{what}: timed out after {timeout:g}s"
-    if step.get("rig_error"):
-        return f"{what}: rig error: {step['rig_error']}"
-    return f"{what}: exited with code {step.get('exit_code')}"
+    if step.rig_error:
+        return f"{what}: rig error: {step.rig_error}"
+    return f"{what}: exited with code {step.exit_code}"
 
 
 def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, backend: str,
              timeouts: StageTimeouts, weaker: bool, run_id: str,
-             extra: dict[str, Any] | None = None) -> tuple[ViabilityReport, dict[str, int]]:
+             extra: dict[str, Any] | None = None,
+             profile: Profile = CAMBRIAN) -> tuple[ViabilityReport, dict[str, int]]:
     checks: dict[str, StageCheck] = {"manifest": mo.check()}
     stage_ms: dict[str, int] = {"manifest": mo.duration_ms}
     diag: Diagnostics | None = None
     failure = "none"
+    stricter: list[str] = []  # our rules that decided this non-viable verdict
+    lenient: list[str] = []   # our settings that let a stage pass the original's would fail
 
     def fail(stage: str, summary: str, *, exit_code: int | None = None,
-             failures: list[Failure] | None = None, out: str = "", err: str = "") -> None:
+             failures: list[Failure] | None = None, out: str = "", err: str = "",
+             rules: list[str] | None = None) -> None:
         nonlocal diag, failure
         if diag is not None:
             return
         failure = stage
+        if rules:
+            stricter.extend(rules)
+            summary += f" [rule: {', '.join(rules)}]"
         diag = Diagnostics(stage=stage, summary=summary, exit_code=exit_code,
                            failures=failures or [], stdout_tail=_tail(out), stderr_tail=_tail(err))
 
     if not mo.ok:
         fail("manifest", "manifest stage failed: " + "; ".join(mo.errors[:5]),
-             failures=[Failure(test="manifest", error=e) for e in mo.errors[:100]])
+             failures=[Failure(test="manifest", error=e) for e in mo.errors[:100]],
+             rules=mo.only_rules_failed())
     steps = ex.steps if ex is not None else {}
 
     # build = build command + syntax gate
     b, g = steps.get("build"), steps.get("gate")
     if b is not None and diag is None:
-        ok = bool(b["ok"] and g is not None and g["ok"])
-        kw: dict[str, Any] = {"exit_code": b.get("exit_code"), "build_ms": b["duration_ms"]}
+        gate_enforced = profile.on(SYNTAX_GATE)
+        gate_ok = g is not None and g.ok
+        ok = b.ok and (gate_ok or (not gate_enforced and g is not None))
+        kw: dict[str, Any] = {"exit_code": b.exit_code, "build_ms": b.duration_ms}
         kw = {k: v for k, v in kw.items() if v is not None}
-        if b.get("timed_out"):
+        if b.timed_out:
             kw["timed_out"] = True
         if g is not None:
-            kw["syntax_gate"] = {"passed": g["ok"], "duration_ms": g["duration_ms"],
-                                 "files_checked": g["data"].get("files_checked"),
-                                 "errors": g["data"].get("errors", [])}
-        dur = b["duration_ms"] + (g["duration_ms"] if g else 0)
+            kw["syntax_gate"] = {"passed": g.ok, "duration_ms": g.duration_ms,
+                                 "files_checked": g.data.get("files_checked"),
+                                 "errors": g.data.get("errors", [])}
+            if not gate_enforced:
+                kw["syntax_gate"]["enforced"] = False
+        dur = b.duration_ms + (g.duration_ms if g else 0)
         checks["build"] = StageCheck(passed=ok, duration_ms=dur, **kw)
         stage_ms["build"] = dur
-        gate_errs = (g or {}).get("data", {}).get("errors", []) if g is not None else []
+        gate_errs = g.data.get("errors", []) if g is not None else []
         gate_fails = [Failure(test=f"syntax:{e['file']}", error=e["error"], file=e["file"],
                               line=e.get("line")) for e in gate_errs[:100]]
-        if not b["ok"]:
+        if not b.ok:
             summary = _why(b, "build command", timeouts.build)
             if gate_errs:
                 summary += (f"; syntax gate: {len(gate_errs)} file(s) do not parse, first "
                             f"{gate_errs[0]['file']}:{gate_errs[0].get('line')}")
-            fail("build", summary, exit_code=b.get("exit_code"), failures=gate_fails,
-                 out=b.get("stdout_tail"), err=b.get("stderr_tail"))
-        elif g is not None and not g["ok"]:
-            errs = g["data"].get("errors", [])
-            first = errs[0] if errs else {}
-            fail("build", f"syntax gate: {len(errs)} file(s) do not parse; first: "
+            rules = ([BUILD_TIMEOUT] if b.timed_out and profile.on(BUILD_TIMEOUT)
+                     and timeouts.build < ORIGINAL_TIMEOUTS.build else [])
+            fail("build", summary, exit_code=b.exit_code, failures=gate_fails,
+                 out=b.stdout_tail, err=b.stderr_tail, rules=rules)
+        elif not ok:
+            first = gate_errs[0] if gate_errs else {}
+            fail("build", f"syntax gate: {len(gate_errs)} file(s) do not parse; first: "
                           f"{first.get('file')}:{first.get('line')}: {first.get('error')}",
-                 failures=gate_fails, out=b.get("stdout_tail"), err=b.get("stderr_tail"))
+                 failures=gate_fails, out=b.stdout_tail, err=b.stderr_tail,
+                 rules=[SYNTAX_GATE] if g is not None else None)
 
     # test = test command + the structured results (plugin records, read by trusted code)
     t, j = steps.get("test"), steps.get("results")
     if t is not None and diag is None:
-        jd = (j or {}).get("data") or {}
+        jd = j.data if j is not None else {}
         kw = {"results_found": bool(jd.get("found"))}
-        if t.get("exit_code") is not None:
-            kw["exit_code"] = t["exit_code"]
+        if t.exit_code is not None:
+            kw["exit_code"] = t.exit_code
         if jd.get("found"):
             kw.update(tests_run=jd["tests_run"], tests_passed=jd["tests_passed"],
                       tests_failed=jd["failed"], tests_errors=jd["errors"],
                       tests_skipped=jd["skipped"], results=jd.get("results", [])[:500])
-        if t.get("timed_out"):
+        if t.timed_out:
             kw["timed_out"] = True
-        ok = bool(test_passed(t, jd)) and not mo.tamper
+        structured = profile.on(STRUCTURED_COUNTS)
+        by_exit = bool(test_passed({"ok": t.ok}, jd, structured=False))
+        passed = bool(test_passed({"ok": t.ok}, jd, structured=structured))
+        tampered = bool(mo.tamper)  # scanned only under the tamper_gate rule
+        ok = passed and not tampered
         if mo.tamper:
             kw["tamper_findings"] = mo.tamper
-        dur = t["duration_ms"] + (j["duration_ms"] if j else 0)
+        if not structured:
+            kw["decided_by"] = "exit code (original profile)"
+        dur = t.duration_ms + (j.duration_ms if j else 0)
         checks["test"] = StageCheck(passed=ok, duration_ms=dur, **kw)
         stage_ms["test"] = dur
+        if ok and t.duration_ms > ORIGINAL_TIMEOUTS.test * 1000 and profile.on(TEST_TIMEOUT):
+            lenient.append(TEST_TIMEOUT)
         if not ok:
             bad = [r for r in jd.get("results", []) if r["outcome"] in ("failed", "error")]
             failures = [Failure(test=r["id"], error=r.get("message") or r["outcome"],
                                 file=r.get("file"), line=r.get("line")) for r in bad[:100]]
-            if mo.tamper:
+            rules: list[str] = []
+            if tampered:
                 first = mo.tamper[0]
                 summary = (f"test-result tampering refused: {first['file']}:{first['line']}: "
                            f"{first['what']}"
                            + (f" (+{len(mo.tamper) - 1} more)" if len(mo.tamper) > 1 else ""))
                 failures = [Failure(test=f"tamper:{f['file']}", error=f["what"], file=f["file"],
                                     line=f["line"]) for f in mo.tamper] + failures
-            elif t.get("timed_out") or t.get("oom") or t.get("rig_error"):
+                if by_exit:
+                    rules = [TAMPER_GATE]
+            elif t.timed_out or t.oom or t.rig_error:
                 summary = _why(t, "test command", timeouts.test)
+                if (t.timed_out and profile.on(TEST_TIMEOUT)
+                        and timeouts.test < ORIGINAL_TIMEOUTS.test):
+                    rules = [TEST_TIMEOUT]
             elif jd.get("tampering"):
                 summary = ("the test results stream shows tampering: "
                            + "; ".join(jd["tampering"][:3]))
             elif not jd.get("found"):
-                summary = (f"test command exited with code {t.get('exit_code')} and no pytest "
+                summary = (f"test command exited with code {t.exit_code} and no pytest "
                            f"session reported results; the rig needs pytest for exact test "
                            f"counts")
             elif jd.get("finished", 1) < max(1, jd.get("sessions", 0)) and not bad:
                 summary = (f"the pytest session did not finish normally (exit code "
-                           f"{t.get('exit_code')}); {jd['tests_passed']}/{jd['tests_run']} "
+                           f"{t.exit_code}); {jd['tests_passed']}/{jd['tests_run']} "
                            f"passed before it stopped")
             elif jd["tests_run"] == 0:
-                summary = f"no tests ran (exit code {t.get('exit_code')})"
+                summary = f"no tests ran (exit code {t.exit_code})"
             elif bad:
                 summary = (f"{len(bad)} of {jd['tests_run']} test(s) failed or errored "
-                           f"(exit code {t.get('exit_code')}); first: {bad[0]['id']}")
+                           f"(exit code {t.exit_code}); first: {bad[0]['id']}")
             else:
-                summary = (f"test command exited with code {t.get('exit_code')} although the "
+                summary = (f"test command exited with code {t.exit_code} although the "
                            f"results show {jd['tests_passed']}/{jd['tests_run']} passed")
-            fail("test", summary, exit_code=t.get("exit_code"), failures=failures,
-                 out=t.get("stdout_tail"), err=t.get("stderr_tail"))
+            if not rules and by_exit and structured:
+                rules = [STRUCTURED_COUNTS]  # exit code 0: the original would have gone on
+            fail("test", summary, exit_code=t.exit_code, failures=failures,
+                 out=t.stdout_tail, err=t.stderr_tail, rules=rules)
 
     # start = import smoke check + start + readiness
     sm, st = steps.get("smoke"), steps.get("start")
     if sm is not None and diag is None:
-        ready = ((st or {}).get("data") or {}).get("ready") or {}
-        ok = bool(sm["ok"] and st is not None and st["ok"])
-        kw = {"smoke": {"passed": sm["ok"], "duration_ms": sm["duration_ms"],
-                        "modules": sm.get("data", {}).get("modules", []),
-                        "exit_code": sm.get("exit_code"),
-                        "failures": sm.get("data", {}).get("failures", [])}}
+        ready = (st.data.get("ready") if st is not None else None) or {}
+        smoke_enforced = profile.on(IMPORT_SMOKE)
+        ok = bool((sm.ok or not smoke_enforced) and st is not None and st.ok)
+        kw = {"smoke": {"passed": sm.ok, "duration_ms": sm.duration_ms,
+                        "modules": sm.data.get("modules", []),
+                        "exit_code": sm.exit_code,
+                        "failures": sm.data.get("failures", [])}}
+        if not smoke_enforced:
+            kw["smoke"]["enforced"] = False
         if st is not None:
             kw.update(ready=bool(ready.get("ready")), ready_ms=ready.get("ms") or 0)
-            if st.get("exit_code") is not None:
-                kw["exit_code"] = st["exit_code"]
-        dur = sm["duration_ms"] + (st["duration_ms"] if st else 0)
+            if st.exit_code is not None:
+                kw["exit_code"] = st.exit_code
+        dur = sm.duration_ms + (st.duration_ms if st else 0)
         checks["start"] = StageCheck(passed=ok, duration_ms=dur, **kw)
         stage_ms["start"] = dur
-        if not sm["ok"]:
-            fails = sm.get("data", {}).get("failures", [])
-            if sm.get("timed_out") or sm.get("oom"):
+        if not sm.ok and smoke_enforced:
+            fails = sm.data.get("failures", [])
+            if sm.timed_out or sm.oom:
                 summary = _why(sm, "import smoke check", timeouts.smoke) + (
-                    " (does a module block at import time?)" if sm.get("timed_out") else "")
+                    " (does a module block at import time?)" if sm.timed_out else "")
             elif fails:
                 summary = f"import smoke check: {fails[0]['module']}: {fails[0]['error']}"
             else:
-                summary = f"import smoke check exited with code {sm.get('exit_code')}"
-            fail("start", summary, exit_code=sm.get("exit_code"),
+                summary = f"import smoke check exited with code {sm.exit_code}"
+            fail("start", summary, exit_code=sm.exit_code,
                  failures=[Failure(test=f"import:{f['module']}", error=f["error"], file=f.get("file"),
                                    line=f.get("line")) for f in fails],
-                 out=sm.get("stdout_tail"), err=sm.get("stderr_tail"))
-        elif st is not None and not st["ok"]:
-            if st.get("oom"):
+                 out=sm.stdout_tail, err=sm.stderr_tail, rules=[IMPORT_SMOKE])
+        elif st is not None and not st.ok:
+            if st.oom:
                 summary = _why(st, "start command", timeouts.start)
             else:
                 summary = "start: " + str(ready.get("error") or "the service did not become ready")
-                if st.get("exit_code") is not None and "code" not in summary:
-                    summary += f" (exit code {st.get('exit_code')})"
-            fail("start", summary, exit_code=st.get("exit_code"),
-                 out=st.get("stdout_tail"), err=st.get("stderr_tail"))
+                if st.exit_code is not None and "code" not in summary:
+                    summary += f" (exit code {st.exit_code})"
+            fail("start", summary, exit_code=st.exit_code, out=st.stdout_tail, err=st.stderr_tail)
 
     # health = entry health URL, vectors, contracts
     h = steps.get("health")
     if h is not None and diag is None:
-        hd = h.get("data") or {}
+        hd = h.data
         vec = [CheckResult(**_cr(r)) for r in hd.get("vectors", [])]
         con = [CheckResult(**_cr(r)) for r in hd.get("contracts", [])]
         endpoint = hd.get("endpoint")
         kw = {"endpoint": _cr(endpoint) if endpoint else None,
               "process_alive_after": hd.get("process_alive_after")}
-        checks["health"] = StageCheck(passed=bool(h["ok"]), duration_ms=h["duration_ms"],
+        checks["health"] = StageCheck(passed=bool(h.ok), duration_ms=h.duration_ms,
                                       vectors=vec, contracts=con,
                                       **{k: v for k, v in kw.items() if v is not None})
-        stage_ms["health"] = h["duration_ms"]
-        if not h["ok"]:
+        stage_ms["health"] = h.duration_ms
+        if not h.ok:
+            probes = hd.get("vectors", []) + hd.get("contracts", [])
             bad = ([endpoint] if endpoint and not endpoint["passed"] else []) + [
-                r for r in hd.get("vectors", []) + hd.get("contracts", []) if not r["passed"]]
+                r for r in probes if not r["passed"]]
             parts = []
-            if h.get("oom"):
+            if h.oom:
                 parts.append("out of memory: the service was killed by the OOM killer")
             if hd.get("error"):
                 parts.append(hd["error"])
             if bad:
                 parts.append(f"{len(bad)} check(s) failed; first: {bad[0]['name']}: {bad[0].get('error')}")
+            rules = []
+            if not h.oom and all(r["passed"] for r in probes):
+                endpoint_only = endpoint is not None and not endpoint["passed"] and probes
+                died_only = hd.get("error") and (endpoint is None or endpoint["passed"])
+                if endpoint_only and not hd.get("error") and profile.on(HEALTH_ENDPOINT):
+                    rules = [HEALTH_ENDPOINT]
+                elif died_only and profile.on(PROCESS_ALIVE):
+                    rules = [PROCESS_ALIVE]
             fail("health", "health: " + "; ".join(parts or ["failed"]),
                  failures=[Failure(test=f"{r.get('kind', 'endpoint')}:{r['name']}",
                                    error=r.get("error") or "failed") for r in bad],
-                 out=h.get("stdout_tail"), err=h.get("stderr_tail"))
+                 out=h.stdout_tail, err=h.stderr_tail, rules=rules)
 
     # the rig itself failed: never a pass, reported as such. The rig error wins over
     # anything the artifact seemed to do at or after the stage where the rig broke.
@@ -495,6 +594,7 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
             else:
                 checks[stage] = StageCheck(passed=False, duration_ms=0, rig_error=True)
             diag = None
+            stricter.clear()
             fail(stage, f"rig error (not the artifact's verdict): {ex.rig_error}")
     if diag is None:
         # every stage must be present and passed for a viable verdict
@@ -503,7 +603,9 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
             fail(missing[0], f"rig error: stage {missing[0]} did not run and no failure was "
                              f"recorded")
     teardown = steps.get("teardown")
-    report_extra: dict[str, Any] = {"backend": backend, "run_id": run_id}
+    report_extra: dict[str, Any] = {"backend": backend, "run_id": run_id,
+                                    "profile": profile.name, "stricter_rules": stricter,
+                                    "lenient_rules": lenient if diag is None else []}
     if weaker:
         report_extra["weaker_isolation"] = True
     if ex is not None:
@@ -511,8 +613,8 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
         if ex.rig_error:
             report_extra["rig_error"] = ex.rig_error
         if teardown is not None:
-            report_extra["teardown"] = {"passed": teardown["ok"],
-                                        "remaining": (teardown.get("data") or {}).get("remaining")}
+            report_extra["teardown"] = {"passed": teardown.ok,
+                                        "remaining": teardown.data.get("remaining")}
     report_extra.update(extra or {})
     status = "viable" if diag is None else "non-viable"
     if diag is not None and ex is not None and ex.oom_killed and "out of memory" not in diag.summary:
@@ -540,10 +642,23 @@ def _cr(r: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def resolve_timeouts(profile: Profile, explicit: StageTimeouts | None,
+                     spec: dict[str, float]) -> StageTimeouts:
+    """Explicit timeouts win; else the profile's, with the spec's `rig-timeouts` front matter
+    on top where the profile honours it (ours does; the original had fixed ones)."""
+    if explicit is not None:
+        return explicit
+    base = profile.timeouts
+    if not (profile.spec_timeouts and spec):
+        return base
+    return dataclasses.replace(base, **spec)
+
+
 def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generation: int | None,
-        on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts, limits: RigLimits,
-        labels: dict[str, str]) -> RigResult:
+        on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts | None,
+        limits: RigLimits, labels: dict[str, str], profile: str | None = None) -> RigResult:
     t0 = time.monotonic()
+    prof = get_profile(profile)           # RigSetupError for an unknown profile
     impl = get_backend(backend)          # RigSetupError for an unknown backend
     impl.check_available()               # RigSetupError when the engine is unreachable
     run_id = run_id or uuid.uuid4().hex[:16]
@@ -551,13 +666,15 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     if impl.weaker_isolation:
         sink.rig(f"[rig] WARNING: backend {backend!r} gives WEAKER isolation than docker: the "
                  f"runner shares the organism's uid, so the verdict can be forged by hostile code")
-    mo = manifest_stage(artifact_dir)
+    mo = manifest_stage(artifact_dir, prof)
+    timeouts = resolve_timeouts(prof, timeouts, mo.spec_timeouts)
     if mo.duration_ms > timeouts.manifest * 1000:
         mo.errors.append(f"manifest stage exceeded {timeouts.manifest:g}s")
         mo.ok = False
     gen = generation if generation is not None else (
         mo.manifest.generation if mo.manifest else (mo.raw_generation or 0))
-    sink.rig(f"[rig] manifest: {'ok' if mo.ok else 'FAILED: ' + '; '.join(mo.errors[:3])}")
+    sink.rig(f"[rig] manifest: {'ok' if mo.ok else 'FAILED: ' + '; '.join(mo.errors[:3])}"
+             + ("" if prof is CAMBRIAN else f" (profile {prof.name})"))
     ex: Execution | None = None
     if mo.ok:
         m = mo.manifest
@@ -567,7 +684,7 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
                   contracts=[c.to_wire() for c in (m.contracts or [])],
                   smoke_modules=smoke_modules([f for f in m.files], m.entry.start),
                   timeouts=timeouts, limits=limits, labels=labels, sink=sink,
-                  stop_after_test=bool(mo.tamper))
+                  stop_after_test=bool(mo.tamper), rules=prof.rules)
         try:
             ex = impl.execute(job)
         except RigSetupError:
@@ -581,8 +698,10 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
                 extra[k] = ex.extra[k]
     if sink.capped:
         extra["output_capped"] = {"forwarded_bytes": sink.forwarded, "total_bytes": sink.total}
+    extra["timeouts"] = {k: getattr(timeouts, k) for k in ("build", "test", "smoke", "start", "health")}
     report, stage_ms = assemble(mo, ex, generation=gen, backend=backend, timeouts=timeouts,
-                                weaker=impl.weaker_isolation, run_id=run_id, extra=extra)
+                                weaker=impl.weaker_isolation, run_id=run_id, extra=extra,
+                                profile=prof)
     all_ms = dict(stage_ms)
     if ex is not None:
         for k, v in ex.stage_ms.items():

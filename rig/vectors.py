@@ -120,3 +120,36 @@ def extract_vectors_from_file(path) -> VectorSet:
     except UnicodeDecodeError as exc:
         raise VectorError(f"spec file is not UTF-8: {exc}") from exc
     return extract_vectors(text)
+
+
+# Stage timeouts a spec may set in its front matter, e.g.
+#   rig-timeouts: {test: 120, build: 300}
+TIMEOUT_KEYS = ("build", "test", "smoke", "start", "health")
+
+
+def spec_timeouts(text: str) -> tuple[dict[str, float], list[str]]:
+    """``rig-timeouts`` from the spec's YAML front matter: ({stage: seconds}, problems).
+    Absent front matter or key: ({}, [])."""
+    if not text.startswith("---\n"):
+        return {}, []
+    end = text.find("\n---", 4)
+    if end < 0:
+        return {}, []
+    try:
+        front = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError as exc:
+        return {}, [f"front matter is not valid YAML: {exc}"]
+    raw = front.get("rig-timeouts") if isinstance(front, dict) else None
+    if raw is None:
+        return {}, []
+    if not isinstance(raw, dict):
+        return {}, ["rig-timeouts must be a mapping of stage: seconds"]
+    out, problems = {}, []
+    for key, value in raw.items():
+        if key not in TIMEOUT_KEYS:
+            problems.append(f"rig-timeouts: unknown stage {key!r} (known: {', '.join(TIMEOUT_KEYS)})")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 3600:
+            problems.append(f"rig-timeouts.{key}: must be a number of seconds from 1 to 3600")
+        else:
+            out[key] = float(value)
+    return out, problems

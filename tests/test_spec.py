@@ -360,6 +360,15 @@ def test_unterminated_fence():
     assert "never closed" in issue.message
 
 
+def test_rig_timeouts_front_matter():
+    good = MINIMAL.replace("port: 9000\n", "port: 9000\nrig-timeouts: {test: 120, build: 300}\n")
+    assert check_spec(good) == []
+    bad = MINIMAL.replace("port: 9000\n", "port: 9000\nrig-timeouts: {tests: 120, build: -1}\n")
+    issues = [i for i in check_spec(bad) if i.code == "front-matter-type"]
+    assert len(issues) == 2 and all(i.line == line_of(bad, "rig-timeouts") for i in issues)
+    assert "unknown stage 'tests'" in issues[0].message and "1 to 3600" in issues[1].message
+
+
 def test_front_matter_problems():
     bad_yaml = MINIMAL.replace("port: 9000\n", "port: [9000\n")
     issue = only(check_spec(bad_yaml), "front-matter-yaml")

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from rig.api import RigLimits, RigSetupError, StageTimeouts
+from rig.runner import DEFAULT_RULES
+from rig.steps import Step
 
 ORGANISM_UID = 10001
 RIG_UID = 10002
@@ -41,6 +43,10 @@ class Job:
     labels: dict[str, str]
     sink: "OutputSink"
     stop_after_test: bool = False    # the static tamper gate already failed the test stage
+    rules: frozenset[str] = frozenset(DEFAULT_RULES)  # the profile's named rules (profiles.py)
+
+    def on(self, rule: str) -> bool:
+        return rule in self.rules
 
     def organism_env(self) -> dict[str, str]:
         """The organism's whole environment: no host variable is passed through."""
@@ -77,7 +83,7 @@ class Job:
 
 @dataclass
 class Execution:
-    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    steps: dict[str, Step] = field(default_factory=dict)
     container_id: str | None = None
     first_output_ms: int | None = None
     oom_killed: bool = False
@@ -87,8 +93,11 @@ class Execution:
     stage_ms: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, step: dict[str, Any]) -> None:
-        self.steps[step["name"]] = step
+    def add(self, step: Step | dict[str, Any]) -> Step:
+        if isinstance(step, dict):
+            step = Step.from_wire(step)
+        self.steps[step.name] = step
+        return step
 
 
 class OutputSink:

@@ -31,15 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from rig import runner as _runner
+from rig.image import OFFLINE_BUILD_ENV
 from rig.api import (GENERATION_LABEL, LABEL_KEY, RUN_LABEL, RigSetupError, StageTimeouts,
                      extra_labels)
 from rig.backends import (ORGANISM_UID, RIG_UID, Backend, Execution, Job, LineSplitter)
+from rig.steps import Step
 
 RUNNER_PATH = Path(__file__).resolve().parent.parent / "runner.py"
 RIG_PYTHON = "/opt/organism/bin/python3"
 SITE_PACKAGES = "/opt/organism/lib/python3.11/site-packages"
 PLUGIN_PKG = f"{SITE_PACKAGES}/{_runner.PLUGIN_MODULE}"
-PLUGIN_DIST = f"{SITE_PACKAGES}/{_runner.PLUGIN_MODULE}-1.dist-info"
+# the dist-info name follows the standard (normalized Name-Version): uv refuses
+# to work in an environment holding one it cannot parse
+PLUGIN_DIST = f"{SITE_PACKAGES}/cambrian_rig_results-1.dist-info"
 ORGANISM_USER = f"{ORGANISM_UID}:{ORGANISM_UID}"
 RIG_USER = f"{RIG_UID}:{RIG_UID}"
 KILL_GRACE = 5.0
@@ -315,7 +319,7 @@ class DockerBackend(Backend):
         try:
             self.cid = self.api.create_container(
                 image_tag(), command=keeper_command(job.timeouts), user=RIG_USER,
-                environment=job.organism_env(), working_dir="/workspace",
+                environment={**job.organism_env(), **OFFLINE_BUILD_ENV}, working_dir="/workspace",
                 labels=self.labels(job), host_config=self.host_config(job),
                 network_disabled=True, stop_signal="SIGKILL", stdin_open=True,
             )["Id"]
@@ -348,10 +352,9 @@ class DockerBackend(Backend):
         return "build"
 
     def _run_stages(self, job: Job, ex: Execution, t0: float) -> None:
-        to = job.timeouts
         self.api.start(self.cid)
         self._locate_cgroup()
-        # 1. files in: tar through stdin, extracted by the organism uid
+        # files in: tar through stdin, extracted by the organism uid
         ts = time.monotonic()
         r = ExecRun(self, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
                     ORGANISM_USER, "inject", forward=False, stdin_data=job.tar_bytes())
@@ -362,58 +365,57 @@ class DockerBackend(Backend):
             return
         ex.stage_ms["setup"] = int((time.monotonic() - t0) * 1000)
         ex.stage_ms["inject"] = int((time.monotonic() - ts) * 1000)
-
+        self.ex = ex
+        self.gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
         # the results collector (rig uid) starts now and comes up while build runs
-        collector = self._start_collector(job)
+        self.collector = self._start_collector(job)
+        _runner.run_sequence(self, stop_after_test=job.stop_after_test)
 
-        # 2. build (organism). The syntax gate runs later, merged into the one trusted
-        #    step (fewer execs); the verdict still puts a gate failure in "build".
-        step = self._organism_step("build", job.entry["build"], to.build)
-        ex.add(step)
-        gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
-        if not step["ok"]:
-            collector.close_stdin()
-            # the gate still runs, for file:line diagnostics (it never executes code)
-            self._trusted_check(ex, gate_args, None)
-            self._teardown_into(ex)
-            return
-        if not self._collector_ready(collector, ex):
-            self._teardown_into(ex)
-            return
+    # -- the ops rig.runner.run_sequence drives (the one stage sequence) ----------------
+    def build(self) -> bool:
+        return self.ex.add(self._organism_step("build", self.job.entry["build"],
+                                               self.job.timeouts.build)).ok
 
-        # 3. test (organism); per-test records stream to the collector
+    def gate(self) -> bool:
+        if "gate" in self.ex.steps:
+            return self.ex.steps["gate"].ok
+        self.collector.close_stdin()  # a collector still waiting for a test that never comes
+        self._trusted_check(self.ex, self.gate_args, None)
+        gate = self.ex.steps.get("gate")
+        return bool(gate and gate.ok)
+
+    def test(self) -> bool:
+        job, ex = self.job, self.ex
+        if not self._collector_ready(self.collector, ex):
+            return False
         env = {"PYTEST_ADDOPTS": "-p no:cacheprovider -rfEP", _runner.STAGE_ENV: "test"}
-        step = self._organism_step("test", job.entry["test"], to.test, env=env)
-        ex.add(step)
-        res = self._collector_result(collector, ex)
+        step = ex.add(self._organism_step("test", job.entry["test"], job.timeouts.test, env=env))
+        res = self._collector_result(self.collector, ex)
         if res is None:
-            self._teardown_into(ex)
-            return
-        ex.add({"name": "results", "ok": bool(res.get("found")), "duration_ms": res["_ms"],
-                "data": res})
-        if not _runner.test_passed(step, res) or job.stop_after_test:
-            self._trusted_check(ex, gate_args, None)
-            self._teardown_into(ex)
-            return
+            return False
+        ex.add(Step("results", ok=bool(res.get("found")), duration_ms=res["_ms"], data=res))
+        return _runner.test_passed({"ok": step.ok}, res, structured=job.on(_runner.STRUCTURED_COUNTS))
 
-        # 4. import smoke check (organism) — part of the start stage
+    def smoke(self) -> bool:
+        job = self.job
         if job.smoke_modules:
             step = self._organism_step(
-                "smoke", None, to.smoke,
+                "smoke", None, job.timeouts.smoke,
                 argv=["python", "-c", _runner.SMOKE_SOURCE, json.dumps(job.smoke_modules)],
                 capture=1_000_000)
-            step["data"] = {"modules": job.smoke_modules,
-                            "failures": _runner.parse_smoke_output(step.pop("_captured", b""))}
+            step.data = {"modules": job.smoke_modules,
+                         "failures": _runner.parse_smoke_output(self.last_capture)}
         else:
-            step = {"name": "smoke", "ok": True, "duration_ms": 0, "data": {"modules": []}}
-        ex.add(step)
-        if not step["ok"]:
-            self._trusted_check(ex, gate_args, None)
-            self._teardown_into(ex)
-            return
+            step = Step("smoke", ok=True, data={"modules": []})
+        self.ex.add(step)
+        return step.ok or not job.on(_runner.IMPORT_SMOKE)
 
-        # 5. start (organism, long-lived) + gate, readiness and probes (rig)
-        self._start_and_probe(job, ex, gate_args)
+    def start_and_probe(self) -> None:
+        self._start_and_probe(self.job, self.ex, self.gate_args)
+
+    def teardown(self) -> None:
+        if "teardown" not in self.ex.steps:
+            self._teardown_into(self.ex)
 
     # -- the results collector -------------------------------------------------------
     def _start_collector(self, job: Job) -> ExecRun:
@@ -462,15 +464,18 @@ class DockerBackend(Backend):
     def _trusted_check(self, ex: Execution, gate_args: dict[str, Any],
                        health_args: dict[str, Any] | None,
                        timeout: float = 60.0) -> dict[str, Any] | None:
-        data = self._runner_step("check", {"gate": gate_args, "health": health_args},
+        """The syntax gate, then -- only when it is clean or not enforced -- readiness and
+        the probes, in one trusted exec (fewer execs)."""
+        enforce = self.job.on(_runner.SYNTAX_GATE)
+        data = self._runner_step("check", {"gate": gate_args, "health": health_args,
+                                           "gate_blocks": enforce},
                                  timeout=timeout, ex=ex, stage="build")
         if data is None:
             # the gate's facts are missing: the first unverified stage is build
             ex.rig_error_stage = "build"
             return None
         g = data.get("gate") or {}
-        ex.add({"name": "gate", "ok": bool(g.get("ok")), "duration_ms": int(g.get("ms", 0)),
-                "data": g})
+        ex.add(Step("gate", ok=bool(g.get("ok")), duration_ms=int(g.get("ms", 0)), data=g))
         return data
 
     def _teardown_into(self, ex: Execution) -> None:
@@ -488,7 +493,8 @@ class DockerBackend(Backend):
 
     def _organism_step(self, name: str, cmd: str | None, timeout: float,
                        env: dict[str, str] | None = None, argv: list[str] | None = None,
-                       capture: int = 0) -> dict[str, Any]:
+                       capture: int = 0) -> Step:
+        """One organism step; with ``capture``, its stdout is kept in ``self.last_capture``."""
         job = self.job
         job.sink.rig(f"[rig] {name}: {(cmd or ' '.join(argv[:1]) + ' <smoke check>')[:300]}")
         if argv is not None:
@@ -511,16 +517,13 @@ class DockerBackend(Backend):
             self._kill_uid(ORGANISM_USER)
             run.wait(KILL_GRACE)
         code = run.exit_code()
-        step: dict[str, Any] = {
-            "name": name, "ok": (code == 0 and not timed_out and run.error is None),
-            "exit_code": code, "timed_out": timed_out, "duration_ms": run.duration_ms(),
-            "stdout_tail": run.out_tail.text(), "stderr_tail": run.err_tail.text(),
-            "output_bytes": run.out_tail.total + run.err_tail.total, "data": {},
-        }
-        if capture:
-            step["_captured"] = bytes(run.captured)
+        step = Step(name, ok=(code == 0 and not timed_out and run.error is None),
+                    exit_code=code, timed_out=timed_out, duration_ms=run.duration_ms(),
+                    stdout_tail=run.out_tail.text(), stderr_tail=run.err_tail.text(),
+                    output_bytes=run.out_tail.total + run.err_tail.total)
+        self.last_capture = bytes(run.captured) if capture else b""
         if run.error and not timed_out:
-            step["rig_error"] = f"exec stream failed: {run.error}"
+            step.rig_error = f"exec stream failed: {run.error}"
         self._note_oom(step, oom_before, code)
         return step
 
@@ -572,7 +575,8 @@ class DockerBackend(Backend):
                         "start", forward=True)
         args = {"port": job.port, "health_path": job.health_path, "vectors": job.vectors,
                 "contracts": job.contracts, "generation": job.generation,
-                "ready_timeout": to.start, "health_timeout": to.health, "marker": marker}
+                "ready_timeout": to.start, "health_timeout": to.health, "marker": marker,
+                "endpoint_rule": job.on(_runner.HEALTH_ENDPOINT)}
         data = self._trusted_check(ex, gate_args, args, timeout=to.start + to.health + 60.0)
         if not retried and start.done.is_set() and start.never_started():
             job.sink.rig("[rig] start: the exec could not start (pids exhausted by leftovers?); "
@@ -605,26 +609,24 @@ class DockerBackend(Backend):
         if ready.get("ready"):
             h = probe.get("health") or {}
             h["process_alive_after"] = alive_after
-            if not alive_after:
+            if not alive_after and job.on(_runner.PROCESS_ALIVE):
                 h["error"] = (f"the start process exited with code {start_code} "
                               f"during the health probes")
-            hs = {"name": "health", "ok": _runner.health_ok(h) if h else False,
-                  "duration_ms": h.get("ms", 0), "data": h,
-                  "stdout_tail": step["stdout_tail"], "stderr_tail": step["stderr_tail"]}
-            if step.get("oom"):
-                hs["oom"] = True
+            hs = Step("health", ok=_runner.health_ok(h) if h else False,
+                      duration_ms=h.get("ms", 0), data=h, oom=step.oom,
+                      stdout_tail=step.stdout_tail, stderr_tail=step.stderr_tail)
             ex.stage_ms["health"] = h.get("ms", 0)
             ex.add(hs)
         ex.add(td)
 
-    def _start_step(self, start: ExecRun, ready: dict[str, Any], code: int | None) -> dict[str, Any]:
+    def _start_step(self, start: ExecRun, ready: dict[str, Any], code: int | None) -> Step:
         ok = bool(ready.get("ready"))
-        return {"name": "start", "ok": ok, "exit_code": code,
-                "timed_out": (not ok and not ready.get("exited") and code is None),
-                "duration_ms": int(ready.get("ms") or 0), "data": {"ready": ready},
-                "stdout_tail": start.out_tail.text(), "stderr_tail": start.err_tail.text()}
+        return Step("start", ok=ok, exit_code=code,
+                    timed_out=(not ok and not ready.get("exited") and code is None),
+                    duration_ms=int(ready.get("ms") or 0), data={"ready": ready},
+                    stdout_tail=start.out_tail.text(), stderr_tail=start.err_tail.text())
 
-    def _teardown(self) -> dict[str, Any]:
+    def _teardown(self) -> Step:
         t0 = time.monotonic()
         for attempt in range(3):
             run = ExecRun(self, [RIG_PYTHON, "-I", "-S", "-c", _runner.TEARDOWN_SOURCE, "3"],
@@ -639,8 +641,8 @@ class DockerBackend(Backend):
             data = json.loads(bytes(run.captured).decode() or "{}")
         except ValueError:
             data = {}
-        return {"name": "teardown", "ok": ok and code == 0, "exit_code": code,
-                "duration_ms": int((time.monotonic() - t0) * 1000), "data": data}
+        return Step("teardown", ok=ok and code == 0, exit_code=code,
+                    duration_ms=int((time.monotonic() - t0) * 1000), data=data)
 
     def _rescue_pids(self, bump: bool) -> None:
         """Free the pids a fork bomb holds: kill(-1) as the organism uid. When even that
@@ -719,10 +721,10 @@ class DockerBackend(Backend):
             return None
         return None
 
-    def _note_oom(self, step: dict[str, Any], before: int | None, code: int | None) -> None:
+    def _note_oom(self, step: Step, before: int | None, code: int | None) -> None:
         after = self._oom_count()
         if before is not None and after is not None and after > before:
-            step["oom"] = True
+            step.oom = True
         elif before is None and code == 137:
             # no host view of the cgroup: ask inside (runner-readable counter)
             try:
@@ -731,7 +733,7 @@ class DockerBackend(Backend):
                 r.wait(10.0)
                 for line in bytes(r.captured).decode().splitlines():
                     if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
-                        step["oom"] = True
+                        step.oom = True
             except Exception:
                 pass
 
@@ -753,9 +755,9 @@ class DockerBackend(Backend):
         except Exception as exc:
             ex.extra["finalize_error"] = f"{type(exc).__name__}: {exc}"
         for step in ex.steps.values():
-            if step.get("oom"):
+            if step.oom:
                 ex.oom_killed = True
-                ex.oom_stage = ex.oom_stage or step["name"]
+                ex.oom_stage = ex.oom_stage or step.name
         removed = False
         for _ in range(3):
             try:

@@ -89,7 +89,7 @@ class LocalBackend(Backend):
                              ("build", "test", "smoke", "start", "health")},
                 "env": self.env(job, tmp, python), "kill_mode": self.kill_mode,
                 "limits": self.limits(job), "check_packages": ORGANISM_PACKAGES,
-                "stop_after_test": job.stop_after_test,
+                "stop_after_test": job.stop_after_test, "rules": sorted(job.rules),
             }
             self._drive(job, ex, self.command(job, tmp, python), plan, tmp)
         finally:
@@ -139,12 +139,8 @@ class LocalBackend(Backend):
                 elif kind == "rig":
                     sink.rig(str(ev.get("l", "")))
                 elif kind == "step" and isinstance(ev.get("step"), dict):
-                    step = ev["step"]
-                    if isinstance(step.get("name"), str):
-                        step.setdefault("data", {})
-                        step.setdefault("duration_ms", 0)
-                        step["ok"] = bool(step.get("ok"))
-                        ex.add(step)
+                    if isinstance(ev["step"].get("name"), str):
+                        ex.add(ev["step"])  # typed by Step.from_wire
                 elif kind == "info":
                     missing = ev.get("missing_packages") or []
                     if missing:
@@ -176,8 +172,8 @@ class LocalBackend(Backend):
             ex.rig_error_stage = ("start" if "smoke" in ex.steps or "start" in ex.steps else
                                   "test" if "test" in ex.steps else "build")
         for step in ex.steps.values():
-            if step.get("name") in ("build", "test", "smoke", "start") and step.get("exit_code") == 137:
-                step.setdefault("maybe_oom", True)
+            if step.name in ("build", "test", "smoke", "start") and step.exit_code == 137:
+                step.maybe_oom = True
 
     def _kill(self, proc: subprocess.Popen) -> None:
         try:

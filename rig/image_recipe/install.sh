@@ -1,10 +1,10 @@
 #!/bin/sh
 # Cambrian rig image: runs inside the install container, which has no network.
-# Arguments: VENV UID GID WORKSPACE RIGDIR (all fixed by rig/image.py and part of
+# Arguments: VENV UID GID WORKSPACE RIGDIR WHEELS (all fixed by rig/image.py and part of
 # the recipe hash). The wheels, requirements.txt (rig/organism.lock: every package with its
 # hashes) and this script sit in /wheels.
 set -eu
-VENV="$1"; ORG_UID="$2"; ORG_GID="$3"; WORKSPACE="$4"; RIGDIR="$5"
+VENV="$1"; ORG_UID="$2"; ORG_GID="$3"; WORKSPACE="$4"; RIGDIR="$5"; WHEELS="$6"
 
 echo "install: network interfaces: $(ls /sys/class/net | tr '\n' ' ')"
 echo "install: $(python3 --version)"
@@ -26,5 +26,11 @@ mkdir -p "$WORKSPACE" "$RIGDIR"
 chown "${ORG_UID}:${ORG_GID}" "$WORKSPACE"
 chmod 0755 "$WORKSPACE" "$RIGDIR"
 
+# The locked wheelhouse stays in the image: an artifact's own build line (`pip install -r
+# requirements.txt`, `uv pip install ...`) resolves from it, offline (no network in the rig).
+mkdir -p "$WHEELS"
+mv /wheels/*.whl "$WHEELS"/
+cp /wheels/requirements.txt "$WHEELS/organism.lock"
+chmod -R a+rX "$WHEELS"
 rm -rf /wheels /root/.cache /tmp/* 2>/dev/null || true
 echo "install: done"

@@ -62,6 +62,36 @@ if locked:
         problems.append("not in the lock: " + ", ".join("%s==%s" % (n, have[n]) for n in extra))
 result["locked_ok"] = bool(locked) and not any(p.startswith(("locked ", "not in the lock")) for p in problems)
 
+# Build tools run, and an artifact's build line resolves offline from the wheelhouse
+# (already satisfied: nothing to write into the read-only venv).
+import subprocess
+import tempfile
+
+env = dict(os.environ, **cfg.get("offline_env", {}))
+for tool in cfg.get("tools", []):
+    exe = os.path.join(cfg["venv"], "bin", tool)
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, env=env)
+        result.setdefault("tools", {})[tool] = out.stdout.strip()
+        if out.returncode != 0:
+            problems.append("%s --version exited %d: %s" % (tool, out.returncode, out.stderr.strip()[-300:]))
+    except Exception as exc:
+        problems.append("%s: %s: %s" % (tool, type(exc).__name__, exc))
+if cfg.get("offline_env"):
+    with tempfile.TemporaryDirectory() as tmp:
+        req = os.path.join(tmp, "requirements.txt")
+        with open(req, "w") as f:
+            f.write("aiohttp>=3.9.0\npytest>=7.0.0\npydantic>=2.0.0\n")
+        builds = [["pip", "install", "-r", req]]
+        if "uv" in cfg.get("tools", []):
+            builds.append(["uv", "pip", "install", "-r", req])
+        for cmd in builds:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd=tmp)
+            result.setdefault("offline_builds", {})[" ".join(cmd[:3])] = out.returncode
+            if out.returncode != 0:
+                problems.append("offline `%s` exited %d: %s" % (" ".join(cmd[:3]), out.returncode,
+                                                               (out.stderr or out.stdout).strip()[-400:]))
+
 for path in cfg["dirs"]:
     if not os.path.isdir(path):
         problems.append("missing directory %s" % path)

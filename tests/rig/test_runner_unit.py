@@ -354,11 +354,16 @@ def _steps(**over):
     return {k: v for k, v in steps.items() if v is not None}
 
 
-def _assemble(tmp_path, steps, rig_error=None, stage=None):
-    mo = manifest_stage(make_hello_artifact(tmp_path / "a"))
-    ex = Execution(steps=steps, rig_error=rig_error, rig_error_stage=stage)
-    rep, _ = assemble(mo, ex, generation=3, backend="docker", timeouts=StageTimeouts(),
-                      weaker=False, run_id="r")
+def _assemble(tmp_path, steps, rig_error=None, stage=None, profile=None):
+    from rig.profiles import CAMBRIAN
+    from rig.steps import Step
+
+    prof = profile or CAMBRIAN
+    mo = manifest_stage(make_hello_artifact(tmp_path / "a"), prof)
+    ex = Execution(steps={k: Step.from_wire(v) for k, v in steps.items()}, rig_error=rig_error,
+                   rig_error_stage=stage)
+    rep, _ = assemble(mo, ex, generation=3, backend="docker", timeouts=prof.timeouts,
+                      weaker=False, run_id="r", profile=prof)
     return rep
 
 
@@ -636,3 +641,87 @@ def test_tamper_scan():
     found = tamper_scan({"conftest.py": helper, "pkg/plugin_free.py": helper.split(b"@pytest")[0]})
     assert {(f["file"], f["line"]) for f in found} == {("conftest.py", 3), ("conftest.py", 4)}
     assert all("file that implements pytest hooks" in f["what"] for f in found)
+
+
+# --- the one stage sequence and the verdict profiles ------------------------------------
+
+
+class _Ops:
+    """Records what run_sequence asks for; each op answers from ``answers``."""
+
+    def __init__(self, **answers):
+        self.calls: list[str] = []
+        self.answers = answers
+
+    def __getattr__(self, name):
+        def op():
+            self.calls.append(name)
+            return self.answers.get(name, True)
+        return op
+
+
+@pytest.mark.parametrize("answers, stop, calls", [
+    ({}, False, ["build", "test", "smoke", "start_and_probe", "teardown"]),
+    ({"build": False}, False, ["build", "gate", "teardown"]),
+    ({"test": False}, False, ["build", "test", "gate", "teardown"]),
+    ({}, True, ["build", "test", "gate", "teardown"]),
+    ({"smoke": False}, False, ["build", "test", "smoke", "gate", "teardown"]),
+])
+def test_run_sequence_is_the_one_order(answers, stop, calls):
+    ops = _Ops(**answers)
+    runner.run_sequence(ops, stop_after_test=stop)
+    assert ops.calls == calls
+
+
+def test_original_profile_does_not_enforce_our_stricter_steps(tmp_path):
+    from rig.profiles import ORIGINAL
+
+    gate = {"name": "gate", "ok": False, "duration_ms": 1,
+            "data": {"errors": [{"file": "a.py", "line": 3, "error": "SyntaxError: x"}]}}
+    smoke = {"name": "smoke", "ok": False, "duration_ms": 5, "exit_code": 1,
+             "data": {"modules": ["a"], "failures": [{"module": "a", "error": "boom"}]}}
+    no_results = {"name": "results", "ok": False, "duration_ms": 1, "data": {"found": False}}
+    ours = _assemble(tmp_path / "o", _steps(gate=gate))
+    assert ours.failure_stage == "build" and ours.to_wire()["stricter_rules"] == ["syntax_gate"]
+    orig = _assemble(tmp_path / "x", _steps(gate=gate, smoke=smoke, results=no_results), profile=ORIGINAL)
+    wire = orig.to_wire()
+    assert orig.status == "viable", orig.diagnostics
+    assert wire["checks"]["build"]["syntax_gate"]["enforced"] is False
+    assert wire["checks"]["start"]["smoke"]["enforced"] is False
+    assert wire["checks"]["test"]["decided_by"].startswith("exit code")
+    assert wire["profile"] == "original" and wire["stricter_rules"] == []
+
+
+def test_rules_that_decide_later_stages_are_named(tmp_path):
+    smoke = {"name": "smoke", "ok": False, "duration_ms": 5, "exit_code": 1,
+             "data": {"modules": ["a"], "failures": [{"module": "a", "error": "boom"}]}}
+    rep = _assemble(tmp_path / "s", _steps(smoke=smoke)).to_wire()
+    assert rep["failure_stage"] == "start" and rep["stricter_rules"] == ["import_smoke"]
+    died = {"name": "health", "ok": False, "duration_ms": 9,
+            "data": {"endpoint": {"name": "entry.health", "passed": True, "status": 200},
+                     "vectors": [{"name": "v", "passed": True, "status": 200}], "contracts": [],
+                     "error": "the start process exited with code 1 during the health probes"}}
+    rep = _assemble(tmp_path / "d", _steps(health=died)).to_wire()
+    assert rep["failure_stage"] == "health" and rep["stricter_rules"] == ["process_alive"]
+    # a vector that fails is the artifact's own failure: no rule
+    bad = {"name": "health", "ok": False, "duration_ms": 9,
+           "data": {"endpoint": {"name": "entry.health", "passed": True, "status": 200},
+                    "vectors": [{"name": "v", "passed": False, "status": 500, "error": "x"}],
+                    "contracts": []}}
+    assert _assemble(tmp_path / "b", _steps(health=bad)).to_wire()["stricter_rules"] == []
+
+
+def test_a_test_stage_longer_than_the_originals_timeout_is_a_lenient_rule(tmp_path):
+    slow = {"name": "test", "ok": True, "exit_code": 0, "duration_ms": 150_000}
+    rep = _assemble(tmp_path, _steps(test=slow)).to_wire()
+    assert rep["status"] == "viable" and rep["lenient_rules"] == ["test_timeout"]
+
+
+def test_spec_timeouts_front_matter():
+    from rig.vectors import spec_timeouts
+
+    assert spec_timeouts("---\nname: x\nrig-timeouts: {test: 120, build: 300}\n---\n# x\n") == (
+        {"test": 120.0, "build": 300.0}, [])
+    assert spec_timeouts("# no front matter\n") == ({}, [])
+    _, problems = spec_timeouts("---\nrig-timeouts: {tests: 5, build: 0, start: yes}\n---\n")
+    assert len(problems) == 3 and "unknown stage 'tests'" in problems[0]

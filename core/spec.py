@@ -659,7 +659,7 @@ def _check_front_matter(scan: _Scan) -> tuple[dict[str, Any], dict[tuple[Any, ..
     if "rig-timeouts" in fm:
         from rig.vectors import spec_timeouts
 
-        _, problems = spec_timeouts("---\n" + yaml.safe_dump({"rig-timeouts": fm["rig-timeouts"]}) + "---\n")
+        _, problems = spec_timeouts("---\n" + yaml.safe_dump({"rig-timeouts": fm["rig-timeouts"]}, sort_keys=False) + "---\n")
         for problem in problems:
             scan.add(at("rig-timeouts"), "front-matter-type", f"front-matter {problem}")
         if problems:

@@ -10,9 +10,9 @@ It raises ``RigSetupError`` (a ``RuntimeError``) only when the rig itself cannot
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from rig.schema import ViabilityReport
 
@@ -60,6 +60,7 @@ class RigResult:
     first_output_ms: int | None
     oom_killed: bool
     rig_error: str | None
+    container_ids: list[str] = field(default_factory=list)  # main (and probe) containers
 
     @property
     def viable(self) -> bool:
@@ -77,6 +78,7 @@ def run_artifact(
     limits: RigLimits | None = None,
     labels: dict[str, str] | None = None,
     profile: str | None = None,
+    prepared: "Any" = None,
 ) -> RigResult:
     """Run every rig stage on one artifact directory and return the verdict.
 
@@ -85,9 +87,36 @@ def run_artifact(
     explicit stage timeouts; by default the profile's, with the spec's `rig-timeouts`."""
     from rig.orchestrator import run
 
+    if prepared is not None and run_id is None:
+        run_id = prepared.run_id
     return run(artifact_dir, backend=backend, run_id=run_id, generation=generation,
                on_line=on_line, timeouts=timeouts, limits=limits or RigLimits(),
-               labels=labels or {}, profile=profile)
+               labels=labels or {}, profile=profile, prepared=prepared)
+
+
+def prepare(run_id: str, *, generation: int | None = None, labels: dict[str, str] | None = None,
+            timeouts: StageTimeouts | None = None, limits: RigLimits | None = None,
+            backend: str = "docker") -> "Any":
+    """Create a run's containers ahead, in the background (docker only; None otherwise):
+    while an LLM call is in flight, or while the previous artifact is judged. Pass the
+    result to ``run_artifact(..., prepared=...)`` with the same run id, labels, limits and
+    timeouts no longer than these (then it is used; otherwise removed and replaced), or
+    call its ``release()``. The containers carry the run's labels from the start, so a
+    reconcile or an abort treats them like any of the run's containers."""
+    if backend != "docker":
+        return None
+    from rig.backends.docker import Prepared
+
+    return Prepared(run_id, generation, labels or {}, limits or RigLimits(),
+                    timeouts or StageTimeouts())
+
+
+def wait_removed(timeout: float = 60.0) -> bool:
+    """Wait for the rig containers being removed in the background; True when none is left.
+    (``run_artifact`` returns once the verdict is assembled; removal is off its path.)"""
+    from rig.backends.docker import wait_removed as _wait
+
+    return _wait(timeout)
 
 
 def check_rig(backend: str = "docker") -> None:

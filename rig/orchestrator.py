@@ -366,8 +366,10 @@ def _why(step: Step, what: str, timeout: float) -> str:
 
 def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, backend: str,
              timeouts: StageTimeouts, weaker: bool, run_id: str,
-             extra: dict[str, Any] | None = None,
-             profile: Profile = CAMBRIAN) -> tuple[ViabilityReport, dict[str, int]]:
+             extra: dict[str, Any] | None = None, profile: Profile = CAMBRIAN,
+             timeout_rules: bool = True) -> tuple[ViabilityReport, dict[str, int]]:
+    """The verdict from the manifest outcome and the backend's steps. ``timeout_rules``:
+    name build/test timeout rules (not when the caller chose the timeouts)."""
     checks: dict[str, StageCheck] = {"manifest": mo.check()}
     stage_ms: dict[str, int] = {"manifest": mo.duration_ms}
     diag: Diagnostics | None = None
@@ -421,7 +423,7 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
             if gate_errs:
                 summary += (f"; syntax gate: {len(gate_errs)} file(s) do not parse, first "
                             f"{gate_errs[0]['file']}:{gate_errs[0].get('line')}")
-            rules = ([BUILD_TIMEOUT] if b.timed_out and profile.on(BUILD_TIMEOUT)
+            rules = ([BUILD_TIMEOUT] if b.timed_out and profile.on(BUILD_TIMEOUT) and timeout_rules
                      and timeouts.build < ORIGINAL_TIMEOUTS.build else [])
             fail("build", summary, exit_code=b.exit_code, failures=gate_fails,
                  out=b.stdout_tail, err=b.stderr_tail, rules=rules)
@@ -457,7 +459,8 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
         dur = t.duration_ms + (j.duration_ms if j else 0)
         checks["test"] = StageCheck(passed=ok, duration_ms=dur, **kw)
         stage_ms["test"] = dur
-        if ok and t.duration_ms > ORIGINAL_TIMEOUTS.test * 1000 and profile.on(TEST_TIMEOUT):
+        if (ok and t.duration_ms > ORIGINAL_TIMEOUTS.test * 1000 and profile.on(TEST_TIMEOUT)
+                and timeout_rules):
             lenient.append(TEST_TIMEOUT)
         if not ok:
             bad = [r for r in jd.get("results", []) if r["outcome"] in ("failed", "error")]
@@ -475,7 +478,7 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                     rules = [TAMPER_GATE]
             elif t.timed_out or t.oom or t.rig_error:
                 summary = _why(t, "test command", timeouts.test)
-                if (t.timed_out and profile.on(TEST_TIMEOUT)
+                if (t.timed_out and profile.on(TEST_TIMEOUT) and timeout_rules
                         and timeouts.test < ORIGINAL_TIMEOUTS.test):
                     rules = [TEST_TIMEOUT]
             elif jd.get("tampering"):
@@ -643,20 +646,22 @@ def _cr(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_timeouts(profile: Profile, explicit: StageTimeouts | None,
-                     spec: dict[str, float]) -> StageTimeouts:
-    """Explicit timeouts win; else the profile's, with the spec's `rig-timeouts` front matter
-    on top where the profile honours it (ours does; the original had fixed ones)."""
+                     spec: dict[str, float]) -> tuple[StageTimeouts, str]:
+    """(timeouts, where they came from). Explicit timeouts win; else the profile's, with the
+    spec's `rig-timeouts` front matter on top where the profile honours it (ours does; the
+    original had fixed ones)."""
     if explicit is not None:
-        return explicit
+        return explicit, "explicit"
     base = profile.timeouts
     if not (profile.spec_timeouts and spec):
-        return base
-    return dataclasses.replace(base, **spec)
+        return base, "profile"
+    return dataclasses.replace(base, **spec), "spec"
 
 
 def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generation: int | None,
         on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts | None,
-        limits: RigLimits, labels: dict[str, str], profile: str | None = None) -> RigResult:
+        limits: RigLimits, labels: dict[str, str], profile: str | None = None,
+        prepared: Any = None) -> RigResult:
     t0 = time.monotonic()
     prof = get_profile(profile)           # RigSetupError for an unknown profile
     impl = get_backend(backend)          # RigSetupError for an unknown backend
@@ -667,7 +672,9 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
         sink.rig(f"[rig] WARNING: backend {backend!r} gives WEAKER isolation than docker: the "
                  f"runner shares the organism's uid, so the verdict can be forged by hostile code")
     mo = manifest_stage(artifact_dir, prof)
-    timeouts = resolve_timeouts(prof, timeouts, mo.spec_timeouts)
+    if not mo.ok and prepared is not None:
+        prepared.release()  # nothing will run
+    timeouts, timeouts_from = resolve_timeouts(prof, timeouts, mo.spec_timeouts)
     if mo.duration_ms > timeouts.manifest * 1000:
         mo.errors.append(f"manifest stage exceeded {timeouts.manifest:g}s")
         mo.ok = False
@@ -684,7 +691,8 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
                   contracts=[c.to_wire() for c in (m.contracts or [])],
                   smoke_modules=smoke_modules([f for f in m.files], m.entry.start),
                   timeouts=timeouts, limits=limits, labels=labels, sink=sink,
-                  stop_after_test=bool(mo.tamper), rules=prof.rules)
+                  stop_after_test=bool(mo.tamper), rules=prof.rules, prepared=prepared,
+                  parallel_start=prof.parallel_start)
         try:
             ex = impl.execute(job)
         except RigSetupError:
@@ -699,9 +707,10 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     if sink.capped:
         extra["output_capped"] = {"forwarded_bytes": sink.forwarded, "total_bytes": sink.total}
     extra["timeouts"] = {k: getattr(timeouts, k) for k in ("build", "test", "smoke", "start", "health")}
+    extra["timeouts_from"] = timeouts_from
     report, stage_ms = assemble(mo, ex, generation=gen, backend=backend, timeouts=timeouts,
                                 weaker=impl.weaker_isolation, run_id=run_id, extra=extra,
-                                profile=prof)
+                                profile=prof, timeout_rules=timeouts_from != "explicit")
     all_ms = dict(stage_ms)
     if ex is not None:
         for k, v in ex.stage_ms.items():
@@ -714,6 +723,7 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     sink.rig(f"[rig] verdict: {report.status}"
              + (f" at {report.failure_stage}: {report.diagnostics.summary}" if report.diagnostics else ""))
     return RigResult(report=report, backend=backend, run_id=run_id,
-                     container_id=ex.container_id if ex else None, stage_ms=all_ms,
+                     container_id=ex.container_id if ex else None,
+                     container_ids=list(ex.container_ids) if ex else [], stage_ms=all_ms,
                      total_ms=total, first_output_ms=ex.first_output_ms if ex else None,
                      oom_killed=bool(ex and ex.oom_killed), rig_error=ex.rig_error if ex else None)

@@ -70,13 +70,18 @@ class Profile:
     rules: frozenset[str]
     timeouts: StageTimeouts
     spec_timeouts: bool  # a spec's `rig-timeouts` front matter applies
+    # start and probe the built state in a second container while the tests run (ours); the
+    # original started the service after the tests, in the workspace they left
+    parallel_start: bool
 
     def on(self, rule: str) -> bool:
         return rule in self.rules
 
 
-CAMBRIAN = Profile("cambrian", frozenset(RULES), StageTimeouts(), spec_timeouts=True)
-ORIGINAL = Profile("original", frozenset(), ORIGINAL_TIMEOUTS, spec_timeouts=False)
+CAMBRIAN = Profile("cambrian", frozenset(RULES), StageTimeouts(), spec_timeouts=True,
+                   parallel_start=True)
+ORIGINAL = Profile("original", frozenset(), ORIGINAL_TIMEOUTS, spec_timeouts=False,
+                   parallel_start=False)
 PROFILES = {p.name: p for p in (CAMBRIAN, ORIGINAL)}
 
 

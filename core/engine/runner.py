@@ -408,14 +408,38 @@ class CampaignRunner:
         self.store.set_outcome(n, outcome, reason, failure_stage=stage)
 
     async def _generation_body(self, work: Work) -> None:
+        n = work.gen.number
+        out = self.workdir / f"gen-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_id = containers.run_id_for(self.cid, n)
+        labels = {"cambrian.campaign": self.cid, containers.HOME_LABEL: self.home_label}
+        # the rig's containers come up while the LLM writes (they carry the run's labels,
+        # so an abort or a reconcile treats them like any of the run's containers)
+        prepared = self._prepare(run_id, n, labels)
+        try:
+            await self._generate_and_judge(work, out, run_id, labels, prepared)
+        finally:
+            if prepared is not None:
+                await asyncio.to_thread(prepared.release)  # a no-op once the rig took them
+
+    def _prepare(self, run_id: str, n: int, labels: dict[str, str]):
+        if self.rig_fn is not default_rig or self.settings.backend != "docker":
+            return None
+        from rig.api import prepare
+
+        try:
+            return prepare(run_id, generation=n, labels=labels)
+        except Exception:  # noqa: BLE001 - the rig then creates its own
+            return None
+
+    async def _generate_and_judge(self, work: Work, out: Path, run_id: str,
+                                  labels: dict[str, str], prepared) -> None:
         from core.llm.ledger import LedgeredProvider
         from core.prime.generate import generate
         from core.prime.prompt import history_digest
 
         n = work.gen.number
-        out = self.workdir / f"gen-{n}"
-        shutil.rmtree(out, ignore_errors=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
         provider = BudgetedProvider(
             LedgeredProvider(self.base_provider, self.store, generation=n, campaign_id=self.cid),
             self.budget, default_price,
@@ -446,7 +470,7 @@ class CampaignRunner:
             self.store.record_artifact(n, result.artifact)
         if self.aborting:
             raise asyncio.CancelledError
-        run_id = containers.run_id_for(self.cid, n)
+        rig_kw = {"prepared": prepared} if prepared is not None else {}
         async with self.rig_sem:
             if self.aborting:
                 raise asyncio.CancelledError
@@ -454,7 +478,7 @@ class CampaignRunner:
             started = utcnow()
             rig = asyncio.get_running_loop().run_in_executor(None, functools.partial(
                 self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
-                on_line=logs, labels={"cambrian.campaign": self.cid, containers.HOME_LABEL: self.home_label}))
+                on_line=logs, labels=labels, **rig_kw))
             try:
                 res = await asyncio.shield(rig)
             finally:

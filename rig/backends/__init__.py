@@ -44,6 +44,8 @@ class Job:
     sink: "OutputSink"
     stop_after_test: bool = False    # the static tamper gate already failed the test stage
     rules: frozenset[str] = frozenset(DEFAULT_RULES)  # the profile's named rules (profiles.py)
+    prepared: Any = None  # containers created ahead for this run (docker: rig.api.prepare)
+    parallel_start: bool = True  # docker: start/probe the built state while the tests run
 
     def on(self, rule: str) -> bool:
         return rule in self.rules
@@ -85,6 +87,7 @@ class Job:
 class Execution:
     steps: dict[str, Step] = field(default_factory=dict)
     container_id: str | None = None
+    container_ids: list[str] = field(default_factory=list)
     first_output_ms: int | None = None
     oom_killed: bool = False
     oom_stage: str | None = None

@@ -22,6 +22,7 @@ Findings this backend is built on (dockerd 20.10, cgroup v1; see rig/README.md):
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import socket
@@ -131,6 +132,256 @@ def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None) -> lis
 
 class _Tail(_runner._Tail):
     pass
+
+
+# --------------------------------------------------------------------------------------
+# containers: created per run (or prepared ahead), removed off the critical path
+# --------------------------------------------------------------------------------------
+
+ROLE_LABEL = "cambrian.role"
+ROLE_MAIN = "main"    # inject, build, test (and the rest when there is no probe lane)
+ROLE_PROBE = "probe"  # the built state: smoke, start, readiness, probes -- while tests run
+
+
+def host_config(api, limits) -> dict[str, Any]:
+    from docker.types import LogConfig, Ulimit
+
+    lim = limits
+    mem = f"{int(lim.memory_mb)}m"
+    fsize = int(lim.file_size_mb) * 1024 * 1024
+    tmp = int(lim.tmpfs_mb)
+    return api.create_host_config(
+        init=True,
+        network_mode="none",
+        read_only=True,
+        tmpfs={
+            "/workspace": f"rw,exec,nosuid,nodev,size={tmp}m,uid={ORGANISM_UID},gid={ORGANISM_UID}",
+            "/tmp": f"rw,exec,nosuid,nodev,size={tmp}m,mode=1777",
+            "/rig": f"rw,noexec,nosuid,nodev,size=16m,uid={RIG_UID},gid={RIG_UID},mode=0700",
+            # the results plugin: written by the rig uid, read-only for the organism
+            PLUGIN_PKG: f"rw,noexec,nosuid,nodev,size=4m,uid={RIG_UID},gid={RIG_UID},mode=0755",
+            PLUGIN_DIST: f"rw,noexec,nosuid,nodev,size=1m,uid={RIG_UID},gid={RIG_UID},mode=0755",
+        },
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        pids_limit=int(lim.pids),
+        mem_limit=mem,
+        memswap_limit=mem,
+        nano_cpus=int(float(lim.cpus) * 1e9),
+        ulimits=[
+            Ulimit(name="fsize", soft=fsize, hard=fsize),
+            Ulimit(name="nofile", soft=1024, hard=1024),
+            Ulimit(name="nproc", soft=int(lim.pids) * 8, hard=int(lim.pids) * 8),
+            Ulimit(name="core", soft=0, hard=0),
+        ],
+        log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
+        ipc_mode="private",
+    )
+
+
+def container_labels(run_id: str, generation: int | None, labels: dict[str, str],
+                     role: str) -> dict[str, str]:
+    out = extra_labels()
+    out.update({str(k): str(v) for k, v in labels.items()})
+    out.update({LABEL_KEY: "1", RUN_LABEL: run_id, ROLE_LABEL: role,
+                GENERATION_LABEL: "" if generation is None else str(generation)})
+    return out
+
+
+def organism_base_env(generation: int | None) -> dict[str, str]:
+    from rig.backends import PLACEHOLDER_API_KEY
+
+    return {"ANTHROPIC_API_KEY": PLACEHOLDER_API_KEY,
+            "CAMBRIAN_GENERATION": "" if generation is None else str(generation),
+            "HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
+            "PATH": "/opt/organism/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            **OFFLINE_BUILD_ENV}
+
+
+class Box:
+    """One hardened container, created and started, with its lifeline attached."""
+
+    def __init__(self, cid: str, lifeline: Any, lifeline_error: str | None, role: str,
+                 spec: tuple):
+        self.cid, self.lifeline, self.lifeline_error = cid, lifeline, lifeline_error
+        self.role, self.spec = role, spec
+
+
+def create_box(api, run_id: str, generation: int | None, labels: dict[str, str], limits,
+               timeouts: StageTimeouts, role: str) -> Box:
+    """Create, attach the lifeline to, and start one rig container."""
+    try:
+        cid = api.create_container(
+            image_tag(), command=keeper_command(timeouts), user=RIG_USER,
+            environment=organism_base_env(generation), working_dir="/workspace",
+            labels=container_labels(run_id, generation, labels, role),
+            host_config=host_config(api, limits),
+            network_disabled=True, stop_signal="SIGKILL", stdin_open=True,
+        )["Id"]
+    except Exception as exc:
+        raise RigSetupError(f"cannot create the rig container: {exc}") from exc
+    lifeline, err = None, None
+    try:
+        lifeline = api.attach_socket(cid, params={"stdin": 1, "stream": 1})
+    except Exception as exc:  # noqa: BLE001 - the lifetime backstop still stops an orphan
+        err = f"{type(exc).__name__}: {exc}"
+    try:
+        api.start(cid)
+    except Exception as exc:
+        remove_later(api, cid, lifeline)
+        raise RigSetupError(f"cannot start the rig container: {exc}") from exc
+    return Box(cid, lifeline, err, role, _spec_key(run_id, generation, labels, limits, timeouts))
+
+
+def _spec_key(run_id, generation, labels, limits, timeouts) -> tuple:
+    # the generation is not part of it: organism execs carry CAMBRIAN_GENERATION themselves
+    return (run_id, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+            tuple(sorted(vars(limits).items())), None, container_lifetime(timeouts), image_tag())
+
+
+class _FutureBox:
+    """A probe container being created in the background (while the main one works)."""
+
+    def __init__(self, api, *args):
+        self.box: Box | None = None
+        self.error: str | None = None
+        self.thread = threading.Thread(target=self._make, args=(api, *args), daemon=True,
+                                       name="rig-probe-create")
+        self.thread.start()
+
+    def _make(self, api, run_id, generation, labels, limits, timeouts) -> None:
+        try:
+            self.box = create_box(api, run_id, generation, labels, limits, timeouts, ROLE_PROBE)
+        except Exception as exc:  # noqa: BLE001 - then the main container does it all
+            self.error = str(exc)
+
+    def get(self, timeout: float = 60.0) -> Box | None:
+        self.thread.join(timeout)
+        return self.box
+
+
+class Prepared:
+    """The containers of a run, created ahead (``rig.api.prepare``): while an LLM call is in
+    flight, or while the previous artifact is judged. A run takes them when they match it
+    (run id, labels, limits, lifetime, image); otherwise they are removed and the run makes
+    its own. Unused ones are removed by ``release``."""
+
+    def __init__(self, run_id: str, generation: int | None, labels: dict[str, str], limits,
+                 timeouts: StageTimeouts):
+        self.args = (run_id, generation, labels, limits, timeouts)
+        self.boxes: list[Box] = []
+        self.error: str | None = None
+        self.taken = False
+        self.thread = threading.Thread(target=self._make, daemon=True, name="rig-prepare")
+        self.thread.start()
+
+    @property
+    def run_id(self) -> str:
+        return self.args[0]
+
+    def _make(self) -> None:
+        try:
+            api = _client_or_raise().api
+            for role in (ROLE_MAIN, ROLE_PROBE):
+                self.boxes.append(create_box(api, *self.args, role))
+        except Exception as exc:  # noqa: BLE001 - the run then creates its own
+            self.error = str(exc)
+
+    def take(self, job: Job) -> tuple[Box, Box] | None:
+        self.thread.join(120.0)
+        want = _spec_key(job.run_id, job.generation, job.labels, job.limits, job.timeouts)
+        ok = (not self.taken and self.error is None and len(self.boxes) == 2
+              and all(b.spec[:4] == want[:4] and b.spec[4] >= want[4] and b.spec[5] == want[5]
+                      for b in self.boxes))  # same run, labels, limits, image; long enough
+        if ok:  # still running? (a keeper outlives its lifetime only as long as it is used)
+            try:
+                api = _client_or_raise().api
+                ok = all(api.inspect_container(b.cid)["State"].get("Running") for b in self.boxes)
+            except Exception:  # noqa: BLE001
+                ok = False
+        if not ok:
+            self.release()
+            return None
+        self.taken = True
+        return self.boxes[0], self.boxes[1]
+
+    def release(self) -> None:
+        self.thread.join(120.0)
+        if not self.taken:
+            self.taken = True
+            api = _client_or_raise().api if self.boxes else None
+            for b in self.boxes:
+                remove_later(api, b.cid, b.lifeline)
+
+
+_REMOVALS: set[threading.Thread] = set()
+_REMOVALS_LOCK = threading.Lock()
+
+
+def remove_later(api, cid: str, lifeline: Any, on_error=None) -> None:
+    """Remove a container off the critical path (the verdict is already assembled); the
+    lifeline is cut last, after the removal. ``wait_removed`` joins what is pending."""
+    def work() -> None:
+        removed = False
+        for _ in range(3):
+            try:
+                api.remove_container(cid, force=True, v=True)
+                removed = True
+                break
+            except Exception as exc:  # noqa: BLE001
+                if "No such container" in str(exc):
+                    removed = True
+                    break
+                time.sleep(0.2)
+        if not removed and on_error is not None:
+            on_error(f"container {cid[:12]} could not be removed")
+        _close_lifeline(lifeline)
+        with _REMOVALS_LOCK:
+            _REMOVALS.discard(threading.current_thread())
+
+    th = threading.Thread(target=work, daemon=True, name=f"rig-remove-{cid[:12]}")
+    with _REMOVALS_LOCK:
+        _REMOVALS.add(th)
+    th.start()
+
+
+def wait_removed(timeout: float = 60.0) -> bool:
+    """Join the pending removals; True when none is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _REMOVALS_LOCK:
+            pending = list(_REMOVALS)
+        if not pending:
+            return True
+        for th in pending:
+            th.join(max(0.0, deadline - time.monotonic()))
+        if time.monotonic() >= deadline:
+            with _REMOVALS_LOCK:
+                return not _REMOVALS
+
+
+atexit.register(wait_removed, 30.0)
+
+
+def _oom_count_at(cgroup_file: str) -> int | None:
+    try:
+        with open(cgroup_file) as fh:
+            for line in fh:
+                k, _, v = line.partition(" ")
+                if k == "oom_kill":
+                    return int(v)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _close_lifeline(sock: Any) -> None:
+    for s in (getattr(sock, "_sock", None), sock):  # the raw socket and docker-py's wrapper
+        if s is not None:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 class ExecRun:
@@ -247,6 +498,8 @@ class DockerBackend(Backend):
     def __init__(self) -> None:
         self.client = None
         self.api = None
+        self.probe_box: Box | _FutureBox | None = None
+        self.lane: _Lane | None = None
         self.cid: str | None = None
         self.job: Job | None = None
         self.runner_source = RUNNER_PATH.read_text(encoding="utf-8")
@@ -267,45 +520,10 @@ class DockerBackend(Backend):
                 f"(as root; `./cambrian` builds it on start)") from exc
 
     def host_config(self, job: Job) -> dict[str, Any]:
-        from docker.types import LogConfig, Ulimit
-
-        lim = job.limits
-        mem = f"{int(lim.memory_mb)}m"
-        fsize = int(lim.file_size_mb) * 1024 * 1024
-        tmp = int(lim.tmpfs_mb)
-        return self.api.create_host_config(
-            init=True,
-            network_mode="none",
-            read_only=True,
-            tmpfs={
-                "/workspace": f"rw,exec,nosuid,nodev,size={tmp}m,uid={ORGANISM_UID},gid={ORGANISM_UID}",
-                "/tmp": f"rw,exec,nosuid,nodev,size={tmp}m,mode=1777",
-                "/rig": f"rw,noexec,nosuid,nodev,size=16m,uid={RIG_UID},gid={RIG_UID},mode=0700",
-                # the results plugin: written by the rig uid, read-only for the organism
-                PLUGIN_PKG: f"rw,noexec,nosuid,nodev,size=4m,uid={RIG_UID},gid={RIG_UID},mode=0755",
-                PLUGIN_DIST: f"rw,noexec,nosuid,nodev,size=1m,uid={RIG_UID},gid={RIG_UID},mode=0755",
-            },
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            pids_limit=int(lim.pids),
-            mem_limit=mem,
-            memswap_limit=mem,
-            nano_cpus=int(float(lim.cpus) * 1e9),
-            ulimits=[
-                Ulimit(name="fsize", soft=fsize, hard=fsize),
-                Ulimit(name="nofile", soft=1024, hard=1024),
-                Ulimit(name="nproc", soft=int(lim.pids) * 8, hard=int(lim.pids) * 8),
-                Ulimit(name="core", soft=0, hard=0),
-            ],
-            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}),
-            ipc_mode="private",
-        )
+        return host_config(self.api, job.limits)
 
     def labels(self, job: Job) -> dict[str, str]:
-        labels = extra_labels()
-        labels.update({str(k): str(v) for k, v in job.labels.items()})
-        labels.update({LABEL_KEY: "1", RUN_LABEL: job.run_id, GENERATION_LABEL: str(job.generation)})
-        return labels
+        return container_labels(job.run_id, job.generation, job.labels, ROLE_MAIN)
 
     # -- execution -----------------------------------------------------------------
     def execute(self, job: Job) -> Execution:
@@ -316,20 +534,21 @@ class DockerBackend(Backend):
         sink = job.sink
         t0 = time.monotonic()
         sink.mark_origin()
-        try:
-            self.cid = self.api.create_container(
-                image_tag(), command=keeper_command(job.timeouts), user=RIG_USER,
-                environment={**job.organism_env(), **OFFLINE_BUILD_ENV}, working_dir="/workspace",
-                labels=self.labels(job), host_config=self.host_config(job),
-                network_disabled=True, stop_signal="SIGKILL", stdin_open=True,
-            )["Id"]
-        except Exception as exc:
-            raise RigSetupError(f"cannot create the rig container: {exc}") from exc
+        boxes = job.prepared.take(job) if job.prepared is not None else None
+        if boxes is not None:
+            main, self.probe_box = boxes
+            ex.extra["prepared"] = True
+        else:
+            main = create_box(self.api, job.run_id, job.generation, job.labels, job.limits,
+                              job.timeouts, ROLE_MAIN)  # RigSetupError when it cannot
+            # the probe container comes up while the main one is filled and builds
+            self.probe_box = None if job.stop_after_test or not job.parallel_start else _FutureBox(
+                self.api, job.run_id, job.generation, job.labels, job.limits, job.timeouts)
+        self.cid, self.lifeline = main.cid, main.lifeline
         ex.container_id = self.cid
-        try:
-            self.lifeline = self.api.attach_socket(self.cid, params={"stdin": 1, "stream": 1})
-        except Exception as exc:  # noqa: BLE001 - the lifetime backstop still stops an orphan
-            ex.extra["lifeline_error"] = f"{type(exc).__name__}: {exc}"
+        ex.container_ids = [self.cid]
+        if main.lifeline_error:
+            ex.extra["lifeline_error"] = main.lifeline_error
         try:
             self._run_stages(job, ex, t0)
         except Exception as exc:  # any unexpected failure is the rig's, never a pass
@@ -388,6 +607,8 @@ class DockerBackend(Backend):
         job, ex = self.job, self.ex
         if not self._collector_ready(self.collector, ex):
             return False
+        if self.probe_box is not None and not job.stop_after_test and job.parallel_start:
+            self._start_lane()
         env = {"PYTEST_ADDOPTS": "-p no:cacheprovider -rfEP", _runner.STAGE_ENV: "test"}
         step = ex.add(self._organism_step("test", job.entry["test"], job.timeouts.test, env=env))
         res = self._collector_result(self.collector, ex)
@@ -398,6 +619,8 @@ class DockerBackend(Backend):
 
     def smoke(self) -> bool:
         job = self.job
+        if self._adopt_lane():
+            return self.ex.steps["smoke"].ok or not job.on(_runner.IMPORT_SMOKE)
         if job.smoke_modules:
             step = self._organism_step(
                 "smoke", None, job.timeouts.smoke,
@@ -411,7 +634,46 @@ class DockerBackend(Backend):
         return step.ok or not job.on(_runner.IMPORT_SMOKE)
 
     def start_and_probe(self) -> None:
+        if self.lane is not None and self.lane.adopted:
+            return  # the probe lane already started and probed the built state
         self._start_and_probe(self.job, self.ex, self.gate_args)
+
+    # -- the probe lane: start and probes in a second container while the tests run ------
+    def _start_lane(self) -> None:
+        """Snapshot the built workspace and hand it to the probe container, where a lane
+        runs the rest of the sequence (smoke, gate, start, readiness, probes, teardown)
+        while the tests run here. Its results count only if the tests pass; any trouble
+        with it and the main container does that part itself, as before."""
+        snap = ExecRun(self, ["tar", "-c", "-f", "-", "-C", "/workspace", "."], ORGANISM_USER,
+                       "snapshot", forward=False, capture=int(self.job.limits.tmpfs_mb) << 20)
+        if not snap.wait(60.0) or snap.exit_code() != 0 or snap.error or snap.capture_truncated:
+            self.job.sink.rig("[rig] probe lane: no snapshot of the built workspace; start "
+                              "runs here after the tests")
+            return
+        self.lane = _Lane(self, self.probe_box, bytes(snap.captured))
+
+    def _adopt_lane(self) -> bool:
+        lane = self.lane
+        if lane is None:
+            return False
+        to = self.job.timeouts
+        if not lane.join(to.smoke + to.start + to.health + 120.0) or lane.error:
+            self.job.sink.rig(f"[rig] probe lane unusable ({lane.error or 'did not finish'}); "
+                              f"start runs in the main container")
+            self.lane = None
+            return False
+        lb = lane.backend
+        lane.buffer.replay(self.job.sink)  # its output, in order, after the tests'
+        for step in lb.ex.steps.values():
+            self.ex.add(step)
+        for k in ("start", "health", "teardown"):
+            if k in lb.ex.stage_ms:
+                self.ex.stage_ms[k] = lb.ex.stage_ms[k]
+        if lb.ex.rig_error and self.ex.rig_error is None:
+            self.ex.rig_error = f"probe container: {lb.ex.rig_error}"
+            self.ex.rig_error_stage = lb.ex.rig_error_stage or "start"
+        lane.adopted = True
+        return True
 
     def teardown(self) -> None:
         if "teardown" not in self.ex.steps:
@@ -501,6 +763,7 @@ class DockerBackend(Backend):
             argv = ["sh", "-c", 'kill -9 -1 2>/dev/null; exec "$@"', "rig-stage"] + argv
         full = argv or self._organism_wrapper(cmd)
         oom_before = self._oom_count()
+        env = {"CAMBRIAN_GENERATION": str(job.generation), **(env or {})}
         for attempt in range(3):
             run = ExecRun(self, full, ORGANISM_USER, name, forward=True,
                           capture=capture, env=env)
@@ -572,7 +835,7 @@ class DockerBackend(Backend):
         job.sink.rig(f"[rig] start: {job.entry['start'][:300]}")
         oom_before = self._oom_count()
         start = ExecRun(self, self._organism_wrapper(job.entry["start"], marker), ORGANISM_USER,
-                        "start", forward=True)
+                        "start", forward=True, env={"CAMBRIAN_GENERATION": str(job.generation)})
         args = {"port": job.port, "health_path": job.health_path, "vectors": job.vectors,
                 "contracts": job.contracts, "generation": job.generation,
                 "ready_timeout": to.start, "health_timeout": to.health, "marker": marker,
@@ -709,17 +972,7 @@ class DockerBackend(Backend):
                     self.cgroup_file = cand
 
     def _oom_count(self) -> int | None:
-        if not self.cgroup_file:
-            return None
-        try:
-            with open(self.cgroup_file) as fh:
-                for line in fh:
-                    k, _, v = line.partition(" ")
-                    if k == "oom_kill":
-                        return int(v)
-        except (OSError, ValueError):
-            return None
-        return None
+        return _oom_count_at(self.cgroup_file) if self.cgroup_file else None
 
     def _note_oom(self, step: Step, before: int | None, code: int | None) -> None:
         after = self._oom_count()
@@ -739,47 +992,124 @@ class DockerBackend(Backend):
 
     # -- finalization ----------------------------------------------------------------
     def _finalize(self, ex: Execution) -> None:
+        """Container facts first (a stopped container's cgroup, and with it the OOM counter,
+        is gone), then removal -- off the critical path: the verdict does not wait for it."""
         if not self.cid:
             return
-        try:
-            info = self.api.inspect_container(self.cid)
-            state = info.get("State") or {}
-            if state.get("OOMKilled"):
-                ex.oom_killed = True
-            count = self._oom_count()
-            if count:
-                ex.oom_killed = True
-            ex.extra["container_state"] = {k: state.get(k) for k in ("Status", "ExitCode", "OOMKilled")}
-            logs = self.api.logs(self.cid, stdout=True, stderr=True, tail=100)
-            ex.extra["container_logs"] = logs[-4096:].decode("utf-8", "replace")
-        except Exception as exc:
-            ex.extra["finalize_error"] = f"{type(exc).__name__}: {exc}"
+        self._container_facts(ex, self.cid, self.cgroup_file, "container_state")
         for step in ex.steps.values():
             if step.oom:
                 ex.oom_killed = True
                 ex.oom_stage = ex.oom_stage or step.name
-        removed = False
-        for _ in range(3):
-            try:
-                self.api.remove_container(self.cid, force=True, v=True)
-                removed = True
-                break
-            except Exception as exc:
-                if "No such container" in str(exc):
-                    removed = True
-                    break
-                time.sleep(0.2)
-        if not removed:
-            ex.extra["remove_error"] = f"container {self.cid[:12]} could not be removed"
-        self._cut_lifeline()
+
+        def note(err: str) -> None:
+            ex.extra["remove_error"] = err
+
+        remove_later(self.api, self.cid, self.lifeline, note)
+        self.lifeline = None
+        lane = getattr(self, "lane", None)
+        probe = self.probe_box.get(0.0) if isinstance(self.probe_box, _FutureBox) else self.probe_box
+        # a lane not adopted (the tests failed) is abandoned: removing its container ends it
+        if probe is not None:
+            if lane is not None and lane.adopted:
+                self._container_facts(ex, probe.cid, lane.backend.cgroup_file, "probe_container_state")
+            remove_later(self.api, probe.cid, probe.lifeline, note)
+            ex.container_ids.append(probe.cid)
+        elif isinstance(self.probe_box, _FutureBox):
+            self._release_future(self.probe_box)
+
+    def _release_future(self, fut: "_FutureBox") -> None:
+        def later() -> None:
+            box = fut.get(120.0)
+            if box is not None:
+                remove_later(self.api, box.cid, box.lifeline)
+        threading.Thread(target=later, daemon=True, name="rig-probe-release").start()
+
+    def _container_facts(self, ex: Execution, cid: str, cgroup_file: str | None, key: str) -> None:
+        try:
+            info = self.api.inspect_container(cid)
+            state = info.get("State") or {}
+            if state.get("OOMKilled"):
+                ex.oom_killed = True
+            if cgroup_file and _oom_count_at(cgroup_file):
+                ex.oom_killed = True
+            ex.extra[key] = {k: state.get(k) for k in ("Status", "ExitCode", "OOMKilled")}
+            if key == "container_state":
+                logs = self.api.logs(cid, stdout=True, stderr=True, tail=100)
+                ex.extra["container_logs"] = logs[-4096:].decode("utf-8", "replace")
+        except Exception as exc:  # noqa: BLE001
+            ex.extra["finalize_error"] = f"{type(exc).__name__}: {exc}"
 
     def _cut_lifeline(self) -> None:
-        """Closed last: until the container is inspected and removed it must keep running
-        (a stopped container's cgroup, and with it the OOM counter, is gone)."""
-        sock, self.lifeline = self.lifeline, None
-        for s in (getattr(sock, "_sock", None), sock):  # the raw socket and docker-py's wrapper
-            if s is not None:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+        _close_lifeline(self.lifeline)
+        self.lifeline = None
+
+
+class _BufferSink:
+    """Holds a lane's live output until the main sequence reaches it, so that the log
+    reads test output, then start output -- not the two interleaved."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, ...]] = []
+        self.lock = threading.Lock()
+
+    def line(self, stream: str, text: str) -> None:
+        with self.lock:
+            self.events.append(("line", stream, text))
+
+    def rig(self, text: str) -> None:
+        with self.lock:
+            self.events.append(("rig", text))
+
+    def replay(self, sink: Any) -> None:
+        with self.lock:
+            events, self.events = self.events, []
+        for ev in events:
+            if ev[0] == "line":
+                sink.line(ev[1], ev[2])
+            else:
+                sink.rig(ev[1])
+
+
+class _Lane:
+    """The probe lane: a DockerBackend driving the probe container from the built state."""
+
+    def __init__(self, main: DockerBackend, box: Box | _FutureBox, archive: bytes):
+        import dataclasses
+
+        self.buffer = _BufferSink()
+        b = self.backend = DockerBackend()
+        b.client, b.api, b.runner_source = main.client, main.api, main.runner_source
+        b.job = dataclasses.replace(main.job, sink=self.buffer)
+        b.ex = Execution()
+        b.gate_args = main.gate_args
+        self.error: str | None = None
+        self.adopted = False
+        self.thread = threading.Thread(target=self._run, args=(box, archive), daemon=True,
+                                       name="rig-probe-lane")
+        self.thread.start()
+
+    def _run(self, box: Box | _FutureBox, archive: bytes) -> None:
+        b = self.backend
+        try:
+            box = box.get(60.0) if isinstance(box, _FutureBox) else box
+            if box is None:
+                self.error = "no probe container"
+                return
+            b.cid = box.cid  # its lifeline and removal stay with the main backend
+            b._locate_cgroup()
+            r = ExecRun(b, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
+                        ORGANISM_USER, "inject", forward=False, stdin_data=archive)
+            if not r.wait(60.0) or r.exit_code() != 0 or r.error:
+                self.error = f"the built workspace did not unpack: {r.error or r.err_tail.text()[-300:]}"
+                return
+            if b.smoke():
+                b.start_and_probe()
+            else:
+                b.teardown()
+        except Exception as exc:  # noqa: BLE001 - the main container does it instead
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def join(self, timeout: float) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()

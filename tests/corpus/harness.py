@@ -450,6 +450,13 @@ def assert_as_expected(run: Run, expected: dict[str, Any] | None = None) -> None
 
 
 def assert_container_gone(run: Run) -> None:
+    from rig.api import wait_removed
+
+    ids = list(getattr(run.result, "container_ids", None) or [])
     cid = getattr(run.result, "container_id", None)
-    if cid:
+    if cid and cid not in ids:
+        ids.append(cid)
+    # removal runs after the verdict, off its critical path: wait for it, bounded
+    assert wait_removed(60), f"{run.name}: container removal still pending after 60 s"
+    for cid in ids:
         assert not container_exists(cid), f"{run.name}: container {cid[:12]} still exists after the run"

@@ -39,8 +39,13 @@ def test_minimal_viable_artifact(hello_artifact, rig_image):
     organism = [t for t, s, l in lines if s in ("stdout", "stderr")]
     assert organism and min(organism) < t_return - 0.05
     assert any("1 passed" in l for _, _, l in lines)
-    # the container is gone
-    assert result.container_id not in managed_containers()
+    # both containers of the run (main, and the probe that started the built state while
+    # the tests ran) are gone once the background removal is done
+    from rig.api import wait_removed
+
+    assert len(result.container_ids) == 2 and result.container_id == result.container_ids[0]
+    assert wait_removed(60)
+    assert not set(result.container_ids) & set(managed_containers())
 
 
 def test_hardening_is_applied(tmp_path, rig_image):
@@ -87,7 +92,9 @@ def test_hardening_is_applied(tmp_path, rig_image):
     assert hc["LogConfig"]["Type"] == "json-file" and hc["LogConfig"]["Config"]["max-size"]
     assert {u["Name"] for u in hc["Ulimits"]} >= {"fsize", "nofile", "nproc"}
     assert set(hc["Tmpfs"]) >= {"/workspace", "/tmp", "/rig"}
-    plugin_mounts = [m for m in hc["Tmpfs"] if "_cambrian_rig" in m]
+    from rig.backends.docker import PLUGIN_DIST, PLUGIN_PKG
+
+    plugin_mounts = [m for m in hc["Tmpfs"] if m in (PLUGIN_PKG, PLUGIN_DIST)]
     assert len(plugin_mounts) == 2 and all("uid=10002" in hc["Tmpfs"][m] for m in plugin_mounts)
     assert "exec" in hc["Tmpfs"]["/workspace"] and "uid=10001" in hc["Tmpfs"]["/workspace"]
     assert cfg["User"] not in ("", "0", "root") and cfg["User"].split(":")[0].isdigit()

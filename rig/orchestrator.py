@@ -701,7 +701,7 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
             ex = Execution(rig_error=f"backend {backend} crashed: {type(exc).__name__}: {exc}")
     extra: dict[str, Any] = {}
     if ex is not None:
-        for k in ("missing_packages", "organism_python", "limits_applied", "warnings"):
+        for k in ("missing_packages", "organism_python", "limits_applied", "warnings", "lanes"):
             if ex.extra.get(k):
                 extra[k] = ex.extra[k]
     if sink.capped:

@@ -560,6 +560,8 @@ class DockerBackend(Backend):
             self._finalize(ex)
             ex.stage_ms["remove"] = int((time.monotonic() - t1) * 1000)
         ex.first_output_ms = sink.first_output_ms()
+        ex.extra["lanes"] = {"prepared": bool(ex.extra.get("prepared")),
+                             "probe_lane": bool(self.lane is not None and self.lane.adopted)}
         return ex
 
     @staticmethod

@@ -264,3 +264,26 @@ def test_many_contracts_travel_on_stdin(tmp_path, rig_image):
     res = run_artifact(root, timeouts=StageTimeouts(health=60))
     assert res.report.status == "viable", res.report.diagnostics
     assert len(res.report.checks["health"].contracts) == 450
+
+
+def test_prepared_containers_are_taken_or_replaced(tmp_path, rig_image):
+    """Containers made ahead carry the run's labels and are used by the run that matches
+    them; a run they do not fit (other limits) removes them and makes its own."""
+    from rig.api import RigLimits, prepare, wait_removed
+    from tests.conftest import session_labels
+
+    art = make_hello_artifact(tmp_path / "p")
+    prep = prepare("prep-match", labels=session_labels())
+    res = run_artifact(art, prepared=prep, labels=session_labels())
+    assert res.run_id == "prep-match" and res.viable
+    assert [b.cid for b in prep.boxes] == res.container_ids  # main, then probe
+    lanes = res.report.to_wire()["lanes"]
+    assert lanes == {"prepared": True, "probe_lane": True}
+
+    other = prepare("prep-mismatch", labels=session_labels())
+    made = [b.cid for b in (other.thread.join(60) or other.boxes)]
+    res = run_artifact(art, prepared=other, labels=session_labels(), limits=RigLimits(memory_mb=384))
+    assert res.viable and not set(made) & set(res.container_ids)
+    assert res.report.to_wire()["lanes"]["prepared"] is False
+    assert wait_removed(60)
+    assert not set(made + res.container_ids) & set(managed_containers())

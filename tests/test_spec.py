@@ -592,7 +592,9 @@ assert [PRIME[s:e] for s, e in _SPANS] == [b.text for b in _BLOCKS]
 # Editable gaps outside blocks. A gap followed by a block keeps its final line break, so
 # the BEGIN marker stays at the start of its line.
 _GAPS: list[tuple[int, int]] = []
-_cursor = 0
+# after the front matter: cutting its closing `---` and writing one further down turns
+# whatever lies between (a FROZEN block too) into YAML -- rightly reported as damage
+_cursor = PRIME.index("\n---\n", 4) + len("\n---\n")
 for _s, _e in _SPANS:
     _GAPS.append((_cursor, _s - 1))
     _cursor = _e

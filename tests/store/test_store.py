@@ -246,9 +246,19 @@ def test_sigkill_mid_transaction_leaves_no_partial_rows(tmp_path):
     Store.open(db).close()
     rng = random.Random(20261121)
     kills = 0
+    def count() -> int:
+        with sqlite3.connect(db, timeout=30) as c:
+            return c.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+
     for _ in range(20):
+        before = count()
         p = _spawn(db, 0, 100_000, slow=True)
-        time.sleep(0.3 + rng.random() * 0.4)
+        # kill once the worker is writing (not after a fixed time: a loaded machine starts
+        # Python slowly), at a random moment within its stream of transactions
+        deadline = time.monotonic() + 60
+        while count() <= before and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        time.sleep(rng.random() * 0.1)
         assert p.poll() is None, p.stderr.read()
         p.send_signal(signal.SIGKILL)
         p.wait(30)

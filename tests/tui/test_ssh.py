@@ -130,7 +130,7 @@ def test_ssh_session_main_screen_resize_and_disconnect(seeded, client_key, child
         while tui_pids(home) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert tui_pids(home) == []
-        assert server.proc.poll() is None, "the server must keep serving"
+        assert server.child.proc.poll() is None, "the server must keep serving"
     finally:
         t.kill()
         server.stop()

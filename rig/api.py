@@ -79,19 +79,26 @@ def run_artifact(
     labels: dict[str, str] | None = None,
     profile: str | None = None,
     prepared: "Any" = None,
+    probes: dict[str, list[dict]] | None = None,
+    gate: tuple[str, ...] | list[str] = (),
 ) -> RigResult:
     """Run every rig stage on one artifact directory and return the verdict.
 
     ``profile``: "cambrian" (default: our rules) or "original" (the original Cambrian's
     rules and timeouts, for re-verifying imported history; rig/profiles.py). ``timeouts``:
-    explicit stage timeouts; by default the profile's, with the spec's `rig-timeouts`."""
+    explicit stage timeouts; by default the profile's, with the spec's `rig-timeouts`.
+    ``probes``: hidden probe layers the writer never saw, {"sealed" | "examiner" |
+    "redteam": [contract dicts]}, run in the health stage after the visible checks and
+    reported apart; ``gate``: the layers whose failure makes the artifact non-viable (the
+    campaign's viability policy); the others only score."""
     from rig.orchestrator import run
 
     if prepared is not None and run_id is None:
         run_id = prepared.run_id
     return run(artifact_dir, backend=backend, run_id=run_id, generation=generation,
                on_line=on_line, timeouts=timeouts, limits=limits or RigLimits(),
-               labels=labels or {}, profile=profile, prepared=prepared)
+               labels=labels or {}, profile=profile, prepared=prepared, probes=probes,
+               gate=tuple(gate))
 
 
 def prepare(run_id: str, *, generation: int | None = None, labels: dict[str, str] | None = None,

@@ -11,7 +11,7 @@ import ast
 import sys
 from typing import Any, Mapping
 
-from rig.runner import is_test_file
+from rig.runner import HIDDEN_KINDS, is_test_file
 from rig.schema import STAGES
 
 _STDLIB = set(sys.stdlib_module_names) | {"__future__"}
@@ -142,6 +142,12 @@ def compute_fitness(*, files: Mapping[str, bytes] | None, token_usage: tuple[int
                 passed = sum(1 for r in results if _get(r, "passed"))
                 fit[f"{key[:-1]}_pass_rate"] = round(passed / len(results), 4)
                 fit[f"{key}_total"] = len(results)
+        for kind in HIDDEN_KINDS:  # sealed / examiner / red-team probes: absent unless run
+            results = _get(health, kind) or []
+            if results:
+                passed = sum(1 for r in results if _get(r, "passed"))
+                fit[f"{kind}_pass_rate"] = round(passed / len(results), 4)
+                fit[f"{kind}_total"] = len(results)
     if token_usage is not None:
         fit["tokens_in"], fit["tokens_out"] = token_usage
     if files is not None:

@@ -37,8 +37,8 @@ from rig.schema import (STAGES, CheckResult, Diagnostics, Failure, Manifest, Sta
                         ViabilityReport)
 from rig.profiles import (BUILD_TIMEOUT, CAMBRIAN, CREATED_AT_KEY, DUPLICATE_PATHS, HASH_MATCH,
                           ORIGINAL_TIMEOUTS, TAMPER_GATE, TEST_TIMEOUT, Profile, get_profile)
-from rig.runner import (HEALTH_ENDPOINT, IMPORT_SMOKE, PROCESS_ALIVE, STRUCTURED_COUNTS,
-                        SYNTAX_GATE)
+from rig.runner import (HEALTH_ENDPOINT, HIDDEN_KINDS, IMPORT_SMOKE, PROCESS_ALIVE,
+                        STRUCTURED_COUNTS, SYNTAX_GATE)
 from rig.steps import Step
 from rig.vectors import VectorError, extract_vectors, spec_timeouts
 
@@ -367,7 +367,8 @@ def _why(step: Step, what: str, timeout: float) -> str:
 def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, backend: str,
              timeouts: StageTimeouts, weaker: bool, run_id: str,
              extra: dict[str, Any] | None = None, profile: Profile = CAMBRIAN,
-             timeout_rules: bool = True) -> tuple[ViabilityReport, dict[str, int]]:
+             timeout_rules: bool = True,
+             gate_kinds: tuple[str, ...] = ()) -> tuple[ViabilityReport, dict[str, int]]:
     """The verdict from the manifest outcome and the backend's steps. ``timeout_rules``:
     name build/test timeout rules (not when the caller chose the timeouts)."""
     checks: dict[str, StageCheck] = {"manifest": mo.check()}
@@ -555,6 +556,9 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
         endpoint = hd.get("endpoint")
         kw = {"endpoint": _cr(endpoint) if endpoint else None,
               "process_alive_after": hd.get("process_alive_after")}
+        for kind in HIDDEN_KINDS:
+            if hd.get(kind):
+                kw[kind] = [_cr(r) for r in hd[kind]]
         checks["health"] = StageCheck(passed=bool(h.ok), duration_ms=h.duration_ms,
                                       vectors=vec, contracts=con,
                                       **{k: v for k, v in kw.items() if v is not None})
@@ -570,8 +574,15 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                 parts.append(hd["error"])
             if bad:
                 parts.append(f"{len(bad)} check(s) failed; first: {bad[0]['name']}: {bad[0].get('error')}")
+            # gating hidden layers: counted, never named or described (the diagnostics go
+            # back to the writer on a retry; the report's checks keep the details)
+            hidden_bad = [(kind, i) for kind in gate_kinds
+                          for i, r in enumerate(hd.get(kind, []), 1) if not r["passed"]]
+            for kind in sorted({k for k, _ in hidden_bad}):
+                n = sum(1 for k, _ in hidden_bad if k == kind)
+                parts.append(f"{n} {kind} check(s) failed (withheld from the writer)")
             rules = []
-            if not h.oom and all(r["passed"] for r in probes):
+            if not h.oom and not hidden_bad and all(r["passed"] for r in probes):
                 endpoint_only = endpoint is not None and not endpoint["passed"] and probes
                 died_only = hd.get("error") and (endpoint is None or endpoint["passed"])
                 if endpoint_only and not hd.get("error") and profile.on(HEALTH_ENDPOINT):
@@ -580,7 +591,9 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                     rules = [PROCESS_ALIVE]
             fail("health", "health: " + "; ".join(parts or ["failed"]),
                  failures=[Failure(test=f"{r.get('kind', 'endpoint')}:{r['name']}",
-                                   error=r.get("error") or "failed") for r in bad],
+                                   error=r.get("error") or "failed") for r in bad]
+                          + [Failure(test=f"{kind}:#{i}", error="a hidden probe failed")
+                             for kind, i in hidden_bad],
                  out=h.stdout_tail, err=h.stderr_tail, rules=rules)
 
     # the rig itself failed: never a pass, reported as such. The rig error wins over
@@ -645,6 +658,27 @@ def _cr(r: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------
 
 
+def _checked_probes(probes: dict[str, list[dict[str, Any]]] | None,
+                    gate: tuple[str, ...] | list[str]) -> tuple[dict[str, list[dict[str, Any]]],
+                                                                tuple[str, ...]]:
+    """Hidden probe layers, validated against the contract schema on the host."""
+    from rig.runner import HIDDEN_KINDS
+    from rig.schema import Contract
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for kind, items in (probes or {}).items():
+        if kind not in HIDDEN_KINDS:
+            raise RigSetupError(f"unknown probe layer {kind!r}: {', '.join(HIDDEN_KINDS)}")
+        try:
+            out[kind] = [Contract.model_validate(p).to_wire() for p in items]
+        except ValidationError as exc:
+            raise RigSetupError(f"a {kind} probe does not match the contract schema: {exc}") from exc
+    bad = [k for k in gate if k not in HIDDEN_KINDS]
+    if bad:
+        raise RigSetupError(f"unknown probe layer(s) to gate on: {bad}")
+    return out, tuple(k for k in gate if k in out)
+
+
 def resolve_timeouts(profile: Profile, explicit: StageTimeouts | None,
                      spec: dict[str, float]) -> tuple[StageTimeouts, str]:
     """(timeouts, where they came from). Explicit timeouts win; else the profile's, with the
@@ -661,9 +695,11 @@ def resolve_timeouts(profile: Profile, explicit: StageTimeouts | None,
 def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generation: int | None,
         on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts | None,
         limits: RigLimits, labels: dict[str, str], profile: str | None = None,
-        prepared: Any = None) -> RigResult:
+        prepared: Any = None, probes: dict[str, list[dict[str, Any]]] | None = None,
+        gate: tuple[str, ...] | list[str] = ()) -> RigResult:
     t0 = time.monotonic()
     prof = get_profile(profile)           # RigSetupError for an unknown profile
+    probes, gate = _checked_probes(probes, gate)  # RigSetupError for a malformed probe
     impl = get_backend(backend)          # RigSetupError for an unknown backend
     impl.check_available()               # RigSetupError when the engine is unreachable
     run_id = run_id or uuid.uuid4().hex[:16]
@@ -692,7 +728,7 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
                   smoke_modules=smoke_modules([f for f in m.files], m.entry.start),
                   timeouts=timeouts, limits=limits, labels=labels, sink=sink,
                   stop_after_test=bool(mo.tamper), rules=prof.rules, prepared=prepared,
-                  parallel_start=prof.parallel_start)
+                  parallel_start=prof.parallel_start, probes=probes, gate_kinds=gate)
         try:
             ex = impl.execute(job)
         except RigSetupError:
@@ -708,9 +744,12 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
         extra["output_capped"] = {"forwarded_bytes": sink.forwarded, "total_bytes": sink.total}
     extra["timeouts"] = {k: getattr(timeouts, k) for k in ("build", "test", "smoke", "start", "health")}
     extra["timeouts_from"] = timeouts_from
+    if probes:  # the viability policy this verdict was reached under
+        extra["layers"] = {k: {"gate": k in gate, "probes": len(v)} for k, v in probes.items()}
     report, stage_ms = assemble(mo, ex, generation=gen, backend=backend, timeouts=timeouts,
                                 weaker=impl.weaker_isolation, run_id=run_id, extra=extra,
-                                profile=prof, timeout_rules=timeouts_from != "explicit")
+                                profile=prof, timeout_rules=timeouts_from != "explicit",
+                                gate_kinds=gate)
     all_ms = dict(stage_ms)
     if ex is not None:
         for k, v in ex.stage_ms.items():

@@ -820,8 +820,11 @@ def probe_checks(host, port, checks, generation, deadline, kind):
     return results
 
 
+HIDDEN_KINDS = ("sealed", "examiner", "redteam")  # probe layers the writer never sees
+
+
 def health_checks(port, health_path, vectors, contracts, generation, timeout, host,
-                  endpoint_rule=True):
+                  endpoint_rule=True, probes=None):
     """Entry health URL (status 2xx), then spec vectors, then manifest contracts.
 
     Without the ``health_endpoint`` rule (the original's): the entry URL is probed only when
@@ -840,12 +843,18 @@ def health_checks(port, health_path, vectors, contracts, generation, timeout, ho
                     and 200 <= status < 300, "status": status, "error": err}
         if not endpoint["passed"] and endpoint["error"] is None:
             endpoint["error"] = f"GET {health_path} answered {status}, expected 2xx"
-    return {
+    out = {
         "endpoint": endpoint,
         "vectors": probe_checks(host, port, vectors, generation, deadline, "vector"),
         "contracts": probe_checks(host, port, contracts, generation, deadline, "contract"),
-        "ms": _ms(t0),
     }
+    # the hidden layers (sealed vectors, examiner and red-team probes), after what the
+    # writer could see; each gets the rest of the health budget, in order
+    for kind in HIDDEN_KINDS:
+        if (probes or {}).get(kind):
+            out[kind] = probe_checks(host, port, probes[kind], generation, deadline, kind)
+    out["ms"] = _ms(t0)
+    return out
 
 
 def _original_fallback(host, port, health_path, timeout):
@@ -1317,12 +1326,14 @@ class Pipeline:
         if ready["ready"]:
             h = health_checks(plan["port"], plan["health_path"], plan["vectors"],
                               plan["contracts"], plan["generation"], to["health"], ready["host"],
-                              endpoint_rule=HEALTH_ENDPOINT in self.rules)
+                              endpoint_rule=HEALTH_ENDPOINT in self.rules,
+                              probes=plan.get("probes"))
             code = proc.poll()
             h["process_alive_after"] = code is None
             if code is not None and PROCESS_ALIVE in self.rules:
                 h["error"] = f"the start process exited with code {code} during the health probes"
-            health = {"name": "health", "ok": health_ok(h), "duration_ms": h["ms"], "data": h}
+            health = {"name": "health", "ok": health_ok(h, plan.get("gate_kinds", ())),
+                      "duration_ms": h["ms"], "data": h}
         t1 = time.monotonic()
         left = self.kill_everything()
         for t in ths:
@@ -1368,9 +1379,12 @@ def test_passed(step, res, structured=True):
     return True
 
 
-def health_ok(h):
+def health_ok(h, gate=()):
+    """Visible checks always gate; a hidden layer gates only when named in ``gate`` (the
+    campaign's viability policy), else it only scores."""
     return (h["endpoint"]["passed"] and all(r["passed"] for r in h["vectors"])
-            and all(r["passed"] for r in h["contracts"]) and not h.get("error"))
+            and all(r["passed"] for r in h["contracts"]) and not h.get("error")
+            and all(r["passed"] for kind in gate for r in h.get(kind, [])))
 
 
 def parse_smoke_output(raw):
@@ -1475,7 +1489,8 @@ def health_main(args):
         out["health"] = health_checks(args["port"], args["health_path"], args["vectors"],
                                       args["contracts"], args["generation"],
                                       args["health_timeout"], ready["host"],
-                                      endpoint_rule=args.get("endpoint_rule", True))
+                                      endpoint_rule=args.get("endpoint_rule", True),
+                                      probes=args.get("probes"))
     return out
 
 

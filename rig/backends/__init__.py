@@ -46,6 +46,9 @@ class Job:
     rules: frozenset[str] = frozenset(DEFAULT_RULES)  # the profile's named rules (profiles.py)
     prepared: Any = None  # containers created ahead for this run (docker: rig.api.prepare)
     parallel_start: bool = True  # docker: start/probe the built state while the tests run
+    # hidden probe layers {kind: [contract dicts]} (runner.HIDDEN_KINDS) and those that gate
+    probes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    gate_kinds: tuple[str, ...] = ()
 
     def on(self, rule: str) -> bool:
         return rule in self.rules

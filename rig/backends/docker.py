@@ -796,7 +796,11 @@ class DockerBackend(Backend):
                      stage: str) -> dict[str, Any] | None:
         doc = json.dumps(args)
         stdin = None
-        if len(doc) > 60_000:  # stay far below the kernel's 128 KiB per-argument limit
+        hidden = any((args.get("health") or {}).get("probes", {}).get(k)
+                     for k in _runner.HIDDEN_KINDS)
+        # argv is readable by every uid in /proc/<pid>/cmdline: hidden probes (their
+        # expectations) travel on stdin; so does anything near the argument size limit
+        if hidden or len(doc) > 60_000:
             doc, stdin = "-", doc.encode("utf-8")
         cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, name, doc]
         for attempt in range(3):
@@ -841,7 +845,7 @@ class DockerBackend(Backend):
         args = {"port": job.port, "health_path": job.health_path, "vectors": job.vectors,
                 "contracts": job.contracts, "generation": job.generation,
                 "ready_timeout": to.start, "health_timeout": to.health, "marker": marker,
-                "endpoint_rule": job.on(_runner.HEALTH_ENDPOINT)}
+                "endpoint_rule": job.on(_runner.HEALTH_ENDPOINT), "probes": job.probes}
         data = self._trusted_check(ex, gate_args, args, timeout=to.start + to.health + 60.0)
         if not retried and start.done.is_set() and start.never_started():
             job.sink.rig("[rig] start: the exec could not start (pids exhausted by leftovers?); "
@@ -877,7 +881,7 @@ class DockerBackend(Backend):
             if not alive_after and job.on(_runner.PROCESS_ALIVE):
                 h["error"] = (f"the start process exited with code {start_code} "
                               f"during the health probes")
-            hs = Step("health", ok=_runner.health_ok(h) if h else False,
+            hs = Step("health", ok=_runner.health_ok(h, job.gate_kinds) if h else False,
                       duration_ms=h.get("ms", 0), data=h, oom=step.oom,
                       stdout_tail=step.stdout_tail, stderr_tail=step.stderr_tail)
             ex.stage_ms["health"] = h.get("ms", 0)

@@ -90,6 +90,7 @@ class LocalBackend(Backend):
                 "env": self.env(job, tmp, python), "kill_mode": self.kill_mode,
                 "limits": self.limits(job), "check_packages": ORGANISM_PACKAGES,
                 "stop_after_test": job.stop_after_test, "rules": sorted(job.rules),
+                "probes": job.probes, "gate_kinds": list(job.gate_kinds),
             }
             self._drive(job, ex, self.command(job, tmp, python), plan, tmp)
         finally:

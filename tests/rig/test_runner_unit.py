@@ -725,3 +725,40 @@ def test_spec_timeouts_front_matter():
     assert spec_timeouts("# no front matter\n") == ({}, [])
     _, problems = spec_timeouts("---\nrig-timeouts: {tests: 5, build: 0, start: yes}\n---\n")
     assert len(problems) == 3 and "unknown stage 'tests'" in problems[0]
+
+
+def test_hidden_layers_are_reported_apart_and_never_named_in_diagnostics(tmp_path):
+    health = {"name": "health", "ok": False, "duration_ms": 9,
+              "data": {"endpoint": {"name": "entry.health", "passed": True, "status": 200},
+                       "vectors": [{"name": "v", "passed": True, "status": 200}], "contracts": [],
+                       "sealed": [{"name": "sealed-secret-name", "passed": False, "status": 500,
+                                   "error": "body['count'] is 0, expected 1"}],
+                       "examiner": [{"name": "ex-1", "passed": True, "status": 405}]}}
+    from rig.profiles import CAMBRIAN
+    from rig.steps import Step
+
+    mo = manifest_stage(make_hello_artifact(tmp_path / "a"))
+    ex = Execution(steps={k: Step.from_wire(v) for k, v in _steps(health=health).items()})
+    rep, _ = assemble(mo, ex, generation=3, backend="docker", timeouts=CAMBRIAN.timeouts,
+                      weaker=False, run_id="r", gate_kinds=("sealed",))
+    wire = rep.to_wire()
+    assert rep.failure_stage == "health"
+    assert wire["checks"]["health"]["sealed"][0]["name"] == "sealed-secret-name"  # kept for people
+    assert wire["checks"]["health"]["examiner"][0]["passed"] is True
+    diag = json.dumps(wire["diagnostics"])  # what a retry would show the writer
+    assert "sealed-secret-name" not in diag and "count" not in diag
+    assert "1 sealed check(s) failed (withheld from the writer)" in diag
+    # a layer that only scores does not fail the verdict
+    ok = _steps(health={**health, "ok": True})
+    ex = Execution(steps={k: Step.from_wire(v) for k, v in ok.items()})
+    rep, _ = assemble(mo, ex, generation=3, backend="docker", timeouts=CAMBRIAN.timeouts,
+                      weaker=False, run_id="r", gate_kinds=())
+    assert rep.status == "viable"
+
+
+def test_health_ok_gates_only_the_named_layers():
+    h = {"endpoint": {"passed": True}, "vectors": [{"passed": True}], "contracts": [],
+         "sealed": [{"passed": False}], "examiner": [{"passed": True}]}
+    assert runner.health_ok(h) is True
+    assert runner.health_ok(h, ("examiner",)) is True
+    assert runner.health_ok(h, ("sealed",)) is False

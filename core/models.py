@@ -138,7 +138,7 @@ class LLMCall(_Model):
     campaign_id: str | None = None
     provider: str
     model: str
-    purpose: Literal["generate", "repair", "mutate", "other"] = "generate"
+    purpose: Literal["generate", "repair", "mutate", "reproduction", "other"] = "generate"
     request_id: str | None = None
     started_at: str = Field(default_factory=utcnow)
     latency_ms: int = 0

@@ -672,6 +672,74 @@ class ResultReader:
         return out
 
 
+def forward_main(args, stdin=None):
+    """The LLM gateway's last metre inside the container: serve ``127.0.0.1:port`` and
+    forward every connection to the gateway's unix socket (mounted read-only by the rig),
+    until the host closes this exec's stdin or ``timeout`` passes. The organism reaches its
+    model only through this (ANTHROPIC_BASE_URL); the container keeps no network."""
+    import selectors
+
+    target, port = args["socket"], int(args["port"])
+    deadline = time.monotonic() + float(args.get("timeout", 900))
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(16)
+    sys.stdout.write("READY\n")
+    sys.stdout.flush()
+    stop = threading.Event()
+    served = {"connections": 0, "refused": 0}
+
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def handle(client):
+        up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            up.connect(target)
+        except OSError:
+            served["refused"] += 1
+            client.close()
+            return
+        served["connections"] += 1
+        t = threading.Thread(target=pump, args=(up, client), daemon=True)
+        t.start()
+        pump(client, up)
+        t.join()
+        client.close()
+        up.close()
+
+    def watch_stdin():
+        try:
+            while (stdin or sys.stdin.buffer).read(4096):
+                pass
+        except OSError:
+            pass
+        stop.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    sel = selectors.DefaultSelector()
+    sel.register(server, selectors.EVENT_READ)
+    while not stop.is_set() and time.monotonic() < deadline:
+        if sel.select(timeout=0.2):
+            client, _ = server.accept()
+            threading.Thread(target=handle, args=(client,), daemon=True).start()
+    server.close()
+    return served
+
+
 def collect_main(args):
     """Docker: install the plugin into its tmpfs mounts, create the FIFO, say READY, then
     collect records until the host closes our stdin (or the deadline)."""
@@ -1540,6 +1608,8 @@ def main(argv=None):
         out = check_main(args)
     elif cmd == "collect":
         out = collect_main(args)
+    elif cmd == "forward":
+        out = forward_main(args)
     else:
         sys.stderr.write(f"unknown subcommand {cmd!r}\n")
         return 2

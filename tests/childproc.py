@@ -20,13 +20,16 @@ STOP_S = 5.0
 
 class Child:
     def __init__(self, args: list[str], *, cwd: str | os.PathLike[str] | None = None,
-                 env: dict[str, str] | None = None, new_session: bool = True):
+                 env: dict[str, str] | None = None, new_session: bool = True,
+                 stdin_pipe: bool = False):
         self.args = args
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self._eof = False
         self.new_session = new_session
-        self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        # stdin_pipe: the child's stdin stays open until stop() (a child that ends on EOF)
+        self.proc = subprocess.Popen(args, cwd=cwd, env=env,
+                                     stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace", bufsize=1,
                                      start_new_session=new_session)
@@ -89,6 +92,11 @@ class Child:
 
     def stop(self) -> None:
         """SIGTERM (the whole session when it has one), then SIGKILL; bounded."""
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
         if self.proc.poll() is None:
             self._signal(signal.SIGTERM)
             try:

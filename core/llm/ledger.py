@@ -55,7 +55,7 @@ class MemorySink:
 
 
 def _purpose(p: str) -> str:
-    return p if p in ("generate", "repair", "mutate", "other") else "other"
+    return p if p in ("generate", "repair", "mutate", "reproduction", "other") else "other"
 
 
 def _usage_json(d: dict) -> str:

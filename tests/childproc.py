@@ -72,6 +72,11 @@ class Child:
                 self._cond.wait(min(left, 0.5))
         out = self.output()
         rc = self.proc.poll()
+        if rc is None and self._eof:  # its output closed: it is exiting, give it a moment
+            try:
+                rc = self.proc.wait(STOP_S)
+            except subprocess.TimeoutExpired:
+                rc = None
         self.stop()
         state = f"exited with {rc}" if rc is not None else f"still silent after {timeout:g}s (killed)"
         raise AssertionError(f"{what or repr(match)}: not seen; child {state}; "

@@ -1,0 +1,174 @@
+"""Re-judge stored generations with today's rig and say how the verdict compares with the
+recorded one, and why it differs.
+
+The rig applies a verdict-rule profile: ``cambrian`` (ours, the default) or ``original``
+(the original system's rules of its last version). Its report names, in
+``stricter_rules``, the rules of ours that are stricter than the original's and decided a
+non-viable verdict; a verdict that differs because of such a rule is explained by it, and
+``--profile original`` reproduces the recorded one. A verdict that differs with no rule
+named means the artifact itself behaved differently here.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from core.store import Store
+
+PROFILES = ("cambrian", "original")
+FIELDS = ("status", "failure_stage", "tests_run", "tests_passed", "failed_tests")
+PYTEST_ID = re.compile(r"(\S+\.py::\S+)")
+
+
+class RigUnusable(RuntimeError):
+    pass
+
+
+def verdict_fields(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a verdict is compared on. ``failed_tests`` are pytest ids of failing tests."""
+    if not report:
+        return None
+    test = (report.get("checks") or {}).get("test") or {}
+    failed = set()
+    for f in ((report.get("diagnostics") or {}).get("failures") or []):
+        if isinstance(f, dict) and isinstance(f.get("test"), str):
+            failed.update(PYTEST_ID.findall(f["test"]))
+    return {"status": report.get("status"), "failure_stage": report.get("failure_stage"),
+            "tests_run": test.get("tests_run"), "tests_passed": test.get("tests_passed"),
+            "failed_tests": sorted(failed) or None}
+
+
+def differences(recorded: dict[str, Any], now: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Fields that differ, among those the record states (an unknown stage or a missing
+    count is not a difference; failing test ids are compared when both sides list some)."""
+    out = {}
+    for f in FIELDS:
+        before, after = recorded.get(f), now.get(f)
+        if before is None or before == "unknown" or before == after:
+            continue
+        if f == "failed_tests" and after is None:
+            continue
+        out[f] = {"recorded": before, "now": after}
+    return out
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, list):
+        return f"{len(v)} failing test(s)"
+    return str(v)
+
+
+def reason_for(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return row["error"]
+    if row["recorded"] is None:
+        return "no recorded verdict to compare with"
+    if not row["differs"]:
+        return "same"
+    rules = row.get("stricter_rules") or []
+    if rules:
+        return (f"stricter rule{'s' if len(rules) > 1 else ''} of ours: {', '.join(rules)}; "
+                "--profile original reproduces the recorded verdict")
+    changed = "; ".join(f"{f} {_short(d['recorded'])} -> {_short(d['now'])}" for f, d in row["differs"].items())
+    why = f" ({row['diagnostics']})" if row.get("diagnostics") else ""
+    return f"the artifact behaved differently: {changed}{why}"
+
+
+def _call_rig(rig_fn: Callable[..., Any], folder: str, *, backend: str, run_id: str, profile: str):
+    kw: dict[str, Any] = {"backend": backend, "run_id": run_id, "generation": None}
+    try:
+        takes_profile = "profile" in inspect.signature(rig_fn).parameters
+    except (TypeError, ValueError):
+        takes_profile = True
+    if takes_profile:
+        kw["profile"] = profile
+    elif profile != "cambrian":  # a rig without profiles applies ours
+        raise RigUnusable(f"this rig has no verdict profiles: it cannot apply --profile {profile}")
+    return rig_fn(folder, **kw)
+
+
+def parse_numbers(args: list[str]) -> tuple[list[int], list[str]]:
+    """(valid integers in order, without repeats), (arguments that are not integers)."""
+    nums, bad = [], []
+    for a in args:
+        try:
+            n = int(a)
+        except ValueError:
+            bad.append(a)
+            continue
+        if n not in nums:
+            nums.append(n)
+    return nums, bad
+
+
+def reverify(store: Store, numbers: list[int], backend: str = "docker", rig_fn=None, *,
+             profile: str = "cambrian", on_row: Callable[[dict[str, Any]], None] | None = None
+             ) -> list[dict[str, Any]]:
+    """Run each stored artifact through the rig under ``profile``; one row per number, in
+    order. A number that names no generation, or one without stored files, gets an error
+    row; the others are all judged. Stops judging (error rows for the rest) only when the
+    rig itself cannot run."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r} (choose from {', '.join(PROFILES)})")
+    if rig_fn is None:
+        from rig.api import run_artifact as rig_fn  # type: ignore[no-redef]
+
+    rows = []
+    broken: str | None = None
+    for n in numbers:
+        row = _judge(store, n, backend, rig_fn, profile) if broken is None else \
+            {"generation": n, "error": f"not judged: {broken}"}
+        if row.get("rig_error"):
+            broken = row["rig_error"]
+        row["reason"] = reason_for(row)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+def _judge(store: Store, n: int, backend: str, rig_fn, profile: str) -> dict[str, Any]:
+    from rig.api import RigSetupError
+
+    try:
+        g = store.generation(n)
+    except KeyError:
+        return {"generation": n, "error": f"no generation {n}"}
+    origin = store.imported_generation(n)
+    base: dict[str, Any] = {"generation": n, "profile": profile}
+    if origin:
+        base["original"] = {"campaign": origin["original_campaign"], "generation": origin["original_generation"],
+                            "source": origin["source"]}
+    if not g.artifact_hash:
+        what = ("imported record only: the tree held no artifact, no rig run possible" if origin
+                else "no stored artifact (the generation never produced code)")
+        return base | {"error": what}
+    recorded = store.report(n)
+    files = store.artifact_files(g.artifact_hash)
+    with tempfile.TemporaryDirectory(prefix=f"cambrian-reverify-{n}-") as tmp:
+        for rel, data in files.items():
+            p = Path(tmp) / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        try:
+            res = _call_rig(rig_fn, tmp, backend=backend, run_id=f"reverify-{n}-{os.getpid()}", profile=profile)
+        except (RigSetupError, RigUnusable) as exc:
+            return base | {"error": f"the rig cannot run: {exc}", "rig_error": str(exc)}
+    wire = res.report.to_wire()
+    before, after = verdict_fields(recorded), verdict_fields(wire)
+    diffs = differences(before, after) if before else {}
+    diag = wire.get("diagnostics") or {}
+    row = base | {
+        "recorded": before, "now": after, "differs": diffs, "same": before is not None and not diffs,
+        "stricter_rules": list(wire.get("stricter_rules") or []),
+        "rig_profile": wire.get("profile"),
+        "diagnostics": f"{diag.get('stage')}: {diag.get('summary')}" if diag else None,
+    }
+    store.add_event("reverified", generation=n, data={"report": wire, "profile": profile, "differs": diffs,
+                                                      "stricter_rules": row["stricter_rules"]})
+    return row

@@ -119,11 +119,14 @@ def import_tree(store: Store, root: Any) -> dict[str, Any]:
     """Import the tree at ``root``; returns what was created and what was already there."""
     tree = scan_tree(root)
     # one generation per artifact: of several entries with one key, the one carrying the
-    # original's record (then a verdict) is imported, the others are named as copies of it
+    # original's record (then files, then a verdict) is imported, the others are named as
+    # copies of it
+    def rank(e: Entry) -> tuple[bool, bool, bool]:
+        return e.record is not None, e.files is not None, e.status is not None
+
     best: dict[str, Entry] = {}
     for e in tree.entries:
-        rank = (e.record is not None, e.status is not None)
-        if e.key not in best or rank > (best[e.key].record is not None, best[e.key].status is not None):
+        if e.key not in best or rank(e) > rank(best[e.key]):
             best[e.key] = e
     order = sorted(tree.entries, key=lambda e: (best[e.key] is not e,
                                                 e.generation if e.generation is not None else 1 << 62,

@@ -248,19 +248,48 @@ def _attach(entries: list[Entry], rec: dict[str, Any], campaign: str | None, sou
     files hash to the recorded artifact hash), or keep it as a record-only entry."""
     ref = rec.get("artifact_ref")
     cands = [by_ref[ref]] if by_ref and isinstance(ref, str) and ref in by_ref else [
-        e for e in entries if e.campaign == campaign and e.generation == rec["generation"] and e.record is None]
+        e for e in entries if e.campaign == campaign and e.generation == rec["generation"]]
     cands = [e for e in cands if e.record is None]
-    h = rec.get("artifact-hash")
-    cands.sort(key=lambda e: e.artifact_hash != h)
-    target = cands[0] if cands else Entry(campaign=campaign, generation=rec["generation"])
-    if not cands:
+    h = _real_hash(rec.get("artifact-hash"))
+    # a record judged the artifact it names: folder files that hash otherwise (a folder
+    # overwritten later) are another artifact, and the record stays history on its own
+    match = [e for e in cands if h is None or e.artifact_hash == h]
+    for e in cands[:1] if cands and not match else []:
+        e.notes.append(f"its record (in {source}) names another artifact, {h[:19]}: "
+                       "that one is kept as record-only history, this one has no recorded verdict")
+    target = match[0] if match else Entry(campaign=campaign, generation=rec["generation"])
+    if not match:
         entries.append(target)
+    _give_record(target, rec, source)
+
+
+def _give_record(target: Entry, rec: dict[str, Any], source: str) -> None:
     target.record, target.record_source = rec, source
     viability = rec.get("viability")
-    if target.report is None and isinstance(viability, dict):
+    if isinstance(viability, dict) and target.verdict_from in ("none", "folder placement"):
         target.report, target.verdict_from = viability, "record"
-    if target.files is not None and isinstance(h, str) and target.artifact_hash != h:
-        target.notes.append(f"its files hash to {target.artifact_hash[:19]}, the record says {h[:19]}")
+
+
+def _real_hash(h: Any) -> str | None:
+    """A recorded artifact hash, unless absent or the all-zero placeholder."""
+    if isinstance(h, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", h) and h != "sha256:" + "0" * 64:
+        return h
+    return None
+
+
+def _join_records(entries: list[Entry]) -> list[Entry]:
+    """A record whose artifact sits in another folder of the tree (not where its number
+    says) joins that folder's entry instead of standing alone."""
+    folders = {e.artifact_hash: e for e in entries if e.files is not None and e.record is None}
+    out = []
+    for e in entries:
+        target = folders.get(e.recorded_hash) if e.files is None and e.record is not None else None
+        if target is not None and target.record is None:
+            _give_record(target, e.record, e.record_source or "")
+            target.notes.append(f"its record is that of {e.campaign or 'main line'} gen-{e.generation}")
+            continue
+        out.append(e)
+    return out
 
 
 def scan_tree(root: str | Path) -> Tree:
@@ -330,6 +359,7 @@ def scan_tree(root: str | Path) -> Tree:
                                       {k: v for k, v in (summary or {}).items() if k != "records"} or None)
             entries += found
 
+    entries = _join_records(entries)
     specs: dict[str, tuple[str, str]] = {}
     for e in entries:
         name, text = e.spec()

@@ -57,12 +57,6 @@ def differences(recorded: dict[str, Any], now: dict[str, Any]) -> dict[str, dict
     return out
 
 
-def _short(v: Any) -> str:
-    if isinstance(v, list):
-        return f"{len(v)} failing test(s)"
-    return str(v)
-
-
 def reason_for(row: dict[str, Any]) -> str:
     if "error" in row:
         return row["error"]
@@ -74,9 +68,32 @@ def reason_for(row: dict[str, Any]) -> str:
     if rules:
         return (f"stricter rule{'s' if len(rules) > 1 else ''} of ours: {', '.join(rules)}; "
                 "--profile original reproduces the recorded verdict")
-    changed = "; ".join(f"{f} {_short(d['recorded'])} -> {_short(d['now'])}" for f, d in row["differs"].items())
+    diffs = dict(row["differs"])
+    parts = [f"{f} {diffs.pop(f)['recorded']} -> {row['now'][f]}"
+             for f in ("status", "failure_stage") if f in diffs]
+    counts = [diffs.pop(f, None) for f in ("tests_run", "tests_passed")]
+    if any(counts):
+        parts.append(f"tests {_tests(row['recorded'])} -> {_tests(row['now'])}")
+    if "failed_tests" in diffs:
+        before, after = set(diffs["failed_tests"]["recorded"]), set(diffs["failed_tests"]["now"])
+        parts.append("failing tests " + ", ".join(
+            f"{what} {' '.join(sorted(ids)[:3])}{' ...' if len(ids) > 3 else ''}"
+            for what, ids in (("now also", after - before), ("no longer", before - after)) if ids))
     why = f" ({row['diagnostics']})" if row.get("diagnostics") else ""
-    return f"the artifact behaved differently: {changed}{why}"
+    return f"the artifact behaved differently: {'; '.join(parts)}{why}"
+
+
+def _tests(v: dict[str, Any]) -> str:
+    return "none run" if v.get("tests_run") is None else f"{v.get('tests_passed')}/{v['tests_run']} passed"
+
+
+def _diagnosis(diag: dict[str, Any]) -> str | None:
+    """The failing stage's summary and the last line it wrote to stderr (e.g. `sh: 1: uv: not found`)."""
+    if not diag:
+        return None
+    tail = [ln.strip() for ln in (diag.get("stderr_tail") or "").splitlines() if ln.strip()]
+    last = f": {tail[-1][:100]}" if tail else ""
+    return f"{diag.get('stage')}: {diag.get('summary')}{last}"
 
 
 def _call_rig(rig_fn: Callable[..., Any], folder: str, *, backend: str, run_id: str, profile: str):
@@ -167,7 +184,7 @@ def _judge(store: Store, n: int, backend: str, rig_fn, profile: str) -> dict[str
         "recorded": before, "now": after, "differs": diffs, "same": before is not None and not diffs,
         "stricter_rules": list(wire.get("stricter_rules") or []),
         "rig_profile": wire.get("profile"),
-        "diagnostics": f"{diag.get('stage')}: {diag.get('summary')}" if diag else None,
+        "diagnostics": _diagnosis(diag),
     }
     store.add_event("reverified", generation=n, data={"report": wire, "profile": profile, "differs": diffs,
                                                       "stricter_rules": row["stricter_rules"]})

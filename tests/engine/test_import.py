@@ -302,7 +302,7 @@ def test_reverify_gives_the_reason_of_a_differing_verdict(tree, home, capsys):
     rows = {ln.split()[0]: ln for ln in out.splitlines()[1:-1]}
     assert rows[str(g7)].rstrip().endswith("same") and rows[str(g8)].rstrip().endswith("same")
     assert ("the artifact behaved differently: status viable -> non-viable; failure_stage none -> test; "
-            "tests_run 3 -> 1; tests_passed 3 -> 0 (test: test failed)") in rows[str(g11)]
+            "tests 3/3 passed -> 0/1 passed (test: test failed)") in rows[str(g11)]
     assert {c[1] for c in rig.calls[-3:]} == {"original"}
     rc, out = reverify(capsys, home, rig, str(g8), "7x", "--json")
     data = json.loads(out)
@@ -372,3 +372,49 @@ def test_reverify_under_the_real_rig(tree, home, capsys, rig_ready):
     assert "syntax_gate" in rows[g[7]]["stricter_rules"] and "syntax_gate" in rows[g[7]]["reason"]
     assert "duplicate_manifest_paths" in rows[g[8]]["stricter_rules"]
     assert "--profile original reproduces the recorded verdict" in rows[g[8]]["reason"]
+
+
+def test_the_reason_names_what_changed():
+    from core.engine.reverify import differences, reason_for, verdict_fields
+
+    # the original joined several pytest ids into one failure entry; ids are compared as sets
+    recorded = verdict_fields(ol.viability(6, "non-viable", "test", 4, 2,
+                                           ["tests/a.py::test_x - Assertion...", "tests/b.py::test_y"]))
+    now = verdict_fields(our_report(6, "non-viable", "test", 4, 2, ("tests/a.py::test_x", "tests/c.py::test_z")))
+    row = {"recorded": recorded, "now": now, "differs": differences(recorded, now), "stricter_rules": []}
+    assert set(row["differs"]) == {"failed_tests"}
+    assert reason_for(row) == ("the artifact behaved differently: failing tests now also tests/c.py::test_z, "
+                               "no longer tests/b.py::test_y")
+    same = verdict_fields(our_report(6, "non-viable", "test", 4, 2, ("tests/b.py::test_y", "tests/a.py::test_x")))
+    assert differences(recorded, same) == {}
+    # a stage the record does not know is no difference; a count it does not state neither
+    placed = {"status": "non-viable", "failure_stage": "unknown", "tests_run": None, "tests_passed": None,
+              "failed_tests": None}
+    assert differences(placed, now) == {}
+    rules = {"recorded": recorded, "now": now, "differs": {"status": {}}, "stricter_rules": ["a", "b"]}
+    assert reason_for(rules) == "stricter rules of ours: a, b; --profile original reproduces the recorded verdict"
+
+
+def test_a_record_of_another_artifact_stays_apart(tmp_path):
+    """generations.json and a gen-N/ folder overwritten later: the record judged another
+    artifact, so it stays record-only history and the folder gets no borrowed verdict; a
+    record whose artifact sits in another folder joins that folder."""
+    root = tmp_path / "t"
+    h1 = ol.write_artifact(root / "gen-1", 1, 0, ol.VIABLE, m1=True)
+    old = "sha256:" + "1" * 64
+    (root / "generations.json").write_text(json.dumps([
+        ol.record(1, 0, old, "main", ol.viability(1, "viable")) | {"artifact_ref": "gen-1"}]))
+    c = root / "gen-0-campaigns" / "gen0-5"
+    h2 = ol.write_artifact(c / "failed" / "gen-7", 7, 6, ol.TEST_FAILS)
+    ol.write_summary(c, "gen0-5", 6, [ol.record(6, 5, h2, "gen0-5", ol.viability(6, "non-viable", "test", 4, 3))])
+    with Store.open(tmp_path / "c.db") as s:
+        res = import_tree(s, root)
+        by = {m["source"]: m for m in res["mapping"]}
+        folder, record = by["gen-1"], by["generations.json#gen-1"]
+        assert (folder["recorded"], folder["artifact"]) == (None, True)
+        assert (record["recorded"], record["artifact"]) == ("viable", False)
+        assert s.generation(folder["generation"]).artifact_hash == h1
+        assert any("names another artifact" in n for n in res["notes"])
+        moved = by["gen-0-campaigns/gen0-5/failed/gen-7"]
+        assert moved["recorded"] == "non-viable" and len(res["mapping"]) == 3
+        assert s.report(moved["generation"])["checks"]["test"]["tests_run"] == 4

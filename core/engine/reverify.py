@@ -2,11 +2,13 @@
 recorded one, and why it differs.
 
 The rig applies a verdict-rule profile: ``cambrian`` (ours, the default) or ``original``
-(the original system's rules of its last version). Its report names, in
-``stricter_rules``, the rules of ours that are stricter than the original's and decided a
-non-viable verdict; a verdict that differs because of such a rule is explained by it, and
-``--profile original`` reproduces the recorded one. A verdict that differs with no rule
-named means the artifact itself behaved differently here.
+(the original system's rules of its last version; rig/profiles.py). Its report names the
+rules of ours that decided a verdict the original would have reached otherwise:
+``stricter_rules`` (ours failed where the original went on) and ``lenient_rules`` (ours
+passed where the original failed, e.g. its shorter test timeout). A verdict that differs
+because of such a rule is explained by it, and ``--profile original`` reproduces the
+recorded one. A verdict that differs with no rule named means the artifact itself behaved
+differently here.
 """
 
 from __future__ import annotations
@@ -60,14 +62,17 @@ def differences(recorded: dict[str, Any], now: dict[str, Any]) -> dict[str, dict
 def reason_for(row: dict[str, Any]) -> str:
     if "error" in row:
         return row["error"]
+    strict, lenient = row.get("stricter_rules") or [], row.get("lenient_rules") or []
+    rules = strict + lenient
+    named = "; ".join(f"{kind} rule{'s' if len(rs) > 1 else ''} of ours: {', '.join(rs)}"
+                      for kind, rs in (("stricter", strict), ("more lenient", lenient)) if rs)
     if row["recorded"] is None:
-        return "no recorded verdict to compare with"
+        return "no recorded verdict to compare with" + (
+            f"; {named} decided it (--profile original applies the original's rules)" if rules else "")
     if not row["differs"]:
         return "same"
-    rules = row.get("stricter_rules") or []
     if rules:
-        return (f"stricter rule{'s' if len(rules) > 1 else ''} of ours: {', '.join(rules)}; "
-                "--profile original reproduces the recorded verdict")
+        return f"{named}; --profile original reproduces the recorded verdict"
     diffs = dict(row["differs"])
     parts = [f"{f} {diffs.pop(f)['recorded']} -> {row['now'][f]}"
              for f in ("status", "failure_stage") if f in diffs]
@@ -80,6 +85,8 @@ def reason_for(row: dict[str, Any]) -> str:
             f"{what} {' '.join(sorted(ids)[:3])}{' ...' if len(ids) > 3 else ''}"
             for what, ids in (("now also", after - before), ("no longer", before - after)) if ids))
     why = f" ({row['diagnostics']})" if row.get("diagnostics") else ""
+    if row.get("recorded_from") == "folder placement":
+        why += "; the recorded verdict is only the folder the original put it in"
     return f"the artifact behaved differently: {'; '.join(parts)}{why}"
 
 
@@ -182,10 +189,13 @@ def _judge(store: Store, n: int, backend: str, rig_fn, profile: str) -> dict[str
     diag = wire.get("diagnostics") or {}
     row = base | {
         "recorded": before, "now": after, "differs": diffs, "same": before is not None and not diffs,
+        "recorded_from": ((recorded or {}).get("imported") or {}).get("verdict_from") if origin else None,
         "stricter_rules": list(wire.get("stricter_rules") or []),
+        "lenient_rules": list(wire.get("lenient_rules") or []),
         "rig_profile": wire.get("profile"),
         "diagnostics": _diagnosis(diag),
     }
     store.add_event("reverified", generation=n, data={"report": wire, "profile": profile, "differs": diffs,
-                                                      "stricter_rules": row["stricter_rules"]})
+                                                      "stricter_rules": row["stricter_rules"],
+                                                      "lenient_rules": row["lenient_rules"]})
     return row

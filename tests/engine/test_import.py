@@ -241,6 +241,10 @@ class FakeRig:
             h[8]: {"cambrian": our_report(8, "non-viable", "manifest", None, None,
                                           rules=("duplicate_manifest_paths",)),
                    "original": our_report(8, "viable")},
+            h[10]: {p: our_report(10, "viable") for p in ("cambrian", "original")},
+            h["main-1"]: {"cambrian": our_report(1, "non-viable", "manifest", None, None,
+                                                 rules=("manifest_created_at",)),
+                          "original": our_report(1, "viable")},
             h[11]: {"cambrian": our_report(11, "non-viable", "build", None, None, rules=("syntax_gate",)),
                     "original": our_report(11, "non-viable", "test", 1, 0, ("tests/test_app.py",))},
         }
@@ -304,6 +308,15 @@ def test_reverify_gives_the_reason_of_a_differing_verdict(tree, home, capsys):
     assert ("the artifact behaved differently: status viable -> non-viable; failure_stage none -> test; "
             "tests 3/3 passed -> 0/1 passed (test: test failed)") in rows[str(g11)]
     assert {c[1] for c in rig.calls[-3:]} == {"original"}
+    # an M1 manifest has no record on the main line; a folder's place is a thin record
+    g1, g10 = by["gen-1"], by[f"gen-0-campaigns/{C1}/failed/gen-10"]
+    rc, out = reverify(capsys, home, rig, str(g1), str(g10))
+    rows = {ln.split()[0]: ln for ln in out.splitlines()[1:-1]}
+    assert ("no recorded verdict to compare with; stricter rule of ours: manifest_created_at decided it "
+            "(--profile original applies the original's rules)") in rows[str(g1)]
+    assert "non-viable/unknown" in rows[str(g10)]
+    assert rows[str(g10)].rstrip().endswith("the artifact behaved differently: status non-viable -> viable; "
+                                            "the recorded verdict is only the folder the original put it in")
     rc, out = reverify(capsys, home, rig, str(g8), "7x", "--json")
     data = json.loads(out)
     assert data[0]["profile"] == "cambrian" and data[0]["stricter_rules"] == ["duplicate_manifest_paths"]
@@ -366,8 +379,9 @@ def test_reverify_under_the_real_rig(tree, home, capsys, rig_ready):
     assert rows[g[11]]["reason"].startswith("the artifact behaved differently: status viable -> non-viable")
     assert rows[main]["now"]["status"] == "viable", rows[main]  # M1: pip build, created_at
     assert rc == 1
-    rc = reverify_main(home, [g[5], g[6], g[7], g[8]], backend="docker", profile="cambrian", as_json=True)
+    rc = reverify_main(home, [g[5], g[6], g[7], g[8], main], backend="docker", profile="cambrian", as_json=True)
     rows = {str(r["generation"]): r for r in json.loads(capsys.readouterr().out)}
+    assert rows[main]["stricter_rules"] == ["manifest_created_at"], rows[main]
     assert rows[g[5]]["reason"] == "same" and rows[g[6]]["reason"] == "same"
     assert "syntax_gate" in rows[g[7]]["stricter_rules"] and "syntax_gate" in rows[g[7]]["reason"]
     assert "duplicate_manifest_paths" in rows[g[8]]["stricter_rules"]
@@ -393,6 +407,10 @@ def test_the_reason_names_what_changed():
     assert differences(placed, now) == {}
     rules = {"recorded": recorded, "now": now, "differs": {"status": {}}, "stricter_rules": ["a", "b"]}
     assert reason_for(rules) == "stricter rules of ours: a, b; --profile original reproduces the recorded verdict"
+    # a hang of 150 s: non-viable under the original's 120 s test timeout, viable under ours
+    lenient = {"recorded": recorded, "now": now, "differs": {"status": {}}, "lenient_rules": ["test_timeout"]}
+    assert reason_for(lenient) == ("more lenient rule of ours: test_timeout; "
+                                   "--profile original reproduces the recorded verdict")
 
 
 def test_a_record_of_another_artifact_stays_apart(tmp_path):

@@ -22,6 +22,7 @@ from collections import Counter
 from typing import Any
 
 from core.engine.original_tree import Entry, Tree, TreeError, scan_tree
+from core.engine.reverify import reverify  # noqa: F401  (its historical import path)
 from core.models import Outcome, SpecOrigin
 from core.store import Store
 
@@ -115,6 +116,18 @@ def _settings(tree: Tree, original: str | None, entries: list[Entry]) -> dict[st
     return s
 
 
+def _parent(e: Entry, by_orig: dict[tuple[str | None, int], int]) -> int | None:
+    """Our number of the original parent: in the same campaign, else the one generation
+    with that original number (the original numbered generations across campaigns)."""
+    if e.parent is None or e.parent == e.generation:
+        return None
+    same = by_orig.get((e.campaign, e.parent))
+    if same is not None:
+        return same
+    hits = {ours for (_, n), ours in by_orig.items() if n == e.parent}
+    return hits.pop() if len(hits) == 1 else None
+
+
 def import_tree(store: Store, root: Any) -> dict[str, Any]:
     """Import the tree at ``root``; returns what was created and what was already there."""
     tree = scan_tree(root)
@@ -161,14 +174,8 @@ def import_tree(store: Store, root: Any) -> dict[str, Any]:
             if e.files is not None:
                 store.put_artifact_files(e.files)
             spec_hash = _spec_hash(store, tree, e)
-            parent = None
-            if e.parent is not None and e.parent != e.generation:
-                parent = by_orig.get((e.campaign, e.parent))
-                if parent is None:  # the original numbered generations across campaigns
-                    hits = {v for (c, n), v in by_orig.items() if n == e.parent}
-                    parent = hits.pop() if len(hits) == 1 else None
             rows.append({"number": number, "spec_hash": spec_hash, "outcome": _outcome(e).value,
-                         "parent": parent, "campaign_id": cid, "artifact_hash": e.artifact_hash,
+                         "parent": _parent(e, by_orig), "campaign_id": cid, "artifact_hash": e.artifact_hash,
                          "report": (dict(e.report) | {"imported": {"source": e.source, "verdict_from": e.verdict_from}})
                          if e.status else None,
                          "reason": _reason(e), **({"created_at": e.created} if e.created else {})})

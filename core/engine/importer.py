@@ -218,9 +218,10 @@ def import_tree(store: Store, root: Any) -> dict[str, Any]:
             "skipped": tree.skipped,
             "notes": [f"{e.source}: {n}" for e, _ in pending for n in e.notes],
         }
-        store.add_event("history_imported", data={
-            "root": str(tree.root), "generations": len(rows), "already_imported": len(already),
-            "campaigns": {cid: len(ns) for cid, ns in created.items()}, "new_campaigns": new_campaigns})
+        if rows:  # a re-import that finds nothing new writes nothing at all
+            store.add_event("history_imported", data={
+                "root": str(tree.root), "generations": len(rows), "already_imported": len(already),
+                "campaigns": {cid: len(ns) for cid, ns in created.items()}, "new_campaigns": new_campaigns})
     return result
 
 

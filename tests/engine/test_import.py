@@ -17,7 +17,7 @@ from tests.engine import original_layout as ol
 
 C1, C2 = "gen0-1775283677", "gen0-1775225335"
 TABLES = ("generations", "campaigns", "spec_versions", "blobs", "artifact_files", "imported_generations",
-          "llm_calls")
+          "llm_calls", "events")
 
 
 @pytest.fixture
@@ -158,8 +158,7 @@ def test_an_error_during_the_import_writes_nothing(tree, tmp_path, monkeypatch):
     root, _ = tree
     with Store.open(tmp_path / "c.db") as s:
         s.add_spec("# kept\n", label="kept")
-        before = {t: s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
-                  for t in TABLES + ("events",)}
+        before = {t: s.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
         calls = []
         real = Store.add_imported
 

@@ -252,7 +252,7 @@ def import_main(home: Path, folder: str, as_json: bool) -> int:
         n_new = len(res["new_campaigns"])
         print(f"imported {res['generations']} generations from {res['root']} into {len(res['campaigns'])} "
               f"campaign(s) ({n_new} new)")
-        for c in res["campaigns"]:
+        for c in res["per_campaign"]:
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(c["outcomes"].items()))
             print(f"  {c['id']}{' (new)' if c['new'] else ''}: {len(c['generations'])} generations, "
                   f"gen {_gen_list(c['generations'])}; {outcomes}"

@@ -210,7 +210,8 @@ def import_tree(store: Store, root: Any) -> dict[str, Any]:
         result = {
             "root": str(tree.root),
             "generations": len(rows),
-            "campaigns": [_campaign_result(store, cid, created[cid], cid in new_campaigns) for cid in created],
+            "campaigns": list(created),  # ids of the campaigns that received generations
+            "per_campaign": [_campaign_result(store, cid, created[cid], cid in new_campaigns) for cid in created],
             "new_campaigns": new_campaigns,
             "already_imported": already,
             "record_only": [m for m in mapping if not m["artifact"]],

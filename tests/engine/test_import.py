@@ -133,7 +133,7 @@ def test_reimport_adds_nothing_and_says_so(tree, home, capsys):
     assert counts(home) == before
     rc, out, _ = run(capsys, home, "import", "cambrian-artifacts", str(root), "--json")
     res = json.loads(out)
-    assert res["generations"] == 0 and res["new_campaigns"] == [] and res["campaigns"] == []
+    assert res["generations"] == 0 and res["new_campaigns"] == [] and res["campaigns"] == res["per_campaign"] == []
     # every folder and record, the record-only ones too, is named with its generation
     again = {a["source"]: a["generation"] for a in res["already_imported"]}
     assert {k: v for k, v in again.items() if k in first} == first
@@ -149,7 +149,8 @@ def test_a_grown_tree_adds_only_the_new_artifact(tree, home, capsys):
     rc, out, err = run(capsys, home, "import", "cambrian-artifacts", str(root), "--json")
     res = json.loads(out)
     assert res["generations"] == 1 and res["new_campaigns"] == []
-    assert [c["id"] for c in res["campaigns"]] == [f"import-{C1}"]
+    assert res["campaigns"] == [f"import-{C1}"] and res["per_campaign"][0]["generations"] == [
+        m["generation"] for m in res["mapping"]]
     assert counts(home)["generations"] == before["generations"] + 1
     assert counts(home)["campaigns"] == before["campaigns"]
 

@@ -232,48 +232,16 @@ def cmd_campaign_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.engine.importer import ImportErrorReport, import_tree
+    from core.engine.cli import import_main
 
-    with _store(args) as store:
-        try:
-            res = import_tree(store, args.dir)
-        except ImportErrorReport as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    if args.json:
-        _print_json(res)
-        return 0
-    print(f"imported {res['generations']} generations from {args.dir}"
-          + (f" in {len(set(res['campaigns']))} campaign(s)" if res["campaigns"] else ""))
-    for m in res["mapping"]:
-        print(f"  {m['source']:<28} -> gen {m['generation']:<6} recorded {m['recorded'] or 'no verdict'}")
-    for s in res["skipped"]:
-        print(f"  skipped: {s}")
-    return 0
+    return import_main(cambrian_home(args.home), args.dir, args.json)
 
 
 def cmd_reverify(args: argparse.Namespace) -> int:
-    from core.engine.importer import reverify
+    from core.engine.cli import reverify_main
 
-    with _store(args) as store:
-        try:
-            rows = reverify(store, args.gens, backend=args.backend)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 1
-    if args.json:
-        _print_json(rows)
-    else:
-        print(f"{'gen':>6}  {'recorded':<34} {'now':<34} verdict")
-        for r in rows:
-            if "error" in r:
-                print(f"{r['generation']:>6}  error: {r['error']}")
-                continue
-            fmt = lambda d: "-" if not d else f"{d['status']}/{d['failure_stage']} {d['tests_passed']}/{d['tests_run']}"
-            verdict = "same" if r["same"] else ("no record" if r["recorded"] is None else
-                                                "DIFFERS: " + ", ".join(r["differs"]))
-            print(f"{r['generation']:>6}  {fmt(r['recorded']):<34} {fmt(r['now']):<34} {verdict}")
-    return 0 if all(r.get("same") for r in rows) else 1
+    return reverify_main(cambrian_home(args.home), args.gens, backend=args.backend, profile=args.profile,
+                         as_json=args.json)
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -445,8 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     ia.add_argument("dir")
     ia.add_argument("--json", action="store_true")
     rv = add("reverify", cmd_reverify, "run stored generations through today's rig and compare verdicts")
-    rv.add_argument("gens", nargs="+", type=int, metavar="GEN")
+    rv.add_argument("gens", nargs="+", metavar="GEN", help="generation numbers (each valid one is judged)")
     rv.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    rv.add_argument("--profile", choices=["cambrian", "original"], default="cambrian",
+                    help="verdict rules: ours (default) or the original's, to reproduce recorded verdicts")
     rv.add_argument("--json", action="store_true")
 
     ev = sub.add_parser("evolve", help="evolve a spec: mutations, screening campaigns, Bayesian optimisation"

@@ -218,4 +218,26 @@ ALTER TABLE generations ADD COLUMN redo_of INTEGER;
 CREATE INDEX generations_redo ON generations(redo_of);
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO]
+# Generations brought in from an original Cambrian artifacts tree. `key` is the artifact
+# hash (of the stored files; the recorded hash when the tree holds only the record), so an
+# artifact is imported once however often the tree is; the tokens are the original's
+# recorded usage, kept apart from llm_calls because no call was made here.
+M6_IMPORTS = """
+CREATE TABLE imported_generations (
+    key TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL UNIQUE REFERENCES generations(number),
+    campaign_id TEXT REFERENCES campaigns(id),
+    source TEXT NOT NULL,
+    original_campaign TEXT,
+    original_generation INTEGER,
+    has_artifact INTEGER NOT NULL,
+    model TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    imported_at TEXT NOT NULL
+);
+CREATE INDEX imported_generations_campaign ON imported_generations(campaign_id);
+CREATE INDEX imported_generations_original ON imported_generations(original_generation);
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_IMPORTS]

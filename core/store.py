@@ -246,11 +246,7 @@ class Store:
         now = utcnow()
         with self.write() as c:
             if number is None:
-                row = c.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM generations").fetchone()
-                # numbers of deleted-then-reused rows can't happen (deletes are refused);
-                # the high-water mark also covers imported numbers.
-                hw = c.execute("SELECT value FROM meta WHERE key='generation_hw'").fetchone()
-                number = max(int(row[0]), int(hw[0]) + 1 if hw else 0)
+                number = self.next_generation_number()
             c.execute(
                 "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, attempt, draw, "
                 "redo_of, artifact_hash, created_at, updated_at) "
@@ -267,6 +263,14 @@ class Store:
                         data={"parent": parent, "attempt": attempt}
                         | ({"redo_of": redo_of} if redo_of is not None else {}))
         return self.generation(number)
+
+    def next_generation_number(self) -> int:
+        """The number the next generation gets; call it inside a write transaction so that
+        nobody else takes it first. Deleted-then-reused numbers can't happen (deletes are
+        refused); the high-water mark also covers explicitly numbered (imported) rows."""
+        row = self.conn.execute("SELECT COALESCE(MAX(number), -1) + 1 FROM generations").fetchone()
+        hw = self.conn.execute("SELECT value FROM meta WHERE key='generation_hw'").fetchone()
+        return max(int(row[0]), int(hw[0]) + 1 if hw else 0)
 
     def bulk_insert_generations(self, rows: list[dict[str, Any]]) -> int:
         """Insert finished generations (import, fixtures) in one transaction.
@@ -361,6 +365,15 @@ class Store:
 
     def record_artifact(self, number: int, files: dict[str, bytes]) -> str:
         """Store the artifact's files (deduplicated blobs) and link them to the generation."""
+        with self.write() as c:
+            ahash = self.put_artifact_files(files)
+            c.execute("UPDATE generations SET artifact_hash=?, updated_at=? WHERE number=?",
+                      (ahash, utcnow(), number))
+        return ahash
+
+    def put_artifact_files(self, files: dict[str, bytes]) -> str:
+        """Store an artifact's files (deduplicated blobs) under its artifact hash, linked to
+        no generation yet (an import writes the files before its finished rows)."""
         from rig.hashing import artifact_hash_of
 
         ahash = artifact_hash_of(files)
@@ -372,9 +385,11 @@ class Store:
                     "INSERT OR IGNORE INTO artifact_files(artifact_hash, path, blob_hash) VALUES (?, ?, ?)",
                     (ahash, path, h),
                 )
-            c.execute("UPDATE generations SET artifact_hash=?, updated_at=? WHERE number=?",
-                      (ahash, utcnow(), number))
         return ahash
+
+    def generations_with_artifact(self, artifact_hash: str) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT number FROM generations WHERE artifact_hash=? ORDER BY number", (artifact_hash,))]
 
     def artifact_files(self, artifact_hash: str) -> dict[str, bytes]:
         rows = self.conn.execute(
@@ -671,6 +686,39 @@ class Store:
             d["oom_killed"] = bool(d["oom_killed"])
             out.append(RigRun(**d))
         return out
+
+    # --- imported history ---------------------------------------------------------------
+
+    IMPORTED_COLUMNS = ("key", "generation", "campaign_id", "source", "original_campaign",
+                        "original_generation", "has_artifact", "model", "input_tokens", "output_tokens")
+
+    def add_imported(self, row: dict[str, Any]) -> None:
+        """Remember where an imported generation came from (``key``: its artifact hash)."""
+        cols = self.IMPORTED_COLUMNS + ("imported_at",)
+        values = [int(row[k]) if k == "has_artifact" else row.get(k) for k in self.IMPORTED_COLUMNS]
+        with self.write() as c:
+            c.execute(f"INSERT INTO imported_generations({', '.join(cols)}) VALUES "
+                      f"({', '.join('?' for _ in cols)})", values + [utcnow()])
+
+    def imported_generations(self, campaign_id: str | None = None) -> list[dict[str, Any]]:
+        q, args = "SELECT * FROM imported_generations", []
+        if campaign_id is not None:
+            q += " WHERE campaign_id=?"
+            args.append(campaign_id)
+        rows = self.conn.execute(q + " ORDER BY generation", args).fetchall()
+        return [dict(r) | {"has_artifact": bool(r["has_artifact"])} for r in rows]
+
+    def imported_generation(self, number: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM imported_generations WHERE generation=?", (number,)).fetchone()
+        return dict(row) | {"has_artifact": bool(row["has_artifact"])} if row else None
+
+    def imported_tokens(self, campaign_id: str) -> int:
+        """Token usage the original system recorded for a campaign's imported generations
+        (no LLM call was made here, so it is not in the ledger nor in ``spend``)."""
+        row = self.conn.execute(
+            "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM imported_generations "
+            "WHERE campaign_id=?", (campaign_id,)).fetchone()
+        return int(row[0])
 
     # --- amendments, observations -------------------------------------------------------
 

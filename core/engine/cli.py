@@ -37,9 +37,20 @@ def campaign_status(store: Store, campaign_id: str) -> dict[str, Any]:
             for g in store.generations(campaign_id)
         ],
         "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
-                                      "tokens", "cost_usd", "failure_stages", "judged", "outcomes",
-                                      "tokens_per_viable", "cost_per_viable", "trend")},
+                                      "tokens", "tokens_recorded", "cost_usd", "failure_stages", "judged",
+                                      "outcomes", "tokens_per_viable", "cost_per_viable", "trend")},
+        "imported": c["kind"] == "import",
     }
+
+
+def _tokens(st: dict[str, Any]) -> str:
+    """Tokens spent here (the LLM ledger) and, for imported history, what the original
+    recorded; the latter is labelled so that no call seems to have been made here."""
+    s = st["summary"]
+    if not s.get("tokens_recorded"):
+        return f"tokens {s['tokens']}  ${s['cost_usd']:.4f}"
+    spent = f" + {s['tokens']} spent here ${s['cost_usd']:.4f}" if s["tokens"] else ""
+    return f"tokens {s['tokens_recorded']} recorded by the original{spent}"
 
 
 def _line(st: dict[str, Any]) -> str:
@@ -47,16 +58,24 @@ def _line(st: dict[str, Any]) -> str:
     rate = "-" if s["viability_rate"] is None else f"{s['viability_rate']:.0%}"
     lo, hi = s["viability_interval"]
     sim = " SIMULATED" if st["simulated"] else ""
+    imported = " IMPORTED" if st.get("imported") else ""
     return (f"{st['id']}  {st['state']:<9} gens {s['generations']:>3}  viable {s['viable']:>3}  "
-            f"rate {rate} [{lo:.0%}, {hi:.0%}]  tokens {s['tokens']}  ${s['cost_usd']:.4f}{sim}")
+            f"rate {rate} [{lo:.0%}, {hi:.0%}]  {_tokens(st)}{sim}{imported}")
 
 
 def print_status(st: dict[str, Any]) -> None:
     print(_line(st))
     if st.get("reason"):
         print(f"  reason: {st['reason']}")
-    print(f"  engine: {'pid ' + str(st['engine_pid']) if st['engine_alive'] else 'not running'}  "
-          f"provider {st['provider']}  spec {st['spec_hash'][:19]}")
+    if st.get("imported"):
+        cfg = st["settings"]
+        print(f"  imported from {cfg.get('source')}: original campaign {cfg.get('original_campaign') or '(main line)'}, "
+              f"model {cfg.get('model') or '?'}, spec {st['spec_hash'][:19]}"
+              + (f"; the original counted {cfg['recorded_generations']} generations, "
+                 f"{cfg.get('recorded_viable', '?')} viable" if "recorded_generations" in cfg else ""))
+    else:
+        print(f"  engine: {'pid ' + str(st['engine_pid']) if st['engine_alive'] else 'not running'}  "
+              f"provider {st['provider']}  spec {st['spec_hash'][:19]}")
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "
@@ -146,9 +165,11 @@ def status_main(home: Path, cid: str, as_json: bool) -> int:
 
 def list_main(home: Path, as_json: bool) -> int:
     with Store.open(db_path(home)) as store:
-        rows = [campaign_status(store, c["id"]) for c in store.campaigns(kind="campaign")]
+        rows = [campaign_status(store, c["id"]) for c in store.campaigns()
+                if c["kind"] in ("campaign", "import")]
     if as_json:
-        print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "summary")}
+        print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "summary",
+                                             "imported")}
                           for r in rows], indent=2))
     elif not rows:
         print("no campaigns yet: `cambrian campaign start --spec spec/echo.md -n 4 -p 2`")
@@ -192,3 +213,112 @@ def control_main(home: Path, cid: str, action: str, as_json: bool) -> int:
     else:
         print(f"campaign {cid}: {msg}")
     return 0
+
+
+# --- history: import, reverify -------------------------------------------------------------
+
+
+def _gen_list(numbers: list[int]) -> str:
+    """``3-7, 9``: runs of consecutive numbers collapsed."""
+    out: list[str] = []
+    for n in sorted(set(numbers)):
+        if out and out[-1].split("-")[-1] == str(n - 1):
+            out[-1] = out[-1].split("-")[0] + f"-{n}"
+        else:
+            out.append(str(n))
+    return ", ".join(out)
+
+
+def import_main(home: Path, folder: str, as_json: bool) -> int:
+    from core.engine.importer import ImportErrorReport, import_tree
+
+    with Store.open(db_path(home)) as store:
+        try:
+            res = import_tree(store, folder)
+        except ImportErrorReport as exc:
+            print(f"error: {exc} (nothing was imported)", file=sys.stderr)
+            return 1
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return 0
+    already = res["already_imported"]
+    earlier = [a for a in already if not a["same_import"]]
+    earlier_gens = sorted({a["generation"] for a in earlier})
+    if not res["generations"]:
+        print(f"nothing new in {res['root']}: " + (
+            f"everything in it is already imported (gen {_gen_list(earlier_gens)}); nothing was added"
+            if earlier else "no generations found"))
+    else:
+        n_new = len(res["new_campaigns"])
+        print(f"imported {res['generations']} generations from {res['root']} into {len(res['campaigns'])} "
+              f"campaign(s) ({n_new} new)")
+        for c in res["per_campaign"]:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(c["outcomes"].items()))
+            print(f"  {c['id']}{' (new)' if c['new'] else ''}: {len(c['generations'])} generations, "
+                  f"gen {_gen_list(c['generations'])}; {outcomes}"
+                  + (f"; {c['record_only']} record only" if c["record_only"] else "")
+                  + f"; tokens {c['tokens']} recorded")
+        for m in res["mapping"]:
+            orig = f"gen-{m['original_generation']}" if m["original_generation"] is not None else "?"
+            print(f"    {m['source']:<52} -> gen {m['generation']:<6} {orig:<8} "
+                  f"{m['recorded'] or 'no verdict'}{'' if m['artifact'] else '  (record only)'}")
+        if earlier:
+            print(f"already imported: {len(earlier_gens)} generation(s) (gen {_gen_list(earlier_gens)}); "
+                  "nothing added for them")
+    dup = [a for a in already if a["same_import"]]
+    for a in dup:
+        print(f"  {a['source']}: the same artifact as gen {a['generation']} (imported once)")
+    if res["record_only"]:
+        print("record only (no artifact in the tree: kept as history, no rig run possible): gen "
+              + _gen_list([m["generation"] for m in res["record_only"]]))
+    for note in res["notes"]:
+        print(f"  note: {note}")
+    for s in res["skipped"]:
+        print(f"  skipped: {s}")
+    return 0
+
+
+def _verdict(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "-"
+    tests = "" if d["tests_run"] is None else f" {d['tests_passed']}/{d['tests_run']}"
+    return f"{d['status']}/{d['failure_stage']}{tests}"
+
+
+def reverify_main(home: Path, args: list[str], *, backend: str, profile: str, as_json: bool,
+                  rig_fn=None) -> int:
+    from core.engine.reverify import parse_numbers, reverify
+
+    numbers, bad = parse_numbers(args)
+    invalid = [{"generation": a, "error": f"{a!r} is not a generation number", "reason": "not a number"}
+               for a in bad]
+    if not as_json:
+        print(f"{'gen':>6}  {'original':<28} {'recorded':<26} {'now (' + profile + ')':<26} reason")
+
+    def show(r: dict[str, Any]) -> None:
+        if as_json:
+            return
+        o = r.get("original")
+        orig = f"{o['campaign'] or 'main'} gen-{o['generation']}" if o else "-"
+        if "error" in r:
+            print(f"{r['generation']!s:>6}  {orig:<28} error: {r['error']}")
+        else:
+            print(f"{r['generation']:>6}  {orig:<28} {_verdict(r['recorded']):<26} {_verdict(r['now']):<26} "
+                  f"{r['reason']}", flush=True)
+
+    for r in invalid:  # at once: judging the valid ones may take minutes
+        show(r)
+    with Store.open(db_path(home)) as store:
+        rows = reverify(store, numbers, backend=backend, rig_fn=rig_fn, profile=profile, on_row=show)
+    rows += invalid
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+    else:
+        judged = [r for r in rows if "error" not in r]
+        same = sum(1 for r in judged if r["same"])
+        unrecorded = sum(1 for r in judged if r["recorded"] is None)
+        errors = len(rows) - len(judged)
+        print(f"{len(judged)} judged under profile {profile}: {same} same, {len(judged) - same - unrecorded} differ"
+              + (f", {unrecorded} without a recorded verdict" if unrecorded else "")
+              + (f"; {errors} not judged (see above)" if errors else ""))
+    return 0 if rows and all(r.get("same") for r in rows) else 1

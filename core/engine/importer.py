@@ -1,217 +1,235 @@
-"""Import an original Cambrian artifacts tree, and re-verify stored generations.
+"""Import an original Cambrian artifacts tree into the store (layout: core/engine/original_tree.py).
 
-Layout read (the original project's):
-
-    DIR/gen-N/                          one artifact per folder (manifest.json + files)
-    DIR/campaigns/<campaign>/gen-N/     artifacts of a campaign
-    DIR/gen-0-campaigns/<campaign>/summary.json
-                                        generation records of a campaign run from gen 0
-
-A generation folder may carry its recorded verdict as `viability-report.json` (also
-accepted: `viability_report.json`, `report.json`). A summary's records are read from
-its `generations` (or `results`) list; each record names its `generation` and holds a
-full report (`report` / `viability` / `viability_report`) or at least `status` and
-`failure_stage` (plus `tests_run` / `tests_passed` when present).
-
-Our generation numbers are global, so imported generations get fresh numbers; the
-original number and campaign are kept in the reason and the event log.
+- One import is one write transaction: on any error nothing is written.
+- Idempotent: a generation is identified by its artifact hash (the recorded one when the
+  tree holds only the record); one already in the store is reported as already imported
+  and nothing is added for it, so evidence is never counted twice.
+- One campaign per original campaign (``import-<campaign id>``; the tree's main line,
+  top-level gen-N/, becomes ``import-<tree folder name>``), kind ``import``, state
+  completed, with the original's model and spec in its settings.
+- Our generation numbers are global, so imported generations get fresh numbers, given in
+  the original's order; the original number, campaign and folder are kept in the
+  ``imported_generations`` table, together with the token usage the original recorded
+  (shown in campaign summaries as recorded usage; no LLM call is entered in the ledger).
+- A record without an artifact folder is kept as history: its recorded verdict is stored,
+  no files, so no rig run is possible for it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
+import re
+from collections import Counter
 from typing import Any
 
+from core.engine.original_tree import Entry, Tree, TreeError, scan_tree
+from core.engine.reverify import reverify  # noqa: F401  (its historical import path)
 from core.models import Outcome, SpecOrigin
 from core.store import Store
 
-REPORT_NAMES = ("viability-report.json", "viability_report.json", "report.json")
-MAX_FILE_BYTES = 5_000_000
+ImportErrorReport = TreeError  # the name the CLI catches
+
+MISSING_SPEC = ("# Spec not in the imported tree\n\nThe original recorded spec hash {h} for this campaign; "
+                "no artifact in {root} carries its text.\n")
 
 
-class ImportErrorReport(Exception):
-    pass
+def campaign_id_for(tree: Tree, original: str | None) -> str:
+    name = original if original is not None else tree.root.resolve().name
+    return "import-" + re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
 
 
-def _gen_dirs(folder: Path) -> list[tuple[int, Path]]:
-    out = []
-    if not folder.is_dir():
-        return out
-    for p in folder.iterdir():
-        if p.is_dir() and not p.is_symlink() and p.name.startswith("gen-") and p.name[4:].isdigit():
-            out.append((int(p.name[4:]), p))
-    return sorted(out)
+def _outcome(e: Entry) -> Outcome:
+    return {"viable": Outcome.PROMOTED, "non-viable": Outcome.FAILED}.get(e.status or "", Outcome.INTERRUPTED)
 
 
-def _read_files(d: Path) -> tuple[dict[str, bytes], list[str]]:
-    files, skipped = {}, []
-    for p in sorted(d.rglob("*")):
-        rel = p.relative_to(d).as_posix()
-        if p.is_symlink():
-            skipped.append(f"{rel}: symlink")
-            continue
-        if not p.is_file() or rel in REPORT_NAMES or "__pycache__" in rel:
-            continue
-        if p.stat().st_size > MAX_FILE_BYTES:
-            skipped.append(f"{rel}: larger than {MAX_FILE_BYTES} bytes")
-            continue
-        files[rel] = p.read_bytes()
-    return files, skipped
+def _reason(e: Entry) -> str:
+    where = f"{e.campaign + ' ' if e.campaign else ''}gen-{e.generation}"
+    if e.status:
+        stage = e.report.get("failure_stage") if e.report else None
+        verdict = f"recorded {e.status}" + (f" at {stage}" if e.status == "non-viable" and stage not in
+                                            (None, "unknown") else "")
+        verdict += f" ({e.verdict_from}{': ' + e.placement + '/' if e.verdict_from == 'folder placement' else ''})"
+    else:
+        verdict = "no recorded verdict"
+    if e.files is None:
+        verdict += "; record only, no artifact in the tree: no rig run possible"
+    return f"imported {where}: {verdict}"
 
 
-def _report_of(d: Path) -> dict[str, Any] | None:
-    for name in REPORT_NAMES:
-        p = d / name
-        if p.is_file():
-            try:
-                return json.loads(p.read_text(encoding="utf-8"))
-            except (ValueError, UnicodeDecodeError):
-                return {"status": None, "_unreadable": name}
-    return None
+def _spec_hash(store: Store, tree: Tree, e: Entry) -> str:
+    """The spec the artifact carries; else the recorded one, stored when some other artifact
+    of the tree carries its text (left unresolved otherwise: no text to store)."""
+    name, text = e.spec()
+    h = e.recorded_spec_hash
+    if text is None and h in tree.specs:
+        name, text = tree.specs[h]
+    if text is None:
+        if h is None:
+            e.notes.append("no spec in the artifact and none recorded")
+            return "sha256:" + "0" * 64
+        e.notes.append(f"spec {h[:19]} is not in the tree: the generation refers to it by hash only")
+        return h
+    v = store.add_spec(text, origin=SpecOrigin.IMPORT, label=_label(name))
+    if h and v.hash != h and e.recorded_spec_hash:
+        e.notes.append(f"its spec file hashes to {v.hash[:19]}, the original recorded {h[:19]}")
+    return v.hash
 
 
-def _record_report(rec: dict[str, Any]) -> dict[str, Any] | None:
-    for key in ("report", "viability", "viability_report"):
-        if isinstance(rec.get(key), dict):
-            return rec[key]
-    if "status" in rec or "viable" in rec:
-        status = rec.get("status") or ("viable" if rec.get("viable") else "non-viable")
-        rep: dict[str, Any] = {"status": status, "failure_stage": rec.get("failure_stage") or
-                               ("none" if status == "viable" else "unknown")}
-        if "tests_run" in rec or "tests_passed" in rec:
-            rep["checks"] = {"test": {"passed": status == "viable", "duration_ms": 0,
-                                      "tests_run": rec.get("tests_run"), "tests_passed": rec.get("tests_passed")}}
-        return rep
-    return None
+def _campaign_spec(store: Store, tree: Tree, cid: str, spec_hashes: list[str], summary: dict | None) -> str:
+    known = [h for h in spec_hashes if _has_spec(store, h)]
+    wanted = (summary or {}).get("spec_hash")
+    if isinstance(wanted, str) and wanted in tree.specs:
+        name, text = tree.specs[wanted]
+        return store.add_spec(text, origin=SpecOrigin.IMPORT, label=_label(name)).hash
+    if known:
+        return Counter(known).most_common(1)[0][0]
+    h = wanted if isinstance(wanted, str) else (spec_hashes[0] if spec_hashes else "unknown")
+    return store.add_spec(MISSING_SPEC.format(h=h, root=tree.root), origin=SpecOrigin.IMPORT,
+                          label=f"import:missing-spec:{cid}").hash
 
 
-def _spec_text(files: dict[str, bytes]) -> str | None:
-    specs = [p for p in files if p.startswith("spec/") and p.endswith(".md")]
-    if len(specs) != 1:
-        return None
+def _label(spec_file: str | None) -> str:
+    return "import:" + (spec_file or "spec").rsplit("/", 1)[-1].removesuffix(".md")
+
+
+def _has_spec(store: Store, h: str) -> bool:
     try:
-        return files[specs[0]].decode("utf-8")
-    except UnicodeDecodeError:
+        store.spec_version(h)
+        return True
+    except KeyError:
+        return False
+
+
+def _settings(tree: Tree, original: str | None, entries: list[Entry]) -> dict[str, Any]:
+    c = tree.campaigns.get(original)
+    summary = (c.summary if c else None) or {}
+    models = Counter(e.model for e in entries if e.model)
+    s: dict[str, Any] = {"provider": "import", "source": str(tree.root / (c.folder if c else "")),
+                         "original_campaign": original,
+                         "model": summary.get("model") or (models.most_common(1)[0][0] if models else None)}
+    for key in ("spec_path", "spec_hash", "supervisor_url", "start_generation"):
+        if key in summary:
+            s[key] = summary[key]
+    if isinstance(summary.get("generations"), int):
+        s["recorded_generations"] = summary["generations"]
+    if isinstance(summary.get("viable"), int):
+        s["recorded_viable"] = summary["viable"]
+    return s
+
+
+def _parent(e: Entry, by_orig: dict[tuple[str | None, int], int]) -> int | None:
+    """Our number of the original parent: in the same campaign, else the one generation
+    with that original number (the original numbered generations across campaigns)."""
+    if e.parent is None or e.parent == e.generation:
         return None
+    same = by_orig.get((e.campaign, e.parent))
+    if same is not None:
+        return same
+    hits = {ours for (_, n), ours in by_orig.items() if n == e.parent}
+    return hits.pop() if len(hits) == 1 else None
 
 
-def import_tree(store: Store, root: str | os.PathLike[str]) -> dict[str, Any]:
-    root = Path(root)
-    if not root.is_dir():
-        raise ImportErrorReport(f"{root} is not a directory")
-    groups: list[tuple[str | None, list[tuple[int, Path]]]] = [(None, _gen_dirs(root))]
-    camp_root = root / "campaigns"
-    if camp_root.is_dir():
-        for c in sorted(p for p in camp_root.iterdir() if p.is_dir()):
-            groups.append((c.name, _gen_dirs(c)))
-    summaries: dict[str, dict[int, dict]] = {}
-    sroot = root / "gen-0-campaigns"
-    if sroot.is_dir():
-        for c in sorted(p for p in sroot.iterdir() if p.is_dir()):
-            s = c / "summary.json"
-            if not s.is_file():
+def import_tree(store: Store, root: Any) -> dict[str, Any]:
+    """Import the tree at ``root``; returns what was created and what was already there."""
+    tree = scan_tree(root)
+    # one generation per artifact: of several entries with one key, the one carrying the
+    # original's record (then files, then a verdict) is imported, the others are named as
+    # copies of it
+    def rank(e: Entry) -> tuple[bool, bool, bool]:
+        return e.record is not None, e.files is not None, e.status is not None
+
+    best: dict[str, Entry] = {}
+    for e in tree.entries:
+        if e.key not in best or rank(e) > rank(best[e.key]):
+            best[e.key] = e
+    order = sorted(tree.entries, key=lambda e: (best[e.key] is not e,
+                                                e.generation if e.generation is not None else 1 << 62,
+                                                e.campaign or "", e.source))
+    created: dict[str, list[int]] = {}
+    new_campaigns: list[str] = []
+    mapping: list[dict[str, Any]] = []
+    already: list[dict[str, Any]] = []
+    with store.write():
+        seen: dict[str, int] = {r["key"]: r["generation"] for r in store.imported_generations()}
+        # original (campaign, number) -> ours, for parents: this tree's and earlier imports'
+        by_orig: dict[tuple[str | None, int], int] = {
+            (r["original_campaign"], r["original_generation"]): r["generation"]
+            for r in store.imported_generations() if r["original_generation"] is not None}
+        rows: list[dict[str, Any]] = []
+        pending: list[tuple[Entry, dict[str, Any]]] = []
+        number = first = store.next_generation_number()
+        for e in order:
+            key = e.key
+            prior = seen.get(key)
+            if prior is None and e.artifact_hash:
+                native = store.generations_with_artifact(e.artifact_hash)
+                prior = native[0] if native else None
+            if prior is not None:
+                already.append({"source": e.source, "generation": prior, "key": key,
+                                "original_generation": e.generation, "campaign": e.campaign,
+                                "same_import": prior >= first})
+                if e.generation is not None:
+                    by_orig.setdefault((e.campaign, e.generation), prior)
                 continue
+            cid = campaign_id_for(tree, e.campaign)
+            if e.files is not None:
+                store.put_artifact_files(e.files)
+            spec_hash = _spec_hash(store, tree, e)
+            rows.append({"number": number, "spec_hash": spec_hash, "outcome": _outcome(e).value,
+                         "parent": _parent(e, by_orig), "campaign_id": cid, "artifact_hash": e.artifact_hash,
+                         "report": (dict(e.report) | {"imported": {"source": e.source, "verdict_from": e.verdict_from}})
+                         if e.status else None,
+                         "reason": _reason(e), **({"created_at": e.created} if e.created else {})})
+            pending.append((e, {"key": key, "generation": number, "campaign_id": cid, "source": e.source,
+                                "original_campaign": e.campaign, "original_generation": e.generation,
+                                "has_artifact": e.files is not None, "model": e.model,
+                                "input_tokens": e.tokens[0], "output_tokens": e.tokens[1]}))
+            seen[key] = number
+            if e.generation is not None:
+                by_orig[(e.campaign, e.generation)] = number
+            created.setdefault(cid, []).append(number)
+            mapping.append({"source": e.source, "generation": number, "original_generation": e.generation,
+                            "campaign": cid, "recorded": e.status, "artifact": e.files is not None,
+                            "tokens": sum(e.tokens)})
+            number += 1
+        for cid in created:
+            original = next(e.campaign for e, r in pending if r["campaign_id"] == cid)
             try:
-                data = json.loads(s.read_text(encoding="utf-8"))
-            except ValueError as exc:
-                raise ImportErrorReport(f"{s}: not JSON: {exc}") from exc
-            recs = data.get("generations") or data.get("results") or []
-            summaries[c.name] = {int(r["generation"]): r for r in recs if isinstance(r, dict) and "generation" in r}
-
-    result: dict[str, Any] = {"generations": 0, "campaigns": [], "skipped": [], "mapping": []}
-    fallback_spec = None
-    for campaign, gens in groups:
-        cid = None
-        number_map: dict[int, int] = {}
-        for orig, d in gens:
-            files, skipped = _read_files(d)
-            result["skipped"] += [f"{d.relative_to(root)}/{s}" for s in skipped]
-            spec_text = _spec_text(files)
-            if spec_text is None and fallback_spec is None:
-                result["skipped"].append(f"{d.relative_to(root)}: no single spec/*.md; generation skipped")
-                continue
-            spec = store.add_spec(spec_text or fallback_spec, origin=SpecOrigin.IMPORT,
-                                  label=f"import:{root.name}")
-            fallback_spec = fallback_spec or spec_text
-            if campaign is not None and cid is None:
-                cid = f"import-{root.name}-{campaign}"
-                try:
-                    store.campaign(cid)
-                except KeyError:
-                    store.create_campaign(cid, spec.hash, {"provider": "import", "source": str(d.parent)},
-                                          kind="import")
-                    store.set_campaign_state(cid, "completed", f"imported from {d.parent}")
-                result["campaigns"].append(cid)
-            report = _report_of(d)
-            if report is None and campaign is not None and campaign in summaries:
-                rec = summaries[campaign].get(orig)
-                report = _record_report(rec) if rec else None
-            manifest = {}
-            try:
-                manifest = json.loads(files.get("manifest.json", b"{}"))
-            except ValueError:
-                pass
-            parent_orig = manifest.get("parent-generation")
-            g = store.create_generation(spec_hash=spec.hash, campaign_id=cid,
-                                        parent=number_map.get(parent_orig) if isinstance(parent_orig, int) else None)
-            number_map[orig] = g.number
-            store.record_artifact(g.number, files)
-            where = f"{campaign + '/' if campaign else ''}gen-{orig}"
-            store.add_event("imported", generation=g.number, campaign_id=cid,
-                            data={"source": str(d), "original_generation": orig, "campaign": campaign})
-            status = (report or {}).get("status")
-            if status in ("viable", "non-viable"):
-                report = dict(report)
-                report.setdefault("imported_from", where)
-                store.record_report(g.number, report)
-                store.set_outcome(g.number, Outcome.PROMOTED if status == "viable" else Outcome.FAILED,
-                                  f"imported {where}: recorded {status}")
-            else:
-                store.set_outcome(g.number, Outcome.INTERRUPTED, f"imported {where}: no recorded verdict")
-            result["generations"] += 1
-            result["mapping"].append({"source": where, "generation": g.number, "recorded": status})
-    # summaries of campaigns whose artifacts are not in the tree are still history
-    for campaign, recs in summaries.items():
-        if any(m["source"].startswith(campaign + "/") for m in result["mapping"]):
-            continue
-        result["skipped"].append(f"gen-0-campaigns/{campaign}: {len(recs)} records without artifacts")
+                store.campaign(cid)
+            except KeyError:
+                entries = [e for e, r in pending if r["campaign_id"] == cid]
+                c = tree.campaigns.get(original)
+                spec = _campaign_spec(store, tree, cid, [r["spec_hash"] for r in rows if r["campaign_id"] == cid],
+                                      c.summary if c else None)
+                store.create_campaign(cid, spec, _settings(tree, original, entries), kind="import")
+                store.set_campaign_state(cid, "completed", f"imported from {tree.root}"
+                                         + (f" (original campaign {original})" if original else " (main line)"))
+                new_campaigns.append(cid)
+        store.bulk_insert_generations(rows)
+        for _, r in pending:
+            store.add_imported(r)
+        result = {
+            "root": str(tree.root),
+            "generations": len(rows),
+            "campaigns": list(created),  # ids of the campaigns that received generations
+            "per_campaign": [_campaign_result(store, cid, created[cid], cid in new_campaigns) for cid in created],
+            "new_campaigns": new_campaigns,
+            "already_imported": already,
+            "record_only": [m for m in mapping if not m["artifact"]],
+            "mapping": mapping,
+            "skipped": tree.skipped,
+            "notes": [f"{e.source}: {n}" for e, _ in pending for n in e.notes],
+        }
+        if rows:  # a re-import that finds nothing new writes nothing at all
+            store.add_event("history_imported", data={
+                "root": str(tree.root), "generations": len(rows), "already_imported": len(already),
+                "campaigns": {cid: len(ns) for cid, ns in created.items()}, "new_campaigns": new_campaigns})
     return result
 
 
-def _counts(report: dict[str, Any] | None) -> tuple[Any, Any, Any, Any]:
-    if not report:
-        return (None, None, None, None)
-    t = (report.get("checks") or {}).get("test") or {}
-    return (report.get("status"), report.get("failure_stage"), t.get("tests_run"), t.get("tests_passed"))
-
-
-def reverify(store: Store, numbers: list[int], backend: str = "docker", rig_fn=None) -> list[dict[str, Any]]:
-    """Run stored artifacts through today's rig; compare with the recorded verdicts."""
-    if rig_fn is None:
-        from rig.api import run_artifact as rig_fn  # type: ignore[no-redef]
-    rows = []
-    for n in numbers:
-        g = store.generation(n)
-        if not g.artifact_hash:
-            rows.append({"generation": n, "error": "no stored artifact"})
-            continue
-        recorded = store.report(n)
-        files = store.artifact_files(g.artifact_hash)
-        with tempfile.TemporaryDirectory(prefix=f"cambrian-reverify-{n}-") as tmp:
-            for rel, data in files.items():
-                p = Path(tmp) / rel
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
-            res = rig_fn(tmp, backend=backend, run_id=f"reverify-{n}-{os.getpid()}", generation=None)
-        now = res.report.to_wire()
-        before, after = _counts(recorded), _counts(now)
-        fields = ("status", "failure_stage", "tests_run", "tests_passed")
-        diffs = {f: {"recorded": b, "now": a} for f, b, a in zip(fields, before, after)
-                 if recorded is not None and b != a and b is not None}
-        store.add_event("reverified", generation=n, data={"report": now, "differs": diffs})
-        rows.append({"generation": n, "recorded": dict(zip(fields, before)) if recorded else None,
-                     "now": dict(zip(fields, after)), "differs": diffs, "same": recorded is not None and not diffs})
-    return rows
+def _campaign_result(store: Store, cid: str, numbers: list[int], new: bool) -> dict[str, Any]:
+    outcomes = Counter(store.generation(n).outcome.value for n in numbers)
+    rows = {r["generation"]: r for r in store.imported_generations(cid)}
+    return {"id": cid, "new": new, "original": store.campaign(cid)["settings"].get("original_campaign"),
+            "generations": numbers, "outcomes": dict(outcomes),
+            "record_only": sum(1 for n in numbers if not rows[n]["has_artifact"]),
+            "tokens": sum(rows[n]["input_tokens"] + rows[n]["output_tokens"] for n in numbers)}

@@ -15,6 +15,9 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
     # failure_stage "generate" marks a generation that never reached the rig
     stages = Counter(g.failure_stage or "unknown" for g in gens if g.outcome.value in ("failed", "timeout"))
     tokens, cost = store.spend(campaign_id)
+    # imported history: the usage the original recorded (no call was made here, so it is
+    # not in the ledger, the cost or the budgets; reported apart, and in tokens_per_viable)
+    recorded = store.imported_tokens(campaign_id)
     trend, seen, ok = [], 0, 0
     for g in sorted(judged, key=lambda g: g.number):
         seen += 1
@@ -32,8 +35,9 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
         "outcomes": dict(outcomes),
         "failure_stages": {k: v for k, v in stages.items() if v},
         "tokens": tokens,
+        "tokens_recorded": recorded,
         "cost_usd": round(cost, 6),
-        "tokens_per_viable": (tokens / viable) if viable else None,
+        "tokens_per_viable": ((tokens + recorded) / viable) if viable else None,
         "cost_per_viable": (cost / viable) if viable else None,
         "trend": trend,
     }

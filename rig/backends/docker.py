@@ -573,8 +573,12 @@ class DockerBackend(Backend):
         return "build"
 
     def _run_stages(self, job: Job, ex: Execution, t0: float) -> None:
-        self.api.start(self.cid)
-        self._locate_cgroup()
+        self._locate_cgroup()  # (create_box started the container)
+        self.ex = ex
+        self.gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
+        # the results collector (rig uid) comes up first: its interpreter's start-up shares
+        # the container's CPU quota, better with the file copy than with the build
+        self.collector = self._start_collector(job)
         # files in: tar through stdin, extracted by the organism uid
         ts = time.monotonic()
         r = ExecRun(self, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
@@ -583,13 +587,10 @@ class DockerBackend(Backend):
             ex.rig_error = (f"could not place the artifact in the container: "
                             f"{r.error or r.err_tail.text()}{self._container_note()}")
             ex.rig_error_stage = "build"
+            self.collector.close_stdin()
             return
         ex.stage_ms["setup"] = int((time.monotonic() - t0) * 1000)
         ex.stage_ms["inject"] = int((time.monotonic() - ts) * 1000)
-        self.ex = ex
-        self.gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
-        # the results collector (rig uid) starts now and comes up while build runs
-        self.collector = self._start_collector(job)
         _runner.run_sequence(self, stop_after_test=job.stop_after_test)
 
     # -- the ops rig.runner.run_sequence drives (the one stage sequence) ----------------

@@ -218,4 +218,12 @@ ALTER TABLE generations ADD COLUMN redo_of INTEGER;
 CREATE INDEX generations_redo ON generations(redo_of);
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO]
+# Where a call's price came from (core.llm.pricing: list, configured, local, unknown,
+# simulated) and whether its token counts are estimates (a server that reported no usage).
+# Rows written before this migration were priced from prices.json: 'list'.
+M6_PRICE_SOURCE = """
+ALTER TABLE llm_calls ADD COLUMN price_source TEXT NOT NULL DEFAULT 'list';
+ALTER TABLE llm_calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_PRICE_SOURCE]

@@ -33,6 +33,8 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
         "failure_stages": {k: v for k, v in stages.items() if v},
         "tokens": tokens,
         "cost_usd": round(cost, 6),
+        # calls at an unknown price: cost_usd leaves them out and must be shown as "+ unknown"
+        "unpriced_calls": store.unpriced_calls(campaign_id),
         "tokens_per_viable": (tokens / viable) if viable else None,
         "cost_per_viable": (cost / viable) if viable else None,
         "trend": trend,

@@ -146,6 +146,11 @@ class Fault:
     def truncate(cls, after_chunks: int = 2) -> "Fault":
         return cls("truncate", after_chunks=after_chunks)
 
+    @classmethod
+    def no_finish(cls) -> "Fault":
+        """(fake_openai) the stream ends after its deltas without a finish reason."""
+        return cls("no_finish")
+
 
 @dataclass
 class RecordedRequest:

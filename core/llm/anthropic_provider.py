@@ -10,7 +10,8 @@ own API, or any Messages-compatible server (llama.cpp's server speaks it too).
   to the ledger.
 * ``client.messages.stream(...)``: text deltas go to ``on_delta`` as they arrive; the final
   message gives ``usage`` (incl. ``cache_creation_input_tokens`` / ``cache_read_input_tokens``),
-  kept raw in ``usage_raw``; the request id is the ``request-id`` response header. A server
+  kept raw in ``usage_raw``; the request id is the ``request-id`` response header (else the
+  message id, for servers that send no such header, like llama.cpp). A server
   that reports no usage gets estimated counts, marked ``usage_estimated``.
 * Prompt caching: the system prompt is sent as one text block with
   ``cache_control: {"type": "ephemeral"}``; the ``cache_prefix_blocks``-th content block of the
@@ -239,6 +240,8 @@ class AnthropicProvider(RetryingProvider):
                         etype = event.type
                         if etype == "message_start":
                             st.model = event.message.model
+                            # servers other than Anthropic's may send no request-id header
+                            st.request_id = st.request_id or getattr(event.message, "id", None)
                             st.usage = event.message.usage.model_dump(mode="json", exclude_none=True)
                         elif etype == "text":
                             if event.text:

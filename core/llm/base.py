@@ -98,7 +98,9 @@ class DeltaBuffer:
 # --- request / response ----------------------------------------------------------------
 
 PURPOSES = ("generate", "continue", "repair", "mutate", "other")
-STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal")
+STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "model_context_window_exceeded")
+# Cut off, not finished: at the output limit, or (Messages API) when the context window filled up.
+TRUNCATION_STOPS = frozenset({"max_tokens", "model_context_window_exceeded"})
 
 
 @dataclass
@@ -175,8 +177,8 @@ class LLMResponse:
 
     @property
     def truncated(self) -> bool:
-        """The answer stopped at the output-token limit (not a format error: continue it)."""
-        return self.stop_reason == "max_tokens"
+        """The answer was cut off (output limit or a full context window): not a format error."""
+        return self.stop_reason in TRUNCATION_STOPS
 
 
 @runtime_checkable

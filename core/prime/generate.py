@@ -186,8 +186,8 @@ async def generate(
         if resp.truncated:
             # cut off at the output limit: not a format error — continue the same answer
             done = result.continuations_of_answer
-            why = ""
-            if done < max_continuations:
+            why = "" if resp.stop_reason == "max_tokens" else " (the model's context window is full)"
+            if done < max_continuations and not why:
                 try:
                     current = fit.fit(build_continue_request(answering, answer, continuation=done + 1),
                                       what="the prompt with the partial answer")

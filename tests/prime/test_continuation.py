@@ -198,3 +198,29 @@ async def test_a_configured_window_wins_over_the_server(tmp_path):
         await p.aclose()
         first = fake.chat_requests()[0].body
     assert res.ok and res.context_window == window and first["max_tokens"] < window - _prompt_tokens()
+
+
+class _WindowFull:
+    """A provider whose every answer ends because the context window filled up (the Messages
+    API's stop reason model_context_window_exceeded): no continuation can help."""
+
+    name, simulated = "anthropic", False
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, req, on_delta=None):
+        from core.llm.base import LLMResponse
+
+        self.calls += 1
+        return LLMResponse(text="<file path=\"a.py\">\nx = 1\n", model=req.model, request_id="r", attempts=1,
+                           stop_reason="model_context_window_exceeded", input_tokens=10, output_tokens=5,
+                           cache_creation_input_tokens=0, cache_read_input_tokens=0, usage_raw={},
+                           cost_usd=0.0, latency_ms=1)
+
+
+async def test_a_full_context_window_is_truncation_without_continuing(tmp_path):
+    p = _WindowFull()
+    res = await generate(ECHO, tmp_path / "g", p, model="m", max_continuations=3)
+    assert p.calls == 1 and res.error_kind == "truncated" and "context window is full" in res.error
+    assert res.responses[0].truncated and res.answer_text.startswith('<file path="a.py">')

@@ -140,7 +140,8 @@ class CampaignRunner:
         self.settings = CampaignSettings(**row["settings"])
         self.spec_text = store.spec_text(row["spec_hash"])
         self.spec_hash = row["spec_hash"]
-        self.provider_factory = provider_factory or default_provider_factory
+        # prices come from this campaign's home (its prices.toml), whatever CAMBRIAN_HOME says
+        self.provider_factory = provider_factory or (lambda s: default_provider_factory(s, home))
         self.rig_fn = rig_fn or default_rig
         # Before each generation is paid for, the rig must be able to judge it. With the real
         # rig that is rig.api.check_rig; a test's own rig_fn brings its own check (or none).
@@ -540,9 +541,12 @@ class CampaignRunner:
 # --- defaults ----------------------------------------------------------------------------
 
 
-def default_provider_factory(settings: CampaignSettings):
+def default_provider_factory(settings: CampaignSettings, home: Path | None = None):
     from core.llm.config import provider_from
+    from core.llm.pricing import PriceBook
 
+    if settings.provider in ("anthropic", "openai"):
+        return provider_from(settings, prices=PriceBook.load(home))
     return provider_from(settings)
 
 

@@ -414,6 +414,10 @@ class EvolutionLoop:
         ref = ModelRef.parse(s.rewrite_model, provider=s.provider, base_url=s.base_url)
         base = s.model_dump(include={"provider", "base_url", "api_key_env", "context_window", "continuation",
                                      "cassette"})
+        if ref.provider in ("anthropic", "openai"):
+            from core.llm.pricing import PriceBook
+
+            return provider_from(ref.settings(base), prices=PriceBook.load(self.home))
         return provider_from(ref.settings(base))
 
     def _step(self, s: EvolutionSettings, i: int, point: dict[str, Any], state: RunState,

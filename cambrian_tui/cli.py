@@ -159,7 +159,8 @@ def cmd_db_info(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from cambrian_tui.doctor import run_doctor
 
-    return run_doctor(cambrian_home(args.home), as_json=args.json)
+    return run_doctor(cambrian_home(args.home), as_json=args.json, provider=args.provider,
+                      base_url=args.base_url, api_key_env=args.api_key_env, model=args.model)
 
 
 # --- rig --------------------------------------------------------------------------------
@@ -183,7 +184,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from core.prime.generate import generate_cli
 
-    return generate_cli(args.spec, args.out, args.provider, args.seed, args.model, args.cassette, args.record)
+    return generate_cli(args.spec, args.out, args.provider, args.seed, args.model, args.cassette, args.record,
+                        json_out=args.json, stream=args.stream, base_url=args.base_url,
+                        api_key_env=args.api_key_env, context_window=args.context_window,
+                        continuation=args.continuation, max_tokens=args.max_tokens,
+                        max_continuations=args.max_continuations)
 
 
 def cmd_dev_fake_llm(args: argparse.Namespace) -> int:
@@ -202,7 +207,10 @@ def cmd_campaign_start(args: argparse.Namespace) -> int:
                       model=args.model, seed=args.seed, budget_usd=args.budget_usd,
                       budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
                       max_retries=args.max_retries, backend=args.backend, wait=args.wait,
-                      as_json=args.json, cassette=args.cassette)
+                      as_json=args.json, cassette=args.cassette, base_url=args.base_url,
+                      api_key_env=args.api_key_env, context_window=args.context_window,
+                      continuation=args.continuation, max_tokens=args.max_tokens,
+                      max_continuations=args.max_continuations)
 
 
 def cmd_campaign_status(args: argparse.Namespace) -> int:
@@ -266,6 +274,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return remote.serve_ssh_main(home, args.port or remote.DEFAULT_SSH_PORT, host=args.host)
 
 
+PROVIDER_CHOICES = ("sim", "anthropic", "openai", "replay")
+
+
+def _server_args(p: argparse.ArgumentParser, *, continuation: bool = True) -> None:
+    """Where the anthropic/openai provider's server is and how to talk to it."""
+    p.add_argument("--base-url", default=None,
+                   help="the server: openai e.g. http://127.0.0.1:8080/v1 (llama.cpp), :11434/v1 (Ollama), "
+                        ":8000/v1 (vLLM), :1234/v1 (LM Studio); anthropic default ANTHROPIC_BASE_URL or the API")
+    p.add_argument("--api-key-env", default=None, metavar="VAR",
+                   help="environment variable with the key (default ANTHROPIC_API_KEY / OPENAI_API_KEY; "
+                        "a local server needs none)")
+    p.add_argument("--context-window", type=int, default=None, metavar="TOKENS",
+                   help="the model's context window (default: what the server says)")
+    if continuation:
+        p.add_argument("--continuation", choices=["prefill", "continue_final_message", "instruct"], default=None,
+                       help="openai: how a cut-off answer is continued (default prefill; instruct on the OpenAI "
+                            "API; continue_final_message for vLLM)")
+
+
+def _answer_args(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
+    p.add_argument("--max-tokens", type=int, default=32_000 if defaults else None,
+                   help="output limit of one call (default 32000; lowered to fit the context window)")
+    p.add_argument("--max-continuations", type=int, default=3 if defaults else None,
+                   help="continue calls for an answer cut off at the output limit (default 3)")
+
+
 def _model_list(text: str) -> list[str]:
     models = [m.strip() for m in text.split(",") if m.strip()]
     if not models:
@@ -281,7 +315,9 @@ def cmd_evolve_start(args: argparse.Namespace) -> int:
                              screen_generations=args.screen_generations,
                              full_generations=args.full_generations, parallelism=args.p,
                              backend=args.backend, max_observations=args.max_observations,
-                             models=args.models, optimizer=args.optimizer, learn=not args.no_prior)
+                             models=args.models, optimizer=args.optimizer, learn=not args.no_prior,
+                             base_url=args.base_url, api_key_env=args.api_key_env,
+                             context_window=args.context_window)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
@@ -352,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = add("doctor", cmd_doctor, "what is installed and reachable, and how to fix it")
     d.add_argument("--json", action="store_true")
+    d.add_argument("--provider", choices=["anthropic", "openai"], default=None,
+                   help="also check a model server: reach it, list its models, learn the context window")
+    _server_args(d)
+    d.add_argument("--model", default=None, help="the model to check (default: the server's only one)")
 
     rig = sub.add_parser("rig", help="the test rig").add_subparsers(
         dest="rig_cmd", metavar="ACTION", required=True)
@@ -368,12 +408,16 @@ def build_parser() -> argparse.ArgumentParser:
     g = add("generate", cmd_generate, "turn a spec into an artifact directory")
     g.add_argument("spec")
     g.add_argument("--out", required=True)
-    g.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None,
+    g.add_argument("--provider", choices=list(PROVIDER_CHOICES), default=None,
                    help="default: anthropic when ANTHROPIC_API_KEY is set, else sim")
+    _server_args(g)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--model", default=None)
+    g.add_argument("--model", default=None, help="openai: default the server's only model")
     g.add_argument("--cassette", default=None, help="cassette file for --provider replay")
     g.add_argument("--record", default=None, help="record the provider's answers to this cassette")
+    _answer_args(g)
+    g.add_argument("--stream", action="store_true", help="echo the answer to stderr as it streams")
+    g.add_argument("--json", action="store_true")
 
     camp = sub.add_parser("campaign", help="run and control campaigns").add_subparsers(
         dest="campaign_cmd", metavar="ACTION", required=True)
@@ -381,9 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--spec", required=True, help="spec file")
     cs.add_argument("-n", type=int, default=6, help="generations (default 6)")
     cs.add_argument("-p", type=int, default=2, help="parallel workers (default 2)")
-    cs.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None,
+    cs.add_argument("--provider", choices=list(PROVIDER_CHOICES), default=None,
                     help="default: anthropic when ANTHROPIC_API_KEY is set, else sim")
+    _server_args(cs)
     cs.add_argument("--model", default=None)
+    _answer_args(cs, defaults=False)
     cs.add_argument("--seed", type=int, default=0)
     cs.add_argument("--budget-usd", type=float, default=None)
     cs.add_argument("--budget-tokens", type=int, default=None)
@@ -427,10 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="total generations across campaigns (base 12, then 4 per screening and 12 per "
                          "full campaign: 160 covers the sweep of models and hats and a few optimizer steps)")
     es.add_argument("--budget-usd", type=float, default=None)
-    es.add_argument("--provider", choices=["sim", "anthropic", "replay"], default=None)
+    es.add_argument("--provider", choices=list(PROVIDER_CHOICES), default=None)
+    _server_args(es, continuation=False)
     es.add_argument("--model", default=None, help="the base spec's model (the first incumbent's)")
     es.add_argument("--models", type=_model_list, default=None, metavar="M1,M2,...",
-                    help="choices of the model operator (sim: sim-1,sim-1-lite,sim-1-pro)")
+                    help="choices of the model operator (sim: sim-1,sim-1-lite,sim-1-pro); each may be "
+                         "[provider:]model[@base_url] to mix providers, e.g. "
+                         "anthropic:claude-haiku-4-5,openai:qwen2.5-coder:7b@http://127.0.0.1:11434/v1")
     es.add_argument("--optimizer", choices=["bo", "random"], default="bo",
                     help="bo: scikit-optimize GP; random: uniform search over the same space")
     es.add_argument("--no-prior", action="store_true",

@@ -64,11 +64,57 @@ def gather(home: Path) -> list[Check]:
                         "ANTHROPIC_API_KEY set: provider 'anthropic' available" if key
                         else "not set: the offline 'sim' provider is used (SIMULATED)",
                         "" if key else "export ANTHROPIC_API_KEY=... to use the real model", required=False))
+    checks.append(_anthropic_base_url())
     return checks
 
 
-def run_doctor(home: Path, as_json: bool = False) -> int:
+def _anthropic_base_url() -> Check:
+    from core.llm import urls
+
+    raw = os.environ.get("ANTHROPIC_BASE_URL")
+    if not raw:
+        return Check("anthropic url", True, "the Anthropic API (ANTHROPIC_BASE_URL not set)", required=False)
+    try:
+        url = urls.normalize(raw)
+    except urls.BadBaseURL as exc:
+        return Check("anthropic url", False, f"ANTHROPIC_BASE_URL: {exc}", "fix or unset ANTHROPIC_BASE_URL",
+                     required=False)
+    kind = "a local server, calls priced $0" if urls.is_local(url) else "a server other than the Anthropic API"
+    return Check("anthropic url", True, f"{url} from ANTHROPIC_BASE_URL ({kind})", required=False)
+
+
+def server_checks(provider: str, base_url: str | None, api_key_env: str | None, model: str | None) -> list[Check]:
+    """`doctor --provider P --base-url URL`: the connectivity check of core.llm.endpoints."""
+    from core.llm.endpoints import check_connection_sync
+
+    rep = check_connection_sync(provider, base_url, api_key_env=api_key_env, model=model)
+    where = rep.base_url or ("the Anthropic API" if provider == "anthropic" else "the OpenAI API")
+    name = f"{provider} server"
+    if not rep.ok:
+        return [Check(name, False, f"{where}: {rep.error}", rep.fix)]
+    shown = ", ".join(rep.models[:12]) + (f" … ({len(rep.models)} in all)" if len(rep.models) > 12 else "")
+    out = [Check(name, True, f"{where} answers{' (local)' if rep.local else ''}"),
+           Check("models", bool(rep.models), shown or "the server lists no models",
+                 "" if rep.models else "load a model on the server")]
+    if rep.model:
+        window = (f"{rep.context_window} tokens ({rep.context_source})" if rep.context_window
+                  else f"unknown: {rep.context_source}")
+        out.append(Check("context window", bool(rep.context_window), f"{rep.model}: {window}",
+                         "" if rep.context_window else "pass --context-window TOKENS", required=False))
+        out.append(Check("price", rep.price_source != "unknown", f"{rep.price_source}: {rep.price_note}",
+                         "" if rep.price_source != "unknown" else
+                         "add the model's price to CAMBRIAN_HOME/prices.toml (docs/providers.md)", required=False))
+    elif rep.models:
+        out.append(Check("model", False, "the server offers several models: pass --model to check one",
+                         required=False))
+    return out
+
+
+def run_doctor(home: Path, as_json: bool = False, *, provider: str | None = None, base_url: str | None = None,
+               api_key_env: str | None = None, model: str | None = None) -> int:
     checks = gather(home)
+    if provider or base_url:
+        checks += server_checks(provider or "openai", base_url, api_key_env, model)
     failed = [c for c in checks if c.required and not c.ok]
     if as_json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))

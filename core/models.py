@@ -107,8 +107,14 @@ class CampaignSettings(_Model):
     spec_hash: str
     generations: int = Field(default=6, ge=1, le=100_000)
     parallelism: int = Field(default=1, ge=1, le=64)
-    provider: Literal["sim", "anthropic", "replay"] = "sim"
+    provider: Literal["sim", "anthropic", "openai", "replay"] = "sim"
     model: str = "sim-1"
+    # the server (anthropic, openai): None is the provider's default (ANTHROPIC_BASE_URL or the
+    # Anthropic API; the OpenAI API). The key is never stored: api_key_env names its variable.
+    base_url: str | None = None
+    api_key_env: str | None = None
+    context_window: int | None = Field(default=None, ge=256)  # None: ask the server
+    continuation: Literal["prefill", "continue_final_message", "instruct"] | None = None
     escalation_model: str | None = None
     allowed_models: list[str] = Field(default_factory=list)
     seed: int = 0
@@ -120,7 +126,17 @@ class CampaignSettings(_Model):
     cassette: str | None = None
     max_tokens: int = Field(default=32000, ge=256)
     max_repairs: int = Field(default=2, ge=0, le=5)
+    max_continuations: int = Field(default=3, ge=0, le=20)
     generation_timeout_s: float = Field(default=1800.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        from core.llm.urls import normalize
+
+        return normalize(v)
 
     @field_validator("model")
     @classmethod
@@ -138,7 +154,7 @@ class LLMCall(_Model):
     campaign_id: str | None = None
     provider: str
     model: str
-    purpose: Literal["generate", "repair", "mutate", "reproduction", "other"] = "generate"
+    purpose: Literal["generate", "continue", "repair", "mutate", "reproduction", "other"] = "generate"
     request_id: str | None = None
     started_at: str = Field(default_factory=utcnow)
     latency_ms: int = 0
@@ -152,6 +168,14 @@ class LLMCall(_Model):
     error: str | None = None
     fallback_from: str | None = None
     simulated: bool = False
+    # core.llm.pricing: list | configured | local | unknown | simulated. "unknown": cost_usd
+    # is 0 because nobody knows the price — show it as unknown, never as free.
+    price_source: str = "list"
+    usage_estimated: bool = False  # the server reported no usage: the counts are estimates
+
+    @property
+    def price_known(self) -> bool:
+        return self.price_source != "unknown"
 
 
 class RigRun(_Model):

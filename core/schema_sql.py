@@ -240,4 +240,13 @@ CREATE INDEX imported_generations_campaign ON imported_generations(campaign_id);
 CREATE INDEX imported_generations_original ON imported_generations(original_generation);
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_IMPORTS]
+# Where a call's price came from (core.llm.pricing: list, configured, local, unknown,
+# simulated) and whether its token counts are estimates (a server that reported no usage).
+# Rows written before this migration were priced from prices.json: 'list'.
+M7_PRICE_SOURCE = """
+ALTER TABLE llm_calls ADD COLUMN price_source TEXT NOT NULL DEFAULT 'list';
+ALTER TABLE llm_calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_IMPORTS,
+                         M7_PRICE_SOURCE]

@@ -639,6 +639,7 @@ class Store:
     def record_llm_call(self, call: LLMCall) -> int:
         data = call.model_dump(exclude={"id"})
         data["simulated"] = int(data["simulated"])
+        data["usage_estimated"] = int(data["usage_estimated"])
         cols = ", ".join(data)
         marks = ", ".join("?" for _ in data)
         with self.write() as c:
@@ -654,7 +655,8 @@ class Store:
             q += " AND campaign_id=?"
             args.append(campaign_id)
         rows = self.conn.execute(q + " ORDER BY id", args).fetchall()
-        return [LLMCall(**(dict(r) | {"simulated": bool(r["simulated"])})) for r in rows]
+        return [LLMCall(**(dict(r) | {"simulated": bool(r["simulated"]),
+                                      "usage_estimated": bool(r["usage_estimated"])})) for r in rows]
 
     def spend(self, campaign_id: str) -> tuple[int, float]:
         """(tokens, dollars) recorded for a campaign."""
@@ -664,6 +666,13 @@ class Store:
             (campaign_id,),
         ).fetchone()
         return int(row[0]), float(row[1])
+
+    def unpriced_calls(self, campaign_id: str) -> int:
+        """Calls of a campaign whose price is unknown (their cost_usd of 0 means "unknown")."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM llm_calls WHERE campaign_id=? AND price_source='unknown'", (campaign_id,)
+        ).fetchone()
+        return int(row[0])
 
     def record_rig_run(self, run: RigRun) -> None:
         data = run.model_dump()

@@ -21,6 +21,26 @@ def pytest_configure(config):
     os.environ["CAMBRIAN_RIG_LABELS"] = f"{SESSION_LABEL_KEY}={SESSION_LABEL_VALUE}"
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The real-server tests (marker local_llm) run last, and when the llama-server cache is
+    cold its build starts now in the background at idle priority: by the time they run, the
+    rest of the suite has left it the CPU it did not use (tests/llamacpp.py)."""
+    local = [item for item in items if item.get_closest_marker("local_llm")]
+    if not local:
+        return
+    others = [item for item in items if not item.get_closest_marker("local_llm")]
+    items[:] = others + local
+    from tests import llamacpp
+
+    llamacpp.start_background_build()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import llamacpp
+
+    llamacpp.stop_background_build()
+
+
 def session_labels() -> dict[str, str]:
     return {SESSION_LABEL_KEY: SESSION_LABEL_VALUE}
 

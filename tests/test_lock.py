@@ -1,7 +1,9 @@
 """The locks are the install: requirements.lock for the app (and dev extras), rig/organism.lock
-for the rig image. They must agree with what they were generated from (pyproject.toml,
-.ci/build-tools.in, rig/organism_requirements.txt), carry hashes for every entry, and the
-venv running this suite must hold exactly what requirements.lock names.
+for the rig image, tests/local_llm.lock for the real-server tests' llama.cpp server and model
+(the `local-llm` extra, never installed into .venv). They must agree with what they were
+generated from (pyproject.toml, .ci/build-tools.in, rig/organism_requirements.txt), carry
+hashes for every entry, and the venv running this suite must hold exactly what
+requirements.lock names.
 
 Regenerate after changing a pin: `.ci/lock`.
 """
@@ -21,6 +23,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parents[1]
 APP_LOCK = ROOT / "requirements.lock"
 RIG_LOCK = ROOT / "rig" / "organism.lock"
+LOCAL_LLM_LOCK = ROOT / "tests" / "local_llm.lock"
+LOCAL_LLM_EXTRA = "local-llm"  # locked apart: tests/local_llm.lock
 BUILD_TOOLS = ROOT / ".ci" / "build-tools.in"
 RIG_PINS = ROOT / "rig" / "organism_requirements.txt"
 FIX = "regenerate the locks with `.ci/lock`"
@@ -57,11 +61,18 @@ def parse_lock(path: Path) -> dict[str, dict]:
 
 
 def pyproject_requirements() -> list[Requirement]:
+    """The app's pins: dependencies and every extra but the separately locked local-llm one."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     reqs = list(data["project"]["dependencies"])
-    for extra in data["project"].get("optional-dependencies", {}).values():
-        reqs += extra
+    for name, extra in data["project"].get("optional-dependencies", {}).items():
+        if name != LOCAL_LLM_EXTRA:
+            reqs += extra
     return [Requirement(r) for r in reqs]
+
+
+def local_llm_requirements() -> list[Requirement]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return [Requirement(r) for r in data["project"]["optional-dependencies"][LOCAL_LLM_EXTRA]]
 
 
 def requirement_lines(path: Path) -> list[Requirement]:
@@ -130,10 +141,22 @@ def test_rig_lock_agrees_with_the_organism_pins():
     assert not problems, f"{FIX}:\n" + "\n".join(problems)
 
 
+def test_local_llm_lock_agrees_with_its_extra_and_stays_out_of_the_venv():
+    lock = parse_lock(LOCAL_LLM_LOCK)
+    reqs = local_llm_requirements()
+    assert reqs, "the local-llm extra names the llama.cpp server and the model"
+    problems = _check_direct(lock, reqs, "pyproject.toml [local-llm]")
+    problems += _check_reachable(lock, {"local-llm.in"})
+    assert not problems, f"{FIX}:\n" + "\n".join(problems)
+    # the llama.cpp sdist builds for minutes: it must never be part of the venv install
+    app = parse_lock(APP_LOCK)
+    assert not {canonicalize_name(r.name) for r in reqs} & set(app), "local-llm pins leaked into requirements.lock"
+
+
 def test_every_locked_package_carries_hashes():
-    for path in (APP_LOCK, RIG_LOCK):
+    for path in (APP_LOCK, RIG_LOCK, LOCAL_LLM_LOCK):
         lock = parse_lock(path)
-        assert len(lock) > 20, path
+        assert len(lock) >= (5 if path == LOCAL_LLM_LOCK else 20), path
         bare = [n for n, e in lock.items() if not e["hashes"]]
         assert not bare, f"{path.name}: entries without --hash: {bare}"
 

@@ -38,7 +38,8 @@ def campaign_status(store: Store, campaign_id: str) -> dict[str, Any]:
         ],
         "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
                                       "tokens", "tokens_recorded", "cost_usd", "failure_stages", "judged",
-                                      "outcomes", "tokens_per_viable", "cost_per_viable", "trend")},
+                                      "outcomes", "tokens_per_viable", "cost_per_viable", "trend",
+                                      "unpriced_calls")},
         "imported": c["kind"] == "import",
     }
 
@@ -59,8 +60,9 @@ def _line(st: dict[str, Any]) -> str:
     lo, hi = s["viability_interval"]
     sim = " SIMULATED" if st["simulated"] else ""
     imported = " IMPORTED" if st.get("imported") else ""
+    unknown = f" + unknown ({s['unpriced_calls']} calls without a price)" if s.get("unpriced_calls") else ""
     return (f"{st['id']}  {st['state']:<9} gens {s['generations']:>3}  viable {s['viable']:>3}  "
-            f"rate {rate} [{lo:.0%}, {hi:.0%}]  {_tokens(st)}{sim}{imported}")
+            f"rate {rate} [{lo:.0%}, {hi:.0%}]  {_tokens(st)}{unknown}{sim}{imported}")
 
 
 def print_status(st: dict[str, Any]) -> None:
@@ -74,8 +76,10 @@ def print_status(st: dict[str, Any]) -> None:
               + (f"; the original counted {cfg['recorded_generations']} generations, "
                  f"{cfg.get('recorded_viable', '?')} viable" if "recorded_generations" in cfg else ""))
     else:
+        where = st["settings"].get("base_url")
         print(f"  engine: {'pid ' + str(st['engine_pid']) if st['engine_alive'] else 'not running'}  "
-              f"provider {st['provider']}  spec {st['spec_hash'][:19]}")
+              f"provider {st['provider']}{' at ' + where if where else ''}  model {st['settings'].get('model')}  "
+              f"spec {st['spec_hash'][:19]}")
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "
@@ -84,7 +88,10 @@ def print_status(st: dict[str, Any]) -> None:
 
 def start_main(home: Path, spec_file: str, *, n: int, p: int, provider: str | None, model: str | None,
                seed: int, budget_usd: float | None, budget_tokens: int | None, budget_wall_s: float | None,
-               max_retries: int, backend: str, wait: bool, as_json: bool, cassette: str | None = None) -> int:
+               max_retries: int, backend: str, wait: bool, as_json: bool, cassette: str | None = None,
+               base_url: str | None = None, api_key_env: str | None = None,
+               context_window: int | None = None, continuation: str | None = None,
+               max_tokens: int | None = None, max_continuations: int | None = None) -> int:
     from core.engine.launch import start_detached
     from core.llm.base import default_provider_name
 
@@ -95,10 +102,19 @@ def start_main(home: Path, spec_file: str, *, n: int, p: int, provider: str | No
         print(f"error: cannot read {path}: {exc}", file=sys.stderr)
         return 2
     provider = provider or default_provider_name()
+    if model is None and provider == "openai":
+        model = _server_model(provider, base_url, api_key_env)
+        if model is None:
+            return 2
     settings = dict(spec_hash="sha256:" + "0" * 64, generations=n, parallelism=p, provider=provider,
                     model=model or default_model(provider), seed=seed, budget_usd=budget_usd,
                     budget_tokens=budget_tokens, budget_wall_s=budget_wall_s, max_retries=max_retries,
-                    backend=backend, cassette=cassette)
+                    backend=backend, cassette=cassette, base_url=base_url, api_key_env=api_key_env,
+                    context_window=context_window, continuation=continuation)
+    if max_tokens is not None:
+        settings["max_tokens"] = max_tokens
+    if max_continuations is not None:
+        settings["max_continuations"] = max_continuations
     try:
         CampaignSettings(**settings)
         cid = start_detached(home, settings, text, label=path.stem)
@@ -118,6 +134,21 @@ def start_main(home: Path, spec_file: str, *, n: int, p: int, provider: str | No
 
 def default_model(provider: str) -> str:
     return {"sim": "sim-1", "anthropic": "claude-sonnet-4-5", "replay": "claude-sonnet-4-5"}.get(provider, "sim-1")
+
+
+def _server_model(provider: str, base_url: str | None, api_key_env: str | None) -> str | None:
+    """The model of a server that serves exactly one (llama.cpp does); else say what to give."""
+    from core.llm.endpoints import check_connection_sync
+
+    rep = check_connection_sync(provider, base_url, api_key_env=api_key_env)
+    if rep.ok and rep.model:
+        return rep.model
+    if rep.ok:
+        print(f"error: --model is required: the server offers {', '.join(rep.models[:20]) or 'no models'}",
+              file=sys.stderr)
+    else:
+        print(f"error: --model is required and the server could not be asked: {rep.error}", file=sys.stderr)
+    return None
 
 
 def wait_main(home: Path, cid: str, as_json: bool, poll_s: float = 1.0) -> int:

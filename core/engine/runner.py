@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core.engine import containers
-from core.engine.budget import Budget, BudgetedProvider, BudgetExceeded, default_price
+from core.engine.budget import Budget, BudgetedProvider, BudgetExceeded, price_of
 from core.engine.stop_reasons import no_space_reason, out_of_space, resumed_reason
+from core.llm.base import unwrap
 from core.models import CampaignSettings, Generation, Outcome, RigRun, utcnow
 from core.store import Store
 from rig.api import RigSetupError
@@ -139,7 +140,8 @@ class CampaignRunner:
         self.settings = CampaignSettings(**row["settings"])
         self.spec_text = store.spec_text(row["spec_hash"])
         self.spec_hash = row["spec_hash"]
-        self.provider_factory = provider_factory or default_provider_factory
+        # prices come from this campaign's home (its prices.toml), whatever CAMBRIAN_HOME says
+        self.provider_factory = provider_factory or (lambda s: default_provider_factory(s, home))
         self.rig_fn = rig_fn or default_rig
         # Before each generation is paid for, the rig must be able to judge it. With the real
         # rig that is rig.api.check_rig; a test's own rig_fn brings its own check (or none).
@@ -168,6 +170,7 @@ class CampaignRunner:
     async def run(self) -> str:
         self._check_models()
         self.base_provider = self.provider_factory(self.settings)
+        self._check_prices()
         self.store.set_campaign_state(self.cid, "paused" if self.paused else "running",
                                       resumed_reason(self.store.campaign(self.cid)))
         self.store.add_event("engine_started", campaign_id=self.cid,
@@ -192,6 +195,18 @@ class CampaignRunner:
         if self.stop_state:
             return self.stop_state, self.stop_reason
         return "completed", f"{self._counted()} generations"
+
+    def _check_prices(self) -> None:
+        """A dollar budget needs a known price for every model the campaign may call."""
+        if self.settings.budget_usd is None or getattr(self.base_provider, "simulated", False):
+            return
+        quote = getattr(unwrap(self.base_provider), "quote", None)
+        if quote is None:
+            return
+        for m in filter(None, [self.settings.model, self.settings.escalation_model]):
+            q = quote(m)
+            if not q.known:
+                raise ValueError(f"a dollar budget needs known prices, and {q.where} — or use a token budget")
 
     def _check_models(self) -> None:
         allowed = self.settings.allowed_models
@@ -347,7 +362,7 @@ class CampaignRunner:
             return None
         req = LLMRequest(model=self.settings.model, system="", messages=[
             {"role": "user", "content": self.spec_text}], max_tokens=self.settings.max_tokens)
-        return worst_case(req, bool(getattr(self.base_provider, "simulated", False)), default_price)
+        return worst_case(req, bool(getattr(self.base_provider, "simulated", False)), price_of(self.base_provider))
 
     async def _worker(self, index: int) -> None:
         while True:
@@ -399,6 +414,16 @@ class CampaignRunner:
         finally:
             shutil.rmtree(self.workdir / f"gen-{n}", ignore_errors=True)
 
+    def _keep_answer(self, n: int, result: Any) -> None:
+        """A generation that failed at generate keeps the model's text: it goes to the
+        generation's log (stream "llm"), where the inspector shows it beside the reason."""
+        if not result.answer_text:
+            return
+        head = (f"[engine] the model's answer ({len(result.answer_text)} characters, "
+                f"{result.continuations} continuation(s), {result.repairs} repair(s)) — {result.error_kind}: "
+                f"{result.error}")
+        self.store.append_log(n, "llm", [head, *result.answer_text.splitlines()])
+
     def _close(self, n: int, outcome: Outcome, reason: str, stage: str | None = None) -> None:
         current = self.store.generation(n).outcome
         if current.terminal:
@@ -442,7 +467,7 @@ class CampaignRunner:
         n = work.gen.number
         provider = BudgetedProvider(
             LedgeredProvider(self.base_provider, self.store, generation=n, campaign_id=self.cid),
-            self.budget, default_price,
+            self.budget, price_of(self.base_provider),
         )
         if work.redo_of is not None:
             # the artifact was paid for by the interrupted generation: judge it, call nobody
@@ -463,8 +488,11 @@ class CampaignRunner:
                 history=history_digest(self.store, self.spec_hash), retry=retry,
                 sink=None, max_repairs=self.settings.max_repairs, campaign_id=self.cid,
                 max_tokens=self.settings.max_tokens, draw=self._draw(n),
+                max_continuations=self.settings.max_continuations,
+                context_window=self.settings.context_window,
             )
             if result.error or not result.artifact:
+                self._keep_answer(n, result)
                 self._close(n, Outcome.FAILED, f"no artifact: {result.error}"[:500], stage="generate")
                 return
             self.store.record_artifact(n, result.artifact)
@@ -537,13 +565,13 @@ class CampaignRunner:
 # --- defaults ----------------------------------------------------------------------------
 
 
-def default_provider_factory(settings: CampaignSettings):
-    from core.llm.base import make_provider
+def default_provider_factory(settings: CampaignSettings, home: Path | None = None):
+    from core.llm.config import provider_from
+    from core.llm.pricing import PriceBook
 
-    kw: dict[str, Any] = {}
-    if settings.provider == "replay":
-        kw["cassette"] = settings.cassette
-    return make_provider(settings.provider, **kw)
+    if settings.provider in ("anthropic", "openai"):
+        return provider_from(settings, prices=PriceBook.load(home))
+    return provider_from(settings)
 
 
 def default_rig_check(backend: str) -> None:

@@ -37,6 +37,8 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
         "tokens": tokens,
         "tokens_recorded": recorded,
         "cost_usd": round(cost, 6),
+        # calls at an unknown price: cost_usd leaves them out and must be shown as "+ unknown"
+        "unpriced_calls": store.unpriced_calls(campaign_id),
         "tokens_per_viable": ((tokens + recorded) / viable) if viable else None,
         "cost_per_viable": (cost / viable) if viable else None,
         "trend": trend,

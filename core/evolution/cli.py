@@ -373,7 +373,8 @@ def evolve_start_main(home: Path, spec_file: str, budget_generations: int, provi
                       models: list[str] | None = None, budget_usd: float | None = None,
                       screen_generations: int = 4, full_generations: int = 12, parallelism: int = 2,
                       backend: str = "docker", max_observations: int | None = None,
-                      optimizer: str = "bo", learn: bool = True) -> int:
+                      optimizer: str = "bo", learn: bool = True, base_url: str | None = None,
+                      api_key_env: str | None = None, context_window: int | None = None) -> int:
     """``cambrian evolve start --spec FILE ...``: create the run, start its detached process."""
     from core.llm.base import default_provider_name
 
@@ -390,8 +391,17 @@ def evolve_start_main(home: Path, spec_file: str, budget_generations: int, provi
                               max_observations=max_observations, optimizer=optimizer)
     if model:
         kw["model"] = model
+    elif provider == "openai":
+        from core.engine.cli import _server_model
+
+        kw["model"] = _server_model(provider, base_url, api_key_env)
+        if kw["model"] is None:
+            return 2
     if models:
         kw["models"] = list(models)
+    for key, value in (("base_url", base_url), ("api_key_env", api_key_env), ("context_window", context_window)):
+        if value is not None:
+            kw[key] = value
     try:
         rid = start_run(home, text, label=path.stem, learn=learn, **kw)
     except (ValueError, RuntimeError) as exc:

@@ -277,12 +277,17 @@ class EvolutionLoop:
         store = self.store
         assert store is not None and self.control is not None
         if not rec.campaign_exists(store, cid):
-            settings = CampaignSettings(
-                spec_hash=spec_hash, generations=n, parallelism=s.parallelism, provider=s.provider,
-                model=model, seed=seed, max_retries=0, budget_usd=self._remaining_usd(s),
-                backend=s.backend, cassette=s.cassette, max_tokens=s.max_tokens,
-                generation_timeout_s=s.generation_timeout_s,
-            )
+            from core.llm.config import ModelRef
+
+            # the model choice may name another provider or server than the run's
+            ref = ModelRef.parse(model, provider=s.provider, base_url=s.base_url)
+            base = dict(spec_hash=spec_hash, generations=n, parallelism=s.parallelism, provider=s.provider,
+                        model=model, seed=seed, max_retries=0, budget_usd=self._remaining_usd(s),
+                        backend=s.backend, cassette=s.cassette, max_tokens=s.max_tokens,
+                        generation_timeout_s=s.generation_timeout_s, base_url=s.base_url,
+                        api_key_env=s.api_key_env, context_window=s.context_window,
+                        continuation=s.continuation)
+            settings = CampaignSettings(**ref.settings(base))
             store.create_campaign(cid, spec_hash, settings.model_dump(), kind=kind)
         while store.campaign(cid)["state"] != "completed":
             self._wait_while_paused()
@@ -383,8 +388,11 @@ class EvolutionLoop:
             rewriter = None
             if point["operator"] == "rewrite":
                 inner = self._mutation_provider(s)
+                from core.llm.config import ModelRef
+
+                rewrite_model = ModelRef.parse(s.rewrite_model, provider=s.provider, base_url=s.base_url).model
                 rewriter = LLMRewriter(LedgeredProvider(inner, store, generation=None, campaign_id=self.run_id),
-                                       s.rewrite_model, max_tokens=MUTATE_MAX_TOKENS)
+                                       rewrite_model, max_tokens=MUTATE_MAX_TOKENS)
             try:
                 return await make_variant(point, parent, system_section=s.system_section, hats=hats,
                                           amendments=amendments, donors=donors, rewrite=rewriter,
@@ -400,12 +408,17 @@ class EvolutionLoop:
     def _mutation_provider(self, s: EvolutionSettings) -> Any:
         if self.mutation_provider_factory is not None:
             return self.mutation_provider_factory()
-        from core.llm.base import make_provider
+        from core.llm.config import ModelRef, provider_from
 
-        kw: dict[str, Any] = {}
-        if s.provider == "replay":
-            kw["cassette"] = s.cassette
-        return make_provider(s.provider, **kw)
+        # rewrites go to the rewrite model's own provider and server
+        ref = ModelRef.parse(s.rewrite_model, provider=s.provider, base_url=s.base_url)
+        base = s.model_dump(include={"provider", "base_url", "api_key_env", "context_window", "continuation",
+                                     "cassette"})
+        if ref.provider in ("anthropic", "openai"):
+            from core.llm.pricing import PriceBook
+
+            return provider_from(ref.settings(base), prices=PriceBook.load(self.home))
+        return provider_from(ref.settings(base))
 
     def _step(self, s: EvolutionSettings, i: int, point: dict[str, Any], state: RunState,
               started: dict[str, Any] | None, base_text: str, hats: dict[str, Hat],

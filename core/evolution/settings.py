@@ -45,9 +45,16 @@ class EvolutionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_spec_hash: str
-    provider: Literal["sim", "anthropic", "replay"] = "sim"
+    provider: Literal["sim", "anthropic", "openai", "replay"] = "sim"
+    # the run's server (core.llm.config): a model choice without "@url" uses it
+    base_url: str | None = None
+    api_key_env: str | None = None
+    context_window: int | None = Field(default=None, ge=256)
+    continuation: Literal["prefill", "continue_final_message", "instruct"] | None = None
     model: str = "sim-1"  # the base spec runs with it; the first incumbent
-    models: list[str] = Field(default_factory=list)  # choices of the model operator
+    # choices of the model operator; each may name its provider and server, so one run can
+    # mix them: "[provider:]model[@base_url]" (core.llm.config.ModelRef)
+    models: list[str] = Field(default_factory=list)
     mutation_model: str | None = None  # model of rewrite calls (default: ``model``)
     cassette: str | None = None
     seed: int = 0
@@ -86,6 +93,10 @@ class EvolutionSettings(BaseModel):
             self.models = [self.model]
         if self.model not in self.models:
             self.models = [self.model] + self.models
+        from core.llm.config import ModelRef
+
+        for m in self.models:  # a bad reference fails at creation, not mid-run
+            ModelRef.parse(m, provider=self.provider, base_url=self.base_url)
         if not self.sections:
             raise ValueError("an evolution needs at least one mutable section")
         return self

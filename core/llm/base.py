@@ -1,7 +1,8 @@
 """The LLM provider protocol (DESIGN §8).
 
-Every provider — ``anthropic`` (the real API), ``sim`` (offline, simulated), ``replay``
-(answers from a cassette) — implements :class:`Provider`:
+Every provider — ``anthropic`` (the Anthropic API or any Messages-compatible server),
+``openai`` (any OpenAI-compatible chat-completions server), ``sim`` (offline, simulated),
+``replay`` (answers from a cassette) — implements :class:`Provider`:
 
 ``await provider.complete(req, on_delta) -> LLMResponse``
 
@@ -16,6 +17,17 @@ Every provider — ``anthropic`` (the real API), ``sim`` (offline, simulated), `
   the whole answer is streamed again from the start. ``STREAM_RESET`` is an *empty* ``str``
   subclass instance, so a consumer that ignores it merely keeps stale text; test for it with
   ``chunk is STREAM_RESET`` (or use :class:`DeltaBuffer`, which does this).
+* ``LLMResponse.stop_reason`` uses one vocabulary for every provider: ``end_turn``,
+  ``max_tokens`` (the answer was cut off at the output limit: :attr:`LLMResponse.truncated`),
+  ``stop_sequence``, ``tool_use``, ``refusal``, or ``other:<the server's word>``.
+* A request whose last message is the assistant's (``purpose="continue"``) asks the model to
+  continue that partial answer: the answer returned is only the new text. Providers send it
+  as a prefill (Messages API, llama.cpp, Ollama, LM Studio), with vLLM's
+  ``continue_final_message`` when configured, or — where a server refuses prefills — as an
+  instruction to go on exactly where the text stops (:func:`continuation_as_instruction`).
+* Optional methods a provider may have (wrappers expose the inner provider as ``inner``;
+  :func:`unwrap` finds it): ``quote(model) -> core.llm.pricing.Quote``,
+  ``async context_window(model) -> (tokens | None, source)``, ``async list_models()``.
 * Failures raise :class:`ProviderError` with a ``kind`` (``spend_limit``, ``rate_limit``,
   ``overloaded``, ``server``, ``stream``, ``timeout``, ``connection``, ``bad_request``,
   ``auth``, ``permission``, ``not_found``, ``cassette_miss``, …) and ``retryable``.
@@ -85,7 +97,10 @@ class DeltaBuffer:
 
 # --- request / response ----------------------------------------------------------------
 
-PURPOSES = ("generate", "repair", "mutate", "other")
+PURPOSES = ("generate", "continue", "repair", "mutate", "other")
+STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "model_context_window_exceeded")
+# Cut off, not finished: at the output limit, or (Messages API) when the context window filled up.
+TRUNCATION_STOPS = frozenset({"max_tokens", "model_context_window_exceeded"})
 
 
 @dataclass
@@ -95,7 +110,7 @@ class LLMRequest:
     # [{"role": "user"|"assistant", "content": str | [{"type": "text", "text": ...}, ...]}]
     messages: list[dict]
     max_tokens: int = 32000
-    purpose: str = "generate"  # generate | repair | mutate | other
+    purpose: str = "generate"  # generate | continue | repair | mutate | other
     # How many leading content blocks of the first user message are the stable, cacheable
     # prefix (the system prompt is always part of it). 0 disables caching.
     cache_prefix_blocks: int = 1
@@ -143,14 +158,27 @@ class LLMResponse:
     latency_ms: int
     attempts: int
     fallback_from: str | None = None
-    # False when the model had no entry in prices.json and cost_usd is the documented
-    # fallback estimate (see core.llm.pricing).
-    price_known: bool = True
+    # where cost_usd came from (core.llm.pricing): list | configured | local | unknown
+    # (unknown: cost_usd is 0 and must be shown as unknown, never as free)
+    price_source: str = "list"
+    # True when the server reported no usage and the token counts are estimates
+    usage_estimated: bool = False
+    # text chunks delivered to on_delta for this answer (a measure of streaming)
+    deltas: int = 0
 
     @property
     def prompt_tokens(self) -> int:
         """All input tokens: uncached + cache writes + cache reads."""
         return self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+    @property
+    def price_known(self) -> bool:
+        return self.price_source != "unknown"
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut off (output limit or a full context window): not a format error."""
+        return self.stop_reason in TRUNCATION_STOPS
 
 
 @runtime_checkable
@@ -186,6 +214,8 @@ class AttemptRecord:
     cost_usd: float = 0.0
     fallback_from: str | None = None
     retry_in_s: float | None = None
+    price_source: str = "list"
+    usage_estimated: bool = False
 
 
 class ProviderError(Exception):
@@ -252,6 +282,7 @@ def unlisten_attempts(token: contextvars.Token) -> None:
 
 # --- factory ---------------------------------------------------------------------------
 
+PROVIDERS = ("sim", "anthropic", "openai", "replay")
 DEFAULT_MODELS = {
     "anthropic": "claude-sonnet-4-6",
     "sim": "sim-1",
@@ -263,18 +294,66 @@ def default_provider_name() -> str:
     return "anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "sim"
 
 
-def default_model(provider_name: str) -> str:
+def default_model(provider_name: str) -> str | None:
+    """The model used when none is given; None for ``openai`` (servers name their own models:
+    ``core.llm.endpoints.check_connection`` lists them)."""
+    if provider_name == "openai":
+        return None
     return DEFAULT_MODELS.get(provider_name, DEFAULT_MODELS["anthropic"])
+
+
+def unwrap(provider: Any) -> Any:
+    """The innermost provider behind wrappers (ledger, budget, recording) that hold ``inner``."""
+    seen = 0
+    while hasattr(provider, "inner") and seen < 16:
+        provider = provider.inner
+        seen += 1
+    return provider
+
+
+CONTINUE_INSTRUCTION = (
+    "Your answer above was cut off at the output limit. Continue it exactly where it stops: "
+    "do not repeat anything already written, do not restart, add no preamble."
+)
+
+
+def continuation_as_instruction(req: LLMRequest) -> LLMRequest:
+    """A continue request for servers that refuse a final assistant message (prefill): the
+    partial answer stays as the assistant's turn and a user turn asks to go on from its end."""
+    messages = list(req.messages)
+    if not messages or messages[-1].get("role") != "assistant":
+        return req
+    messages.append({"role": "user", "content": CONTINUE_INSTRUCTION})
+    return LLMRequest(model=req.model, system=req.system, messages=messages, max_tokens=req.max_tokens,
+                      purpose=req.purpose, cache_prefix_blocks=req.cache_prefix_blocks,
+                      metadata=dict(req.metadata, continuation_mode="instruct"))
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's content: a string, or its text blocks joined by blank lines."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or []:
+        if isinstance(block, dict) and block.get("type", "text") == "text":
+            parts.append(str(block.get("text", "")))
+    return "\n\n".join(parts)
 
 
 def make_provider(name: str, **kw: Any) -> Provider:
     """Build a provider by name. ``anthropic`` → :class:`AnthropicProvider` (kw: api_key,
-    base_url, timeout, max_attempts, fallback_models, …); ``sim`` → ``core.llm.sim.SimProvider``
-    (imported lazily); ``replay`` → :class:`ReplayProvider` (kw: ``path`` or ``cassette``)."""
+    base_url, timeout, max_attempts, fallback_models, …); ``openai`` →
+    :class:`OpenAIProvider` (kw: base_url, api_key_env, context_window, …); ``sim`` →
+    ``core.llm.sim.SimProvider`` (imported lazily); ``replay`` → :class:`ReplayProvider`
+    (kw: ``path`` or ``cassette``)."""
     if name == "anthropic":
         from core.llm.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(**kw)
+    if name == "openai":
+        from core.llm.openai_provider import OpenAIProvider
+
+        return OpenAIProvider(**kw)
     if name == "sim":
         from core.llm.sim import SimProvider  # written separately, against this protocol
 
@@ -286,4 +365,4 @@ def make_provider(name: str, **kw: Any) -> Provider:
         if path is None:
             raise ValueError("the replay provider needs a cassette: make_provider('replay', path=FILE)")
         return ReplayProvider(path, **kw)
-    raise ValueError(f"unknown provider {name!r} (expected anthropic, sim or replay)")
+    raise ValueError(f"unknown provider {name!r} (expected one of {', '.join(PROVIDERS)})")

@@ -24,7 +24,8 @@ request: 429 with ``retry-after``, 429 spend-limit body, 529 overloaded, 500, a 
 ``error`` event, a truncated stream (the connection is closed mid-way), or any status/body.
 The answer text comes from ``responder(body) -> str`` (sync or async); the default is a
 tiny valid two-file answer in the §6.4 format. Every request (path, headers, JSON body) is
-recorded in :attr:`FakeAnthropic.requests`.
+recorded in :attr:`FakeAnthropic.requests`. With ``models=[...]`` it also answers
+``GET /v1/models`` (as llama.cpp's server does); without, that route is a 404.
 
 Use ``async with FakeAnthropic() as fake: ... fake.base_url``; from sync code (or another
 thread) use :class:`FakeAnthropicThread`; from the command line ``main_fake_llm(port,
@@ -146,6 +147,11 @@ class Fault:
     def truncate(cls, after_chunks: int = 2) -> "Fault":
         return cls("truncate", after_chunks=after_chunks)
 
+    @classmethod
+    def no_finish(cls) -> "Fault":
+        """(fake_openai) the stream ends after its deltas without a finish reason."""
+        return cls("no_finish")
+
 
 @dataclass
 class RecordedRequest:
@@ -182,6 +188,7 @@ class FakeAnthropic:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
+        models: list[str] | None = None,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("the fake server binds loopback only")
@@ -192,6 +199,7 @@ class FakeAnthropic:
         self.host = host
         self.port = port
         self.api_key = api_key
+        self.models = models  # when given, GET /v1/models lists them (as llama.cpp's server does)
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
         self._cache: set[str] = set()
@@ -261,6 +269,8 @@ class FakeAnthropic:
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/messages", self._messages)
+        if self.models is not None:
+            app.router.add_get("/v1/models", self._models)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         return app
 
@@ -297,6 +307,13 @@ class FakeAnthropic:
             status=404,
             headers={"request-id": rid},
         )
+
+    async def _models(self, request: web.Request) -> web.Response:
+        rid = self._next_id()
+        self.requests.append(RecordedRequest(rid, request.method, request.path, dict(request.headers), None))
+        data = [{"type": "model", "id": m, "display_name": m, "created_at": "2026-01-01T00:00:00Z"}
+                for m in self.models or []]
+        return web.json_response({"data": data, "has_more": False}, headers={"request-id": rid})
 
     def _next_id(self) -> str:
         with self._lock:

@@ -9,6 +9,10 @@ writes one ``core.models.LLMCall`` per attempt through ``sink.record_llm_call(ca
 * the final attempt: ``outcome="ok"`` with the response's usage, or ``outcome="error"`` with
   ``error="<kind>: <message>"`` — a spend-limit refusal is ``outcome="refused"``.
 
+Each row says where its price came from (``price_source``: list, configured, local, unknown,
+simulated) and whether its token counts are the server's or estimates (``usage_estimated``).
+A continuation of a cut-off answer is its own row with ``purpose="continue"``.
+
 ``simulated`` comes from the wrapped provider. ``generation`` / ``campaign_id`` default to
 ``req.metadata["generation"]`` / ``["campaign_id"]``. Retry attempts are collected through the
 context-variable hook in ``core.llm.base`` (``report_attempt``), so any provider that retries
@@ -28,6 +32,7 @@ from core.llm.base import (
     ProviderError,
     listen_attempts,
     unlisten_attempts,
+    unwrap,
 )
 from core.models import LLMCall, utcnow
 
@@ -55,7 +60,7 @@ class MemorySink:
 
 
 def _purpose(p: str) -> str:
-    return p if p in ("generate", "repair", "mutate", "reproduction", "other") else "other"
+    return p if p in ("generate", "continue", "repair", "mutate", "reproduction", "other") else "other"
 
 
 def _usage_json(d: dict) -> str:
@@ -85,6 +90,14 @@ class LedgeredProvider:
     def simulated(self) -> bool:
         return bool(getattr(self.inner, "simulated", False))
 
+    def _price_source(self, model: str) -> str:
+        """For attempts the provider did not describe (an error before any answer)."""
+        quote = getattr(unwrap(self.inner), "quote", None)
+        try:
+            return quote(model).source if quote is not None else "list"
+        except Exception:  # noqa: BLE001 - a ledger row must be written whatever the price book says
+            return "unknown"
+
     def _ids(self, req: LLMRequest) -> tuple[int | None, str | None]:
         gen = self.generation if self.generation is not None else req.metadata.get("generation")
         camp = self.campaign_id if self.campaign_id is not None else req.metadata.get("campaign_id")
@@ -111,6 +124,8 @@ class LedgeredProvider:
             error=f"{a.kind}: {a.error}" if a.kind else a.error,
             fallback_from=a.fallback_from,
             simulated=self.simulated,
+            price_source="simulated" if self.simulated else a.price_source,
+            usage_estimated=a.usage_estimated,
         )
 
     async def complete(
@@ -126,7 +141,8 @@ class LedgeredProvider:
             resp = await self.inner.complete(req, on_delta)
         except ProviderError as err:
             a = err.attempt or AttemptRecord(
-                model=err.model or req.model, attempt=err.attempts, started_at=started_at
+                model=err.model or req.model, attempt=err.attempts, started_at=started_at,
+                price_source=self._price_source(err.model or req.model),
             )
             a.kind, a.error = err.kind, err.message
             outcome = "refused" if err.kind == "spend_limit" else "error"
@@ -134,7 +150,8 @@ class LedgeredProvider:
             raise
         except (Exception, asyncio.CancelledError) as exc:  # a bug or a cancellation: still ledgered
             a = AttemptRecord(model=req.model, attempt=1, kind="internal",
-                              error=f"{type(exc).__name__}: {exc}", started_at=started_at)
+                              error=f"{type(exc).__name__}: {exc}", started_at=started_at,
+                              price_source=self._price_source(req.model))
             self.sink.record_llm_call(self._from_attempt(req, a, "error"))
             raise
         finally:
@@ -160,6 +177,8 @@ class LedgeredProvider:
                 error=None,
                 fallback_from=resp.fallback_from,
                 simulated=self.simulated,
+                price_source="simulated" if self.simulated else resp.price_source,
+                usage_estimated=resp.usage_estimated,
             )
         )
         return resp

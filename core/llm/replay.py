@@ -8,7 +8,8 @@
      "response": {"text": "…", "model": "…", "request_id": "…", "stop_reason": "end_turn",
                   "input_tokens": …, "output_tokens": …, "cache_creation_input_tokens": …,
                   "cache_read_input_tokens": …, "usage_raw": {…}, "cost_usd": …,
-                  "latency_ms": …, "attempts": …, "fallback_from": null, "price_known": true}}
+                  "latency_ms": …, "attempts": …, "fallback_from": null, "price_known": true,
+                  "price_source": "list", "usage_estimated": false}}
 
 **Key** — :func:`request_key`: ``"sha256:" + sha256(canonical JSON of {"model", "system",
 "messages"})`` where canonical JSON is ``json.dumps(..., sort_keys=True, separators=(",", ":"),
@@ -19,7 +20,8 @@ ensure_ascii=False)`` encoded as UTF-8. ``max_tokens``, ``purpose``, ``cache_pre
 call (failed calls have nothing to replay; they are in the ledger). ``ReplayProvider(path)``
 answers from the cassette: entries with the same key are served in recording order (the last
 one repeats); a miss raises ``ProviderError(kind="cassette_miss")`` naming the key and model.
-A replayed call costs nothing: ``cost_usd`` is 0 while the recorded token counts are kept.
+A replayed call costs nothing: ``cost_usd`` is 0 (``price_source`` ``"replay"``) while the
+recorded token counts are kept.
 The replay provider's ``name`` is ``"replay"``; it is ``simulated`` only if a recorded entry
 was (a cassette recorded from the sim provider stays labelled simulated).
 """
@@ -41,7 +43,7 @@ CASSETTE_VERSION = 1
 _RESPONSE_FIELDS = (
     "text", "model", "request_id", "stop_reason", "input_tokens", "output_tokens",
     "cache_creation_input_tokens", "cache_read_input_tokens", "usage_raw", "cost_usd",
-    "latency_ms", "attempts", "fallback_from", "price_known",
+    "latency_ms", "attempts", "fallback_from", "price_known", "price_source", "usage_estimated",
 )
 
 
@@ -178,5 +180,6 @@ class ReplayProvider:
             latency_ms=int((time.monotonic() - t0) * 1000),
             attempts=1,
             fallback_from=r.get("fallback_from"),
-            price_known=bool(r.get("price_known", True)),
+            price_source="replay",
+            usage_estimated=bool(r.get("usage_estimated", False)),
         )

@@ -77,6 +77,17 @@ max_answer_chars around the error line>}``, then a user message::
     <parse-error line="{L}">{message}</parse-error>
     {instruction to re-emit the whole answer in the format}
 
+The answer excerpt is sized by the caller (``max_answer_chars``) so that the repair fits the
+model's context window: a repair never resends more than fits.
+
+Continuation request (:func:`build_continue_request`, ``purpose="continue"``)
+---------------------------------------------------------------------------
+An answer cut off at the output limit (``stop_reason == "max_tokens"``) is not a format error:
+the request that produced it is sent again with the partial answer appended as the final
+assistant message (without trailing whitespace), and the model continues it. The provider
+turns that into a prefill, vLLM's ``continue_final_message`` or an instruction
+(``core.llm.base``). :func:`join_continuation` joins the parts.
+
 Spec-mutation request (:func:`build_mutate_request`, ``purpose="mutate"``)
 ------------------------------------------------------------------------
 ``system`` = :data:`MUTATE_SYSTEM_PROMPT`; one user message with blocks ``<spec …>`` (as
@@ -414,6 +425,36 @@ def build_repair_request(
         cache_prefix_blocks=original.cache_prefix_blocks,
         metadata={**original.metadata, "repair": repair},
     )
+
+
+def build_continue_request(
+    answering: LLMRequest,
+    partial: str,
+    *,
+    continuation: int,
+    max_tokens: int | None = None,
+) -> LLMRequest:
+    """Ask the model to continue ``partial``, its cut-off answer to ``answering``."""
+    return LLMRequest(
+        model=answering.model,
+        system=answering.system,
+        messages=[*answering.messages, {"role": "assistant", "content": partial.rstrip()}],
+        max_tokens=max_tokens or answering.max_tokens,
+        purpose="continue",
+        cache_prefix_blocks=answering.cache_prefix_blocks,
+        metadata={**answering.metadata, "continuation": continuation},
+    )
+
+
+def join_continuation(partial: str, more: str) -> str:
+    """The partial answer followed by its continuation. The prefix was sent without its
+    trailing whitespace; that whitespace goes back in unless the continuation brings its own
+    (a model that starts a new line after ``</file:end>`` must not glue two lines together)."""
+    head = partial.rstrip()
+    gap = partial[len(head):]
+    if more[:1].isspace() or not gap:
+        return head + more
+    return head + gap + more
 
 
 def build_mutate_request(

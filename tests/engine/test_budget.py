@@ -87,3 +87,22 @@ def test_wilson_interval():
     assert wilson_interval(0, 0) == (0.0, 1.0)
     lo, hi = wilson_interval(10, 10)
     assert hi == pytest.approx(1.0) and 0.69 < lo < 0.73
+
+
+def test_an_unknown_price_cannot_be_kept_under_a_dollar_budget():
+    """A call whose price nobody knows never starts under a dollar budget (and is free to
+    start under a token budget alone)."""
+    from core.engine.budget import price_of
+    from core.llm.openai_provider import OpenAIProvider
+    from core.llm.pricing import PriceBook
+
+    hosted = OpenAIProvider(base_url="https://llm.example.com/v1", api_key="sk-test", prices=PriceBook())
+    local = OpenAIProvider(base_url="http://127.0.0.1:8080/v1", prices=PriceBook())
+    tokens, usd = worst_case(req(3000, 1000), False, price_of(hosted))
+    assert usd is None and tokens > 1000
+    assert worst_case(req(3000, 1000), False, price_of(local))[1] == 0.0
+    with pytest.raises(BudgetExceeded, match="price of this call is unknown"):
+        Budget(max_usd=5.0).reserve(tokens, usd)
+    Budget(max_tokens=10**6).reserve(tokens, usd)  # a token budget can still be kept
+    assert default_price("claude-unreleased-9", 1000, 1000) is None
+    assert default_price("claude-haiku-4-5", 1_000_000, 0) == 1.0

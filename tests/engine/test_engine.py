@@ -241,6 +241,9 @@ def test_dollar_budget_stops_with_reason_and_bounded_overshoot(home, fake_llm, r
     # Room for one worst case plus a little: the second worker cannot reserve while the first
     # call is in flight, and after a few calls the spend leaves no room for another worst case.
     cap = one_call * 1.2
+    # the fake stands in for the Anthropic API: its Claude calls cost list prices (a loopback
+    # server is otherwise a free local one); the engine reads the campaign home's prices.toml
+    (home / "prices.toml").write_text(f'[[endpoint]]\nbase_url = "{fake_llm.base_url}"\nlist_prices = true\n')
     with _store(home) as s:
         cid = create_campaign(s, settings(provider="anthropic", model="claude-haiku-4-5", generations=10,
                                           parallelism=2, max_tokens=2048, budget_usd=cap), ECHO)
@@ -257,6 +260,7 @@ def test_dollar_budget_stops_with_reason_and_bounded_overshoot(home, fake_llm, r
         assert 1 <= len(s.generations(cid)) < 10
         calls = s.llm_calls(campaign_id=cid)
         assert len(calls) >= 1 and all(c.cost_usd > 0 for c in calls if c.outcome == "ok")
+        assert {c.price_source for c in calls} == {"list"}
         assert all(g.outcome.terminal for g in s.generations(cid))
 
 

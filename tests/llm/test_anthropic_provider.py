@@ -16,6 +16,7 @@ from core.llm.anthropic_provider import AnthropicProvider, classify, is_spend_li
 from core.llm.base import STREAM_RESET, DeltaBuffer, LLMRequest, ProviderError, default_provider_name
 from core.llm.fake_server import DEFAULT_ANSWER, FakeAnthropic, Fault
 from core.llm.ledger import LedgeredProvider, MemorySink
+from core.llm.pricing import PriceBook, parse_price_config
 
 MODEL = "claude-sonnet-4-6"
 PRICES = json.loads((Path(__file__).parents[2] / "core/llm/prices.json").read_text())
@@ -55,8 +56,15 @@ class Sleeps:
         self.delays.append(d)
 
 
+def list_priced(base_url: str) -> PriceBook:
+    """The fake stands in for the Anthropic API: its Claude models cost list prices (a loopback
+    server would otherwise be a free local one)."""
+    return PriceBook(config=parse_price_config(f'[[endpoint]]\nbase_url = "{base_url}"\nlist_prices = true\n'))
+
+
 def provider(fake: FakeAnthropic, **kw) -> AnthropicProvider:
     kw.setdefault("sleep", Sleeps())
+    kw.setdefault("prices", list_priced(fake.base_url))
     return AnthropicProvider(api_key="test-key", base_url=fake.base_url, **kw)
 
 
@@ -293,16 +301,43 @@ async def test_attempt_timeout_bounds_a_trickling_stream():
     assert ei.value.kind == "timeout"
 
 
-async def test_unknown_model_uses_documented_fallback_price():
+async def test_unknown_model_has_an_unknown_price_never_a_guessed_one():
     async with FakeAnthropic() as fake:
         p = provider(fake)
-        resp = await p.complete(request(model="claude-unreleased-9"))
+        sink = MemorySink()
+        resp = await LedgeredProvider(p, sink).complete(request(model="claude-unreleased-9"))
         await p.aclose()
-    assert resp.price_known is False
-    # fallback = the most expensive listed model (highest output price)
-    priciest = max(PRICES["models"], key=lambda m: (PRICES["models"][m]["output"], PRICES["models"][m]["input"], m))
-    assert resp.cost_usd == expected_cost(priciest, resp.input_tokens, resp.output_tokens,
-                                          resp.cache_creation_input_tokens, resp.cache_read_input_tokens)
+    assert resp.price_known is False and resp.price_source == "unknown"
+    assert resp.cost_usd == 0.0 and resp.output_tokens > 0  # recorded at $0, marked unknown
+    assert sink.calls[0].price_source == "unknown" and not sink.calls[0].price_known
+
+
+async def test_a_local_messages_server_costs_nothing_whatever_the_model_is_called(monkeypatch):
+    """The $0.499440 mispricing: a local model behind ANTHROPIC_BASE_URL was priced as the most
+    expensive Claude. A local base URL is free — even for a model named like a Claude."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    async with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        p = AnthropicProvider(sleep=Sleeps(), prices=PriceBook())  # no key: a local server needs none
+        sink = MemorySink()
+        r1 = await LedgeredProvider(p, sink).complete(request(model="gemma-3-270m"))
+        r2 = await LedgeredProvider(p, sink).complete(request(model="claude-opus-4-1"))
+        await p.aclose()
+        assert p.base_url == fake.base_url and p.local
+    assert (r1.cost_usd, r1.price_source, r2.cost_usd, r2.price_source) == (0.0, "local", 0.0, "local")
+    assert r1.output_tokens > 0 and r2.output_tokens > 0
+    assert [c.price_source for c in sink.calls] == ["local", "local"]
+    # the key the SDK was given is a placeholder, not anything from the environment
+    sent = {k.lower(): v for k, v in fake.message_requests()[0].headers.items()}
+    assert "local-server-needs-no-key" in (sent.get("x-api-key", "") + sent.get("authorization", ""))
+
+
+def test_a_remote_server_without_a_key_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    with pytest.raises(ProviderError) as ei:
+        AnthropicProvider(base_url="https://claude-proxy.example.com")
+    assert ei.value.kind == "auth" and "ANTHROPIC_API_KEY" in str(ei.value)
 
 
 def test_dated_model_ids_resolve_to_their_family_price():

@@ -237,3 +237,38 @@ def test_generate_cli_with_the_sim_provider_labels_output(tmp_path, capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert out.startswith("SIMULATED generation") and "(simulated)" in out
+
+
+def test_generate_cli_openai_takes_the_servers_only_model_and_keeps_a_failed_answer(tmp_path, capsys):
+    from core.llm.fake_openai import FakeOpenAIThread
+
+    spec = tmp_path / "echo.md"
+    spec.write_text(ECHO)
+    with FakeOpenAIThread(lambda body: "Sure! Here is a description instead of files.", models=["tiny-7b"],
+                          context_window=16384) as fake:
+        rc = generate_cli(str(spec), str(tmp_path / "o"), "openai", 0, None, None, None, json_out=True,
+                          base_url=fake.base_url, max_repairs=1)
+        models = {r.body["model"] for r in fake.chat_requests()}
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert rc == 1 and models == {"tiny-7b"} and data["model"] == "tiny-7b"
+    assert data["error_kind"] == "parse" and data["context_window"] == 16384 and not data["price_unknown"]
+    assert [c["purpose"] for c in data["llm_calls"]] == ["generate", "repair"]
+    assert all(c["price_source"] == "local" for c in data["llm_calls"])
+    kept = Path(data["answer_file"])
+    assert kept.read_text() == "Sure! Here is a description instead of files."
+    assert "price: local" in captured.err and "is kept in" in captured.err
+
+
+def test_doctor_checks_a_model_server(tmp_path, capsys):
+    from cambrian_tui.doctor import server_checks
+    from core.llm.fake_openai import FakeOpenAIThread
+
+    with FakeOpenAIThread(models=["gemma-3-270m"], context_window=8192) as fake:
+        checks = {c.name: c for c in server_checks("openai", fake.base_url, None, None)}
+    assert checks["openai server"].ok and "(local)" in checks["openai server"].detail
+    assert checks["models"].detail == "gemma-3-270m"
+    assert checks["context window"].ok and "8192 tokens (llama.cpp" in checks["context window"].detail
+    assert checks["price"].ok and checks["price"].detail.startswith("local")
+    down = server_checks("openai", "http://127.0.0.1:9/v1", None, None)
+    assert len(down) == 1 and not down[0].ok and down[0].fix

@@ -27,6 +27,7 @@ LOCAL_LLM_LOCK = ROOT / "tests" / "local_llm.lock"
 LOCAL_LLM_EXTRA = "local-llm"  # locked apart: tests/local_llm.lock
 BUILD_TOOLS = ROOT / ".ci" / "build-tools.in"
 RIG_PINS = ROOT / "rig" / "organism_requirements.txt"
+RIG_TOOLS = ROOT / "rig" / "organism_tools.txt"
 FIX = "regenerate the locks with `.ci/lock`"
 
 
@@ -137,7 +138,8 @@ def test_build_tools_satisfy_the_build_system():
 def test_rig_lock_agrees_with_the_organism_pins():
     lock = parse_lock(RIG_LOCK)
     problems = _check_direct(lock, requirement_lines(RIG_PINS), "rig/organism_requirements.txt")
-    problems += _check_reachable(lock, {"organism_requirements.txt"})
+    problems += _check_direct(lock, requirement_lines(RIG_TOOLS), "rig/organism_tools.txt")
+    problems += _check_reachable(lock, {"organism_requirements.txt", "organism_tools.txt"})
     assert not problems, f"{FIX}:\n" + "\n".join(problems)
 
 

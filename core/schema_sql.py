@@ -218,4 +218,34 @@ ALTER TABLE generations ADD COLUMN redo_of INTEGER;
 CREATE INDEX generations_redo ON generations(redo_of);
 """
 
-MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO]
+
+# The change signal (DESIGN §3): one counter per topic, bumped by triggers in the same
+# transaction as the change, so every writer (engine, evolution, CLI, TUI) bumps it without
+# knowing. Readers poll PRAGMA data_version (free) and read these few rows only when it moved,
+# to learn *what* changed: a screen reloads only for the topics it shows.
+CHANGE_TOPICS: dict[str, str] = {
+    "campaigns": "campaigns",
+    "generations": "generations",
+    "specs": "spec_versions",
+    "amendments": "amendments",
+    "observations": "observations",
+    "logs": "log_chunks",
+    "llm": "llm_calls",
+    "leases": "engine_leases",
+}
+
+
+def _change_triggers() -> str:
+    out = ["CREATE TABLE data_versions (topic TEXT PRIMARY KEY, version INTEGER NOT NULL DEFAULT 0);"]
+    for topic, table in CHANGE_TOPICS.items():
+        out.append(f"INSERT INTO data_versions(topic, version) VALUES ('{topic}', 0);")
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            out.append(f"CREATE TRIGGER data_version_{table}_{op.lower()} AFTER {op} ON {table} BEGIN\n"
+                       f"    UPDATE data_versions SET version = version + 1 WHERE topic = '{topic}';\n"
+                       "END;")
+    return "\n".join(out) + "\n"
+
+
+M6_CHANGES = _change_triggers()
+
+MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_CHANGES]

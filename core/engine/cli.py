@@ -1,45 +1,18 @@
-"""Headless campaign commands (DESIGN §12); `cambrian_tui.cli` parses, these act."""
+"""Printing for the headless campaign commands (DESIGN §12): ``cambrian_tui.cli`` parses,
+``core.app`` acts, this prints. No store access here (tests/test_layers.py checks)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from core.engine.summary import campaign_summary
-from core.home import db_path
-from core.models import CampaignSettings
-from core.store import Store
+from core.app import Cambrian
+from core.app.commands import CommandRefused, ControlCampaign, SpecRef, StartCampaign
+from core.detached import follow
 
 TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")
-
-
-def campaign_status(store: Store, campaign_id: str) -> dict[str, Any]:
-    c = store.campaign(campaign_id)
-    lease = store.lease(campaign_id)
-    alive = store.lease_alive(campaign_id)
-    s = campaign_summary(store, campaign_id)
-    return {
-        "id": c["id"],
-        "state": c["state"],
-        "reason": c.get("reason"),
-        "engine_pid": lease["pid"] if lease and alive else None,
-        "engine_alive": alive,
-        "spec_hash": c["spec_hash"],
-        "provider": c["settings"]["provider"],
-        "simulated": c["settings"]["provider"] == "sim",
-        "settings": c["settings"],
-        "generations": [
-            {"generation": g.number, "parent": g.parent, "outcome": g.outcome.value, "status": g.status,
-             "failure_stage": g.failure_stage, "attempt": g.attempt, "reason": g.reason}
-            for g in store.generations(campaign_id)
-        ],
-        "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
-                                      "tokens", "cost_usd", "failure_stages", "judged", "outcomes",
-                                      "tokens_per_viable", "cost_per_viable", "trend")},
-    }
 
 
 def _line(st: dict[str, Any]) -> str:
@@ -47,7 +20,7 @@ def _line(st: dict[str, Any]) -> str:
     rate = "-" if s["viability_rate"] is None else f"{s['viability_rate']:.0%}"
     lo, hi = s["viability_interval"]
     sim = " SIMULATED" if st["simulated"] else ""
-    return (f"{st['id']}  {st['state']:<9} gens {s['generations']:>3}  viable {s['viable']:>3}  "
+    return (f"{st['id']}  {st['state']:<9} done {st['progress']:>7}  viable {s['viable']:>3}  "
             f"rate {rate} [{lo:.0%}, {hi:.0%}]  tokens {s['tokens']}  ${s['cost_usd']:.4f}{sim}")
 
 
@@ -63,64 +36,50 @@ def print_status(st: dict[str, Any]) -> None:
               f"{(g['failure_stage'] or ''):<9} {(g['reason'] or '')[:70]}")
 
 
-def start_main(home: Path, spec_file: str, *, n: int, p: int, provider: str | None, model: str | None,
-               seed: int, budget_usd: float | None, budget_tokens: int | None, budget_wall_s: float | None,
-               max_retries: int, backend: str, wait: bool, as_json: bool, cassette: str | None = None) -> int:
-    from core.engine.launch import start_detached
-    from core.llm.base import default_provider_name
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
 
-    path = Path(spec_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
-        return 2
-    provider = provider or default_provider_name()
-    settings = dict(spec_hash="sha256:" + "0" * 64, generations=n, parallelism=p, provider=provider,
-                    model=model or default_model(provider), seed=seed, budget_usd=budget_usd,
-                    budget_tokens=budget_tokens, budget_wall_s=budget_wall_s, max_retries=max_retries,
-                    backend=backend, cassette=cassette)
-    try:
-        CampaignSettings(**settings)
-        cid = start_detached(home, settings, text, label=path.stem)
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not as_json:
-        print(f"campaign {cid} started (engine detached; `cambrian campaign status {cid}`)"
-              + ("  [SIMULATED: sim provider]" if provider == "sim" else ""))
-    if wait:
-        return wait_main(home, cid, as_json)
-    if as_json:
-        with Store.open(db_path(home)) as store:
-            print(json.dumps(campaign_status(store, cid), indent=2))
+
+def start_main(home: Path, command: StartCampaign, *, wait: bool, as_json: bool) -> int:
+    with Cambrian(home) as app:
+        try:
+            started = app.run(command)
+        except CommandRefused as exc:
+            _err(exc.reason)
+            return 1
+        cid = started.campaign_id
+        if not as_json:
+            print(f"campaign {cid} started (engine detached; `cambrian campaign status {cid}`)"
+                  + ("  [SIMULATED: sim provider]" if started.simulated else ""))
+        if wait:
+            return _wait(app, cid, as_json)
+        if as_json:
+            print(json.dumps(app.reads.campaign_status(cid), indent=2))
     return 0
 
 
-def default_model(provider: str) -> str:
-    return {"sim": "sim-1", "anthropic": "claude-sonnet-4-5", "replay": "claude-sonnet-4-5"}.get(provider, "sim-1")
+def spec_ref(path: str) -> SpecRef:
+    return SpecRef(path=path)
 
 
-def wait_main(home: Path, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
+def _wait(app: Cambrian, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
     """Follow a campaign to its end, printing each generation as it finishes."""
     printed: set[int] = set()
-    gone = 0
-    with Store.open(db_path(home)) as store:
-        while True:
-            st = campaign_status(store, cid)
-            if not as_json:
-                for g in st["generations"]:
-                    if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
-                        printed.add(g["generation"])
-                        print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:80]}")
-            if st["state"] in TERMINAL_STATES:
-                break
-            gone = gone + 1 if not st["engine_alive"] else 0
-            if gone >= 3:
-                print(f"error: the engine of {cid} is gone (state {st['state']}); "
-                      f"`cambrian campaign resume {cid}` continues it", file=sys.stderr)
-                return 1
-            time.sleep(poll_s)
+
+    def show(st: dict[str, Any]) -> None:
+        if as_json:
+            return
+        for g in st["generations"]:
+            if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
+                printed.add(g["generation"])
+                print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:80]}")
+
+    res = follow(lambda: app.reads.campaign_status(cid), finished=lambda st: st["state"] in TERMINAL_STATES,
+                 alive=lambda st: st["engine_alive"], on_update=show, poll_s=poll_s)
+    st = res.status
+    if res.gone:
+        _err(f"the engine of {cid} is gone (state {st['state']}); `cambrian campaign resume {cid}` continues it")
+        return 1
     if as_json:
         print(json.dumps(st, indent=2))
     else:
@@ -130,12 +89,22 @@ def wait_main(home: Path, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
     return 0 if st["state"] in ("completed", "stopped") else 1
 
 
-def status_main(home: Path, cid: str, as_json: bool) -> int:
-    with Store.open(db_path(home)) as store:
+def wait_main(home: Path, cid: str, as_json: bool) -> int:
+    with Cambrian(home) as app:
         try:
-            st = campaign_status(store, cid)
+            app.reads.campaign(cid)
         except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
+            _err(exc.args[0])
+            return 1
+        return _wait(app, cid, as_json)
+
+
+def status_main(home: Path, cid: str, as_json: bool) -> int:
+    with Cambrian(home) as app:
+        try:
+            st = app.reads.campaign_status(cid)
+        except KeyError as exc:
+            _err(exc.args[0])
             return 1
     if as_json:
         print(json.dumps(st, indent=2))
@@ -145,8 +114,8 @@ def status_main(home: Path, cid: str, as_json: bool) -> int:
 
 
 def list_main(home: Path, as_json: bool) -> int:
-    with Store.open(db_path(home)) as store:
-        rows = [campaign_status(store, c["id"]) for c in store.campaigns(kind="campaign")]
+    with Cambrian(home) as app:
+        rows = [app.reads.campaign_status(c.id) for c in app.reads.campaigns() if c.kind == "campaign"]
     if as_json:
         print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "summary")}
                           for r in rows], indent=2))
@@ -159,36 +128,14 @@ def list_main(home: Path, as_json: bool) -> int:
 
 
 def control_main(home: Path, cid: str, action: str, as_json: bool) -> int:
-    from core.engine.launch import resume
-
-    with Store.open(db_path(home)) as store:
+    with Cambrian(home) as app:
         try:
-            c = store.campaign(cid)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 1
-        alive = store.lease_alive(cid)
-        if action in ("pause", "abort"):
-            if not alive:
-                if action == "abort" and c["state"] not in ("completed", "aborted"):
-                    for n in store.in_progress(cid):
-                        store.set_outcome(n, "interrupted", "aborted while no engine ran")
-                    store.set_campaign_state(cid, "aborted", "aborted by user (no engine running)")
-                    msg = "aborted (no engine was running)"
-                else:
-                    print(f"error: no engine runs campaign {cid} (state {c['state']})", file=sys.stderr)
-                    return 1
-            else:
-                store.send_command(cid, action)
-                msg = f"{action} sent to engine pid {store.lease(cid)['pid']}"
-    if action == "resume":
-        try:
-            msg = resume(home, cid)
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            done = app.run(ControlCampaign(cid, action))  # type: ignore[arg-type]
+        except CommandRefused as exc:
+            _err(exc.reason)
             return 1
     if as_json:
-        print(json.dumps({"id": cid, "action": action, "result": msg}))
+        print(json.dumps({"id": cid, "action": action, "result": done.result}))
     else:
-        print(f"campaign {cid}: {msg}")
+        print(f"campaign {cid}: {done.result}")
     return 0

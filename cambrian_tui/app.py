@@ -56,6 +56,7 @@ class CambrianApp(App):
         self._stop = threading.Event()
         self._initial_mode = initial_mode
         self._mode_screens: dict[str, Screen] = {}
+        self.starting = 0  # start commands in flight (their campaign is shown when they finish)
         self._theme_fixed = theme is not None or self.settings.theme is not None
         self.theme = (theme or self.settings.theme or (self._load_prefs().get("theme") if live else None)
                       or DEFAULT_THEME)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from core.app.forms import CAMPAIGN_DEFAULTS, EVOLUTION_DEFAULTS
+from core.app.forms import BACKENDS, CAMPAIGN_DEFAULTS, EVOLUTION_DEFAULTS
 from core.app.providers import PROVIDERS
 from core.home import cambrian_home
 from core.quiet import silence_library_deprecations
@@ -65,7 +65,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 def cmd_keys(args: argparse.Namespace) -> int:
     """Every binding id with its default and effective keys (what the keymap may name)."""
-    from cambrian_tui.keys import CATALOGUE
+    from cambrian_tui.keys import SCOPES
     from cambrian_tui.settings import SettingsError, load_settings, settings_path
 
     home = cambrian_home(args.home)
@@ -75,7 +75,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     rows = [{"id": k.id, "default": k.keys, "keys": keymap.get(k.id, k.keys), "help": k.help}
-            for keys in CATALOGUE.values() for k in keys]
+            for keys in SCOPES.values() for k in keys]
     if args.json:
         _print_json({"settings": str(settings_path(home)), "bindings": rows})
         return 0
@@ -90,7 +90,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_spec_check(args: argparse.Namespace) -> int:
-    from core.spec import check_spec
+    from core.app.specs import check_spec_text
 
     path = Path(args.file)
     try:
@@ -98,20 +98,17 @@ def cmd_spec_check(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{path}: cannot read: {exc}", file=sys.stderr)
         return 2
-    issues = check_spec(text)
+    res = check_spec_text(text)
+    issues = res["issues"]
     if args.json:
-        _print_json({"file": str(path), "ok": not issues,
-                     "issues": [{"line": i.line, "code": i.code, "message": i.message} for i in issues]})
+        _print_json({"file": str(path), "ok": res["ok"], "issues": issues})
     elif issues:
         for issue in issues:
-            print(f"{path}:{issue.line}: {issue.message} [{issue.code}]", file=sys.stderr)
+            print(f"{path}:{issue['line']}: {issue['message']} [{issue['code']}]", file=sys.stderr)
         print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
     else:
-        from core.spec import parse_spec
-
-        spec = parse_spec(text)
-        print(f"{path}: ok — {len(spec.sections)} sections, {len(spec.frozen)} FROZEN blocks, "
-              f"{len(spec.vectors)} vectors, {spec.hash}")
+        print(f"{path}: ok — {res['sections']} sections, {res['frozen']} FROZEN blocks, "
+              f"{res['vectors']} vectors, {res['hash']}")
     return 1 if issues else 0
 
 
@@ -317,7 +314,7 @@ def cmd_amendments(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cambrian_tui import remote
+    import cambrian_tui.remote as remote
 
     home = cambrian_home(args.home)
     if args.web:
@@ -352,7 +349,7 @@ def cmd_evolve_start(args: argparse.Namespace) -> int:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from core.evolution import cli as ev
+    import core.evolution.cli as ev
     from core.evolution.kinds import RUN_KIND
 
     home = cambrian_home(args.home)
@@ -432,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = add("verify", cmd_verify, "run the rig on an artifact directory and print the report")
     v.add_argument("dir")
-    v.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    v.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     v.add_argument("--json", action="store_true")
 
     g = add("generate", cmd_generate, "turn a spec into an artifact directory")
@@ -462,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--budget-wall-s", type=float, default=None, help="wall-time budget in seconds")
     cs.add_argument("--max-retries", type=int, default=CAMPAIGN_DEFAULTS["max_retries"],
                     help="informed retries per failed generation")
-    cs.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    cs.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     cs.add_argument("--cassette", default=None, help="cassette for --provider replay")
     cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
     cs.add_argument("--json", action="store_true")
@@ -487,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     ia.add_argument("--json", action="store_true")
     rv = add("reverify", cmd_reverify, "run stored generations through today's rig and compare verdicts")
     rv.add_argument("gens", nargs="+", type=int, metavar="GEN")
-    rv.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    rv.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     rv.add_argument("--json", action="store_true")
 
     ev = sub.add_parser("evolve", help="evolve a spec: mutations, screening campaigns, Bayesian optimisation"
@@ -513,7 +510,7 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--full-generations", type=int, default=EVOLUTION_DEFAULTS["full_generations"],
                     help="generations of a full campaign")
     es.add_argument("-p", type=int, default=EVOLUTION_DEFAULTS["parallelism"], help="parallel workers per campaign")
-    es.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    es.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     es.add_argument("--max-observations", type=int, default=None)
     es.add_argument("--wait", action="store_true")
     es.add_argument("--json", action="store_true")

@@ -33,7 +33,7 @@ def _k(id: str, keys: str, action: str, label: str, help: str = "", **kw) -> Key
 
 
 # scope -> its keys, in footer order. Scopes: one per screen or widget class.
-CATALOGUE: dict[str, tuple[Key, ...]] = {
+SCOPES: dict[str, tuple[Key, ...]] = {
     "app": (
         _k("app.help", "f1,question_mark", "help", "Help", "Every key on this screen", key_display="F1/?"),
         _k("app.quit", "q", "quit", "Quit", "Quit the TUI (campaigns keep running)"),
@@ -168,7 +168,7 @@ FOOTER_FIRST = ("app.help", "app.quit")
 @lru_cache(maxsize=None)
 def all_keys() -> dict[str, Key]:
     out: dict[str, Key] = {}
-    for scope, keys in CATALOGUE.items():
+    for scope, keys in SCOPES.items():
         for k in keys:
             assert k.id.startswith(scope + "."), k.id
             assert k.id not in out, k.id
@@ -182,7 +182,7 @@ _GROUPS: dict[str, Binding.Group] = {}
 def bindings(scope: str) -> list[Binding]:
     """Textual bindings of a scope, each carrying its id (the keymap overrides by id)."""
     out = []
-    for k in CATALOGUE[scope]:
+    for k in SCOPES[scope]:
         group = _GROUPS.setdefault(k.group, Binding.Group(k.group)) if k.group else None
         out.append(Binding(k.keys, k.action, k.label, show=k.show, key_display=k.key_display,
                            priority=k.priority, tooltip=k.help, id=k.id, group=group))

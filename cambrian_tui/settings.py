@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from cambrian_tui.keys import CATALOGUE, MODAL_SCOPES, all_keys
+from cambrian_tui.keys import SCOPES, MODAL_SCOPES, all_keys
 
 SETTINGS_FILE = "tui.toml"
 ENV = "CAMBRIAN_TUI_SETTINGS"
@@ -76,8 +76,8 @@ class TuiSettings(BaseModel):
 def keymap_clashes(keymap: dict[str, str]) -> list[str]:
     """Two actions of one scope (screen or widget) on the same key, after the keymap."""
     out = []
-    app_keys = CATALOGUE["app"]
-    for scope, keys in CATALOGUE.items():
+    app_keys = SCOPES["app"]
+    for scope, keys in SCOPES.items():
         owner: dict[str, str] = {}
         # a screen's key shadows the app's: remapping onto one is a clash too
         for k in (keys if scope == "app" or scope in MODAL_SCOPES else app_keys + keys):

@@ -36,11 +36,11 @@ from cambrian_tui.screens.base import CambrianModal, CambrianScreen
 from cambrian_tui.widgets.side_diff import SideBySideDiff
 from core.app.commands import AcceptAmendment, AmendmentDone, RejectAmendment
 from core.app.models import AmendmentPreview, AmendmentView, short_hash
+from core.app.reads import STATUS_ORDER
 from core.app.specdoc import make_spec_doc
 
 #: filter cycle of the ``f`` key; ``None`` shows everything (pending first)
 FILTERS: tuple[str | None, ...] = (None, "pending", "accepted", "edited", "rejected")
-STATUS_ORDER = {"pending": 0, "edited": 1, "accepted": 2, "rejected": 3}
 STATUS_STYLE = {"pending": "bold yellow", "accepted": "green", "edited": "cyan", "rejected": "dim red"}
 SHORT_TEXT = 60
 

@@ -84,7 +84,8 @@ class MainScreen(CambrianScreen):
         self._bindings_sync_pending = False
         self._views_for: object = object()  # campaign whose views were last requested
         self._table_sync: tuple[str, float] | None = None
-        self._pending_target: Target | None = None
+        self._known_ids: set[str] | None = None
+        self._wide_table = True  # campaigns listed before (None: not loaded yet)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
@@ -100,10 +101,7 @@ class MainScreen(CambrianScreen):
     def on_mount(self) -> None:
         table = self.query_one("#campaigns", DataTable)
         table.border_title = "Campaigns"
-        table.add_column("campaign", key="id", width=15)
-        table.add_column("state", key="state", width=9)
-        table.add_column("done", key="done", width=7)
-        table.add_column("viab", key="viab", width=4)
+        self._campaign_columns(wide=True)
         self.query_one("#gen-tree").border_title = "Generations"
         log = self.query_one(LogView)
         log.border_title = "Rig log"
@@ -112,6 +110,29 @@ class MainScreen(CambrianScreen):
         if self.capp.live:
             self.set_interval(1.0, self._tick, name="main-refresh")
         self._bootstrap()
+
+    # the campaign list: its columns follow its width ---------------------------------------------
+
+    def _campaign_columns(self, wide: bool) -> None:
+        table = self.query_one("#campaigns", DataTable)
+        self._wide_table = wide
+        table.clear(columns=True)
+        table.add_column("campaign", key="id", width=15 if wide else 11)
+        table.add_column("state", key="state", width=9)
+        table.add_column("done", key="done", width=7 if wide else 5)
+        if wide:
+            table.add_column("viab", key="viab", width=4)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_campaign_table)
+
+    def _fit_campaign_table(self) -> None:
+        table = self.query_one("#campaigns", DataTable)
+        wide = table.size.width >= 46
+        if wide != self._wide_table and table.size.width:
+            self._campaign_columns(wide)
+            if self.campaigns:
+                self.on_campaigns_loaded(CampaignsLoaded(self.campaigns))
 
     # footer: pause / resume / abort only where they apply -------------------------------------
 
@@ -217,10 +238,12 @@ class MainScreen(CambrianScreen):
     def on_campaigns_loaded(self, message: CampaignsLoaded) -> None:
         self.campaigns = message.campaigns
         table = self.query_one("#campaigns", DataTable)
-        rows = [(ALL, "(all)", "", "", "")]
+        wide = self._wide_table
+        rows = [(ALL, "(all)", "", "", "")[:5 if wide else 4]]
         for c in message.campaigns:
             viab = "-" if c.viability is None else f"{100 * c.viability:.0f}%"
-            rows.append((c.id, short_campaign(c.id), c.state_label, c.progress, viab))
+            cells = (c.id, short_campaign(c.id, 15 if wide else 11), c.state_label, c.progress, viab)
+            rows.append(cells[:5 if wide else 4])
         keys = [str(k.value) for k in table.rows]
         wanted = [r[0] for r in rows]
         if keys == wanted:
@@ -244,6 +267,11 @@ class MainScreen(CambrianScreen):
         if self._select_pending in wanted:
             current = self._select_pending
             self._select_pending = None
+        elif self._should_attach(message.campaigns):
+            current = self._should_attach(message.campaigns)
+            self.notify(f"attached to {current}: it started while you watched a finished campaign",
+                        timeout=5)
+        self._known_ids = {c.id for c in message.campaigns}
         if current is not None and current in wanted:
             # A rebuilt table first highlights row 0, then the row we move to: ignore the
             # transient events so they do not switch the campaign back and forth (which
@@ -255,6 +283,17 @@ class MainScreen(CambrianScreen):
         self._first_campaigns = False
         self._sync_bindings()
         table.border_title = f"Campaigns ({len(message.campaigns)})"
+
+    def _should_attach(self, campaigns: list[CampaignView]) -> str | None:
+        """A campaign that started elsewhere (CLI, another TUI) while this screen follows one
+        that is over: live follow moves to it, as start-up attaches to what runs."""
+        if self._known_ids is None or not self.live_follow or self.capp.starting:
+            return None  # (a start from this TUI shows its campaign itself)
+        current = self.current_campaign()
+        if current is not None and current.live:
+            return None
+        fresh = [c for c in campaigns if c.id not in self._known_ids and c.live and not c.evolution_child]
+        return fresh[0].id if fresh else None
 
     @on(DataTable.RowHighlighted, "#campaigns")
     def _campaign_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -24,11 +24,9 @@ from textual.widgets import Button, Input, Label, Select, Static
 from cambrian_tui.keys import bindings
 from cambrian_tui.messages import CommandDone, CommandFailed
 from cambrian_tui.screens.base import CambrianModal
-from core.app.forms import FORM, FieldSpec, FormErrors, campaign_fields, parse_form, parse_value
+from core.app.forms import BACKENDS, FORM, FieldSpec, FormErrors, campaign_fields, parse_form, parse_value
 from core.app.models import CampaignView, SpecChoice
 from core.app.providers import PROVIDERS, default_provider, provider
-
-BACKENDS = (("docker", "docker"), ("bwrap (weaker)", "bwrap"), ("none (trusted)", "none"))
 
 
 class SpecChoicesLoaded(Message):
@@ -289,6 +287,7 @@ class SpecForm(CambrianModal[str | None]):
         command = self.make_command(self.values(), numbers, extra, spec)
         self.query_one("#nc-start", Button).disabled = True
         self.query_one("#nc-hint", Static).update(Content.from_markup("[$text-accent]starting…[/]"))
+        self.capp.starting += 1
         self.command(f"start {self.WHAT}", command)
 
     def make_command(self, values: dict[str, str], numbers: dict[str, Any], extra: dict[str, Any], spec) -> Any:
@@ -297,6 +296,7 @@ class SpecForm(CambrianModal[str | None]):
     def on_command_failed(self, message: CommandFailed) -> None:
         """A refusal belongs in the form (at its fields when it names them), not in a toast."""
         message.prevent_default()
+        self.capp.starting = max(0, self.capp.starting - 1)
         for key, msg in message.errors.items():
             self._set_error(key if key == FORM or self.field_spec(key) or key in ("spec", "provider", "model")
                             else FORM, msg)
@@ -304,6 +304,7 @@ class SpecForm(CambrianModal[str | None]):
         self.query_one("#nc-hint", Static).update("")
 
     def on_command_done(self, message: CommandDone) -> None:
+        self.capp.starting = max(0, self.capp.starting - 1)
         result = message.result
         self.dismiss(getattr(result, "campaign_id", None) or getattr(result, "run_id", None))
 

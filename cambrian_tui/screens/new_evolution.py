@@ -18,6 +18,13 @@ from core.app.models import SpecChoice
 OPTIMIZERS = (("Bayesian + history", "bo"), ("Bayesian, cold start", "bo-cold"), ("random search", "random"))
 
 
+def optimizer_choice(choice: str) -> tuple[str, bool]:
+    """The optimizer select -> (optimizer, learn): "bo-cold" is BO without the prior learned
+    from the home's earlier runs (``--no-prior``)."""
+    choice = choice or "bo"
+    return ("bo" if choice == "bo-cold" else choice), choice == "bo"
+
+
 class NewEvolutionScreen(SpecForm):
     HELP_TITLE = "New evolution run"
     WHAT = "evolution"
@@ -77,9 +84,8 @@ class NewEvolutionScreen(SpecForm):
     def make_command(self, values: dict[str, str], numbers: dict[str, Any], extra: dict[str, Any], spec) -> Any:
         from core.app.commands import StartEvolution
 
-        # "bo-cold": BO without the prior learned from the home's earlier runs (--no-prior)
-        optimizer = values.get("optimizer") or "bo"
+        optimizer, learn = optimizer_choice(values.get("optimizer", ""))
         return StartEvolution(
             spec=spec, provider=values["provider"], model=values["model"].strip() or None,
-            models=tuple(parse_models(values.get("models", ""))), optimizer="bo" if optimizer == "bo-cold" else optimizer,
-            learn=optimizer == "bo", backend=values.get("backend") or "docker", provider_settings=extra, **numbers)
+            models=tuple(parse_models(values.get("models", ""))), optimizer=optimizer, learn=learn,
+            backend=values.get("backend") or "docker", provider_settings=extra, **numbers)

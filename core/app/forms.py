@@ -162,6 +162,10 @@ def evolution_fields() -> tuple[FieldSpec, ...]:
     )
 
 
+# The rig backends a start may choose (label, value): the settings models' ``backend`` values.
+BACKENDS: tuple[tuple[str, str], ...] = (("docker", "docker"), ("bwrap (weaker)", "bwrap"),
+                                         ("none (trusted)", "none"))
+
 # Defaults of a new campaign / evolution run: the form and `cambrian ... start` share them.
 CAMPAIGN_DEFAULTS: dict[str, Any] = {"generations": 6, "parallelism": 2, "max_retries": 1}
 EVOLUTION_DEFAULTS: dict[str, Any] = {"budget_generations": 160, "screen_generations": 4,

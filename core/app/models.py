@@ -136,9 +136,9 @@ class CampaignView:
         if action == "resume":
             return self.state == "paused" or (self.state in ("crashed", "stopped", "running")
                                                and not self.engine_alive)
-        if action == "pause":
-            return self.live and self.state != "paused"
-        if action == "abort":
+        if action == "pause":  # only an engine can pause
+            return self.live and self.state != "paused" and self.engine_alive
+        if action == "abort":  # with no engine, the record is closed directly
             return self.live
         return False
 
@@ -356,7 +356,7 @@ class SpecChoice:
     """One entry of the spec chooser: a stored version, a shipped genome or a file in the
     spec folder. ``problem`` is the first ``spec check`` error (such a file cannot start)."""
 
-    key: str  # the hash of a stored version, or the file path
+    key: str  # the spec's hash (a file that cannot be read: its path)
     title: str
     kind: str  # shipped | stored | file
     origin: str  # human | mutation | amendment | import | shipped | file

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from core.app.commands import HANDLERS
 from core.app.reads import Reader
 from core.home import db_path
 
+if TYPE_CHECKING:
+    from core.detached import FollowResult
+
+TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")  # a campaign or run that has ended
 
 class Cambrian:
     """Reads (``.reads``, thread-safe) and typed commands (``.run``) on one runtime home."""
@@ -29,6 +33,25 @@ class Cambrian:
         if handler is None:
             raise TypeError(f"no handler for {type(command).__name__}")
         return handler(self, command)
+
+    def wait_campaign(self, campaign_id: str, on_update: Callable[[dict], None] | None = None,
+                      poll_s: float = 1.0) -> "FollowResult[dict]":
+        """Follow a campaign (its ``campaign status --json`` view) until it ends or its engine
+        is gone (``gone``: ``campaign resume`` continues it)."""
+        from core.detached import follow
+
+        return follow(lambda: self.reads.campaign_status(campaign_id),
+                      finished=lambda st: st["state"] in TERMINAL_STATES, alive=lambda st: st["engine_alive"],
+                      on_update=on_update, poll_s=poll_s)
+
+    def wait_run(self, run_id: str, on_update: Callable[[dict], None] | None = None,
+                 poll_s: float = 1.0) -> "FollowResult[dict]":
+        """Follow an evolution run (``evolve status --json``) until it ends or its process is gone."""
+        from core.detached import follow
+
+        return follow(lambda: self.reads.evolution_status(run_id),
+                      finished=lambda st: st["state"] in TERMINAL_STATES, alive=lambda st: st["engine_alive"],
+                      on_update=on_update, poll_s=poll_s)
 
     @contextmanager
     def writer(self) -> Iterator[Any]:

@@ -41,7 +41,8 @@ def file_choice(path: Path) -> SpecChoice:
         return SpecChoice(str(path), path.stem, "file", "file", None, str(path), f"cannot read: {exc}")
     problem = first_problem(text)
     kind = "file" if problem else "shipped"
-    return SpecChoice(str(path), path.stem, kind, kind, sha256_hex(data), str(path), problem)
+    h = sha256_hex(data)
+    return SpecChoice(h, path.stem, kind, kind, h, str(path), problem)
 
 
 def spec_choices(stored: list[SpecVersionView], spec_dir: Path | None) -> list[SpecChoice]:
@@ -96,3 +97,18 @@ def read_spec_file(raw: str, base: Path | None = None) -> tuple[str, str]:
     if problem:
         raise ValueError(f"fails spec check: {problem} (`cambrian spec check {path}` lists all)")
     return text, path.stem
+
+
+def check_spec_text(text: str) -> dict:
+    """``cambrian spec check``: {ok, issues: [{line, code, message}]} and, when ok, what the
+    spec holds ({sections, frozen, vectors, hash})."""
+    from core.spec import check_spec, parse_spec
+
+    issues = check_spec(text)
+    out: dict = {"ok": not issues,
+                 "issues": [{"line": i.line, "code": i.code, "message": i.message} for i in issues]}
+    if not issues:
+        spec = parse_spec(text)
+        out.update(sections=len(spec.sections), frozen=len(spec.frozen), vectors=len(spec.vectors),
+                   hash=spec.hash)
+    return out

@@ -10,9 +10,7 @@ from typing import Any
 
 from core.app import Cambrian
 from core.app.commands import CommandRefused, ControlCampaign, SpecRef, StartCampaign
-from core.detached import follow
 
-TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")
 
 
 def _line(st: dict[str, Any]) -> str:
@@ -74,8 +72,7 @@ def _wait(app: Cambrian, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
                 printed.add(g["generation"])
                 print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:80]}")
 
-    res = follow(lambda: app.reads.campaign_status(cid), finished=lambda st: st["state"] in TERMINAL_STATES,
-                 alive=lambda st: st["engine_alive"], on_update=show, poll_s=poll_s)
+    res = app.wait_campaign(cid, on_update=show, poll_s=poll_s)
     st = res.status
     if res.gone:
         _err(f"the engine of {cid} is gone (state {st['state']}); `cambrian campaign resume {cid}` continues it")

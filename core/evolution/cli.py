@@ -14,11 +14,9 @@ from typing import Any
 
 from core.app import Cambrian
 from core.app.commands import CommandRefused, ControlEvolution, ExportBest, StartEvolution
-from core.detached import follow
 from core.evolution.describe import current_line, outcome_label, prior_line
 from core.evolution.kinds import RUN_KIND
 
-TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")
 
 
 def _err(msg: str) -> None:
@@ -86,8 +84,7 @@ def _wait(app: Cambrian, rid: str, as_json: bool, poll_s: float = 1.0) -> int:
                 what = "ACCEPTED" if r["accepted"] else (r["rejected_reason"] or "")
                 print(f"  #{r['index']}: {r['detail'][:50]:<50} {rate:>5} {what[:60]}")
 
-    res = follow(lambda: app.reads.evolution_status(rid), finished=lambda st: st["state"] in TERMINAL_STATES,
-                 alive=lambda st: st["engine_alive"], on_update=show, poll_s=poll_s)
+    res = app.wait_run(rid, on_update=show, poll_s=poll_s)
     st = res.status
     if res.gone:
         _err(f"the process of {rid} is gone (state {st['state']}); `cambrian evolve resume {rid}` continues it")
@@ -117,6 +114,9 @@ def evolve_status_main(home: Path, run_id: str, as_json: bool) -> int:
 
 def evolve_control_main(home: Path, run_id: str, action: str, as_json: bool = False) -> int:
     """``pause`` | ``resume`` | ``abort`` (the campaign command names) for a run."""
+    if action not in ("pause", "resume", "abort"):
+        _err(f"unknown action {action!r} (pause, resume, abort)")
+        return 2
     with Cambrian(home) as app:
         try:
             done = app.run(ControlEvolution(run_id, action))  # type: ignore[arg-type]

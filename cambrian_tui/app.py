@@ -42,7 +42,8 @@ class CambrianApp(App):
 
     def __init__(self, home: Path, *, live: bool = True, spec_dir: Path | None = None,
                  theme: str | None = None, poll_interval: float | None = None, show_home: bool = True,
-                 initial_mode: str = "main", settings: TuiSettings | None = None, **kw) -> None:
+                 initial_mode: str = "main", settings: TuiSettings | None = None, refresh_interval: float = 1.0,
+                 **kw) -> None:
         """``live=False`` is the snapshot mode: no watcher thread, no refresh timers
         (loads still run once in workers), no theme persistence."""
         super().__init__(**kw)
@@ -50,6 +51,7 @@ class CambrianApp(App):
         self.home = Path(home)
         self.live = live
         self.poll_interval = poll_interval if poll_interval is not None else self.settings.poll_interval_s
+        self.refresh_interval = refresh_interval  # at most one reload of a screen's views per interval
         self.show_home = show_home
         self.cam = Cambrian(self.home, spec_dir=spec_dir)
         self.data_signal: Signal[frozenset[str]] = Signal(self, "data-changed")

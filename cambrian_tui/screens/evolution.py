@@ -143,7 +143,7 @@ class EvolutionScreen(CambrianScreen):
         diff.empty_text = "select an observation to see its spec against its parent's"
         self.query_one("#evo-diff-pane").display = False
         if self.capp.live:
-            self.set_interval(1.0, self._tick, name="evolution-refresh")
+            self.set_interval(self.capp.refresh_interval, self._tick, name="evolution-refresh")
         self.reload()
 
     # loading --------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ class MainScreen(CambrianScreen):
         log.empty_text = "select a generation to see its rig log"
         self.query_one("#charts").border_title = "Fitness"
         if self.capp.live:
-            self.set_interval(1.0, self._tick, name="main-refresh")
+            self.set_interval(self.capp.refresh_interval, self._tick, name="main-refresh")
         self._bootstrap()
 
     # the campaign list: its columns follow its width ---------------------------------------------

@@ -61,7 +61,8 @@ class SpecForm(CambrianModal[str | None]):
 
     def spec_fields(self) -> ComposeResult:
         yield Label("Spec")
-        yield Select([], id="nc-spec", prompt="loading specs…", allow_blank=True, classes="wide")
+        # the chooser is made once the choices are known: it has no blank entry to land on
+        yield Static(Content.from_markup("[dim]loading specs…[/]"), id="nc-spec-loading", classes="wide")
         yield Label("…or a file")
         yield Input("", id="nc-spec_path", placeholder="path to a spec file (used instead of the list)",
                     classes="wide")
@@ -102,7 +103,6 @@ class SpecForm(CambrianModal[str | None]):
     def on_mount(self) -> None:
         reads = self.reads
         self.background("specs", lambda: SpecChoicesLoaded(reads.spec_choices()))
-        self.query_one("#nc-spec", Select).focus()
         self._show_provider_fields(str(self.query_one("#nc-provider", Select).value))
 
     # the spec chooser -------------------------------------------------------------------------
@@ -114,17 +114,23 @@ class SpecForm(CambrianModal[str | None]):
 
     def on_spec_choices_loaded(self, message: SpecChoicesLoaded) -> None:
         self.choices = message.choices
-        sel = self.query_one("#nc-spec", Select)
-        sel.set_options([(c.label, c.key) for c in self.choices])
+        placeholder = self.query_one("#nc-spec-loading", Static)
         if not self.choices:
-            sel.prompt = "no specs: type a file path below"
+            placeholder.update(Content.from_markup("[dim]no specs here: type a file path below[/]"))
+            self.query_one("#nc-spec_path", Input).focus()
             return
-        choice = self.default_choice(self.choices)
-        if choice is not None:
-            sel.value = choice.key
+        choice = self.default_choice(self.choices) or self.choices[0]
+        sel = Select([(c.label, c.key) for c in self.choices], id="nc-spec", value=choice.key,
+                     allow_blank=False, classes="wide")
+        self.query_one("#nc-grid").mount(sel, before=placeholder)
+        placeholder.remove()
+        sel.focus()
 
     def chosen(self) -> SpecChoice | None:
-        v = self.query_one("#nc-spec", Select).value
+        try:
+            v = self.query_one("#nc-spec", Select).value
+        except Exception:  # still loading, or no spec to choose
+            return None
         return next((c for c in self.choices if c.key == v), None)
 
     @on(Select.Changed, "#nc-spec")
@@ -177,7 +183,7 @@ class SpecForm(CambrianModal[str | None]):
         """Where a field's message goes: an input's border, or a chooser's."""
         try:
             if key == "spec":
-                if self.query_one("#nc-spec_path", Input).value.strip():
+                if self.query_one("#nc-spec_path", Input).value.strip() or not self.choices:
                     return self.query_one("#nc-spec_path")
                 return self.query_one("#nc-spec").query_one("SelectCurrent")
             if key in self.SELECTS:

@@ -14,6 +14,7 @@ file is never rewritten; the theme picked with ctrl+t is remembered in ``HOME/tu
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -60,7 +61,7 @@ class TuiSettings(BaseModel):
         out = {}
         for key_id, keys in keymap.items():
             if key_id not in known:
-                close = [k for k in known if k.split(".")[-1] == key_id.split(".")[-1]][:3]
+                close = difflib.get_close_matches(key_id, list(known), n=3, cutoff=0.7)
                 hint = f" (did you mean {', '.join(close)}?)" if close else " (`cambrian keys` lists them)"
                 raise ValueError(f"unknown binding id {key_id!r}{hint}")
             tokens = [t.strip() for t in str(keys).split(",")]

@@ -206,6 +206,7 @@ class AmendmentsScreen(CambrianScreen):
     AUTO_FOCUS = "#amend-table"
 
     BINDINGS = bindings("amendments")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     WATCH = frozenset({"amendments", "specs"})
 
     def __init__(self) -> None:

@@ -91,6 +91,7 @@ class EvolutionScreen(CambrianScreen):
     AUTO_FOCUS = "#evo-obs"
 
     BINDINGS = bindings("evolution")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     WATCH = frozenset({"campaigns", "generations", "observations", "leases", "specs"})
 
     def __init__(self) -> None:

@@ -115,6 +115,7 @@ def _height(row: KeyRow) -> int:
 class HelpScreen(CambrianModal):
     CSS_PATH = str(Path(__file__).with_name("help.tcss"))
     BINDINGS = bindings("help")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, screen: Screen) -> None:
         super().__init__(id="help")
@@ -150,8 +151,10 @@ class HelpScreen(CambrianModal):
                 "(`cambrian keys` lists the ids)[/]"), id="help-foot")
 
     def _settings_path(self) -> str:
-        from cambrian_tui.settings import settings_path
+        from cambrian_tui.settings import SETTINGS_FILE, settings_path
 
+        if not getattr(self.capp, "show_home", True):  # snapshots: no paths on screen
+            return f"<home>/{SETTINGS_FILE}"
         return str(settings_path(self.capp.home))
 
     def action_close(self) -> None:

@@ -141,11 +141,11 @@ class InspectorScreen(CambrianScreen):
             self._show_report(self.detail, reset_cursor=False)
 
     def _layout_checks(self) -> bool:
-        """Proportional columns: the check's name gets 40% of what result and time leave
-        (at least 16, at most 44), the detail the rest. True when they changed."""
+        """Proportional columns: the check's name gets 45% of what result and time leave
+        (at least 16, at most 56), the detail the rest. True when they changed."""
         width = max(40, self.app.size.width - 4)
         room = width - 7 - 7 - 8  # result, time, cell padding
-        name = max(16, min(44, int(room * 0.4)))
+        name = max(16, min(56, int(room * 0.45)))
         widths = (name, max(10, room - name))
         if widths == self._check_widths:
             return False

@@ -33,6 +33,7 @@ class SpecScreen(CambrianScreen):
     AUTO_FOCUS = "#spec-tree"
 
     BINDINGS = bindings("spec")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     WATCH = frozenset({"specs"})
 
     def __init__(self) -> None:

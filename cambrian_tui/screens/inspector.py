@@ -328,8 +328,12 @@ class InspectorScreen(CambrianScreen):
 
     def _show_output(self, d: GenerationDetail) -> None:
         diag = d.diagnostics
-        self.query_one("#stdout", Static).update(tail_content(diag.get("stdout_tail", ""), "no stdout captured"))
-        self.query_one("#stderr", Static).update(tail_content(diag.get("stderr_tail", ""), "no stderr captured"))
+        out, err = diag.get("stdout_tail", ""), diag.get("stderr_tail", "")
+        self.query_one("#stdout", Static).update(tail_content(out, "no stdout captured"))
+        self.query_one("#stderr", Static).update(tail_content(err, "no stderr captured"))
+        # an empty stream gets a title, not half the width
+        self.query_one("#stdout-box").set_class(not out and bool(err), "-empty")
+        self.query_one("#stderr-box").set_class(not err and bool(out), "-empty")
 
     def _show_files(self, d: GenerationDetail) -> None:
         ol = self.query_one("#file-list", OptionList)

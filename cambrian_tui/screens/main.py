@@ -282,6 +282,7 @@ class MainScreen(CambrianScreen):
                 self._switch_campaign(None if current == ALL else current)
         self._first_campaigns = False
         self._sync_bindings()
+        self._update_log_title()  # "live" depends on the campaign's state too
         table.border_title = f"Campaigns ({len(message.campaigns)})"
 
     def _should_attach(self, campaigns: list[CampaignView]) -> str | None:
@@ -477,7 +478,9 @@ class MainScreen(CambrianScreen):
             return
         running = self.lineage is not None and n in self.lineage.running
         if self.live_follow:
-            mode = "live ●" if running else "live · waiting for the next"
+            c = self.current_campaign()
+            mode = ("live ●" if running else "live · waiting for the next" if c is None or c.live
+                    else f"last ({c.state})")
         else:
             mode = f"pinned ({self.capp.key_label('main.live')}: live)"
         log.border_title = f"Rig log — #{n} · {mode}"

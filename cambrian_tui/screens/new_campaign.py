@@ -285,16 +285,24 @@ class SpecForm(CambrianModal[str | None]):
                 self._set_error(key, msg)
             first = next((k for k in exc.errors if k != FORM), None)
             if first is not None:
-                try:
-                    self.query_one(f"#{field_id(first)}").focus()
-                except Exception:
-                    pass
+                self._go_to_field(first)
             return
         command = self.make_command(self.values(), numbers, extra, spec)
         self.query_one("#nc-start", Button).disabled = True
         self.query_one("#nc-hint", Static).update(Content.from_markup("[$text-accent]starting…[/]"))
         self.capp.starting += 1
         self.command(f"start {self.WHAT}", command)
+
+    def _go_to_field(self, key: str) -> None:
+        """Focus a field that needs a fix and scroll it into view (after the error line,
+        which may have grown over it, is laid out)."""
+        try:
+            w = self.query_one("#nc-spec" if key == "spec" and self.choices and not self.values().get("spec_path")
+                               else f"#{field_id(key)}")
+        except Exception:
+            return
+        w.focus()
+        self.call_after_refresh(w.scroll_visible, animate=False)
 
     def make_command(self, values: dict[str, str], numbers: dict[str, Any], extra: dict[str, Any], spec) -> Any:
         raise NotImplementedError

@@ -15,7 +15,6 @@ from typing import Any
 from core.app import Cambrian
 from core.app.commands import CommandRefused, ControlEvolution, ExportBest, StartEvolution
 from core.evolution.describe import current_line, outcome_label, prior_line
-from core.evolution.kinds import RUN_KIND
 
 
 
@@ -177,5 +176,5 @@ def evolve_best_main(home: Path, run_id: str, as_json: bool, export: str | None 
     return 0
 
 
-__all__ = ["RUN_KIND", "evolve_best_main", "evolve_control_main", "evolve_list_main", "evolve_resume_main",
+__all__ = ["evolve_best_main", "evolve_control_main", "evolve_list_main", "evolve_resume_main",
            "evolve_start_main", "evolve_status_main", "print_status"]

@@ -20,7 +20,6 @@ from cambrian_tui.app import CambrianApp
 from cambrian_tui.nav import ShowSpec
 from cambrian_tui.screens.amendments import AmendmentsScreen
 from cambrian_tui.screens.inspector import InspectorScreen
-from cambrian_tui.screens.main import MainScreen
 from cambrian_tui.screens.new_campaign import NewCampaignScreen
 from cambrian_tui.screens.new_evolution import NewEvolutionScreen
 from cambrian_tui.screens.spec import SpecScreen

@@ -21,6 +21,7 @@ FINISHED_OUTCOMES = ("promoted", "failed", "timeout", "interrupted")
 RUNNING_OUTCOMES = ("in_progress", "tested")
 STAGES = ("manifest", "build", "test", "start", "health")
 LIVE_STATES = ("pending", "running", "paused")
+TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")  # a campaign or run that has ended
 # states whose stored reason still describes the campaign (a resumed one keeps the old
 # "paused by user" in the row until something writes a new reason)
 REASON_STATES = ("paused", "stopped", "crashed", "aborted", "completed")

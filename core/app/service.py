@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from core.app.commands import HANDLERS
+from core.app.models import TERMINAL_STATES
 from core.app.reads import Reader
 from core.home import db_path
 
 if TYPE_CHECKING:
     from core.detached import FollowResult
 
-TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")  # a campaign or run that has ended
 
 class Cambrian:
     """Reads (``.reads``, thread-safe) and typed commands (``.run``) on one runtime home."""

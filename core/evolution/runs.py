@@ -25,8 +25,6 @@ from core.evolution.state import RunState, campaign_counts
 from core.home import db_path
 from core.store import Store
 
-TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")
-
 
 def _open(home: Path) -> Store:
     return Store.open(db_path(home))

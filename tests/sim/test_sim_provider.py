@@ -287,7 +287,7 @@ def test_style_varies_across_seeds_in_the_code():
 
 def test_readme_documents_every_defect():
     readme = (ROOT / "core" / "llm" / "sim" / "README.md").read_text(encoding="utf-8")
-    for kind in dm.SCOPES:
+    for kind in dm.CATALOGUE:
         row = next((l for l in readme.splitlines() if l.startswith(f"| `{kind.name}` |")), None)
         assert row is not None, kind.name
         assert f"| {kind.base:.2f} | {kind.stage} |" in row, kind.name

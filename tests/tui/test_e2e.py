@@ -79,7 +79,8 @@ async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready)
                 await asyncio.sleep(0.1)
             await settle(pilot)
             assert follows and all(follows), follows
-            assert main.live_follow and "live" in str(main.query_one(LogView).border_title)
+            title = str(main.query_one(LogView).border_title)
+            assert main.live_follow and "pinned" not in title and title.endswith("last (completed)"), title
             await until(pilot, lambda: main.lineage is not None and len(main.lineage.numbers) == 4, 30,
                         "the tree to show 4 generations")
             assert main.lineage.failed == [1, 2], main.lineage.failed

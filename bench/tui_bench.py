@@ -210,14 +210,14 @@ print(i, time.perf_counter() - t0)
 
 
 def key_latency(home: Path, gen: int, keys: int, rate: int) -> None:
-    """Real process on a pty. The key is `f` (follow / pause the log): each press flips
-    the log's subtitle between "following" and "paused", so the latency is the time from
-    writing the key to the terminal until the repainted subtitle arrives."""
+    """Real process on a pty. The key is `f` (stick to the tail of the log / hold still):
+    each press flips the log's subtitle between "tail" and "held", so the latency is the
+    time from writing the key to the terminal until the repainted subtitle arrives."""
     app = PtyApp(home)
-    app.watch(f"Rig log — #{gen}", "following")
+    app.watch(f"Rig log — #{gen}", "· tail")
     try:
         app.wait_mark(f"Rig log — #{gen}", 60)
-        app.wait_mark("following", 60)
+        app.wait_mark("· tail", 60)
         time.sleep(1.0)  # past Textual's start-up terminal queries
         seconds = max(8.0, keys * 0.05 + 4)
         writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db_path(home)), str(gen), str(rate),
@@ -227,7 +227,7 @@ def key_latency(home: Path, gen: int, keys: int, rate: int) -> None:
         following = True
         for _ in range(keys):
             # Textual rewrites only the cells that changed, so look for the new word alone
-            needle = "paused" if following else "following"
+            needle = "held" if following else "· tail"
             samples.append(app.press_wait(b"f", needle) * 1000)
             following = not following
             time.sleep(0.02)

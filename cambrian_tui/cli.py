@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from core.app.forms import BACKENDS, CAMPAIGN_DEFAULTS, EVOLUTION_DEFAULTS
+from core.app.providers import PROVIDERS
+from core.home import cambrian_home
 from core.quiet import silence_library_deprecations
-from core.home import cambrian_home, db_path
+
+# This module parses arguments and prints; ``core.app`` does the work (tests/test_layers.py).
 
 
-def _store(args: argparse.Namespace):
-    from core.store import Store
+def _app(args: argparse.Namespace):
+    from core.app import Cambrian
 
-    return Store.open(db_path(cambrian_home(args.home)))
+    return Cambrian(cambrian_home(args.home))
 
 
 def _latest_id(args: argparse.Namespace, kind: str, what: str) -> str | None:
@@ -29,13 +32,13 @@ def _latest_id(args: argparse.Namespace, kind: str, what: str) -> str | None:
     stderr so ``--json`` output stays clean."""
     if args.id:
         return args.id
-    with _store(args) as store:
-        rows = store.campaigns(kind=kind)
-    if not rows:
+    with _app(args) as app:
+        newest = app.reads.newest_id(kind)
+    if newest is None:
         print(f"error: no {what} yet, so there is no latest one to show", file=sys.stderr)
         return None
-    print(f"(latest {what}: {rows[0]['id']})", file=sys.stderr)
-    return rows[0]["id"]
+    print(f"(latest {what}: {newest})", file=sys.stderr)
+    return newest
 
 
 def _print_json(data: Any) -> None:
@@ -46,16 +49,47 @@ def _print_json(data: Any) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    from cambrian_tui.settings import SettingsError, load_settings
+
+    home = cambrian_home(args.home)
+    try:
+        settings = load_settings(home)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from cambrian_tui.app import run_app
 
-    return run_app(home=cambrian_home(args.home), mouse=not args.no_mouse)
+    return run_app(home=home, mouse=not args.no_mouse, settings=settings)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Every binding id with its default and effective keys (what the keymap may name)."""
+    from cambrian_tui.keys import SCOPES
+    from cambrian_tui.settings import SettingsError, load_settings, settings_path
+
+    home = cambrian_home(args.home)
+    try:
+        keymap = load_settings(home).keymap
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rows = [{"id": k.id, "default": k.keys, "keys": keymap.get(k.id, k.keys), "help": k.help}
+            for keys in SCOPES.values() for k in keys]
+    if args.json:
+        _print_json({"settings": str(settings_path(home)), "bindings": rows})
+        return 0
+    print(f"settings file: {settings_path(home)}  (remap with [keymap] \"ID\" = \"KEYS\")")
+    for r in rows:
+        mark = "*" if r["keys"] != r["default"] else " "
+        print(f"{mark} {r['id']:<30} {r['keys']:<24} {r['help']}")
+    return 0
 
 
 # --- spec -----------------------------------------------------------------------------
 
 
 def cmd_spec_check(args: argparse.Namespace) -> int:
-    from core.spec import check_spec
+    from core.app.specs import check_spec_text
 
     path = Path(args.file)
     try:
@@ -63,43 +97,31 @@ def cmd_spec_check(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{path}: cannot read: {exc}", file=sys.stderr)
         return 2
-    issues = check_spec(text)
+    res = check_spec_text(text)
+    issues = res["issues"]
     if args.json:
-        _print_json({"file": str(path), "ok": not issues,
-                     "issues": [{"line": i.line, "code": i.code, "message": i.message} for i in issues]})
+        _print_json({"file": str(path), "ok": res["ok"], "issues": issues})
     elif issues:
         for issue in issues:
-            print(f"{path}:{issue.line}: {issue.message} [{issue.code}]", file=sys.stderr)
+            print(f"{path}:{issue['line']}: {issue['message']} [{issue['code']}]", file=sys.stderr)
         print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
     else:
-        from core.spec import parse_spec
-
-        spec = parse_spec(text)
-        print(f"{path}: ok — {len(spec.sections)} sections, {len(spec.frozen)} FROZEN blocks, "
-              f"{len(spec.vectors)} vectors, {spec.hash}")
+        print(f"{path}: ok — {res['sections']} sections, {res['frozen']} FROZEN blocks, "
+              f"{res['vectors']} vectors, {res['hash']}")
     return 1 if issues else 0
 
 
-def _shipped_specs() -> list[Path]:
-    from core.home import spec_dir
-
-    return sorted(p for p in spec_dir().glob("*.md") if p.name.lower() != "readme.md")
-
-
 def cmd_spec_list(args: argparse.Namespace) -> int:
-    from rig.hashing import sha256_hex
-
-    with _store(args) as store:
-        stored = store.spec_versions()
-    shipped = [{"path": str(p), "hash": sha256_hex(p.read_bytes())} for p in _shipped_specs()]
-    rows = [{"hash": v.hash, "parent": v.parent_hash, "origin": v.origin.value, "label": v.label,
-             "created_at": v.created_at} for v in stored]
+    with _app(args) as app:
+        listing = app.reads.spec_listing()
     if args.json:
-        _print_json({"shipped": shipped, "stored": rows})
+        _print_json(listing)
         return 0
     print("Shipped genomes:")
-    for s in shipped:
-        print(f"  {s['hash'][:19]}  {s['path']}")
+    for s in listing["shipped"]:
+        mark = "" if s["ok"] else f"  ✗ fails spec check: {s['problem']}"
+        print(f"  {(s['hash'] or '-')[:19]}  {s['path']}{mark}")
+    rows = listing["stored"]
     print(f"Stored spec versions: {len(rows)}")
     for r in rows:
         parent = (r["parent"] or "-")[:19]
@@ -108,11 +130,8 @@ def cmd_spec_list(args: argparse.Namespace) -> int:
 
 
 def _spec_text(args: argparse.Namespace, ref: str) -> str:
-    p = Path(ref)
-    if p.is_file():
-        return p.read_text(encoding="utf-8")
-    with _store(args) as store:
-        return store.spec_text(store.resolve_spec(ref))
+    with _app(args) as app:
+        return app.reads.spec_text_of(ref)
 
 
 def cmd_spec_show(args: argparse.Namespace) -> int:
@@ -141,8 +160,8 @@ def cmd_spec_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_db_info(args: argparse.Namespace) -> int:
-    with _store(args) as store:
-        info = store.info()
+    with _app(args) as app:
+        info = app.reads.db_info()
     if args.json:
         _print_json(info)
         return 0
@@ -201,16 +220,21 @@ def cmd_dev_fake_llm(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_start(args: argparse.Namespace) -> int:
+    from core.app.commands import SpecRef, StartCampaign
+    from core.app.providers import default_provider
     from core.engine.cli import start_main
 
-    return start_main(cambrian_home(args.home), args.spec, n=args.n, p=args.p, provider=args.provider,
-                      model=args.model, seed=args.seed, budget_usd=args.budget_usd,
-                      budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
-                      max_retries=args.max_retries, backend=args.backend, wait=args.wait,
-                      as_json=args.json, cassette=args.cassette, base_url=args.base_url,
-                      api_key_env=args.api_key_env, context_window=args.context_window,
-                      continuation=args.continuation, max_tokens=args.max_tokens,
-                      max_continuations=args.max_continuations)
+    extra: dict[str, Any] = {"cassette": args.cassette} if args.cassette else {}
+    for key in ("base_url", "api_key_env", "context_window", "continuation", "max_tokens",
+                "max_continuations"):
+        if getattr(args, key, None) is not None:
+            extra[key] = getattr(args, key)
+    command = StartCampaign(
+        spec=SpecRef(path=args.spec), provider=args.provider or default_provider(), model=args.model,
+        generations=args.n, parallelism=args.p, max_retries=args.max_retries, seed=args.seed,
+        budget_usd=args.budget_usd, budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
+        backend=args.backend, provider_settings=extra)
+    return start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
 def cmd_campaign_status(args: argparse.Namespace) -> int:
@@ -266,15 +290,12 @@ def cmd_amendments(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from cambrian_tui import remote
+    import cambrian_tui.remote as remote
 
     home = cambrian_home(args.home)
     if args.web:
         return remote.serve_web_main(home, args.port or remote.DEFAULT_WEB_PORT)
     return remote.serve_ssh_main(home, args.port or remote.DEFAULT_SSH_PORT, host=args.host)
-
-
-PROVIDER_CHOICES = ("sim", "anthropic", "openai", "replay")
 
 
 def _server_args(p: argparse.ArgumentParser, *, continuation: bool = True) -> None:
@@ -301,28 +322,36 @@ def _answer_args(p: argparse.ArgumentParser, *, defaults: bool = True) -> None:
 
 
 def _model_list(text: str) -> list[str]:
-    models = [m.strip() for m in text.split(",") if m.strip()]
+    from core.app.forms import parse_models
+
+    try:
+        models = parse_models(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if not models:
         raise argparse.ArgumentTypeError("give at least one model name")
     return models
 
 
 def cmd_evolve_start(args: argparse.Namespace) -> int:
+    from core.app.commands import SpecRef, StartEvolution
+    from core.app.providers import default_provider
     from core.evolution.cli import evolve_start_main
 
-    return evolve_start_main(cambrian_home(args.home), args.spec, args.budget_generations, args.provider,
-                             args.seed, args.wait, args.json, model=args.model, budget_usd=args.budget_usd,
-                             screen_generations=args.screen_generations,
-                             full_generations=args.full_generations, parallelism=args.p,
-                             backend=args.backend, max_observations=args.max_observations,
-                             models=args.models, optimizer=args.optimizer, learn=not args.no_prior,
-                             base_url=args.base_url, api_key_env=args.api_key_env,
-                             context_window=args.context_window)
+    extra = {key: getattr(args, key) for key in ("base_url", "api_key_env", "context_window")
+             if getattr(args, key, None) is not None}
+    command = StartEvolution(
+        spec=SpecRef(path=args.spec), provider=args.provider or default_provider(), model=args.model,
+        models=tuple(args.models or ()), budget_generations=args.budget_generations, budget_usd=args.budget_usd,
+        screen_generations=args.screen_generations, full_generations=args.full_generations, parallelism=args.p,
+        seed=args.seed, max_observations=args.max_observations, optimizer=args.optimizer,
+        learn=not args.no_prior, backend=args.backend, provider_settings=extra)
+    return evolve_start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from core.evolution import cli as ev
-    from core.evolution.records import RUN_KIND
+    import core.evolution.cli as ev
+    from core.evolution.kinds import RUN_KIND
 
     home = cambrian_home(args.home)
     action = args.evolve_cmd
@@ -360,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = add("tui", cmd_tui, "open the full-screen app (default)")
     t.add_argument("--no-mouse", action="store_true", help="do not capture the mouse")
+
+    k = add("keys", cmd_keys, "list every key binding id, its default and effective keys (for tui.toml)")
+    k.add_argument("--json", action="store_true")
 
     sv = add("serve", cmd_serve, "serve the TUI over SSH (asyncssh, key auth) or in a browser (localhost)")
     mode = sv.add_mutually_exclusive_group(required=True)
@@ -402,13 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = add("verify", cmd_verify, "run the rig on an artifact directory and print the report")
     v.add_argument("dir")
-    v.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    v.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     v.add_argument("--json", action="store_true")
 
     g = add("generate", cmd_generate, "turn a spec into an artifact directory")
     g.add_argument("spec")
     g.add_argument("--out", required=True)
-    g.add_argument("--provider", choices=list(PROVIDER_CHOICES), default=None,
+    g.add_argument("--provider", choices=list(PROVIDERS), default=None,
                    help="default: anthropic when ANTHROPIC_API_KEY is set, else sim")
     _server_args(g)
     g.add_argument("--seed", type=int, default=0)
@@ -423,9 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="campaign_cmd", metavar="ACTION", required=True)
     cs = add("start", cmd_campaign_start, "start a campaign in a detached engine", camp)
     cs.add_argument("--spec", required=True, help="spec file")
-    cs.add_argument("-n", type=int, default=6, help="generations (default 6)")
-    cs.add_argument("-p", type=int, default=2, help="parallel workers (default 2)")
-    cs.add_argument("--provider", choices=list(PROVIDER_CHOICES), default=None,
+    cs.add_argument("-n", type=int, default=CAMPAIGN_DEFAULTS["generations"],
+                    help=f"generations (default {CAMPAIGN_DEFAULTS['generations']})")
+    cs.add_argument("-p", type=int, default=CAMPAIGN_DEFAULTS["parallelism"],
+                    help=f"parallel workers (default {CAMPAIGN_DEFAULTS['parallelism']})")
+    cs.add_argument("--provider", choices=list(PROVIDERS), default=None,
                     help="default: anthropic when ANTHROPIC_API_KEY is set, else sim")
     _server_args(cs)
     cs.add_argument("--model", default=None)
@@ -434,8 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--budget-usd", type=float, default=None)
     cs.add_argument("--budget-tokens", type=int, default=None)
     cs.add_argument("--budget-wall-s", type=float, default=None, help="wall-time budget in seconds")
-    cs.add_argument("--max-retries", type=int, default=1, help="informed retries per failed generation")
-    cs.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    cs.add_argument("--max-retries", type=int, default=CAMPAIGN_DEFAULTS["max_retries"],
+                    help="informed retries per failed generation")
+    cs.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     cs.add_argument("--cassette", default=None, help="cassette for --provider replay")
     cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
     cs.add_argument("--json", action="store_true")
@@ -460,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     ia.add_argument("--json", action="store_true")
     rv = add("reverify", cmd_reverify, "run stored generations through today's rig and compare verdicts")
     rv.add_argument("gens", nargs="+", metavar="GEN", help="generation numbers (each valid one is judged)")
-    rv.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    rv.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     rv.add_argument("--profile", choices=["cambrian", "original"], default="cambrian",
                     help="verdict rules: ours (default) or the original's, to reproduce recorded verdicts")
     rv.add_argument("--json", action="store_true")
@@ -469,11 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
                         ).add_subparsers(dest="evolve_cmd", metavar="ACTION", required=True)
     es = add("start", cmd_evolve_start, "start an evolution run in a detached process", ev)
     es.add_argument("--spec", required=True)
-    es.add_argument("--budget-generations", type=int, default=160,
+    es.add_argument("--budget-generations", type=int, default=EVOLUTION_DEFAULTS["budget_generations"],
                     help="total generations across campaigns (base 12, then 4 per screening and 12 per "
                          "full campaign: 160 covers the sweep of models and hats and a few optimizer steps)")
     es.add_argument("--budget-usd", type=float, default=None)
-    es.add_argument("--provider", choices=list(PROVIDER_CHOICES), default=None)
+    es.add_argument("--provider", choices=list(PROVIDERS), default=None)
     _server_args(es, continuation=False)
     es.add_argument("--model", default=None, help="the base spec's model (the first incumbent's)")
     es.add_argument("--models", type=_model_list, default=None, metavar="M1,M2,...",
@@ -486,10 +521,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start BO cold instead of from what earlier runs in this home learned about "
                          "rewrites and crossovers (and sweep every hat and model, even those that never paid)")
     es.add_argument("--seed", type=int, default=0)
-    es.add_argument("--screen-generations", type=int, default=4, help="generations of a screening campaign")
-    es.add_argument("--full-generations", type=int, default=12, help="generations of a full campaign")
-    es.add_argument("-p", type=int, default=2, help="parallel workers per campaign")
-    es.add_argument("--backend", choices=["docker", "bwrap", "none"], default="docker")
+    es.add_argument("--screen-generations", type=int, default=EVOLUTION_DEFAULTS["screen_generations"],
+                    help="generations of a screening campaign")
+    es.add_argument("--full-generations", type=int, default=EVOLUTION_DEFAULTS["full_generations"],
+                    help="generations of a full campaign")
+    es.add_argument("-p", type=int, default=EVOLUTION_DEFAULTS["parallelism"], help="parallel workers per campaign")
+    es.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     es.add_argument("--max-observations", type=int, default=None)
     es.add_argument("--wait", action="store_true")
     es.add_argument("--json", action="store_true")

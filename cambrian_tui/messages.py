@@ -1,7 +1,7 @@
 """Messages that workers post back to the UI thread, and widget-to-screen messages.
 
-Workers never touch widgets: they build plain values (see ``cambrian_tui.data``) and
-post one of these; the handler runs on the UI thread.
+Workers never touch widgets: they build read models (``core.app.models``) and post one of
+these; the handler runs on the UI thread.
 """
 
 from __future__ import annotations
@@ -10,30 +10,31 @@ from typing import Any
 
 from textual.message import Message
 
-from cambrian_tui.data import (
-    CampaignInfo,
+from core.app.changes import Changes
+from core.app.models import (
     CampaignSummary,
+    CampaignView,
     GenerationDetail,
     LineageModel,
     SearchHit,
     SpecDoc,
-    SpecVersionInfo,
-    StatusInfo,
+    SpecVersionView,
+    StatusView,
 )
 
 
-class DbChanged(Message):
-    """Another connection committed to the database (PRAGMA data_version moved)."""
+class DataChanged(Message):
+    """Something was committed to the store; ``changes.topics`` says what."""
 
-    def __init__(self, version: int) -> None:
+    def __init__(self, changes: Changes) -> None:
         super().__init__()
-        self.version = version
+        self.changes = changes
 
 
 class CampaignsLoaded(Message):
     """The campaign list; ``select`` (first load only) is the campaign to attach to."""
 
-    def __init__(self, campaigns: list[CampaignInfo], select: str | None = None) -> None:
+    def __init__(self, campaigns: list[CampaignView], select: str | None = None) -> None:
         super().__init__()
         self.campaigns = campaigns
         self.select = select
@@ -52,7 +53,7 @@ class SummaryLoaded(Message):
 
 
 class StatusLoaded(Message):
-    def __init__(self, status: StatusInfo) -> None:
+    def __init__(self, status: StatusView) -> None:
         super().__init__()
         self.status = status
 
@@ -71,14 +72,13 @@ class LogBatch(Message):
 
 
 class DetailLoaded(Message):
-    def __init__(self, detail: GenerationDetail, failed: list[int]) -> None:
+    def __init__(self, detail: GenerationDetail) -> None:
         super().__init__()
         self.detail = detail
-        self.failed = failed
 
 
 class SpecVersionsLoaded(Message):
-    def __init__(self, versions: list[SpecVersionInfo]) -> None:
+    def __init__(self, versions: list[SpecVersionView]) -> None:
         super().__init__()
         self.versions = versions
 
@@ -98,7 +98,7 @@ class SearchResults(Message):
 
 
 class LoadFailed(Message):
-    """A worker failed; the UI shows ``what`` and the error instead of crashing."""
+    """A read failed; the UI shows ``what`` and the error instead of crashing."""
 
     def __init__(self, what: str, error: BaseException | str, extra: Any = None) -> None:
         super().__init__()
@@ -107,12 +107,35 @@ class LoadFailed(Message):
         self.extra = extra
 
 
-class GenerationHighlighted(Message):
-    """The cursor of the generation tree moved onto a generation."""
+class CommandDone(Message):
+    """A command (``core.app.commands``) finished; ``result`` is its typed result."""
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, what: str, command: Any, result: Any) -> None:
+        super().__init__()
+        self.what = what
+        self.command = command
+        self.result = result
+
+
+class CommandFailed(Message):
+    """A command was refused (``reason``; ``errors``: form field -> message) or broke."""
+
+    def __init__(self, what: str, command: Any, reason: str, errors: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.what = what
+        self.command = command
+        self.reason = reason
+        self.errors = dict(errors or {})
+
+
+class GenerationHighlighted(Message):
+    """The cursor of the generation tree moved onto a generation; ``by_user``: a key or a
+    click moved it (not a reload, a reveal or the tree being rebuilt)."""
+
+    def __init__(self, number: int, by_user: bool = False) -> None:
         super().__init__()
         self.number = number
+        self.by_user = by_user
 
 
 class GenerationChosen(Message):
@@ -129,32 +152,6 @@ class JumpResolved(Message):
     def __init__(self, number: int, campaign_id: str | None) -> None:
         super().__init__()
         self.number = number
-        self.campaign_id = campaign_id
-
-
-class CommandSent(Message):
-    def __init__(self, campaign_id: str, command: str) -> None:
-        super().__init__()
-        self.campaign_id = campaign_id
-        self.command = command
-
-
-class Distilled(Message):
-    """The distiller finished on a campaign: what it analysed and proposed."""
-
-    def __init__(self, campaign_id: str, analysed: int, significant: int, proposed: int,
-                 skipped: list[str]) -> None:
-        super().__init__()
-        self.campaign_id = campaign_id
-        self.analysed = analysed
-        self.significant = significant
-        self.proposed = proposed
-        self.skipped = skipped
-
-
-class CampaignStarted(Message):
-    def __init__(self, campaign_id: str) -> None:
-        super().__init__()
         self.campaign_id = campaign_id
 
 

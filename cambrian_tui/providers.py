@@ -7,31 +7,36 @@ import asyncio
 import re
 from functools import partial
 
+from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from cambrian_tui.nav import ShowCampaign, ShowGeneration, ShowSpec
 
 _NUM = re.compile(r"^\s*(?:#|gen(?:eration)?\s*|g\s*)?(\d+)\s*$", re.IGNORECASE)
 
 
 def _actions(provider: Provider) -> list[tuple[str, str, object, str]]:
-    """(title, key, node, action) for the current screen's and app's bindings."""
+    """(title, keys in effect, node, action) of the current screen's, its widgets' and the
+    app's bindings (``cambrian_tui.keys``, after the settings' keymap)."""
+    from cambrian_tui.screens.help import own_bindings
+
     app = provider.app
     screen = provider.screen
+    keymap = getattr(getattr(app, "settings", None), "keymap", {}) or {}
     out: list[tuple[str, str, object, str]] = []
     seen: set[str] = set()
-    nodes = [screen]
-    nodes += [w for w in screen.walk_children() if type(w).__module__.startswith("cambrian_tui")
-              and w._bindings.key_to_bindings]
-    nodes.append(app)
+    nodes = [screen] + [w for w in screen.walk_children() if own_bindings(w)] + [app]
     for node in nodes:
-        for key, bindings in node._bindings.key_to_bindings.items():
-            for b in bindings:
-                if not b.description or b.action in ("command_palette",):
-                    continue
-                ident = f"{b.description}|{b.action}"
-                if ident in seen:
-                    continue
-                seen.add(ident)
-                out.append((b.description, app.get_key_display(b), node, b.action))
+        for b in own_bindings(node):
+            if not b.description or b.action == "command_palette":
+                continue
+            ident = f"{b.description}|{b.action}"
+            if ident in seen:
+                continue
+            seen.add(ident)
+            keys = (keymap.get(b.id) if b.id else None) or b.key
+            shown = " ".join(app.get_key_display(Binding(k.strip(), b.action)) for k in keys.split(","))
+            out.append((b.description, shown, node, b.action))
     return out
 
 
@@ -63,17 +68,18 @@ class CambrianCommands(Provider):
 
 
 class JumpCommands(Provider):
-    """"Jump to generation N", campaigns and spec versions by name."""
+    """"Jump to generation N", campaigns and spec versions by name (read afresh each time
+    the palette opens, so what was stored a moment ago is there)."""
 
     async def startup(self) -> None:
-        data = getattr(self.app, "data", None)
+        cam = getattr(self.app, "cam", None)
         self._campaigns = []
         self._specs = []
-        if data is None:
+        if cam is None:
             return
         try:
-            self._campaigns = await asyncio.to_thread(data.campaigns)
-            self._specs = await asyncio.to_thread(data.spec_versions)
+            self._campaigns = await asyncio.to_thread(cam.reads.campaigns)
+            self._specs = await asyncio.to_thread(cam.reads.spec_versions)
         except Exception:
             pass
 
@@ -83,7 +89,7 @@ class JumpCommands(Provider):
         if m:
             n = int(m.group(1))
             text = f"Jump to generation {n}"
-            yield Hit(1.0, text, partial(app.jump_to_generation, n), text=text,  # type: ignore[attr-defined]
+            yield Hit(1.0, text, partial(app.navigate, ShowGeneration(n)), text=text,  # type: ignore[attr-defined]
                       help="select it in the generation tree")
         matcher = self.matcher(query)
         for c in self._campaigns:
@@ -91,14 +97,14 @@ class JumpCommands(Provider):
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score, matcher.highlight(text),
-                          partial(app._main_screen_call, "select_campaign", c.id),  # type: ignore[attr-defined]
+                          partial(app.navigate, ShowCampaign(c.id)),  # type: ignore[attr-defined]
                           text=text, help=f"{c.state} · {c.progress} · {c.provider}")
         for v in self._specs:
             text = f"Spec {v.title}"
             score = matcher.match(text)
             if score > 0:
                 yield Hit(score * 0.9, matcher.highlight(text),
-                          partial(app.open_spec, v.hash),  # type: ignore[attr-defined]
+                          partial(app.navigate, ShowSpec(v.hash)),  # type: ignore[attr-defined]
                           text=text, help=f"{v.origin} · {v.hash[:19]}")
 
     async def discover(self) -> Hits:

@@ -6,7 +6,9 @@ own TUI process on its own pseudo-terminal, started with the client's TERM and w
 size; window changes are applied to the pty (TIOCSWINSZ), which sends SIGWINCH to the
 app. A dropped connection ends that TUI process only: campaigns run in detached engines.
 
-Web: textual-serve, bound to 127.0.0.1 only (reach it through an SSH tunnel).
+Web: textual-serve, bound to 127.0.0.1 only (reach it through an SSH tunnel). The page is
+ours (``cambrian_tui/web/app_index.html``): relative URLs only and fonts from the server's
+own static files, so it works offline and through a tunnel to any local port.
 """
 
 from __future__ import annotations
@@ -275,14 +277,30 @@ def serve_ssh_main(home: Path, port: int = DEFAULT_SSH_PORT, host: str = "127.0.
         return 0
 
 
-def serve_web_main(home: Path, port: int = DEFAULT_WEB_PORT) -> int:
-    """`cambrian serve --web`: the TUI in a browser via textual-serve, on 127.0.0.1 only."""
-    from textual_serve.server import Server
+WEB_TEMPLATES = Path(__file__).with_name("web")
+
+
+def web_server(home: Path, port: int):
+    """textual-serve with our page: nothing in it names a host, a port or another site."""
+    import aiohttp_jinja2
+    from textual_serve.server import Server, to_int
+
+    class CambrianWebServer(Server):
+        @aiohttp_jinja2.template("app_index.html")
+        async def handle_index(self, request):  # type: ignore[override]
+            return {"title": self.title, "font_size": to_int(request.query.get("fontsize", "16"), 16)}
 
     cmd = " ".join(_quote(a) for a in tui_command(Path(home)))
-    print(f"cambrian: web UI on http://127.0.0.1:{port}/ (localhost only; tunnel with "
-          f"ssh -L {port}:127.0.0.1:{port} HOST)", flush=True)
-    Server(cmd, host="127.0.0.1", port=port, title="Cambrian").serve()
+    return CambrianWebServer(cmd, host="127.0.0.1", port=port, title="Cambrian", templates_path=WEB_TEMPLATES)
+
+
+def serve_web_main(home: Path, port: int = DEFAULT_WEB_PORT) -> int:
+    """`cambrian serve --web`: the TUI in a browser via textual-serve, on 127.0.0.1 only."""
+    server = web_server(home, port)
+    print(f"cambrian: web UI on port {port} of 127.0.0.1 (localhost only); from elsewhere, forward any "
+          f"local port to it, e.g. ssh -L 9000:127.0.0.1:{port} HOST, then open http://localhost:9000/",
+          flush=True)
+    server.serve()
     return 0
 
 

@@ -248,5 +248,35 @@ ALTER TABLE llm_calls ADD COLUMN price_source TEXT NOT NULL DEFAULT 'list';
 ALTER TABLE llm_calls ADD COLUMN usage_estimated INTEGER NOT NULL DEFAULT 0;
 """
 
+
+# The change signal (DESIGN §3): one counter per topic, bumped by triggers in the same
+# transaction as the change, so every writer (engine, evolution, CLI, TUI) bumps it without
+# knowing. Readers poll PRAGMA data_version (free) and read these few rows only when it moved,
+# to learn *what* changed: a screen reloads only for the topics it shows.
+CHANGE_TOPICS: dict[str, str] = {
+    "campaigns": "campaigns",
+    "generations": "generations",
+    "specs": "spec_versions",
+    "amendments": "amendments",
+    "observations": "observations",
+    "logs": "log_chunks",
+    "llm": "llm_calls",
+    "leases": "engine_leases",
+}
+
+
+def _change_triggers() -> str:
+    out = ["CREATE TABLE data_versions (topic TEXT PRIMARY KEY, version INTEGER NOT NULL DEFAULT 0);"]
+    for topic, table in CHANGE_TOPICS.items():
+        out.append(f"INSERT INTO data_versions(topic, version) VALUES ('{topic}', 0);")
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            out.append(f"CREATE TRIGGER data_version_{table}_{op.lower()} AFTER {op} ON {table} BEGIN\n"
+                       f"    UPDATE data_versions SET version = version + 1 WHERE topic = '{topic}';\n"
+                       "END;")
+    return "\n".join(out) + "\n"
+
+
+M8_CHANGES = _change_triggers()
+
 MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_IMPORTS,
-                         M7_PRICE_SOURCE]
+                         M7_PRICE_SOURCE, M8_CHANGES]

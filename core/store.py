@@ -813,6 +813,94 @@ class Store:
                 rejected_reason=d["rejected_reason"], created_at=d["created_at"]))
         return out
 
+    # --- reads for the application layer (core.app.reads) ---------------------------------
+
+    @staticmethod
+    def _where_campaign(campaign_id: str | None, prefix: str = "WHERE") -> tuple[str, tuple]:
+        return (f" {prefix} campaign_id=?", (campaign_id,)) if campaign_id is not None else ("", ())
+
+    def generation_fingerprint(self, campaign_id: str | None) -> tuple:
+        """(count, max number, last update) of a campaign's generations: equal means unchanged."""
+        where, args = self._where_campaign(campaign_id)
+        row = self.conn.execute(f"SELECT COUNT(*), MAX(number), MAX(updated_at) FROM generations{where}",
+                                args).fetchone()
+        return (row[0], row[1], row[2])
+
+    def lineage_rows(self, campaign_id: str | None) -> list[tuple]:
+        """(number, parent, outcome, failure_stage, status) ascending: the tree's input."""
+        where, args = self._where_campaign(campaign_id)
+        cur = self.conn.execute(
+            f"SELECT number, parent, outcome, failure_stage, status FROM generations{where} ORDER BY number", args)
+        return [tuple(r) for r in cur]
+
+    def summary_rows(self, campaign_id: str | None) -> list[tuple]:
+        """(number, outcome, failure_stage, status, tests_run, tests_passed) ascending."""
+        where, args = self._where_campaign(campaign_id)
+        cur = self.conn.execute(
+            "SELECT number, outcome, failure_stage, status, json_extract(report_json, '$.checks.test.tests_run'), "
+            f"json_extract(report_json, '$.checks.test.tests_passed') FROM generations{where} ORDER BY number",
+            args)
+        return [tuple(r) for r in cur]
+
+    def spend_by_generation(self, campaign_id: str | None) -> dict[int | None, tuple[int, float]]:
+        where, args = self._where_campaign(campaign_id)
+        rows = self.conn.execute(
+            "SELECT generation, SUM(input_tokens + output_tokens + cache_creation_input_tokens + "
+            f"cache_read_input_tokens), SUM(cost_usd) FROM llm_calls{where} GROUP BY generation", args).fetchall()
+        return {r[0]: (int(r[1] or 0), float(r[2] or 0.0)) for r in rows}
+
+    def spend_fingerprint(self, campaign_id: str | None) -> tuple[int, float]:
+        where, args = self._where_campaign(campaign_id)
+        row = self.conn.execute(f"SELECT COUNT(*), TOTAL(cost_usd) FROM llm_calls{where}", args).fetchone()
+        return int(row[0]), float(row[1] or 0.0)
+
+    def verdict_counts(self, campaign_id: str) -> dict[str, int]:
+        """Outcomes of generations that carry a rig verdict (status set)."""
+        rows = self.conn.execute(
+            "SELECT outcome, COUNT(*) FROM generations WHERE campaign_id=? AND status IS NOT NULL "
+            "GROUP BY outcome", (campaign_id,)).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def any_simulated_call(self, campaign_id: str | None) -> bool:
+        where, args = self._where_campaign(campaign_id, "AND")
+        return self.conn.execute(f"SELECT 1 FROM llm_calls WHERE simulated=1{where} LIMIT 1",
+                                 args).fetchone() is not None
+
+    def log_chunk_count(self, generation: int) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM log_chunks WHERE generation=?",
+                                     (generation,)).fetchone()[0])
+
+    def find_campaigns(self, text: str, *, run_kind: str, limit: int = 10) -> list[tuple[str, str, str]]:
+        """(id, state, kind) of campaigns and runs whose id contains ``text`` (runs first)."""
+        rows = self.conn.execute(
+            "SELECT id, state, kind FROM campaigns WHERE id LIKE ? ORDER BY kind = ? DESC, created_at DESC "
+            "LIMIT ?", (f"%{text}%", run_kind, limit)).fetchall()
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def find_specs(self, text: str, limit: int = 10) -> list[tuple[str, str, str]]:
+        """(hash, label, origin) of spec versions by label or hash prefix."""
+        rows = self.conn.execute(
+            "SELECT hash, label, origin FROM spec_versions WHERE label LIKE ? OR hash LIKE ? LIMIT ?",
+            (f"%{text}%", f"sha256:{text}%", limit)).fetchall()
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def find_generations(self, text: str, limit: int = 50) -> list[tuple[int, str, str | None, str | None]]:
+        """(number, outcome, failure_stage, reason) of generations by reason text or stage, newest first."""
+        rows = self.conn.execute(
+            "SELECT number, outcome, failure_stage, reason FROM generations WHERE reason LIKE ? "
+            "OR failure_stage = ? ORDER BY number DESC LIMIT ?", (f"%{text}%", text, limit)).fetchall()
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    # --- the change signal (schema M6) -----------------------------------------------------
+
+    def commit_version(self) -> int:
+        """Moves whenever *another* connection commits (PRAGMA data_version): free to poll."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def data_versions(self) -> dict[str, int]:
+        """topic -> counter, bumped by triggers in the same transaction as the change."""
+        return {r[0]: int(r[1]) for r in self.conn.execute("SELECT topic, version FROM data_versions")}
+
     # --- maintenance ----------------------------------------------------------------------
 
     def integrity_check(self) -> str:

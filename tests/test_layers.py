@@ -113,3 +113,72 @@ def test_importing_core_and_rig_does_not_load_textual():
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# --- one application layer (issue 20) ---------------------------------------------------------
+
+
+def test_the_tui_writes_no_sql_and_redirects_no_output():
+    """The check anyone can run: the TUI reads and commands through core.app only."""
+    res = subprocess.run(["grep", "-rnE", r"execute\(|SELECT |redirect_std", "cambrian_tui/"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and res.stdout == "", res.stdout  # grep: 1 = nothing found
+
+
+# What the command-line modules may import from this project: the application layer, the home
+# resolution, pure formatting, and the few self-contained entry points that print for themselves.
+CLI_MODULES = ["cambrian_tui/cli.py", "core/engine/cli.py", "core/evolution/cli.py"]
+CLI_MAY_IMPORT = ("core.app", "core.home", "core.quiet", "core.evolution.describe", "core.evolution.kinds",
+                  "cambrian_tui.app", "cambrian_tui.settings", "cambrian_tui.keys", "cambrian_tui.doctor",
+                  "cambrian_tui.remote", "core.engine.cli", "core.evolution.cli", "rig.image", "rig.verify",
+                  "core.prime.generate", "core.llm.fake_server",
+                  # issue 21 owns core/distill (the distiller and its review loop); its CLI moves to
+                  # core.app when that lands: the one exception, named so it cannot grow quietly
+                  "core.distill.cli")
+
+
+def _project_imports(path: Path) -> set[str]:
+    out = set()
+    for mod in full_imports_of(path):
+        if mod.split(".")[0] in ("core", "rig", "cambrian_tui"):
+            out.add(mod)
+    return out
+
+
+def test_cli_modules_only_parse_and_print():
+    bad = []
+    for rel in CLI_MODULES:
+        path = ROOT / rel
+        for mod in _project_imports(path):
+            if not any(mod == ok or mod.startswith(ok + ".") for ok in CLI_MAY_IMPORT):
+                bad.append(f"{rel} imports {mod}")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in ("Store", "sqlite3", "subprocess", "redirect_stdout"):
+                bad.append(f"{rel}:{node.lineno} uses {node.id}")
+            if isinstance(node, ast.Attribute) and node.attr in ("execute", "conn", "send_command"):
+                bad.append(f"{rel}:{node.lineno} uses .{node.attr}")
+    assert bad == []
+
+
+def test_the_tui_redeclares_no_core_constant():
+    """A constant of core written again in the TUI drifts (DEFAULT_MODEL did): import it."""
+    def constants(folder: str) -> dict[str, str]:
+        out = {}
+        for f in py_files(folder):
+            for node in ast.parse(f.read_text(encoding="utf-8")).body:
+                targets = node.targets if isinstance(node, ast.Assign) else \
+                    [node.target] if isinstance(node, ast.AnnAssign) else []
+                for t in targets:
+                    if isinstance(t, ast.Name) and t.id.isupper() and len(t.id) > 2:
+                        out[t.id] = str(f.relative_to(ROOT))
+        return out
+
+    core, tui = constants("core"), constants("cambrian_tui")
+    clash = {name: (tui[name], core[name]) for name in set(core) & set(tui)}
+    assert clash == {}
+
+
+def test_the_tui_uses_no_private_textual_screen_stacks():
+    hits = [f"{f.relative_to(ROOT)}" for f in py_files("cambrian_tui") if "_screen_stacks" in f.read_text()]
+    assert hits == []

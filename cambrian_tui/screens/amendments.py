@@ -6,107 +6,73 @@ counts, p, q, odds ratio), its example snippets (highlighted), and a side-by-sid
 preview of the spec it would produce (``core.distill.amend.distill_preview``; for an
 amendment already applied, its parent against the stored result).
 
-Keys: ``a`` accept, ``r`` reject, ``e`` edit the text (``ctrl+s`` in the editor keeps
-the edit; the next accept stores it, status ``edited``), ``d`` show / hide the diff,
-``f`` cycle the status filter, ``escape`` back. Every store read and write runs in a
-thread worker (``BackgroundMixin.background``: one Store per worker thread); results
-come back as the messages below. A refused accept leaves the amendment pending and
-shows the reason in a notification.
+Keys (defaults; ``cambrian_tui.keys``): ``a`` accept, ``r`` reject, ``e`` edit the text
+(``ctrl+s`` in the editor keeps the edit; the next accept stores it, status ``edited``),
+``d`` show / hide the diff, ``f`` cycle the status filter, ``escape`` back. Reads go
+through ``core.app`` in thread workers; accept / reject are typed commands
+(``core.app.commands``) listed in ``REVIEW`` below: a new review command is one entry
+there, one key in ``cambrian_tui.keys`` and one handler in core. A refused command leaves
+the amendment pending and shows the reason in a notification.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.highlight import highlight
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static, TextArea
 
-from cambrian_tui.data import SpecDoc, make_spec_doc, short_hash
+from cambrian_tui.keys import bindings
+from cambrian_tui.messages import CommandDone, CommandFailed
 from cambrian_tui.screens.base import CambrianModal, CambrianScreen
 from cambrian_tui.widgets.side_diff import SideBySideDiff
+from core.app.commands import AcceptAmendment, AmendmentDone, RejectAmendment
+from core.app.models import AmendmentPreview, AmendmentView, short_hash
+from core.app.reads import STATUS_ORDER
+from core.app.specdoc import make_spec_doc
 
 #: filter cycle of the ``f`` key; ``None`` shows everything (pending first)
 FILTERS: tuple[str | None, ...] = (None, "pending", "accepted", "edited", "rejected")
-STATUS_ORDER = {"pending": 0, "edited": 1, "accepted": 2, "rejected": 3}
 STATUS_STYLE = {"pending": "bold yellow", "accepted": "green", "edited": "cyan", "rejected": "dim red"}
 SHORT_TEXT = 60
 
 
-# --- plain values posted from workers --------------------------------------------------------
+# --- review commands and messages --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AmendmentRow:
-    id: int
-    campaign_id: str | None
-    spec_hash: str
-    section: str
-    text: str
-    feature: str
-    status: str
-    result_spec_hash: str | None
-    created_at: str
-    evidence: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+class ReviewAction:
+    """One way to decide on a pending amendment: the command it runs (given the row and the
+    kept edit, if any) and the word for what it did."""
 
-    @property
-    def q(self) -> float | None:
-        q = self.evidence.get("q")
-        return q if isinstance(q, (int, float)) else None
+    done: str
+    make: Callable[[AmendmentView, str | None], Any]
 
 
-def row_of(a: Any) -> AmendmentRow:
-    return AmendmentRow(id=int(a.id), campaign_id=a.campaign_id, spec_hash=a.spec_hash, section=a.section,
-                        text=a.text, feature=a.feature, status=getattr(a.status, "value", str(a.status)),
-                        result_spec_hash=a.result_spec_hash, created_at=a.created_at,
-                        evidence=dict(a.evidence or {}))
-
-
-def load_amendments(store: Any) -> list[AmendmentRow]:
-    """Every amendment, pending first, then newest first within a status."""
-    rows = [row_of(a) for a in store.amendments()]
-    rows.sort(key=lambda r: (STATUS_ORDER.get(r.status, 9), -r.id))
-    return rows
+REVIEW: dict[str, ReviewAction] = {
+    "accept": ReviewAction("accepted", lambda row, edit: AcceptAmendment(row.id, edit)),
+    "reject": ReviewAction("rejected", lambda row, edit: RejectAmendment(row.id)),
+}
 
 
 class AmendmentsLoaded(Message):
-    def __init__(self, rows: list[AmendmentRow]) -> None:
+    def __init__(self, rows: list[AmendmentView]) -> None:
         super().__init__()
         self.rows = rows
 
 
 class PreviewLoaded(Message):
-    """The spec before and after amendment ``amendment_id`` (``error``: why it cannot apply)."""
-
-    def __init__(self, amendment_id: int, edited: str | None, old: SpecDoc | None, new: SpecDoc | None,
-                 error: str | None = None) -> None:
+    def __init__(self, preview: AmendmentPreview) -> None:
         super().__init__()
-        self.amendment_id = amendment_id
-        self.edited = edited
-        self.old = old
-        self.new = new
-        self.error = error
-
-
-class ReviewDone(Message):
-    """An accept or reject finished (``ok``) or was refused (``reason``)."""
-
-    def __init__(self, amendment_id: int, action: str, ok: bool, reason: str = "",
-                 spec_hash: str | None = None) -> None:
-        super().__init__()
-        self.amendment_id = amendment_id
-        self.action = action
-        self.ok = ok
-        self.reason = reason
-        self.spec_hash = spec_hash
+        self.preview = preview
 
 
 # --- rendering helpers (UI thread, pure) -----------------------------------------------------
@@ -126,7 +92,7 @@ def _rate(g: dict[str, Any] | None) -> str:
     return f"{pct} ({g.get('present', '?')}/{g.get('n', '?')})"
 
 
-def evidence_content(row: AmendmentRow, edited: str | None) -> Content:
+def evidence_content(row: AmendmentView, edited: str | None) -> Content:
     ev = row.evidence
     parts: list[Content] = []
     head = Content.from_markup(
@@ -197,10 +163,7 @@ class EditAmendment(CambrianModal[str | None]):
 
     CSS_PATH = str(Path(__file__).with_name("amendments.tcss"))
     HELP_TITLE = "Edit amendment"
-    BINDINGS = [
-        Binding("ctrl+s", "save", "Keep edit", priority=True, tooltip="Keep the edited text (accept with a)"),
-        Binding("escape", "cancel", "Cancel", priority=True, tooltip="Close the editor without keeping the edit"),
-    ]
+    BINDINGS = bindings("amendment_editor")
 
     def __init__(self, amendment_id: int, section: str, text: str) -> None:
         super().__init__(id="amend-edit")
@@ -213,11 +176,14 @@ class EditAmendment(CambrianModal[str | None]):
             yield Static(Content.from_markup("Edit amendment [b]#$i[/b] → § $s", i=str(self.amendment_id),
                                              s=self.section), id="amend-edit-title")
             yield TextArea(self.text, id="amend-edit-text", soft_wrap=True, show_line_numbers=False)
-            yield Static(Content.from_markup(
-                "[dim]ctrl+s keep the edit (then [b]a[/b] accepts it, status edited) · escape cancel[/]"),
-                id="amend-edit-foot")
+            yield Static("", id="amend-edit-foot")
 
     def on_mount(self) -> None:
+        app = self.capp
+        self.query_one("#amend-edit-foot", Static).update(Content.from_markup(
+            "[dim]$save keep the edit (then [b]$accept[/b] accepts it, status edited) · $cancel cancel[/]",
+            save=app.key_label("amendment_editor.save"), accept=app.key_label("amendments.accept"),
+            cancel=app.key_label("amendment_editor.cancel")))
         self.query_one(TextArea).focus()
 
     def action_save(self) -> None:
@@ -239,19 +205,14 @@ class AmendmentsScreen(CambrianScreen):
     HELP_TITLE = "Amendments"
     AUTO_FOCUS = "#amend-table"
 
-    BINDINGS = [
-        Binding("escape", "back", "Back", tooltip="Back to the campaigns screen"),
-        Binding("a", "accept", "Accept", tooltip="Accept the amendment (a new spec version)"),
-        Binding("r", "reject", "Reject", tooltip="Reject the amendment"),
-        Binding("e", "edit", "Edit", tooltip="Edit the amendment text before accepting"),
-        Binding("d", "toggle_diff", "Diff", tooltip="Show / hide the preview of the resulting spec diff"),
-        Binding("f", "cycle_filter", "Filter", tooltip="Cycle the status filter (all, pending, accepted, …)"),
-    ]
+    BINDINGS = bindings("amendments")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    WATCH = frozenset({"amendments", "specs"})
 
     def __init__(self) -> None:
         super().__init__(id="amendments")
-        self.rows: list[AmendmentRow] = []
-        self.by_id: dict[int, AmendmentRow] = {}
+        self.rows: list[AmendmentView] = []
+        self.by_id: dict[int, AmendmentView] = {}
         self.filter: str | None = None
         self.selected: int | None = None
         self.edits: dict[int, str] = {}  # kept edits, applied by the next accept
@@ -270,7 +231,7 @@ class AmendmentsScreen(CambrianScreen):
                 with Vertical(id="amend-preview"):
                     yield Static("", id="amend-diff-header")
                     yield SideBySideDiff(id="amend-diff")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one(AmendmentTable)
@@ -282,24 +243,25 @@ class AmendmentsScreen(CambrianScreen):
         table.add_column("text", key="text")
         table.border_title = "Amendments"
         self.query_one("#amend-detail").border_title = "Evidence"
-        self.query_one("#amend-diff").border_title = "Preview: spec before ⟷ after"
+        diff = self.query_one("#amend-diff", SideBySideDiff)
+        diff.border_title = "Preview: spec before ⟷ after"
+        diff.empty_text = "select an amendment to preview the spec it makes"
         self._show_filter()
-        capp = self.capp
-        if hasattr(capp, "db_changed_signal"):
-            capp.db_changed_signal.subscribe(self, lambda _v: self._maybe_reload())
         self.reload()
 
     # loading ------------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        data = self.data
-        self.background("amendments", lambda: AmendmentsLoaded(load_amendments(data.store())))
+        reads = self.reads
+        self.background("amendments", lambda: AmendmentsLoaded(reads.amendments()))
 
-    def _maybe_reload(self) -> None:
-        if self.is_current:
-            self.reload()
+    def on_data(self, topics: frozenset[str]) -> None:
+        self.reload()
 
-    def visible_rows(self) -> list[AmendmentRow]:
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def visible_rows(self) -> list[AmendmentView]:
         return [r for r in self.rows if self.filter is None or r.status == self.filter]
 
     def on_amendments_loaded(self, message: AmendmentsLoaded) -> None:
@@ -365,7 +327,7 @@ class AmendmentsScreen(CambrianScreen):
             self.selected = aid
             self._show_selected()
 
-    def current(self) -> AmendmentRow | None:
+    def current(self) -> AmendmentView | None:
         return self.by_id.get(self.selected) if self.selected is not None else None
 
     def _show_selected(self, force: bool = False) -> None:
@@ -385,7 +347,7 @@ class AmendmentsScreen(CambrianScreen):
             self.query_one("#amend-examples", Static).update(Content.from_markup("[dim]no example snippets[/]"))
         self._load_preview(row, edited, force=force)
 
-    def _load_preview(self, row: AmendmentRow, edited: str | None, force: bool = False) -> None:
+    def _load_preview(self, row: AmendmentView, edited: str | None, force: bool = False) -> None:
         key = (row.id, edited, row.status)
         if key == self._preview_key and not force:
             return
@@ -393,47 +355,30 @@ class AmendmentsScreen(CambrianScreen):
         if not self.query_one("#amend-preview").display:
             return
         self.query_one("#amend-diff-header", Static).update(Content.from_markup("[dim]computing preview…[/]"))
-        data = self.data
-
-        def work() -> PreviewLoaded:
-            from core.distill.amend import AmendmentRefused, distill_preview
-
-            store = data.store()
-            title = f"amendment #{row.id}"
-            parent = short_hash(row.spec_hash, 8)
-            if row.result_spec_hash:
-                old, new = store.spec_text(row.spec_hash), store.spec_text(row.result_spec_hash)
-                return PreviewLoaded(row.id, edited, make_spec_doc(row.spec_hash, parent, old),
-                                     make_spec_doc(row.result_spec_hash, short_hash(row.result_spec_hash, 8), new))
-            try:
-                old, new = distill_preview(store, row.id, edited)
-            except AmendmentRefused as exc:
-                return PreviewLoaded(row.id, edited, None, None, exc.reason)
-            return PreviewLoaded(row.id, edited, make_spec_doc(row.spec_hash, parent, old),
-                                 make_spec_doc("", title, new))
-
-        self.background("amendment preview", work)
+        reads, aid = self.reads, row.id
+        self.background("amendment preview", lambda: PreviewLoaded(reads.amendment_preview(aid, edited)))
 
     def on_preview_loaded(self, message: PreviewLoaded) -> None:
+        p = message.preview
         row = self.current()
-        if row is None or row.id != message.amendment_id:
+        if row is None or row.id != p.amendment_id:
             return
         header = self.query_one("#amend-diff-header", Static)
         diff = self.query_one(SideBySideDiff)
-        if message.error is not None or message.old is None or message.new is None:
-            header.update(Content.from_markup("[b $text-error]cannot apply:[/] $r", r=message.error or "?"))
+        if p.problem is not None or p.old is None or p.new is None:
+            header.update(Content.from_markup("[b $text-error]cannot apply:[/] $r", r=p.problem or "?"))
             empty = make_spec_doc("", "", "")
             diff.set_docs(empty, empty)
             return
-        diff.set_docs(message.old, message.new)
+        diff.set_docs(p.old, p.new)
         m = diff.model
-        what = "applied" if row.result_spec_hash else ("preview with your edit" if message.edited else "preview")
+        what = "applied" if p.applied else ("preview with your edit" if p.edited else "preview")
         stats = ""
         if m is not None:
             stats = f" · +{m.added} −{m.removed} lines"
             if m.changed_sections:
                 stats += f" · § {', '.join(m.changed_sections)}"
-            frozen = sorted({name for _s, _e, name in message.new.frozen})
+            frozen = sorted({name for _s, _e, name in p.new.frozen})
             if m.frozen_touched:
                 stats += f" · FROZEN changed: {', '.join(m.frozen_touched)}"
             elif frozen:
@@ -462,7 +407,7 @@ class AmendmentsScreen(CambrianScreen):
         self._show_filter()
         self._fill_table()
 
-    def _pending_row(self, verb: str) -> AmendmentRow | None:
+    def _pending_row(self, verb: str) -> AmendmentView | None:
         row = self.current()
         if row is None:
             self.notify("no amendment selected", severity="warning")
@@ -476,42 +421,14 @@ class AmendmentsScreen(CambrianScreen):
             return None
         return row
 
-    def action_accept(self) -> None:
-        row = self._pending_row("accepted")
-        if row is None:
-            return
-        edited = self.edits.get(row.id)
-        self.busy.add(row.id)
-        data = self.data
-
-        def work() -> ReviewDone:
-            from core.distill.amend import AmendmentRefused, accept_amendment
-
-            try:
-                version = accept_amendment(data.store(), row.id, edited)
-            except AmendmentRefused as exc:
-                return ReviewDone(row.id, "accept", False, exc.reason)
-            return ReviewDone(row.id, "accept", True, spec_hash=version.hash)
-
-        self.background(f"accept amendment {row.id}", work, group=f"amend-write-{row.id}", exclusive=False)
-
-    def action_reject(self) -> None:
-        row = self._pending_row("rejected")
+    def action_review(self, name: str) -> None:
+        """Run the review command ``name`` (``REVIEW``) on the highlighted pending amendment."""
+        review = REVIEW[name]
+        row = self._pending_row(review.done)
         if row is None:
             return
         self.busy.add(row.id)
-        data = self.data
-
-        def work() -> ReviewDone:
-            from core.distill.amend import AmendmentRefused, reject_amendment
-
-            try:
-                reject_amendment(data.store(), row.id)
-            except AmendmentRefused as exc:
-                return ReviewDone(row.id, "reject", False, exc.reason)
-            return ReviewDone(row.id, "reject", True)
-
-        self.background(f"reject amendment {row.id}", work, group=f"amend-write-{row.id}", exclusive=False)
+        self.command(f"{name} amendment {row.id}", review.make(row, self.edits.get(row.id)))
 
     def action_edit(self) -> None:
         row = self._pending_row("edited")
@@ -532,17 +449,25 @@ class AmendmentsScreen(CambrianScreen):
 
         self.app.push_screen(EditAmendment(row.id, row.section, self.edits.get(row.id, row.text)), kept)
 
-    def on_review_done(self, message: ReviewDone) -> None:
-        self.busy.discard(message.amendment_id)
-        aid = message.amendment_id
-        if message.ok:
-            self.edits.pop(aid, None)
-            if message.action == "accept":
-                self.notify(f"amendment #{aid} accepted: new spec version {short_hash(message.spec_hash, 12)}",
-                            title="accepted", timeout=6)
-            else:
-                self.notify(f"amendment #{aid} rejected", title="rejected")
+    def on_command_done(self, message: CommandDone) -> None:
+        r = message.result
+        if not isinstance(r, AmendmentDone):
+            return
+        self.busy.discard(r.amendment_id)
+        self.edits.pop(r.amendment_id, None)
+        if r.spec_hash:
+            self.notify(f"amendment #{r.amendment_id} {r.status}: new spec version {short_hash(r.spec_hash, 12)}",
+                        title=r.status, timeout=6)
         else:
-            self.notify(f"amendment #{aid}: {message.reason}", title=f"{message.action} refused",
-                        severity="error", timeout=10)
+            self.notify(f"amendment #{r.amendment_id} {r.status}", title=r.status)
+        self.reload()
+
+    def on_command_failed(self, message: CommandFailed) -> None:
+        aid = getattr(message.command, "amendment_id", None)
+        if aid is None:
+            super().on_command_failed(message)
+            return
+        self.busy.discard(aid)
+        self.notify(f"amendment #{aid}: {message.reason}", title=f"{message.what.split()[0]} refused",
+                    severity="error", timeout=10)
         self.reload()

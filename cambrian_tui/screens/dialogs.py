@@ -6,23 +6,20 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.validation import Integer
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from cambrian_tui.data import SearchHit
+from cambrian_tui.keys import bindings
 from cambrian_tui.messages import SearchResults
 from cambrian_tui.screens.base import CambrianModal
+from core.app.models import SearchHit
 
 
 class ConfirmDialog(CambrianModal):
     CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
-    BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
-    ]
+    BINDINGS = bindings("confirm")
 
     def __init__(self, question: str, detail: str = "") -> None:
         super().__init__(classes="dialog-screen")
@@ -35,8 +32,8 @@ class ConfirmDialog(CambrianModal):
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Yes (y)", id="yes", variant="error")
-                yield Button("No (n)", id="no", variant="primary")
+                yield Button(f"Yes ({self.capp.key_label('confirm.yes')})", id="yes", variant="error")
+                yield Button(f"No ({self.capp.key_label('confirm.no')})", id="no", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
@@ -53,7 +50,7 @@ class JumpDialog(CambrianModal):
     """Ask for a generation number."""
 
     CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = bindings("jump")
 
     def __init__(self) -> None:
         super().__init__(classes="dialog-screen")
@@ -81,10 +78,7 @@ class SearchDialog(CambrianModal):
     """`/` search over generations (number, failure reason, stage), campaigns and specs."""
 
     CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("down", "focus_results", "Results", show=False),
-    ]
+    BINDINGS = bindings("search")
 
     def __init__(self, initial: str = "") -> None:
         super().__init__(classes="dialog-screen")
@@ -115,8 +109,8 @@ class SearchDialog(CambrianModal):
             self.dismiss(self.hits[0])
 
     def _search(self, query: str) -> None:
-        data = self.data
-        self.background("search", lambda: SearchResults(query, data.search(query)))
+        reads = self.reads
+        self.background("search", lambda: SearchResults(query, reads.search(query)))
 
     def on_search_results(self, message: SearchResults) -> None:
         if message.query != self.query_one("#search-input", Input).value:

@@ -2,9 +2,9 @@
 its interval, which operators helped, and jumps to an observation's campaign and to its spec
 diff against the parent.
 
-All reads go through ``core.evolution.cli.run_status`` (the same view ``cambrian evolve status
---json`` prints) in thread workers; commands (pause / resume / abort) are rows in the
-commands table, as for campaigns.
+Reads go through ``core.app`` (``EvolutionRun``: the view ``cambrian evolve status --json``
+prints, typed) in thread workers; pause / resume / abort and the export are typed commands
+(``core.app.commands``), as for campaigns.
 """
 
 from __future__ import annotations
@@ -13,32 +13,36 @@ from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 
-from cambrian_tui.data import SearchHit, make_spec_doc, short_hash
+from cambrian_tui.keys import bindings
+from cambrian_tui.messages import CommandDone
+from cambrian_tui.nav import ShowCampaign, ShowRun, ShowSpec, Target
 from cambrian_tui.screens.base import CambrianScreen, LivenessCheck
 from cambrian_tui.widgets.charts import PlotextPlot, int_ticks
 from cambrian_tui.widgets.side_diff import SideBySideDiff
+from core.app.commands import BestExported, ControlDone, ControlEvolution, ExportBest
+from core.app.models import RunRow, short_hash
+from core.evolution.describe import current_line, prior_line
 
 
 # --- messages (workers → screen) ------------------------------------------------------------
 
 
 class RunsLoaded(Message):
-    def __init__(self, runs: list[dict[str, Any]]) -> None:
+    def __init__(self, runs: list[RunRow]) -> None:
         super().__init__()
         self.runs = runs
 
 
 class RunLoaded(Message):
-    def __init__(self, status: dict[str, Any]) -> None:
+    def __init__(self, run: Any) -> None:  # core.app.evolution_views.EvolutionRun
         super().__init__()
-        self.status = status
+        self.run = run
 
 
 class ObservationDiffLoaded(Message):
@@ -48,65 +52,6 @@ class ObservationDiffLoaded(Message):
         self.left = left
         self.right = right
         self.note = note
-
-
-class BestExported(Message):
-    def __init__(self, spec_path: str, meta: dict[str, Any]) -> None:
-        super().__init__()
-        self.spec_path = spec_path
-        self.meta = meta
-
-
-class RunCommandSent(Message):
-    def __init__(self, run_id: str, action: str) -> None:
-        super().__init__()
-        self.run_id = run_id
-        self.action = action
-
-
-# --- data (worker threads only) ---------------------------------------------------------------
-
-
-def load_runs(store: Any) -> list[dict[str, Any]]:
-    """One line per evolution run, newest first."""
-    from core.evolution import records as rec
-    from core.evolution.cli import run_status
-
-    out = []
-    for row in rec.evolution_runs(store):
-        try:
-            st = run_status(store, row["id"])
-        except Exception as exc:  # a broken run must not hide the others
-            out.append({"id": row["id"], "state": row["state"], "observations": 0, "best_rate": None,
-                        "alive": False, "error": str(exc)})
-            continue
-        out.append({"id": st["id"], "state": st["state"], "observations": len(st["observations"]),
-                    "best_rate": st["best"]["viability_rate"], "alive": st["engine_alive"],
-                    "created_at": st.get("created_at")})
-    return out
-
-
-def load_observation_diff(store: Any, obs: dict[str, Any]) -> tuple[Any, Any, str]:
-    child, parent = obs.get("spec_hash"), obs.get("parent_spec_hash")
-    if not parent:
-        raise ValueError("this observation has no parent spec")
-    right_hash = child or parent
-    versions = {v.hash: v for v in store.spec_versions()}
-
-    def title(h: str) -> str:
-        # the hash first: a label is the name of whichever run stored that text first
-        v = versions.get(h)
-        return short_hash(h, 8) + (f" ({v.label})" if v is not None and v.label else "")
-
-    left = make_spec_doc(parent, f"parent {title(parent)}", store.spec_text(parent))
-    right = make_spec_doc(right_hash, f"#{obs['index']} {title(right_hash)}", store.spec_text(right_hash))
-    if not child:
-        note = "rejected before a spec existed: showing the parent only"
-    elif child == parent:
-        note = f"same spec as the parent ({obs.get('parent_model')} → {obs.get('model')})"
-    else:
-        note = obs.get("detail") or ""
-    return left, right, note
 
 
 # A new run is "pending" until its process takes the lease (start waits up to 30 s for it)
@@ -145,30 +90,16 @@ class EvolutionScreen(CambrianScreen):
     HELP_TITLE = "Evolution"
     AUTO_FOCUS = "#evo-obs"
 
-    BINDINGS = [
-        Binding("escape", "app.switch_mode('main')", "Back"),
-        Binding("n", "new_run", "New", tooltip="Start a new evolution run (detached process)"),
-        Binding("enter", "open_campaign", "Campaign", tooltip="Show the observation's campaign (full, else screening)"),
-        Binding("s", "open_screen", "Screening", tooltip="Show the observation's screening campaign"),
-        Binding("d", "toggle_diff", "Diff", tooltip="Spec diff of the observation against its parent"),
-        Binding("o", "open_spec", "In Specs", tooltip="Open the observation's spec in the Specs screen"),
-        Binding("x", "export_best", "Export best",
-                tooltip="Write the run's best spec and its metadata to HOME/exports/"),
-        Binding("p", "control('pause')", "Pause", tooltip="Pause the selected run"),
-        Binding("r", "control('resume')", "Resume", tooltip="Resume the selected run"),
-        Binding("a", "control('abort')", "Abort", tooltip="Abort the selected run"),
-        Binding("1", "focus('evo-runs')", "Runs", show=False, tooltip="Focus the run list"),
-        Binding("2", "focus('evo-obs')", "Observations", show=False, tooltip="Focus the observations"),
-        Binding("3", "focus('evo-diff')", "Diff", show=False, tooltip="Focus the spec diff"),
-        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload now"),
-    ]
+    BINDINGS = bindings("evolution")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    WATCH = frozenset({"campaigns", "generations", "observations", "leases", "specs"})
 
     def __init__(self) -> None:
         super().__init__(id="evolution")
-        self.runs: list[dict[str, Any]] = []
+        self.runs: list[RunRow] = []
         self.run_id: str | None = None
-        self.status: dict[str, Any] | None = None
-        self.obs_by_index: dict[int, dict[str, Any]] = {}
+        self.status: Any = None  # EvolutionRun
+        self.obs_by_index: dict[int, Any] = {}
         self.diff_index: int | None = None
         self._dirty = False
         self._liveness = LivenessCheck()
@@ -187,7 +118,7 @@ class EvolutionScreen(CambrianScreen):
         with Vertical(id="evo-diff-pane"):
             yield Static("", id="evo-diff-header")
             yield SideBySideDiff(id="evo-diff")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         runs = self.query_one("#evo-runs", DataTable)
@@ -208,45 +139,46 @@ class EvolutionScreen(CambrianScreen):
                                   ("gain", "gain", 4)):
             ops.add_column(label, key=key, width=width)
         self.query_one("#evo-chart").border_title = "Best so far (95% interval)"
-        self.query_one("#evo-diff").border_title = "Spec diff vs parent"
+        diff = self.query_one("#evo-diff", SideBySideDiff)
+        diff.border_title = "Spec diff vs parent"
+        diff.empty_text = "select an observation to see its spec against its parent's"
         self.query_one("#evo-diff-pane").display = False
-        self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
         if self.capp.live:
-            self.set_interval(1.0, self._tick, name="evolution-refresh")
+            self.set_interval(self.capp.refresh_interval, self._tick, name="evolution-refresh")
         self.reload()
-
-    def on_screen_resume(self) -> None:
-        if self._dirty:
-            self.reload()
 
     # loading --------------------------------------------------------------------------------
 
     def reload(self) -> None:
         self._dirty = False
         self._liveness.reloaded()
-        data = self.data
-        self.background("evolution runs", lambda: RunsLoaded(load_runs(data.store())))
+        reads = self.reads
+        self.background("evolution runs", lambda: RunsLoaded(reads.evolution_runs()))
         self._load_run()
 
     def _load_run(self) -> None:
         rid = self.run_id
         if rid is None:
             return
-        data = self.data
+        reads = self.reads
+        self.background("evolution run", lambda: RunLoaded(reads.evolution_run(rid)))
 
-        def load() -> RunLoaded:
-            from core.evolution.cli import run_status
-
-            return RunLoaded(run_status(data.store(), rid))
-
-        self.background("evolution run", load)
-
-    def _on_db_changed(self, _version: int) -> None:
+    def on_data(self, topics: frozenset[str]) -> None:
         self._dirty = True
+        if not self.capp.live:
+            self.reload()
+
+    def navigate(self, target: Target) -> None:
+        if isinstance(target, ShowRun):
+            if target.run_id in [r.id for r in self.runs]:
+                self.select_run(target.run_id)
+            else:
+                self._select_after_load = target.run_id
+                self.reload()
 
     def _tick(self) -> None:
         # a starting ("pending") run is watched like a live one: it turns stalled if it never starts
-        watched = any(r["alive"] or r["state"] == "pending" for r in self.runs)
+        watched = any(r.alive or r.state == "pending" for r in self.runs)
         if self.is_current and (self._dirty or self._liveness.due(watched)):
             self.reload()
 
@@ -258,9 +190,9 @@ class EvolutionScreen(CambrianScreen):
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.runs = message.runs
         table = self.query_one("#evo-runs", DataTable)
-        wanted = [r["id"] for r in self.runs]
-        cells = {r["id"]: (r["id"], _state_cell(r["state"], r["alive"], r.get("created_at")), str(r["observations"]),
-                           _pct(r["best_rate"])) for r in self.runs}
+        wanted = [r.id for r in self.runs]
+        cells = {r.id: (r.id, _state_cell(r.state, r.alive, r.created_at), str(r.observations),
+                        _pct(r.best_rate)) for r in self.runs}
         if [str(k.value) for k in table.rows] == wanted:
             for rid, row in cells.items():
                 for col, value in zip(("id", "state", "obs", "best"), row):
@@ -280,7 +212,7 @@ class EvolutionScreen(CambrianScreen):
             self.select_run(self._select_after_load)
             self._select_after_load = None
         elif self.run_id is None:
-            self.select_run(self.runs[0]["id"])
+            self.select_run(self.runs[0].id)
 
     def select_run(self, run_id: str) -> None:
         table = self.query_one("#evo-runs", DataTable)
@@ -306,61 +238,54 @@ class EvolutionScreen(CambrianScreen):
     # one run ----------------------------------------------------------------------------------
 
     def on_run_loaded(self, message: RunLoaded) -> None:
-        st = message.status
-        if st["id"] != self.run_id:
+        st = message.run
+        if st.id != self.run_id:
             return
         self.status = st
-        self.obs_by_index = {r["index"]: r for r in st["observations"]}
+        self.obs_by_index = {r.index: r for r in st.observations}
         self._show_headline(st)
         self._fill_observations(st)
         self._fill_operators(st)
         self._draw_chart(st)
         self._sync_bindings()
 
-    def _show_headline(self, st: dict[str, Any]) -> None:
-        b, base, bud = st["best"], st["base"], st["budget"]
-        lo, hi = b["viability_interval"]
-        origin = "base" if b["observation"] is None else f"#{b['observation']}"
-        sim = "  [b reverse $warning] SIMULATED [/]" if st["simulated"] else ""
-        state = st["state"] + (" ●" if st["engine_alive"] else "")
+    def _show_headline(self, st: Any) -> None:
+        b, base, bud = st.best, st.base, st.budget
+        lo, hi = b.viability_interval
+        origin = "base" if b.observation is None else f"#{b.observation}"
+        sim = "  [b reverse $warning] SIMULATED [/]" if st.simulated else ""
+        state = st.state + (" ●" if st.engine_alive else "")
         lines = [
-            f"[b]{st['id']}[/]  {state}{sim}",
-            f"best [b]{_pct(b['viability_rate'])}[/] [dim]95% {lo * 100:.0f}–{hi * 100:.0f}%[/] "
-            f"({b['viable']}/{b['judged']}, {b['model']}, {origin} {short_hash(b['spec_hash'], 8)})  ·  "
-            f"base {_pct(base.get('viability_rate'))}",
-            f"gens {bud['generations_planned']}/{bud['generations']}  ·  ${bud['usd_spent']:.4f}"
-            + (f" of ${bud['usd']:.2f}" if bud.get("usd") is not None else "")
-            + f"  ·  {len(st['observations'])} obs  ·  accept: P(better) ≥ "
-            f"{st['settings']['accept_probability']:.2f}",
+            f"[b]{st.id}[/]  {state}{sim}",
+            f"best [b]{_pct(b.viability_rate)}[/] [dim]95% {lo * 100:.0f}–{hi * 100:.0f}%[/] "
+            f"({b.viable}/{b.judged}, {b.model}, {origin} {short_hash(b.spec_hash, 8)})  ·  "
+            f"base {_pct(base.viability_rate)}",
+            f"gens {bud.generations_planned}/{bud.generations}  ·  ${bud.usd_spent:.4f}"
+            + (f" of ${bud.usd:.2f}" if bud.usd is not None else "")
+            + f"  ·  {len(st.observations)} obs  ·  accept: P(better) ≥ "
+            f"{st.settings['accept_probability']:.2f}",
         ]
-        if _orphaned(st["state"], st["engine_alive"], st.get("created_at")):
-            lines.append("[b $text-warning]no process runs it[/] (killed, or the machine restarted): "
-                         "[b]r[/] resumes from the last observation")
-        if st.get("current"):
-            from core.evolution.cli import current_line
-
-            lines.append(f"[$text-accent]{escape(current_line(st['current'], st['engine_alive']))}[/]")
-        if st.get("reason") and st["state"] != "running":
-            lines.append(f"[dim]{st['state']}: {escape(st['reason'])}[/]")
-        if st.get("prior"):  # last: the line to lose if the box is full; a cold start shows none
-            from core.evolution.cli import prior_line
-
-            lines.append(f"[dim]{escape(prior_line(st['prior']))}[/]")
+        if _orphaned(st.state, st.engine_alive, st.created_at):
+            lines.append(f"[b $text-warning]no process runs it[/] (killed, or the machine restarted): "
+                         f"[b]{self.capp.key_label('evolution.resume')}[/] resumes from the last observation")
+        if st.current is not None:
+            lines.append(f"[$text-accent]{escape(current_line(st.current.model_dump(), st.engine_alive))}[/]")
+        if st.reason and st.state != "running":
+            lines.append(f"[dim]{st.state}: {escape(st.reason)}[/]")
+        if st.prior:  # last: the line to lose if the box is full; a cold start shows none
+            lines.append(f"[dim]{escape(prior_line(st.prior))}[/]")
         self.query_one("#evo-headline", Static).update(Content.from_markup("\n".join(lines)))
 
-    def _fill_observations(self, st: dict[str, Any]) -> None:
-        from core.evolution.cli import outcome_label  # loaded by the worker that fetched st
-
+    def _fill_observations(self, st: Any) -> None:
         table = self.query_one("#evo-obs", DataTable)
         rows = []
-        for r in st["observations"]:
-            ci = r["viability_interval"]
-            result = outcome_label(r)
-            rows.append((str(r["index"]), (str(r["index"]), r["detail"] or r["operator"], r["model"],
-                                           _pct(r["viability_rate"]),
-                                           f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}" if ci else "-",
-                                           "-" if r["p_better"] is None else f"{r['p_better']:.2f}",
-                                           str(r["generations"]), result)))
+        for r in st.observations:
+            ci = r.viability_interval
+            rows.append((str(r.index), (str(r.index), r.detail or r.operator or "", r.model or "",
+                                        _pct(r.viability_rate),
+                                        f"{ci[0] * 100:.0f}–{ci[1] * 100:.0f}" if ci else "-",
+                                        "-" if r.p_better is None else f"{r.p_better:.2f}",
+                                        str(r.generations), r.outcome)))
         keys = [str(k.value) for k in table.rows]
         if keys == [k for k, _ in rows]:
             return
@@ -377,35 +302,34 @@ class EvolutionScreen(CambrianScreen):
     def _fill_operators(self, st: dict[str, Any]) -> None:
         table = self.query_one("#evo-ops", DataTable)
         table.clear()
-        for op, d in sorted(st["operators"].items()):
-            gain = "-" if d["mean_gain"] is None else f"{d['mean_gain'] * 100:+.0f}"  # points of %
-            table.add_row(op, str(d["tried"]), str(d["evaluated"]), str(d["rejected"]), str(d["promising"]),
-                          str(d["accepted"]), gain, key=op)
+        for op, d in sorted(st.operators.items()):
+            gain = "-" if d.mean_gain is None else f"{d.mean_gain * 100:+.0f}"  # points of %
+            table.add_row(op, str(d.tried), str(d.evaluated), str(d.rejected), str(d.promising),
+                          str(d.accepted), gain, key=op)
 
     def _draw_chart(self, st: dict[str, Any]) -> None:
         plot = self.query_one("#evo-chart", PlotextPlot)
         plt = plot.plt
         plt.clear_figure()
         plt.clear_data()
-        traj = st["trajectory"]
-        x = [t["after"] + 1 for t in traj]  # 0 = the base, k = after observation k-1
-        if not traj or traj[0]["viability_rate"] is None:
+        traj = st.trajectory
+        x = [t.after + 1 for t in traj]  # 0 = the base, k = after observation k-1
+        if not traj or traj[0].viability_rate is None:
             plt.title("best so far — the base campaign is still running")
             plot.replot()
             return
         muted = self._rgb("foreground-muted", (128, 128, 128))
-        plt.plot(x, [t["viability_interval"][1] * 100 for t in traj], color=muted, marker="braille")
-        plt.plot(x, [t["viability_interval"][0] * 100 for t in traj], color=muted, marker="braille")
-        plt.plot(x, [t["viability_rate"] * 100 for t in traj], color=self._rgb("success", (0, 200, 0)),
+        plt.plot(x, [t.viability_interval[1] * 100 for t in traj], color=muted, marker="braille")
+        plt.plot(x, [t.viability_interval[0] * 100 for t in traj], color=muted, marker="braille")
+        plt.plot(x, [(t.viability_rate or 0.0) * 100 for t in traj], color=self._rgb("success", (0, 200, 0)),
                  marker="braille", label="incumbent")
-        pts = [(r["index"] + 1, r["viability_rate"] * 100) for r in st["observations"]
-               if r["viability_rate"] is not None]
+        pts = [(r.index + 1, r.viability_rate * 100) for r in st.observations if r.viability_rate is not None]
         if pts:
             plt.scatter([p[0] for p in pts], [p[1] for p in pts], color=self._rgb("accent", (0, 150, 255)),
                         marker="•", label="variants")
         plt.ylim(0, 100)
         plt.xlabel("observation")
-        int_ticks(plt, x + [p[0] for p in pts])
+        int_ticks(plt, x + [p[0] for p in pts], plot.size.width)
         plot.replot()
 
     def _rgb(self, var: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -422,7 +346,7 @@ class EvolutionScreen(CambrianScreen):
 
     # the highlighted observation ------------------------------------------------------------------
 
-    def current_observation(self) -> dict[str, Any] | None:
+    def current_observation(self) -> Any:
         table = self.query_one("#evo-obs", DataTable)
         if not table.row_count:
             return None
@@ -441,15 +365,13 @@ class EvolutionScreen(CambrianScreen):
     def _show_outcome(self) -> None:
         """The highlighted observation's whole outcome on the table's bottom border: the result
         column is last and is cut on narrow terminals, and rejection reasons are long."""
-        from core.evolution.cli import outcome_label
-
         table = self.query_one("#evo-obs", DataTable)
         o = self.current_observation()
         if o is None:
             table.border_subtitle = ""
             return
-        p = "" if o["p_better"] is None else f" (P(better) {o['p_better']:.2f})"
-        table.border_subtitle = escape(f"#{o['index']} {outcome_label(o)}{p}")
+        p = "" if o.p_better is None else f" (P(better) {o.p_better:.2f})"
+        table.border_subtitle = escape(f"#{o.index} {o.outcome}{p}")
 
     @on(DataTable.RowSelected, "#evo-obs")
     def _obs_selected(self, event: DataTable.RowSelected) -> None:
@@ -459,25 +381,25 @@ class EvolutionScreen(CambrianScreen):
         if not campaign_id:
             self.app.notify(f"this observation has no {what}", severity="warning", timeout=4)
             return
-        self.capp.open_hit(SearchHit("campaign", campaign_id, campaign_id, what))
+        self.capp.navigate(ShowCampaign(campaign_id))
 
     def action_open_campaign(self) -> None:
         o = self.current_observation()
         if o is not None:
-            self._jump(o["campaign_id"], "campaign (it was rejected before running)")
+            self._jump(o.campaign_id, "campaign (it was rejected before running)")
 
     def action_open_screen(self) -> None:
         o = self.current_observation()
         if o is not None:
-            self._jump(o["screen_campaign_id"], "screening campaign")
+            self._jump(o.screen_campaign_id, "screening campaign")
 
     def action_open_spec(self) -> None:
         o = self.current_observation()
         if o is None:
             return
-        h = o.get("spec_hash") or o.get("parent_spec_hash")
+        h = o.spec_hash or o.parent_spec_hash
         if h:
-            self.capp.open_spec(h)
+            self.capp.navigate(ShowSpec(h))
 
     def action_toggle_diff(self) -> None:
         """The diff takes the lower half; the run header and the side column make room."""
@@ -494,12 +416,12 @@ class EvolutionScreen(CambrianScreen):
         o = self.current_observation()
         if o is None:
             return
-        self.diff_index = o["index"]
-        data = self.data
+        self.diff_index = o.index
+        reads = self.reads
 
         def load() -> ObservationDiffLoaded:
-            left, right, note = load_observation_diff(data.store(), o)
-            return ObservationDiffLoaded(o["index"], left, right, note)
+            left, right, note = reads.observation_diff(o)
+            return ObservationDiffLoaded(o.index, left, right, note)
 
         self.background("observation diff", load)
 
@@ -522,25 +444,8 @@ class EvolutionScreen(CambrianScreen):
     # export ---------------------------------------------------------------------------------------
 
     def action_export_best(self) -> None:
-        rid = self.run_id
-        if rid is None:
-            return
-        data, target = self.data, self.capp.home / "exports"
-
-        def export() -> BestExported:
-            from core.evolution.cli import best_with_metadata
-
-            target.mkdir(parents=True, exist_ok=True)
-            meta = best_with_metadata(data.store(), rid, target)
-            return BestExported(meta["exported"]["spec"], meta)
-
-        self.background("export best spec", export, exclusive=False)
-
-    def on_best_exported(self, message: BestExported) -> None:
-        m = message.meta
-        rate = _pct(m["viability_rate"])
-        self.app.notify(f"{message.spec_path}\n{rate} with {m['model']} (+ metadata .json)",
-                        title="best spec exported", timeout=8)
+        if self.run_id is not None:
+            self.command("export best spec", ExportBest(self.run_id))
 
     # control ------------------------------------------------------------------------------------
 
@@ -555,12 +460,12 @@ class EvolutionScreen(CambrianScreen):
                 self._select_after_load = run_id
                 self.reload()
 
-        base = self.status["base"]["spec_hash"] if self.status else None
+        base = self.status.base.spec_hash if self.status else None
         self.app.push_screen(NewEvolutionScreen(default_spec=base), started)
 
     def _sync_bindings(self) -> None:
         st = self.status
-        state = (st["engine_alive"], st["state"]) if st else None
+        state = (st.engine_alive, st.state) if st else None
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
@@ -568,39 +473,19 @@ class EvolutionScreen(CambrianScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "control":
             st = self.status
-            if st is None:
-                return False
-            what = parameters[0] if parameters else None
-            if what == "pause":
-                return st["engine_alive"] and st["state"] != "paused"
-            if what == "resume":
-                if st["engine_alive"]:
-                    return st["state"] == "paused"
-                return st["state"] not in ("completed", "aborted")
-            if what == "abort":
-                return st["state"] not in ("completed", "aborted")
+            return st is not None and bool(parameters) and st.can(str(parameters[0]))
         return True
 
     def action_control(self, action: str) -> None:
-        rid = self.run_id
-        if rid is None:
-            return
-        home = self.capp.home
+        if self.run_id is not None:
+            self.command(f"evolution {action}", ControlEvolution(self.run_id, action))  # type: ignore[arg-type]
 
-        def send() -> RunCommandSent:
-            import contextlib
-            import io
-
-            from core.evolution.cli import evolve_control_main
-
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
-                code = evolve_control_main(home, rid, action)
-            if code != 0:
-                raise RuntimeError(err.getvalue().strip() or f"{action} failed")
-            return RunCommandSent(rid, action)
-
-        self.background(f"evolution {action}", send, exclusive=False)
-
-    def on_run_command_sent(self, message: RunCommandSent) -> None:
-        self.app.notify(f"{message.action} sent to evolution {message.run_id}", timeout=4)
-        self.reload()
+    def on_command_done(self, message: CommandDone) -> None:
+        r = message.result
+        if isinstance(r, ControlDone):
+            self.app.notify(f"evolution {r.target}: {r.result}", timeout=4)
+            self.reload()
+        elif isinstance(r, BestExported):
+            m = r.meta
+            self.app.notify(f"{m['exported']['spec']}\n{_pct(m['viability_rate'])} with {m['model']} "
+                            "(+ metadata .json)", title="best spec exported", timeout=8)

@@ -1,4 +1,5 @@
-"""F1 / `?`: every key of the current screen, its widgets and the app, grouped."""
+"""F1 / `?`: every key of the current screen, its widgets and the app, grouped — the keys in
+effect, after the settings file's keymap (``cambrian_tui.settings``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Label, Static
 
+from cambrian_tui.keys import bindings
 from cambrian_tui.screens.base import CambrianModal
 
 GROUP_NAMES = {
@@ -46,7 +48,6 @@ NAVIGATION = [
     KeyRow("home end", "First / last line"),
     KeyRow("enter", "Open / select"),
     KeyRow("space ← →", "Expand / collapse a tree node"),
-    KeyRow("ctrl+p", "Command palette: every action"),
 ]
 
 
@@ -63,15 +64,17 @@ def own_bindings(node: DOMNode) -> list[Binding]:
 def _rows(app, bindings: list[Binding]) -> list[KeyRow]:
     rows: dict[str, list[str]] = {}
     order: list[str] = []
+    keymap = getattr(getattr(app, "settings", None), "keymap", {}) or {}
     for b in bindings:
         desc = b.tooltip or b.description or b.action
         if desc not in rows:
             rows[desc] = []
             order.append(desc)
-        if b.key_display:
+        keys = keymap.get(b.id) if b.id else None
+        if b.key_display and not keys:
             shown = [b.key_display]
         else:
-            shown = [app.get_key_display(Binding(k.strip(), b.action)) for k in b.key.split(",")]
+            shown = [app.get_key_display(Binding(k.strip(), b.action)) for k in (keys or b.key).split(",")]
         for k in shown:
             if k not in rows[desc]:
                 rows[desc].append(k)
@@ -91,9 +94,10 @@ def collect_keys(app, screen: Screen) -> list[tuple[str, list[KeyRow]]]:
         if rows and title not in seen:
             seen.add(title)
             groups.append((title, rows))
-    app_bindings = own_bindings(app) + [
-        Binding(m.key, f"switch_mode('{m.name}')", m.title, tooltip=f"{m.title} screen")
-        for m in MODE_REGISTRY.values()]
+    app_bindings = own_bindings(app)
+    ids = {b.id for b in app_bindings}
+    app_bindings += [Binding(m.key, f"switch_mode('{m.name}')", m.title, tooltip=f"{m.title} screen")
+                     for m in MODE_REGISTRY.values() if f"app.mode.{m.name}" not in ids]
     groups.append(("App", _rows(app, app_bindings)))
     groups.append(("Navigation", list(NAVIGATION)))
     return groups
@@ -110,7 +114,8 @@ def _height(row: KeyRow) -> int:
 
 class HelpScreen(CambrianModal):
     CSS_PATH = str(Path(__file__).with_name("help.tcss"))
-    BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close help")]
+    BINDINGS = bindings("help")
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, screen: Screen) -> None:
         super().__init__(id="help")
@@ -141,8 +146,16 @@ class HelpScreen(CambrianModal):
                                     yield Static(Content.styled(row.keys, "bold $text-accent"), classes="help-keys")
                                     yield Static(row.description, classes="help-row")
             yield Static(Content.from_markup(
-                "[dim]ctrl+p: command palette (actions, “jump to generation N”) · escape: close[/]"),
-                id="help-foot")
+                f"[dim]{self.capp.key_label('app.palette')}: command palette (actions, “jump to generation N”) · "
+                f"{self.capp.key_label('help.close')}: close · remap keys in {self._settings_path()} "
+                "(`cambrian keys` lists the ids)[/]"), id="help-foot")
+
+    def _settings_path(self) -> str:
+        from cambrian_tui.settings import SETTINGS_FILE, settings_path
+
+        if not getattr(self.capp, "show_home", True):  # snapshots: no paths on screen
+            return f"<home>/{SETTINGS_FILE}"
+        return str(settings_path(self.capp.home))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -6,84 +6,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dataclasses import dataclass
-
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.highlight import highlight
 from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
-from cambrian_tui.data import STAGES, FileDiff, GenerationDetail, human_ms, human_tokens, short_hash
+from cambrian_tui.keys import bindings
 from cambrian_tui.messages import DetailLoaded, FileRendered, LogBatch
 from cambrian_tui.screens.base import CambrianScreen
 from cambrian_tui.widgets.log_view import LogView
+from core.app.fmt import human_ms, human_tokens
+from core.app.models import CheckRow, FileDiff, GenerationDetail, short_hash
 
 MAX_VIEW_BYTES = 400_000
 TABS = ("report", "output", "files", "diff", "log", "llm")
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    key: str
-    depth: int
-    name: str
-    passed: bool | None  # None: did not run
-    duration: str
-    detail: str
-    error: str = ""
-    location: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.passed is False
-
-
-def check_rows(report: dict | None) -> list[CheckRow]:
-    """Stage rows with their vectors, contracts and failed tests nested beneath."""
-    if not report:
-        return []
-    checks = report.get("checks") or {}
-    diag = report.get("diagnostics") or {}
-    rows: list[CheckRow] = []
-    for stage in list(STAGES) + [s for s in checks if s not in STAGES]:
-        chk = checks.get(stage)
-        if chk is None:
-            rows.append(CheckRow(f"stage:{stage}", 0, stage, None, "", "not run"))
-            continue
-        detail = ""
-        if chk.get("tests_run") is not None:
-            detail = f"{chk.get('tests_passed', 0)}/{chk['tests_run']} tests passed"
-        if diag.get("stage") == stage and diag.get("summary"):
-            detail = (detail + " · " if detail else "") + str(diag["summary"])
-        if diag.get("stage") == stage and diag.get("exit_code") is not None:
-            detail += f" · exit {diag['exit_code']}"
-        rows.append(CheckRow(f"stage:{stage}", 0, stage, bool(chk.get("passed")), human_ms(chk.get("duration_ms")),
-                             detail, error=str(diag.get("summary", "")) if diag.get("stage") == stage else ""))
-        if diag.get("stage") == stage:
-            for i, f in enumerate(diag.get("failures") or []):
-                loc = f.get("file") or ""
-                if loc and f.get("line") is not None:
-                    loc = f"{loc}:{f['line']}"
-                rows.append(CheckRow(f"fail:{stage}:{i}", 1, str(f.get("test", "?")), False, "",
-                                     str(f.get("error", "")).splitlines()[0] if f.get("error") else "",
-                                     error=str(f.get("error", "")), location=loc))
-        for kind in ("vectors", "contracts"):
-            for i, r in enumerate(chk.get(kind) or []):
-                err = r.get("error") or ""
-                det = err or (f"status {r['status']}" if r.get("status") is not None else "")
-                rows.append(CheckRow(f"{kind}:{stage}:{i}", 1, f"{kind[:-1]} {r.get('name', '?')}",
-                                     bool(r.get("passed")), "", det, error=err))
-    return rows
-
-
-def row_stage(row: CheckRow) -> str:
-    """The stage a report row belongs to (keys are kind:stage[:i])."""
-    parts = row.key.split(":")
-    return parts[1] if len(parts) > 1 else ""
 
 
 def code_content(path: str, data: bytes, *, line_numbers: bool = True, mark_line: int | None = None) -> Content:
@@ -138,20 +77,8 @@ class InspectorScreen(CambrianScreen):
     CSS_PATH = str(Path(__file__).with_name("inspector.tcss"))
     HELP_TITLE = "Generation inspector"
 
-    BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("n", "next_failed", "Next failed gen"),
-        Binding("p", "prev_failed", "Prev failed gen"),
-        Binding("s", "next_failed_stage", "Next failed stage"),
-        Binding("u", "parent", "Parent gen"),
-        Binding("o", "open_location", "Open file"),
-        Binding("1", "tab('report')", "Report", show=False),
-        Binding("2", "tab('output')", "Output", show=False),
-        Binding("3", "tab('files')", "Files", show=False),
-        Binding("4", "tab('diff')", "Diff", show=False),
-        Binding("5", "tab('log')", "Log", show=False),
-        Binding("6", "tab('llm')", "LLM calls", show=False),
-    ]
+    BINDINGS = bindings("inspector")
+    WATCH = frozenset({"generations", "logs"})
 
     def __init__(self, number: int, campaign_id: str | None = None) -> None:
         super().__init__()
@@ -167,6 +94,7 @@ class InspectorScreen(CambrianScreen):
         self._log_inflight = False
         self._log_again = False
         self._pending_line: int | None = None
+        self._check_widths: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", id="insp-header")
@@ -195,14 +123,10 @@ class InspectorScreen(CambrianScreen):
                 yield LogView(id="insp-log", max_lines=20_000)
             with TabPane("LLM calls", id="tab-llm"):
                 yield DataTable(id="llm", cursor_type="row")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        checks = self.query_one("#checks", DataTable)
-        checks.add_column("check", key="check", width=44)
-        checks.add_column("result", key="result", width=7)
-        checks.add_column("time", key="time", width=7)
-        checks.add_column("detail", key="detail")
+        self._layout_checks()
         llm = self.query_one("#llm", DataTable)
         for col in ("provider", "model", "purpose", "in", "out", "cache r/w", "cost", "latency", "outcome", "sim"):
             llm.add_column(col, key=col)
@@ -210,8 +134,29 @@ class InspectorScreen(CambrianScreen):
         self.query_one("#stderr-box").border_title = "stderr tail"
         self.query_one("#file-list").border_title = "Files"
         self.query_one("#diff-list").border_title = "Changed files"
-        self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
         self.load(self.number)
+
+    def on_resize(self) -> None:
+        if self._layout_checks() and self.detail is not None:
+            self._show_report(self.detail, reset_cursor=False)
+
+    def _layout_checks(self) -> bool:
+        """Proportional columns: the check's name gets 45% of what result and time leave
+        (at least 16, at most 56), the detail the rest. True when they changed."""
+        width = max(40, self.app.size.width - 4)
+        room = width - 7 - 7 - 8  # result, time, cell padding
+        name = max(16, min(56, int(room * 0.45)))
+        widths = (name, max(10, room - name))
+        if widths == self._check_widths:
+            return False
+        self._check_widths = widths
+        checks = self.query_one("#checks", DataTable)
+        checks.clear(columns=True)
+        checks.add_column("check", key="check", width=widths[0])
+        checks.add_column("result", key="result", width=7)
+        checks.add_column("time", key="time", width=7)
+        checks.add_column("detail", key="detail", width=widths[1])
+        return True
 
     # loading --------------------------------------------------------------------------------
 
@@ -219,15 +164,8 @@ class InspectorScreen(CambrianScreen):
         self.number = number
         self._epoch += 1
         self._log_last = 0
-        data = self.data
-        cid = self.campaign_id
-
-        def fetch():
-            detail = data.generation_detail(number)
-            failed = data.failed_numbers(cid if cid is not None else detail.campaign_id)
-            return DetailLoaded(detail, failed)
-
-        self.background("generation", fetch)
+        reads = self.reads
+        self.background("generation", lambda: DetailLoaded(reads.generation_detail(number)))
         self._fetch_log(reset=True)
 
     def _fetch_log(self, reset: bool) -> None:
@@ -242,21 +180,24 @@ class InspectorScreen(CambrianScreen):
         self._log_again = False
         n, epoch = self.number, self._epoch
         after = 0 if reset else self._log_last
-        data = self.data
-        self.background("log", lambda: LogBatch(n, *data.log_tail(n, after_id=after), reset, epoch),
+        reads = self.reads
+        self.background("log", lambda: LogBatch(n, *reads.log_tail(n, after_id=after), reset, epoch),
                         group=f"insp-log-{epoch}", exclusive=False)
 
-    def _on_db_changed(self, _v: int) -> None:
+    def on_data(self, topics: frozenset[str]) -> None:
         d = self.detail
         if d is None or d.outcome not in ("in_progress", "tested"):
             return  # finished generations never change
-        self._fetch_log(reset=False)
-        n, seen, data, cid = self.number, d.updated_at, self.data, self.campaign_id
+        if "logs" in topics:
+            self._fetch_log(reset=False)
+        if "generations" not in topics:
+            return
+        n, seen, reads = self.number, d.updated_at, self.reads
 
         def check():
-            if data.generation_updated_at(n) == seen:
+            if reads.generation_updated_at(n) == seen:
                 return None
-            return DetailLoaded(data.generation_detail(n), data.failed_numbers(cid))
+            return DetailLoaded(reads.generation_detail(n))
 
         self.background("generation-refresh", check)
 
@@ -280,7 +221,7 @@ class InspectorScreen(CambrianScreen):
             return
         first = self.detail is None or self.detail.number != d.number
         self.detail = d
-        self.failed = message.failed
+        self.failed = list(d.failed_numbers)
         self._show_header(d)
         self._show_report(d, reset_cursor=first)
         self._show_output(d)
@@ -314,13 +255,15 @@ class InspectorScreen(CambrianScreen):
         table = self.query_one("#checks", DataTable)
         keep = table.cursor_row
         table.clear()
-        self.rows = check_rows(d.report)
+        self.rows = list(d.check_rows)
         if not self.rows:
             msg = "no viability report yet" if d.outcome in ("in_progress", "tested") else "no viability report"
             table.add_row(Content.from_markup(f"[dim]{msg}[/]"), "", "", "", key="none")
             self.query_one("#check-detail", Static).update(
                 Content.from_markup(f"[dim]{d.reason or ''}[/]") if d.reason else "")
             return
+        if d.report_problem:
+            self.notify(d.report_problem, title=f"generation #{d.number}", severity="warning", timeout=6)
         for row in self.rows:
             indent = "  " * row.depth
             if row.passed is None:
@@ -332,9 +275,9 @@ class InspectorScreen(CambrianScreen):
             else:
                 result = Content.from_markup("[$text-error b]✗ FAIL[/]")
                 name = Content.styled(indent + row.name, "$text-error" if row.depth else "bold $text-error")
-            detail = row.detail
+            detail = row.detail  # the error first: the location is in the panel below
             if row.location:
-                detail = f"{row.location} · {detail}" if detail else row.location
+                detail = f"{detail} · {row.location}" if detail else row.location
             table.add_row(name, result, row.duration, detail, key=row.key)
         if reset_cursor:
             first_fail = next((i for i, r in enumerate(self.rows) if r.failed and r.depth), None)
@@ -360,9 +303,12 @@ class InspectorScreen(CambrianScreen):
             text = Content("\n").join([text, Content.styled(row.error, "$text-error")])
         elif row.detail:
             text = Content("\n").join([text, Content(row.detail)])
+        if row.body_excerpt:  # what the service answered: often the whole explanation
+            head = Content.from_markup("\n[dim]── response body (excerpt) ──[/]")
+            text = Content("\n").join([text, head, Content(row.body_excerpt)])
         # a glance at the output of the failing stage (the Output tab has all of it)
         diag = self.detail.diagnostics if self.detail is not None else {}
-        if row.failed and diag and diag.get("stage") == row_stage(row):
+        if row.failed and diag and diag.get("stage") == row.stage:
             for name in ("stderr_tail", "stdout_tail"):
                 tail = (diag.get(name) or "").rstrip("\n").splitlines()[-12:]
                 if tail:
@@ -382,8 +328,12 @@ class InspectorScreen(CambrianScreen):
 
     def _show_output(self, d: GenerationDetail) -> None:
         diag = d.diagnostics
-        self.query_one("#stdout", Static).update(tail_content(diag.get("stdout_tail", ""), "no stdout captured"))
-        self.query_one("#stderr", Static).update(tail_content(diag.get("stderr_tail", ""), "no stderr captured"))
+        out, err = diag.get("stdout_tail", ""), diag.get("stderr_tail", "")
+        self.query_one("#stdout", Static).update(tail_content(out, "no stdout captured"))
+        self.query_one("#stderr", Static).update(tail_content(err, "no stderr captured"))
+        # an empty stream gets a title, not half the width
+        self.query_one("#stdout-box").set_class(not out and bool(err), "-empty")
+        self.query_one("#stderr-box").set_class(not err and bool(out), "-empty")
 
     def _show_files(self, d: GenerationDetail) -> None:
         ol = self.query_one("#file-list", OptionList)
@@ -475,12 +425,10 @@ class InspectorScreen(CambrianScreen):
         table = self.query_one("#llm", DataTable)
         table.clear()
         for c in d.llm_calls:
-            table.add_row(c["provider"], c["model"], c["purpose"], human_tokens(c["input_tokens"]),
-                          human_tokens(c["output_tokens"]),
-                          f"{human_tokens(c['cache_read_input_tokens'])}/"
-                          f"{human_tokens(c['cache_creation_input_tokens'])}",
-                          f"${c['cost_usd']:.4f}", human_ms(c["latency_ms"]), c["outcome"],
-                          "SIM" if c["simulated"] else "")
+            table.add_row(c.provider, c.model, c.purpose, human_tokens(c.input_tokens),
+                          human_tokens(c.output_tokens),
+                          f"{human_tokens(c.cache_read_input_tokens)}/{human_tokens(c.cache_creation_input_tokens)}",
+                          f"${c.cost_usd:.4f}", human_ms(c.latency_ms), c.outcome, "SIM" if c.simulated else "")
         if not d.llm_calls:
             table.add_row("[dim]no LLM calls recorded[/]", *[""] * 9)
 

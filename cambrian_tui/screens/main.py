@@ -1,4 +1,10 @@
-"""Main screen: campaigns, the generation tree, the live rig log, fitness charts, status."""
+"""Main screen: campaigns, the generation tree, the live rig log, fitness charts, status.
+
+Live follow: the log shows the running generation and moves on to the next one as each
+finishes, for as long as the campaign runs — until *you* move in the tree (a key or a
+click), jump somewhere, or press ``l`` to come back. Reloads, reveals and tree rebuilds
+never switch it off.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,13 @@ from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer
 
-from cambrian_tui.data import CampaignInfo, LineageModel, pick_campaign
+from cambrian_tui.keys import bindings
 from cambrian_tui.messages import (
     CampaignsLoaded,
-    CommandSent,
-    Distilled,
+    CommandDone,
     GenerationChosen,
     GenerationHighlighted,
     JumpResolved,
@@ -24,12 +28,15 @@ from cambrian_tui.messages import (
     StatusLoaded,
     SummaryLoaded,
 )
+from cambrian_tui.nav import ShowCampaign, ShowGeneration, Target
 from cambrian_tui.screens.base import CambrianScreen, LivenessCheck
 from cambrian_tui.widgets.charts import FitnessCharts
 from cambrian_tui.widgets.lineage_tree import GenerationTree
 from cambrian_tui.widgets.log_view import LogView
 from cambrian_tui.widgets.status_bar import StatusBar
-from core.evolution.records import CHILD_KINDS
+from core.app.commands import ControlCampaign, ControlDone, Distill, Distilled
+from core.app.models import CampaignView, LineageModel
+from core.app.reads import pick_campaign
 
 ALL = "__all__"
 
@@ -45,73 +52,21 @@ class MainScreen(CambrianScreen):
     CSS_PATH = str(Path(__file__).with_name("main.tcss"))
     HELP_TITLE = "Campaigns"
     AUTO_FOCUS = "#gen-tree"
-
-    FAIL_GROUP = Binding.Group("Fail")
-    BINDINGS = [
-        Binding("n", "new_campaign", "New", tooltip="Start a new campaign (detached engine)"),
-        Binding("i", "inspect", "Inspect", tooltip="Open the generation inspector"),
-        Binding("f", "toggle_follow", "Follow", tooltip="Follow / pause the rig log"),
-        Binding("l", "live", "Live", tooltip="Show the running generation's log"),
-        Binding("left_square_bracket", "prev_failed", "Prev failed", group=FAIL_GROUP,
-                tooltip="Previous failed generation"),
-        Binding("right_square_bracket", "next_failed", "Next failed", group=FAIL_GROUP,
-                tooltip="Next failed generation"),
-        Binding("g", "goto", "Go #", tooltip="Jump to generation N"),
-        Binding("slash", "search", "Search", tooltip="Search generations, campaigns, specs"),
-        Binding("c", "cycle_chart", "Chart", tooltip="Next fitness chart"),
-        Binding("p", "pause", "Pause", tooltip="Pause the selected campaign"),
-        Binding("r", "resume", "Resume", tooltip="Resume the selected campaign"),
-        Binding("a", "abort", "Abort", tooltip="Abort the selected campaign"),
-        Binding("D", "distill", "Distill", show=False,
-                tooltip="Distill the selected campaign: propose spec amendments (review on F4)"),
-        Binding("s", "app.switch_mode('spec')", "Specs", show=False, tooltip="Spec versions and diffs"),
-        Binding("ctrl+r", "refresh", "Refresh", show=False, tooltip="Reload everything now"),
-        Binding("1", "focus('campaigns')", "Campaigns", show=False, tooltip="Focus the campaign list"),
-        Binding("2", "focus('gen-tree')", "Tree", show=False, tooltip="Focus the generation tree"),
-        Binding("3", "focus('log')", "Log", show=False, tooltip="Focus the rig log"),
-    ]
-
-    def _sync_bindings(self) -> None:
-        """Refresh the footer only when pause/resume/abort applicability changes (a footer
-        refresh rebuilds all its keys); coalesced, so a burst of changes costs one."""
-        if not self._bindings_sync_pending:
-            self._bindings_sync_pending = True
-            self.call_later(self._sync_bindings_now)
-
-    def _sync_bindings_now(self) -> None:
-        self._bindings_sync_pending = False
-        self._table_sync: tuple[str, float] | None = None
-        c = self.current_campaign()
-        state = (c.live, c.state == "paused") if c is not None else None
-        if state != self._binding_state:
-            self._binding_state = state
-            self.refresh_bindings()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("pause", "resume", "abort"):
-            c = self.current_campaign()
-            if c is None or c.kind in CHILD_KINDS:
-                # an evolution's campaign is driven by its run (F5): run alone, it would go on
-                # outside the run's control
-                return False
-            if action == "resume":
-                # paused: tell the engine; crashed or stopped with no engine: restart it
-                return c.state == "paused" or (c.state in ("crashed", "stopped", "running") and not c.engine_alive)
-            if not c.live:
-                return False
-            if action == "pause":
-                return c.state != "paused"
-        return True
+    BINDINGS = bindings("main")
+    WATCH = frozenset({"campaigns", "generations", "llm", "leases", "logs", "specs"})
+    # narrow: proportional columns shrink the campaign list; short: the charts give way to
+    # their figures so the log keeps its lines
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     def __init__(self) -> None:
         super().__init__(id="main")
         self.campaign_id: str | None = None
         self._distilling: str | None = None  # the campaign the distiller is reading, if any
-        self.campaigns: list[CampaignInfo] = []
+        self.campaigns: list[CampaignView] = []
         self.lineage: LineageModel | None = None
-        self.failed: list[int] = []
-        self.running_gen: int | None = None
-        self.live_follow = True  # the log shows the running generation
+        self.running_gen: int | None = None  # the newest generation in flight
+        self.live_follow = True  # the log follows the running generation
         self.log_gen: int | None = None
         self.log_last_id = 0
         self._log_epoch = 0
@@ -128,6 +83,9 @@ class MainScreen(CambrianScreen):
         self._binding_state: object = object()
         self._bindings_sync_pending = False
         self._views_for: object = object()  # campaign whose views were last requested
+        self._table_sync: tuple[str, float] | None = None
+        self._known_ids: set[str] | None = None
+        self._wide_table = True  # campaigns listed before (None: not loaded yet)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
@@ -138,82 +96,119 @@ class MainScreen(CambrianScreen):
                 yield LogView(id="log")
                 yield FitnessCharts(id="charts")
         yield StatusBar(id="status")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#campaigns", DataTable)
         table.border_title = "Campaigns"
-        table.add_column("campaign", key="id", width=15)
-        table.add_column("state", key="state", width=10)
-        table.add_column("done", key="done", width=6)
-        table.add_column("viab", key="viab", width=4)
+        self._campaign_columns(wide=True)
         self.query_one("#gen-tree").border_title = "Generations"
         log = self.query_one(LogView)
         log.border_title = "Rig log"
         log.empty_text = "select a generation to see its rig log"
         self.query_one("#charts").border_title = "Fitness"
-        self.capp.db_changed_signal.subscribe(self, self._on_db_changed)
         if self.capp.live:
-            self.set_interval(1.0, self._tick, name="main-refresh")
+            self.set_interval(self.capp.refresh_interval, self._tick, name="main-refresh")
         self._bootstrap()
 
-    def on_screen_resume(self) -> None:
-        if self._dirty:
-            self.reload_all()
+    # the campaign list: its columns follow its width ---------------------------------------------
+
+    def _campaign_columns(self, wide: bool) -> None:
+        table = self.query_one("#campaigns", DataTable)
+        self._wide_table = wide
+        table.clear(columns=True)
+        table.add_column("campaign", key="id", width=15 if wide else 11)
+        table.add_column("state", key="state", width=9)
+        table.add_column("done", key="done", width=7 if wide else 5)
+        if wide:
+            table.add_column("viab", key="viab", width=4)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit_campaign_table)
+
+    def _fit_campaign_table(self) -> None:
+        table = self.query_one("#campaigns", DataTable)
+        wide = table.size.width >= 46
+        if wide != self._wide_table and table.size.width:
+            self._campaign_columns(wide)
+            if self.campaigns:
+                self.on_campaigns_loaded(CampaignsLoaded(self.campaigns))
+
+    # footer: pause / resume / abort only where they apply -------------------------------------
+
+    def _sync_bindings(self) -> None:
+        """Refresh the footer only when pause/resume/abort applicability changes (a footer
+        refresh rebuilds all its keys); coalesced, so a burst of changes costs one."""
+        if not self._bindings_sync_pending:
+            self._bindings_sync_pending = True
+            self.call_later(self._sync_bindings_now)
+
+    def _sync_bindings_now(self) -> None:
+        self._bindings_sync_pending = False
+        c = self.current_campaign()
+        state = tuple(c.can(a) for a in ("pause", "resume", "abort")) if c is not None else None
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("pause", "resume", "abort"):
+            c = self.current_campaign()
+            return c is not None and c.can(action)
+        return True
 
     # loading -------------------------------------------------------------------------------
 
     def _bootstrap(self) -> None:
         """First load in one worker: campaigns, the one to attach to, then its lineage,
         status and summary — no round trip through the UI between them."""
-        data = self.data
+        reads = self.reads
         target = self
 
         def boot():
-            camps = data.campaigns()
+            camps = reads.campaigns()
             pick = pick_campaign(camps)
             target.post_message(CampaignsLoaded(camps, select=pick or ALL))
-            model = data.lineage(pick)
-            model.failed = data.failed_numbers(pick)  # type: ignore[attr-defined]
-            model.running = data.latest_running(pick)  # type: ignore[attr-defined]
-            target.post_message(LineageLoaded(model))
-            target.post_message(StatusLoaded(data.status(pick)))
-            return SummaryLoaded(data.summary(pick))
+            target.post_message(LineageLoaded(reads.lineage(pick)))
+            target.post_message(StatusLoaded(reads.status(pick)))
+            return SummaryLoaded(reads.summary(pick))
 
         self.background("bootstrap", boot)
 
     def reload_all(self) -> None:
         self._dirty = False
         self._liveness.reloaded()
-        self.background("campaigns", lambda: CampaignsLoaded(self.data.campaigns()))
+        reads = self.reads
+        self.background("campaigns", lambda: CampaignsLoaded(reads.campaigns()))
         self._load_campaign_views()
 
     def _load_campaign_views(self) -> None:
         cid = self.campaign_id
         lin_sig = self._lineage_sig
         sum_sig = self._summary_sig
-        data = self.data
+        reads = self.reads
 
         def lineage():
-            if lin_sig is not None and data.generation_signature(cid) == lin_sig:
+            if lin_sig is not None and reads.generation_signature(cid) == lin_sig:
                 return None
-            model = data.lineage(cid)
-            model.failed = data.failed_numbers(cid)  # type: ignore[attr-defined]
-            model.running = data.latest_running(cid)  # type: ignore[attr-defined]
-            return LineageLoaded(model)
+            return LineageLoaded(reads.lineage(cid))
 
         def summary():
-            if sum_sig is not None and data.summary_signature(cid) == sum_sig:
+            if sum_sig is not None and reads.summary_signature(cid) == sum_sig:
                 return None
-            return SummaryLoaded(data.summary(cid))
+            return SummaryLoaded(reads.summary(cid))
 
         self.background("lineage", lineage)
         self.background("summary", summary)
-        self.background("status", lambda: StatusLoaded(data.status(cid)))
+        self.background("status", lambda: StatusLoaded(reads.status(cid)))
 
-    def _on_db_changed(self, _version: int) -> None:
-        self._dirty = True
-        self._fetch_log(reset=False)
+    def on_data(self, topics: frozenset[str]) -> None:
+        if "logs" in topics:
+            self._fetch_log(reset=False)
+        if topics - {"logs"}:
+            self._dirty = True
+            if not self.capp.live:
+                self.reload_all()
 
     def _tick(self) -> None:
         if not self.is_current:
@@ -223,21 +218,32 @@ class MainScreen(CambrianScreen):
                 return  # the views of this campaign are still loading
             self.reload_all()
 
+    def action_refresh(self) -> None:
+        self._lineage_sig = None
+        self._summary_sig = None
+        self.reload_all()
+        self.notify("reloaded", timeout=1)
+
+    # navigation targets ------------------------------------------------------------------------
+
+    def navigate(self, target: Target) -> None:
+        if isinstance(target, ShowCampaign):
+            self.select_campaign(target.campaign_id)
+            self.live_follow = True
+        elif isinstance(target, ShowGeneration):
+            self.jump_to_generation(target.number)
+
     # campaigns ------------------------------------------------------------------------------
 
     def on_campaigns_loaded(self, message: CampaignsLoaded) -> None:
         self.campaigns = message.campaigns
         table = self.query_one("#campaigns", DataTable)
-        rows = [(ALL, "(all)", "", "", "")]
+        wide = self._wide_table
+        rows = [(ALL, "(all)", "", "", "")[:5 if wide else 4]]
         for c in message.campaigns:
             viab = "-" if c.viability is None else f"{100 * c.viability:.0f}%"
-            if c.engine_alive and c.state == "running":
-                state = "running●"
-            elif c.state == "running":
-                state = "stalled"  # no engine holds it (killed): `r` restarts it
-            else:
-                state = c.state
-            rows.append((c.id, short_campaign(c.id), state, c.progress, viab))
+            cells = (c.id, short_campaign(c.id, 15 if wide else 11), c.state_label, c.progress, viab)
+            rows.append(cells[:5 if wide else 4])
         keys = [str(k.value) for k in table.rows]
         wanted = [r[0] for r in rows]
         if keys == wanted:
@@ -261,15 +267,34 @@ class MainScreen(CambrianScreen):
         if self._select_pending in wanted:
             current = self._select_pending
             self._select_pending = None
+        elif self._should_attach(message.campaigns):
+            current = self._should_attach(message.campaigns)
+            self.notify(f"attached to {current}: it started while you watched a finished campaign",
+                        timeout=5)
+        self._known_ids = {c.id for c in message.campaigns}
         if current is not None and current in wanted:
             # A rebuilt table first highlights row 0, then the row we move to: ignore the
             # transient events so they do not switch the campaign back and forth (which
             # could drop the views being loaded for the right one).
             self._table_sync = (current, time.monotonic() + 1.0)
             table.move_cursor(row=wanted.index(current), animate=False)
+            if current != (self.campaign_id or ALL):
+                self._switch_campaign(None if current == ALL else current)
         self._first_campaigns = False
         self._sync_bindings()
+        self._update_log_title()  # "live" depends on the campaign's state too
         table.border_title = f"Campaigns ({len(message.campaigns)})"
+
+    def _should_attach(self, campaigns: list[CampaignView]) -> str | None:
+        """A campaign that started elsewhere (CLI, another TUI) while this screen follows one
+        that is over: live follow moves to it, as start-up attaches to what runs."""
+        if self._known_ids is None or not self.live_follow or self.capp.starting:
+            return None  # (a start from this TUI shows its campaign itself)
+        current = self.current_campaign()
+        if current is not None and current.live:
+            return None
+        fresh = [c for c in campaigns if c.id not in self._known_ids and c.live and not c.evolution_child]
+        return fresh[0].id if fresh else None
 
     @on(DataTable.RowHighlighted, "#campaigns")
     def _campaign_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -279,11 +304,13 @@ class MainScreen(CambrianScreen):
             if key != wanted and time.monotonic() < deadline:
                 return
             self._table_sync = None
-        cid = None if key == ALL else str(key)
+        self._switch_campaign(None if key == ALL else str(key))
+
+    def _switch_campaign(self, cid: str | None) -> None:
         if cid == self.campaign_id:
             return
         self.campaign_id = cid
-        self.live_follow = True
+        self.live_follow = True  # a campaign you pick: watch what it runs
         self._sync_bindings()
         self._request_views(cid)
 
@@ -318,12 +345,7 @@ class MainScreen(CambrianScreen):
             self._select_pending = key
             self.reload_all()
 
-    def campaign_started(self, campaign_id: str) -> None:
-        self._select_pending = campaign_id
-        self.live_follow = True
-        self.reload_all()
-
-    def current_campaign(self) -> CampaignInfo | None:
+    def current_campaign(self) -> CampaignView | None:
         return next((c for c in self.campaigns if c.id == self.campaign_id), None)
 
     # lineage ----------------------------------------------------------------------------
@@ -335,16 +357,16 @@ class MainScreen(CambrianScreen):
         tree = self.query_one(GenerationTree)
         self.lineage = model
         self._lineage_sig = model.signature
-        self.failed = getattr(model, "failed", [])
-        running = getattr(model, "running", None)
-        new_running = running is not None and running != self.running_gen
-        self.running_gen = running
-        tree.set_model(model, reveal_latest=self.live_follow and new_running)
+        running = model.running
+        self.running_gen = running[-1] if running else None
+        tree.set_model(model)
         c = model.counts
         parts = [f"{len(model.numbers)}"]
-        for key, glyph in (("promoted", "✓"), ("failed", "✗"), ("timeout", "⏱"), ("in_progress", "●")):
+        for key, glyph in (("promoted", "✓"), ("failed", "✗"), ("timeout", "⏱"), ("interrupted", "⊘")):
             if c.get(key):
                 parts.append(f"{glyph}{c[key]}")
+        if running:
+            parts.append(f"●{len(running)}")
         tree.border_title = "Generations " + " ".join(parts)
         tree.border_subtitle = "" if model.numbers else "n: start a campaign"
         pending = self._reveal_after_load
@@ -355,23 +377,39 @@ class MainScreen(CambrianScreen):
             tree.focus()
             self._show_log(pending)
             return
-        if self.live_follow and running is not None:
-            tree.reveal(running, select=False)
-            self._show_log(running)
-        elif self.log_gen is None or self.log_gen not in model.parent:
+        if self.live_follow:
+            target = self._live_target(model)
+            if target is not None:
+                tree.reveal(target)
+                self._show_log(target)
+                return
+        if self.log_gen is None or self.log_gen not in model.parent:
             target = tree.selected_generation
             if target is None and model.numbers:
                 target = model.numbers[-1]
             if target is not None:
                 self._show_log(target)
+        else:
+            self._update_log_title()
+
+    def _live_target(self, model: LineageModel) -> int | None:
+        """What live follow shows: the generation it shows while that one still runs, else
+        the newest in flight, else (nothing runs) the last one it showed, else the newest."""
+        running = model.running
+        if self.log_gen in running:
+            return self.log_gen
+        if running:
+            return running[-1]
+        if self.log_gen is not None and self.log_gen in model.parent:
+            return self.log_gen
+        return model.numbers[-1] if model.numbers else None
 
     def on_generation_highlighted(self, message: GenerationHighlighted) -> None:
-        n = message.number
-        if n == self.log_gen:
-            return
-        if n != self.running_gen:
-            self.live_follow = False
-        self._show_log(n)
+        if not message.by_user:
+            return  # the tree moved its own cursor (rebuild, reveal): follow is unaffected
+        self.live_follow = False
+        self._show_log(message.number)
+        self._update_log_title()
 
     def on_generation_chosen(self, message: GenerationChosen) -> None:
         self.open_inspector(message.number)
@@ -385,13 +423,15 @@ class MainScreen(CambrianScreen):
 
     def _show_log(self, n: int) -> None:
         if n == self.log_gen:
+            self._update_log_title()
             return
         self.log_gen = n
         self.log_last_id = 0
         self._log_epoch += 1
         log = self.query_one(LogView)
         log.clear()
-        log.empty_text = "no rig output for this generation"
+        log.follow = True
+        log.empty_text = "no rig output for this generation yet"
         self._update_log_title()
         self._log_inflight = False
         self._fetch_log(reset=True)
@@ -407,10 +447,10 @@ class MainScreen(CambrianScreen):
         self._log_again = False
         after = 0 if reset else self.log_last_id
         epoch = self._log_epoch
-        data = self.data
+        reads = self.reads
 
         def fetch():
-            lines, last = data.log_tail(n, after_id=after)
+            lines, last = reads.log_tail(n, after_id=after)
             return LogBatch(n, lines, last, reset, epoch)
 
         self.background("log", fetch, group=f"log-{epoch}", exclusive=False)
@@ -434,24 +474,34 @@ class MainScreen(CambrianScreen):
         n = self.log_gen
         if n is None:
             log.border_title = "Rig log"
+            log.border_subtitle = ""
             return
-        mode = "following" if log.follow else f"paused (+{log.unseen} new)" if log.unseen else "paused"
-        live = " · live" if (self.live_follow and n == self.running_gen) else ""
-        log.border_title = f"Rig log — #{n}{live}"
-        log.border_subtitle = f"{log.line_count} lines · {mode}"
+        running = self.lineage is not None and n in self.lineage.running
+        if self.live_follow:
+            c = self.current_campaign()
+            mode = ("live ●" if running else "live · waiting for the next" if c is None or c.live
+                    else f"last ({c.state})")
+        else:
+            mode = f"pinned ({self.capp.key_label('main.live')}: live)"
+        log.border_title = f"Rig log — #{n} · {mode}"
+        tail = "tail" if log.follow else (f"held (+{log.unseen} new)" if log.unseen else "held")
+        log.border_subtitle = f"{log.line_count} lines · {tail}"
 
     def action_toggle_follow(self) -> None:
         log = self.query_one(LogView)
         log.follow = not log.follow
-        self._update_log_title()  # the log's subtitle says "following" / "paused"
+        self._update_log_title()
 
     def action_live(self) -> None:
         self.live_follow = True
-        if self.running_gen is not None:
-            self.query_one(GenerationTree).reveal(self.running_gen)
-            self._show_log(self.running_gen)
-        else:
-            self.notify("nothing is running in this campaign", timeout=2)
+        target = self._live_target(self.lineage) if self.lineage is not None else None
+        if target is None:
+            self.notify("nothing has run in this campaign yet", timeout=2)
+            return
+        self.query_one(GenerationTree).reveal(target)
+        self._show_log(target)
+        if self.running_gen is None:
+            self.notify("nothing is running now: the log moves on when the next generation starts", timeout=3)
 
     # navigation ------------------------------------------------------------------------------
 
@@ -464,19 +514,26 @@ class MainScreen(CambrianScreen):
 
     def _jump_failed(self, direction: int) -> None:
         tree = self.query_one(GenerationTree)
-        if not self.failed:
+        failed = self.lineage.failed if self.lineage is not None else []
+        if not failed:
             self.notify("no failed generations here", timeout=2)
             return
         cur = tree.selected_generation
         if cur is None:
-            target = self.failed[0] if direction > 0 else self.failed[-1]
+            target = failed[0] if direction > 0 else failed[-1]
         elif direction > 0:
-            target = next((n for n in self.failed if n > cur), self.failed[0])
+            target = next((n for n in failed if n > cur), failed[0])
         else:
-            target = next((n for n in reversed(self.failed) if n < cur), self.failed[-1])
+            target = next((n for n in reversed(failed) if n < cur), failed[-1])
+        self._go_to(target)
+
+    def _go_to(self, n: int) -> None:
+        """The user went to generation n: follow stops, the log and the tree show n."""
         self.live_follow = False
-        tree.reveal(target)
+        tree = self.query_one(GenerationTree)
+        tree.reveal(n)
         tree.focus()
+        self._show_log(n)
 
     def action_next_failed(self) -> None:
         self._jump_failed(+1)
@@ -487,17 +544,10 @@ class MainScreen(CambrianScreen):
     def jump_to_generation(self, n: int) -> None:
         """Select generation n (switching to its campaign or 'all' if needed)."""
         if self.lineage is not None and n in self.lineage.parent:
-            self.live_follow = False
-            tree = self.query_one(GenerationTree)
-            tree.reveal(n)
-            tree.focus()
+            self._go_to(n)
             return
-        data = self.data
-
-        def find():
-            return JumpResolved(n, data.generation_campaign(n))
-
-        self.background("jump", find)
+        reads = self.reads
+        self.background("jump", lambda: JumpResolved(n, reads.generation_campaign(n)))
 
     def on_jump_resolved(self, message: JumpResolved) -> None:
         table = self.query_one("#campaigns", DataTable)
@@ -505,10 +555,14 @@ class MainScreen(CambrianScreen):
         keys = [str(k.value) for k in table.rows]
         if key not in keys:
             key = ALL
-        self.live_follow = False
+        self._reveal_after_load = message.number  # the lineage of that campaign arrives later
+        cid = None if key == ALL else key
+        if cid == self.campaign_id:  # its lineage is loaded but did not have n yet: reload it
+            self._lineage_sig = None
+            self._load_campaign_views()
         table.move_cursor(row=keys.index(key), animate=False)
-        # lineage for that campaign arrives later; reveal then
-        self._reveal_after_load = message.number
+        self._switch_campaign(cid)
+        self.live_follow = False
 
     def action_goto(self) -> None:
         from cambrian_tui.screens.dialogs import JumpDialog
@@ -525,60 +579,54 @@ class MainScreen(CambrianScreen):
     def action_cycle_chart(self) -> None:
         self.query_one(FitnessCharts).cycle()
 
-    def action_refresh(self) -> None:
-        self._lineage_sig = None
-        self._summary_sig = None
-        self.reload_all()
-        self.notify("reloaded", timeout=1)
-
     # campaign control ------------------------------------------------------------------------
 
     def action_new_campaign(self) -> None:
         self.capp.action_new_campaign()
 
-    def _command(self, command: str) -> None:
+    def _control(self, action: str) -> None:
         c = self.current_campaign()
         if c is None:
             self.notify("select a campaign first", severity="warning", timeout=2)
             return
-        if not c.live and command != "resume":
-            self.notify(f"campaign {c.id} is {c.state}; nothing to {command}", severity="warning", timeout=3)
+        if not c.can(action):
+            self.notify(f"campaign {c.id} is {c.state}; nothing to {action}", severity="warning", timeout=3)
             return
-        data = self.data
-        home = self.capp.home
+        self.command(f"{action} {c.id}", ControlCampaign(c.id, action))  # type: ignore[arg-type]
 
-        def send():
-            if command == "resume" and not c.engine_alive:
-                from core.engine.launch import resume  # restarts a detached engine
+    def on_command_done(self, message: CommandDone) -> None:
+        r = message.result
+        if isinstance(r, ControlDone):
+            what = {"restarted": "engine restarted for", "resumed": "resume sent to"}.get(r.result)
+            self.notify(f"{what} {r.target}" if what else f"{r.target}: {r.result}", timeout=3)
+            self._dirty = True
+            if not self.capp.live:
+                self.reload_all()
+        elif isinstance(r, Distilled):
+            self._distilling = None
+            self._report_distilled(r)
 
-                return CommandSent(c.id, resume(home, c.id))
-            data.send_command(c.id, command)
-            return CommandSent(c.id, command)
-
-        self.background(f"{command} {c.id}", send, group="command", exclusive=False)
-
-    def on_command_sent(self, message: CommandSent) -> None:
-        what = {"restarted": "engine restarted for", "resumed": "resume sent to"}.get(
-            message.command, f"{message.command} sent to")
-        self.notify(f"{what} {message.campaign_id}", timeout=3)
-        self._dirty = True
+    def on_command_failed(self, message) -> None:
+        if isinstance(message.command, Distill):
+            self._distilling = None
+        super().on_command_failed(message)
 
     def action_pause(self) -> None:
-        self._command("pause")
+        self._control("pause")
 
     def action_resume(self) -> None:
-        self._command("resume")
+        self._control("resume")
 
     def action_abort(self) -> None:
         c = self.current_campaign()
-        if c is None or not c.live:
-            self._command("abort")
+        if c is None or not c.can("abort"):
+            self._control("abort")
             return
         from cambrian_tui.screens.dialogs import ConfirmDialog
 
         def done(ok: bool | None) -> None:
             if ok:
-                self._command("abort")
+                self._control("abort")
 
         self.app.push_screen(ConfirmDialog(f"Abort campaign {c.id}?",
                                            "Running generations are interrupted; the record is kept."), done)
@@ -594,23 +642,9 @@ class MainScreen(CambrianScreen):
         self._distilling = c.id
         note = " (still running: only the generations judged so far)" if c.live else ""
         self.notify(f"distilling {c.id}{note}…", timeout=3)
-        data = self.data
+        self.command(f"distill {c.id}", Distill(c.id))
 
-        def work() -> Distilled:
-            from core.distill import distill_campaign
-
-            try:
-                report = distill_campaign(data.store(), c.id)
-            finally:
-                self._distilling = None
-            return Distilled(c.id, len(report.analysed), len({t.feature for t in report.significant}),
-                             len(report.amendments),
-                             [f"{s.feature}: {s.reason}" for s in report.skipped])
-
-        self.background(f"distill {c.id}", work, group="distill", exclusive=False)
-
-    def on_distilled(self, message: Distilled) -> None:
-        m = message
+    def _report_distilled(self, m: Distilled) -> None:
         if m.proposed:
             self.notify(f"{m.proposed} amendment(s) proposed from {m.analysed} generations: "
                         "F4 to review them", title=f"distilled {m.campaign_id}", timeout=10)
@@ -635,5 +669,3 @@ class MainScreen(CambrianScreen):
 
     def on_status_loaded(self, message: StatusLoaded) -> None:
         self.query_one(StatusBar).update_status(message.status)
-
-

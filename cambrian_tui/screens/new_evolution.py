@@ -1,124 +1,91 @@
 """New-evolution form: spec, provider, models, budgets, campaign sizes → a detached run
-(the same ``start_run`` as ``cambrian evolve start``)."""
+(the same ``StartEvolution`` command as ``cambrian evolve start``). A generation budget too
+small for the run's design (the base campaign plus one screening) is refused at its field."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.content import Content
-from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from cambrian_tui.data import SpecVersionInfo
-from cambrian_tui.screens.new_campaign import SpecForm, backend_field, default_provider, number_field
-from core.evolution.settings import EvolutionSettings
+from cambrian_tui.screens.new_campaign import SpecForm
+from core.app.forms import evolution_budget_problem, evolution_fields, parse_models
+from core.app.models import SpecChoice
 
-ACCEPT_P = EvolutionSettings.model_fields["accept_probability"].default
-
-
-class EvolutionStarted(Message):
-    def __init__(self, run_id: str) -> None:
-        super().__init__()
-        self.run_id = run_id
+OPTIMIZERS = (("Bayesian + history", "bo"), ("Bayesian, cold start", "bo-cold"), ("random search", "random"))
 
 
-def build_run_settings(values: dict[str, str]) -> dict[str, Any]:
-    """Form strings -> ``create_run`` keyword arguments, checked by the settings model itself
-    (raises ValueError with a clear message; nothing is stored)."""
-    from pydantic import ValidationError
-
-    from core.evolution.settings import EvolutionSettings
-
-    def number(key: str, kind: type, default: Any = None) -> Any:
-        v = values.get(key, "").strip().lstrip("$")
-        if not v:
-            return default
-        try:
-            return kind(v)
-        except ValueError:
-            raise ValueError(f"{key.replace('_', ' ')}: not a number: {v!r}") from None
-
-    provider = values.get("provider") or "sim"
-    kw: dict[str, Any] = dict(
-        provider=provider,
-        seed=number("seed", int, 0),
-        budget_generations=number("budget_generations", int, 160),
-        budget_usd=number("budget_usd", float),
-        screen_generations=number("screen_generations", int, 4),
-        full_generations=number("full_generations", int, 12),
-        parallelism=number("parallelism", int, 2),
-        max_observations=number("max_observations", int),
-        backend=values.get("backend") or "docker",
-    )
-    # "bo-cold": BO without the prior learned from the home's earlier runs (--no-prior)
-    optimizer = values.get("optimizer") or "bo"
-    kw["optimizer"] = "bo" if optimizer == "bo-cold" else optimizer
-    if values.get("model", "").strip():
-        kw["model"] = values["model"].strip()
-    models = [m.strip() for m in values.get("models", "").split(",") if m.strip()]
-    if models:
-        kw["models"] = models
-    try:  # the run fills in sections, hats and amendments; a placeholder section checks the rest
-        EvolutionSettings(base_spec_hash="-", sections=["-"], **kw)
-    except ValidationError as exc:
-        raise ValueError("; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
-                                   for e in exc.errors())) from None
-    kw["learn"] = optimizer == "bo"
-    return kw
+def optimizer_choice(choice: str) -> tuple[str, bool]:
+    """The optimizer select -> (optimizer, learn): "bo-cold" is BO without the prior learned
+    from the home's earlier runs (``--no-prior``)."""
+    choice = choice or "bo"
+    return ("bo" if choice == "bo-cold" else choice), choice == "bo"
 
 
 class NewEvolutionScreen(SpecForm):
     HELP_TITLE = "New evolution run"
     WHAT = "evolution"
-    INPUTS = ("models", "budget_generations", "budget_usd", "screen_generations", "full_generations",
-              "parallelism", "seed", "max_observations")
+    FIELDS = evolution_fields()
     SELECTS = ("provider", "backend", "optimizer")
 
     def __init__(self, default_spec: str | None = None) -> None:
-        super().__init__(default_spec, id="new-evolution")
+        super().__init__(id="new-evolution")
+        self.default_spec = default_spec
 
     def compose(self) -> ComposeResult:
-        prov = default_provider()
+        from core.evolution.settings import EvolutionSettings
+
+        accept_p = EvolutionSettings.model_fields["accept_probability"].default
         with Vertical(id="nc-box"):
             yield Label("New evolution run", id="nc-title")
             with Grid(id="nc-grid"):
-                yield from self.spec_and_provider(prov)
+                yield from self.spec_fields()
+                yield from self.provider_fields()
                 yield Label("Model choices")
                 yield Input("", id="nc-models", placeholder="M1,M2,… (sim: all 3)")
-                yield from number_field("Budget gens", "budget_generations", "160", lo=1, hi=1_000_000)
-                yield from number_field("Budget $", "budget_usd", kind="number", lo=0)
-                yield from number_field("Screen gens", "screen_generations", "4", lo=1, hi=1000)
-                yield from number_field("Full gens", "full_generations", "12", lo=1, hi=1000)
-                yield from number_field("Parallelism P", "parallelism", "2", lo=1, hi=64)
-                yield from number_field("Seed", "seed", "0")
-                yield from number_field("Observations", "max_observations", lo=1)
+                yield from self.number_fields()
                 yield Label("Optimizer")
-                yield Select([("Bayesian + history", "bo"), ("Bayesian, cold start", "bo-cold"),
-                              ("random search", "random")], id="nc-optimizer", value="bo", allow_blank=False)
-                yield from backend_field()
+                yield Select(list(OPTIMIZERS), id="nc-optimizer", value="bo", allow_blank=False)
+                yield from self.backend_field()
             # the acceptance rule decides how big the campaigns should be: say it where they are set;
             # "history" needs a word too
             yield Static(Content.from_markup(
-                f"[dim]A variant replaces the incumbent only when P(better) ≥ {ACCEPT_P:.2f} over its full "
+                f"[dim]A variant replaces the incumbent only when P(better) ≥ {accept_p:.2f} over its full "
                 "campaign (Full gens): more full generations resolve smaller gains, at a higher cost. "
                 "Bayesian + history starts from what earlier runs in this home learned about rewrites "
                 "and does not re-screen hats or models that never paid there.[/]"),
                 id="nc-note")
-            yield from self.footer("ctrl+s start · escape cancel · runs on after you quit")
+            yield from self.footer(f"{self.capp.key_label('form.start')} start · "
+                                   f"{self.capp.key_label('form.cancel')} cancel · runs on after you quit")
 
-    def launcher(self, values: dict[str, str], version: SpecVersionInfo) -> Callable[[], Message]:
-        kw = build_run_settings(values)
-        data, home = self.data, self.capp.home
+    def _offers(self, p) -> bool:
+        return p.evolution
 
-        def launch() -> Message:
-            from core.evolution.cli import start_run
+    def default_choice(self, choices: list[SpecChoice]) -> SpecChoice | None:
+        hit = next((c for c in choices if c.usable and c.hash == self.default_spec), None)
+        return hit or super().default_choice(choices)
 
-            return EvolutionStarted(start_run(home, data.spec_text(version), label=version.title, **kw))
+    def check(self, numbers: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        try:
+            parse_models(values.get("models", ""))
+        except ValueError as exc:
+            errors["models"] = str(exc)
+        keys = ("budget_generations", "screen_generations", "full_generations")
+        if all(numbers.get(k) is not None for k in keys):
+            problem = evolution_budget_problem(*(int(numbers[k]) for k in keys))
+            if problem:
+                errors["budget_generations"] = problem
+        return errors
 
-        return launch
+    def make_command(self, values: dict[str, str], numbers: dict[str, Any], extra: dict[str, Any], spec) -> Any:
+        from core.app.commands import StartEvolution
 
-    def on_evolution_started(self, message: EvolutionStarted) -> None:
-        message.stop()
-        self.dismiss(message.run_id)
+        optimizer, learn = optimizer_choice(values.get("optimizer", ""))
+        return StartEvolution(
+            spec=spec, provider=values["provider"], model=values["model"].strip() or None,
+            models=tuple(parse_models(values.get("models", ""))), optimizer=optimizer, learn=learn,
+            backend=values.get("backend") or "docker", provider_settings=extra, **numbers)

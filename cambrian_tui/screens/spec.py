@@ -1,4 +1,7 @@
-"""Spec screen: spec versions and their lineage; side-by-side diff of any two versions."""
+"""Spec screen: spec versions and their lineage; side-by-side diff of any two versions.
+
+New versions (an evolution's variant, an accepted amendment, a campaign's spec) appear as
+they are stored: the screen watches the ``specs`` topic of the change signal."""
 
 from __future__ import annotations
 
@@ -7,19 +10,20 @@ from pathlib import Path
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from cambrian_tui.data import SpecDoc, SpecVersionInfo, short_hash
+from cambrian_tui.keys import bindings
 from cambrian_tui.messages import SpecDiffLoaded, SpecVersionsLoaded
+from cambrian_tui.nav import ShowSpec, Target
 from cambrian_tui.screens.base import CambrianScreen
 from cambrian_tui.widgets.side_diff import SideBySideDiff
+from core.app.models import SpecDoc, SpecVersionView, short_hash
 
 
-class SpecTree(Tree[SpecVersionInfo]):
+class SpecTree(Tree[SpecVersionView]):
     DEFAULT_CSS = "SpecTree { scrollbar-size-vertical: 1; }"
 
 
@@ -28,23 +32,14 @@ class SpecScreen(CambrianScreen):
     HELP_TITLE = "Specs"
     AUTO_FOCUS = "#spec-tree"
 
-    BINDINGS = [
-        Binding("escape", "app.switch_mode('main')", "Back"),
-        Binding("a", "mark('a')", "Set A", tooltip="Use the highlighted version as A (left)"),
-        Binding("b", "mark('b')", "Set B", tooltip="Use the highlighted version as B (right)"),
-        Binding("enter", "diff_parent", "Diff vs parent", show=False,
-                tooltip="Diff the highlighted version against its parent"),
-        Binding("x", "swap", "Swap", tooltip="Swap A and B"),
-        Binding("n", "next_change", "Next chg", tooltip="Next change"),
-        Binding("p", "prev_change", "Prev chg", tooltip="Previous change"),
-        Binding("c", "fold", "Fold", tooltip="Fold unchanged lines / show everything"),
-        Binding("z", "zoom", "Zoom", tooltip="Hide / show the version list (full-width diff)"),
-    ]
+    BINDINGS = bindings("spec")
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    WATCH = frozenset({"specs"})
 
     def __init__(self) -> None:
         super().__init__(id="spec")
-        self.versions: list[SpecVersionInfo] = []
-        self.by_hash: dict[str, SpecVersionInfo] = {}
+        self.versions: list[SpecVersionView] = []
+        self.by_hash: dict[str, SpecVersionView] = {}
         self.a: str | None = None
         self.b: str | None = None
         self._version_nodes: dict[str, TreeNode] = {}
@@ -58,24 +53,33 @@ class SpecScreen(CambrianScreen):
             with Vertical(id="spec-right"):
                 yield Static("", id="diff-header")
                 yield SideBySideDiff(id="spec-diff")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         tree = self.query_one(SpecTree)
         tree.show_root = False
         tree.auto_expand = False
         tree.border_title = "Spec versions"
-        self.query_one("#spec-diff").border_title = "Diff"
-        self.capp.db_changed_signal.subscribe(self, lambda _v: self._maybe_reload())
+        diff = self.query_one("#spec-diff", SideBySideDiff)
+        diff.border_title = "Diff"
+        diff.empty_text = (f"choose two spec versions to compare ({self.capp.key_label('spec.set_a')} "
+                           f"sets A, {self.capp.key_label('spec.set_b')} sets B)")
         self.reload()
 
     def reload(self) -> None:
-        data = self.data
-        self.background("spec versions", lambda: SpecVersionsLoaded(data.spec_versions()))
+        reads = self.reads
+        self.background("spec versions", lambda: SpecVersionsLoaded(reads.spec_versions()))
 
-    def _maybe_reload(self) -> None:
-        if self.is_current:
-            self.reload()
+    def on_data(self, topics: frozenset[str]) -> None:
+        self.reload()
+
+    def action_refresh(self) -> None:
+        self.reload()
+        self.notify("reloaded", timeout=1)
+
+    def navigate(self, target: Target) -> None:
+        if isinstance(target, ShowSpec):
+            self.select_version(target.spec_hash)
 
     # versions ------------------------------------------------------------------------------
 
@@ -100,7 +104,7 @@ class SpecScreen(CambrianScreen):
             self._cursor_to(newest.hash)
             self._load_diff()
 
-    def _label(self, v: SpecVersionInfo) -> Text:
+    def _label(self, v: SpecVersionView) -> Text:
         t = Text()
         mark = "A" if v.hash == self.a else "B" if v.hash == self.b else " "
         if v.hash == self.a and v.hash == self.b:
@@ -116,12 +120,12 @@ class SpecScreen(CambrianScreen):
         tree = self.query_one(SpecTree)
         tree.clear()
         self._version_nodes.clear()
-        children: dict[str | None, list[SpecVersionInfo]] = {}
+        children: dict[str | None, list[SpecVersionView]] = {}
         for v in self.versions:
             parent = v.parent_hash if v.parent_hash in self.by_hash else None
             children.setdefault(parent, []).append(v)
 
-        def add(node: TreeNode, v: SpecVersionInfo, depth: int) -> None:
+        def add(node: TreeNode, v: SpecVersionView, depth: int) -> None:
             kids = children.get(v.hash, [])
             child = node.add(self._label(v), data=v, expand=True, allow_expand=bool(kids))
             self._version_nodes[v.hash] = child
@@ -164,9 +168,11 @@ class SpecScreen(CambrianScreen):
         self.action_diff_parent()
 
     def select_version(self, h: str) -> None:
-        """Show version h against its parent (used by search and the command palette)."""
+        """Show version h against its parent (search, the palette, other screens). A version
+        not listed yet (stored a moment ago) is shown once the reload it asks for lists it."""
         if h not in self.by_hash:
             self._pending_select = h
+            self.reload()
             return
         v = self.by_hash[h]
         self.b = h
@@ -177,7 +183,7 @@ class SpecScreen(CambrianScreen):
 
     # actions ---------------------------------------------------------------------------------
 
-    def _highlighted_version(self) -> SpecVersionInfo | None:
+    def _highlighted_version(self) -> SpecVersionView | None:
         node = self.query_one(SpecTree).cursor_node
         return node.data if node is not None else None
 
@@ -224,8 +230,8 @@ class SpecScreen(CambrianScreen):
         if not self.a or not self.b:
             return
         va, vb = self.by_hash[self.a], self.by_hash[self.b]
-        data = self.data
-        self.background("spec diff", lambda: SpecDiffLoaded(data.spec_doc(va), data.spec_doc(vb)))
+        reads = self.reads
+        self.background("spec diff", lambda: SpecDiffLoaded(reads.spec_doc(va), reads.spec_doc(vb)))
 
     def on_spec_diff_loaded(self, message: SpecDiffLoaded) -> None:
         left, right = message.left, message.right
@@ -243,7 +249,8 @@ class SpecScreen(CambrianScreen):
         head = (f"[b reverse] A [/] [b]{left.title}[/] [dim]{short_hash(left.hash, 8)}[/]   ⟷   "
                 f"[b reverse] B [/] [b]{right.title}[/] [dim]{short_hash(right.hash, 8)}[/]")
         if same:
-            stats = "[dim]the same version on both sides — pick another with a / b[/]"
+            stats = (f"[dim]the same version on both sides — {self.capp.key_label('spec.set_a')} / "
+                     f"{self.capp.key_label('spec.set_b')} set A / B to the highlighted version[/]")
         else:
             stats = (f"[$text-success]+{m.added}[/] [$text-error]−{m.removed}[/] lines · {len(m.hunks)} change"
                      f"{'s' if len(m.hunks) != 1 else ''}")

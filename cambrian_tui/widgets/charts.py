@@ -31,7 +31,8 @@ class PlotextPlot(_PlotextPlot):
             self._cache_key = key
         return self._cache
 
-from cambrian_tui.data import CampaignSummary, human_tokens
+from core.app.fmt import human_tokens
+from core.app.models import CampaignSummary
 
 CHARTS = ("viability", "cost", "tests")
 
@@ -51,29 +52,30 @@ def headline(s: CampaignSummary | None) -> str:
     parts.append(f"[$text-success]✓{s.viable}[/] [$text-error]✗{s.failed}[/]")
     if s.running:
         parts.append(f"[$text-accent]●{s.running}[/]")
-    parts.append(f"{s.finished}/{s.generations} done")
-    if s.failure_stages:
-        top = ", ".join(f"{k} {v}" for k, v in list(s.failure_stages.items())[:3])
-        parts.append(f"[dim]fails:[/] {top}")
+    parts.append(f"{s.progress} done")  # the campaign list's figure
+    if s.failure_stages:  # every stage, as `campaign status --json` counts them
+        parts.append("[dim]fails:[/] " + ", ".join(f"{k} {v}" for k, v in s.failure_stages.items()))
     parts.append(f"${s.cost_usd:.2f} · {human_tokens(s.tokens)} tok")
     if s.cost_per_viable is not None:
         parts.append(f"[dim]${s.cost_per_viable:.3f}/viable[/]")
     return "  ·  ".join(parts)
 
 
-def int_ticks(plt, x: list[int]) -> None:
-    """Whole-number x ticks (generations, observations): plotext's own are fractional."""
+def int_ticks(plt, x: list[int], width: int | None = None) -> None:
+    """Whole-number x ticks (generations, observations): plotext's own are fractional.
+    ``width``: the plot's columns; labels need room, so a narrow plot gets fewer ticks."""
     if not x:
         return
     lo, hi = min(x), max(x)
     if hi == lo:
         plt.xticks([lo], [str(lo)])
         return
-    if hi - lo <= 6:
+    most = 6 if width is None else max(2, min(6, (width - 8) // (len(str(hi)) + 4)))
+    if hi - lo <= most:
         ticks = list(range(lo, hi + 1))
     else:
-        # evenly spaced at a round step (1, 2, 5 × 10^k), at most six: 0 2 4 6, not 0 2 4 5 7
-        raw = (hi - lo) / 5
+        # evenly spaced at a round step (1, 2, 5 × 10^k): 0 2 4 6, not 0 2 4 5 7
+        raw = (hi - lo) / max(1, most - 1)
         mag = 10 ** math.floor(math.log10(raw))
         step = next(int(m * mag) for m in (1, 2, 5, 10) if m * mag >= raw)
         ticks = list(range(-(-lo // step) * step, hi + 1, step))
@@ -106,6 +108,9 @@ class FitnessCharts(Vertical):
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _t: self._draw())
         self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()  # tick density follows the width
 
     def cycle(self) -> str:
         tabs = self.query_one(TabbedContent)
@@ -154,7 +159,7 @@ class FitnessCharts(Vertical):
         plt.plot(x, [p.lo * 100 for p in s.trend], color=muted, marker="braille")
         plt.plot(x, [p.rate * 100 for p in s.trend], color=self._rgb("success"), marker="braille")
         plt.ylim(0, 100)
-        int_ticks(plt, x)
+        int_ticks(plt, x, plot.size.width)
         plt.xlabel("generation")
         plot.replot()
 
@@ -168,7 +173,11 @@ class FitnessCharts(Vertical):
                  label="$")
         plt.plot(s.cost_x, s.tokens_cum, color=self._rgb("accent"), marker="braille", yside="right",
                  label="tokens")
-        int_ticks(plt, s.cost_x)
+        if max(s.cost_cum, default=0.0) <= 0:
+            plt.ylim(0, 1, yside="left")  # all free (sim): no axis below $0
+        if max(s.tokens_cum, default=0) <= 0:
+            plt.ylim(0, 1, yside="right")
+        int_ticks(plt, s.cost_x, plot.size.width)
         plt.xlabel("generation")
         plot.replot()
 
@@ -180,6 +189,7 @@ class FitnessCharts(Vertical):
             return
         plt.plot(s.tests_x, s.tests_run, color=self._rgb("primary"), marker="braille", label="run")
         plt.plot(s.tests_x, s.tests_passed, color=self._rgb("success"), marker="braille", label="passed")
-        int_ticks(plt, s.tests_x)
+        plt.ylim(0, max(max(s.tests_run, default=0), 1))
+        int_ticks(plt, s.tests_x, plot.size.width)
         plt.xlabel("generation")
         plot.replot()

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
-from textual.binding import Binding
+from textual import events
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
-from cambrian_tui.data import LineageModel
+from cambrian_tui.keys import bindings
 from cambrian_tui.messages import GenerationChosen, GenerationHighlighted
+from core.app.models import LineageModel
 
 PAGE = 100
 SPLIT_ABOVE = 150
@@ -61,16 +62,12 @@ class PageNode:
 
 
 class GenerationTree(Tree[object]):
-    BINDINGS = [
-        Binding("right", "expand", "Expand", show=False),
-        Binding("left", "collapse", "Collapse", show=False),
-        Binding("home", "scroll_home", "First", show=False),
-        Binding("end", "scroll_end", "Last", show=False),
-    ]
+    BINDINGS = bindings("tree")
 
     DEFAULT_CSS = """
     GenerationTree { scrollbar-size-vertical: 1; }
     """
+    _user_nav = False  # the next cursor move comes from a key or a click (watchers run before __init__ ends)
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__("generations", id=id, classes=classes)
@@ -148,8 +145,9 @@ class GenerationTree(Tree[object]):
 
     # building -----------------------------------------------------------------------------
 
-    def set_model(self, model: LineageModel, *, reveal_latest: bool = False) -> None:
-        """Show a new lineage, keeping expansions and the cursor where possible."""
+    def set_model(self, model: LineageModel) -> None:
+        """Show a new lineage, keeping expansions and the cursor where possible; every
+        generation in flight is kept visible (its ancestors expanded)."""
         keep_cursor = self.selected_generation
         same_campaign = self.model is not None and self.model.campaign_id == model.campaign_id
         if not same_campaign:
@@ -162,8 +160,10 @@ class GenerationTree(Tree[object]):
         self._add_list(self.root, model.spine, "top")
         # expand what was expanded before (top-down; lazily populated)
         self._restore(self.root)
-        if not same_campaign or reveal_latest:
+        if not same_campaign:
             self._expand_latest()
+        for n in model.running:
+            self.expand_to(n)
         if keep_cursor is not None and keep_cursor in model.parent:
             self.reveal(keep_cursor, select=False)
         elif not same_campaign and model.numbers:
@@ -241,9 +241,63 @@ class GenerationTree(Tree[object]):
     def _on_tree_node_collapsed(self, event: Tree.NodeCollapsed) -> None:
         self._expanded.discard(self._key(event.node))
 
+    # who moved the cursor: a key or a click (the user), or the program (rebuild, reveal)?
+    # The flag is set by the user's actions and read, synchronously, where the cursor moves.
+
+    def watch_cursor_line(self, previous_line: int, line: int) -> None:
+        super().watch_cursor_line(previous_line, line)
+        by_user, self._user_nav = self._user_nav, False
+        node = self.cursor_node
+        if previous_line != line and node is not None and isinstance(node.data, GenNode):
+            self.post_message(GenerationHighlighted(node.data.number, by_user=by_user))
+
+    def _by_user(self, action) -> None:
+        self._user_nav = True
+        try:
+            action()
+        finally:
+            self._user_nav = False
+
+    def action_cursor_up(self) -> None:
+        self._by_user(super().action_cursor_up)
+
+    def action_cursor_down(self) -> None:
+        self._by_user(super().action_cursor_down)
+
+    def action_page_up(self) -> None:
+        self._by_user(super().action_page_up)
+
+    def action_page_down(self) -> None:
+        self._by_user(super().action_page_down)
+
+    def action_scroll_home(self) -> None:
+        self._by_user(super().action_scroll_home)
+
+    def action_scroll_end(self) -> None:
+        self._by_user(super().action_scroll_end)
+
+    def action_cursor_parent(self) -> None:
+        self._by_user(super().action_cursor_parent)
+
+    def action_cursor_next_sibling(self) -> None:
+        self._by_user(super().action_cursor_next_sibling)
+
+    def action_cursor_previous_sibling(self) -> None:
+        self._by_user(super().action_cursor_previous_sibling)
+
+    def action_cursor_parent_next_sibling(self) -> None:
+        self._by_user(super().action_cursor_parent_next_sibling)
+
+    def _on_click(self, event: events.Click) -> None:
+        # Tree's own click handler (called after this one) moves the cursor
+        self._user_nav = True
+        self.call_later(self._clear_user_nav)
+
+    def _clear_user_nav(self) -> None:
+        self._user_nav = False
+
     def _on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
-        if isinstance(event.node.data, GenNode):
-            self.post_message(GenerationHighlighted(event.node.data.number))
+        event.stop()  # GenerationHighlighted (posted where the cursor moves) says more
 
     def _on_tree_node_selected(self, event: Tree.NodeSelected) -> None:
         event.stop()
@@ -257,7 +311,7 @@ class GenerationTree(Tree[object]):
         node = self.cursor_node
         if node is not None and node.allow_expand:
             if node.is_expanded and node.children:
-                self.move_cursor(node.children[0])
+                self._by_user(lambda: self.move_cursor(node.children[0]))
             else:
                 node.expand()
 
@@ -268,7 +322,7 @@ class GenerationTree(Tree[object]):
         if node.is_expanded:
             node.collapse()
         elif node.parent is not None and node.parent is not self.root:
-            self.move_cursor(node.parent)
+            self._by_user(lambda: self.move_cursor(node.parent))
 
     # navigation ---------------------------------------------------------------------------
 
@@ -279,8 +333,18 @@ class GenerationTree(Tree[object]):
             return node.data.number
         return None
 
+    def expand_to(self, n: int) -> bool:
+        """Expand what hides generation n, without moving the cursor."""
+        return self._open_path(n)
+
     def reveal(self, n: int, *, select: bool = True) -> bool:
         """Expand whatever is needed to show generation n and put the cursor on it."""
+        if not self._open_path(n):
+            return False
+        self.call_after_refresh(self._cursor_to, n, select)
+        return True
+
+    def _open_path(self, n: int) -> bool:
         m = self.model
         if m is None or n not in m.parent:
             return False
@@ -319,7 +383,6 @@ class GenerationTree(Tree[object]):
             node = self._gen_nodes.get(n)
             if node is None:
                 return False
-        self.call_after_refresh(self._cursor_to, n, select)
         return True
 
     def _cursor_to(self, n: int, select: bool) -> None:

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.binding import Binding
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from cambrian_tui.data import SpecDoc
+from cambrian_tui.keys import bindings
+from core.app.models import SpecDoc
 
 
 @dataclass
@@ -192,11 +192,7 @@ def wrap_points(text: str, width: int) -> list[tuple[int, int]]:
 class SideBySideDiff(ScrollView, can_focus=True):
     """Two aligned, soft-wrapped columns; keys: n/p next/previous change, c fold/unfold."""
 
-    BINDINGS = [
-        Binding("n", "next_hunk", "Next change", tooltip="Scroll to the next change"),
-        Binding("p", "prev_hunk", "Prev change", tooltip="Scroll to the previous change"),
-        Binding("c", "toggle_context", "Fold", tooltip="Fold unchanged lines / show everything"),
-    ]
+    BINDINGS = bindings("diff")
 
     COMPONENT_CLASSES = {
         "diff--gutter", "diff--delete", "diff--insert", "diff--delete-hl", "diff--insert-hl",
@@ -237,6 +233,7 @@ class SideBySideDiff(ScrollView, can_focus=True):
         self._wraps: dict[tuple[int, str], list[tuple[int, int]]] = {}
         self._first_visual: list[int] = []  # row index -> first visual line
         self._layout_width = -1
+        self.empty_text = "nothing to compare yet"  # the screen says how to choose
 
     def set_docs(self, left: SpecDoc, right: SpecDoc) -> None:
         self.left, self.right = left, right
@@ -384,7 +381,7 @@ class SideBySideDiff(ScrollView, can_focus=True):
         base = self.rich_style
         if self.model is None:
             if y == 0:
-                msg = "choose two spec versions (a / b) to compare"
+                msg = self.empty_text
                 return Strip([Segment(msg[:width], base + self._style("diff--fold"))]).extend_cell_length(width, base)
             return Strip.blank(width, base)
         if self._layout_width != width:

@@ -1,15 +1,20 @@
-"""The status bar: engine alive/paused, budget used vs cap, provider, SIMULATED badge."""
+"""The status bar: engine alive/paused, SIMULATED badge, campaign, budget, provider, home.
+
+One line, fitted to the width: parts are dropped whole, least important first (home,
+provider, budget), never cut in the middle of a word; the campaign's own text is
+shortened at a word boundary only when it alone does not fit.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.content import Content
 from textual.widgets import Static
 
-from cambrian_tui.data import StatusInfo, human_tokens
+from core.app.fmt import human_tokens
+from core.app.models import StatusView
 
 
-def budget_text(info: StatusInfo) -> str:
+def budget_text(info: StatusView) -> str:
     c = info.campaign
     if c is None:
         return ""
@@ -30,7 +35,7 @@ def budget_text(info: StatusInfo) -> str:
     return "budget " + " · ".join(parts)
 
 
-def engine_text(info: StatusInfo) -> str:
+def engine_text(info: StatusView) -> str:
     c = info.campaign
     if c is None:
         n = info.engines_alive
@@ -44,16 +49,15 @@ def engine_text(info: StatusInfo) -> str:
     return "[dim]○ engine idle[/]"
 
 
-def campaign_text(info: StatusInfo) -> str:
+def campaign_text(info: StatusView) -> str:
     c = info.campaign
     if c is None:
         return "all generations"
     state_colour = {"running": "$text-success", "paused": "$text-warning", "completed": "$text-primary",
                     "crashed": "$text-error", "aborted": "$text-error", "stopped": "$text-warning"}.get(c.state, "$text")
     text = f"[b]{c.id}[/] [{state_colour}]{c.state}[/] {c.progress}"
-    if c.reason and c.state in ("stopped", "crashed", "aborted"):
-        reason = c.reason if len(c.reason) <= 40 else c.reason[:39] + "…"
-        text += f" [dim]({escape_markup(reason)})[/]"
+    if c.reason and c.state in ("stopped", "crashed", "aborted", "paused"):
+        text += f" [dim]({escape_markup(c.reason)})[/]"
     return text
 
 
@@ -63,52 +67,89 @@ def escape_markup(text: str) -> str:
     return escape(text)
 
 
-class StatusBar(Horizontal):
+def shorten(content: Content, width: int) -> Content:
+    """Cut at the last space that fits, with an ellipsis (never mid-word when avoidable)."""
+    if content.cell_length <= width:
+        return content
+    if width <= 1:
+        return Content("…")
+    plain = content.plain
+    cut = plain.rfind(" ", 0, width - 1)
+    if cut < width // 2:
+        cut = width - 1
+    return content[:cut].rstrip() + Content("…")
+
+
+def fit(parts: list[tuple[int, Content]], width: int, sep: str = "  ") -> Content:
+    """Join ``(priority, content)`` parts in order, dropping the lowest priorities until the
+    line fits; the top-priority part is shortened if it alone is too wide."""
+    keep = [p for p in parts if p[1].cell_length]
+    while keep:
+        total = sum(c.cell_length for _, c in keep) + len(sep) * (len(keep) - 1)
+        if total <= width or len(keep) == 1:
+            break
+        lowest = min(range(len(keep)), key=lambda i: (keep[i][0], -i))
+        keep.pop(lowest)
+    if not keep:
+        return Content("")
+    line = Content(sep).join([c for _, c in keep])
+    return shorten(line, width)
+
+
+class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
         height: 1;
         background: $panel;
         color: $foreground;
+        padding: 0 1;
     }
-    StatusBar > Static { width: auto; padding: 0 1; }
-    StatusBar > #sb-sim {
-        background: $warning;
-        color: $background;
-        text-style: bold;
-        display: none;
-    }
-    StatusBar > #sb-sim.on { display: block; }
-    StatusBar > #sb-spacer { width: 1fr; }
-    StatusBar > #sb-home { color: $text-muted; }
     """
 
-    def compose(self) -> ComposeResult:
-        yield Static("[dim]…[/]", id="sb-engine")
-        yield Static(" SIMULATED ", id="sb-sim")
-        yield Static("", id="sb-campaign")
-        yield Static("", id="sb-budget")
-        yield Static("", id="sb-provider")
-        yield Static("", id="sb-spacer")
-        yield Static("", id="sb-home")
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.info: StatusView | None = None
+        self._last: tuple | None = None
 
-    _last: tuple | None = None
+    def update_status(self, info: StatusView) -> None:
+        self.info = info
+        self._render_fitted()
 
-    def update_status(self, info: StatusInfo) -> None:
+    def on_resize(self) -> None:
+        self._render_fitted()
+
+    @property
+    def simulated(self) -> bool:
+        info = self.info
+        if info is None:
+            return False
         c = info.campaign
-        sim = c.simulated if c is not None else info.any_simulated
-        if c is not None and not sim:
-            sim = info.any_simulated
+        return bool((c is not None and c.simulated) or info.any_simulated)
+
+    def parts(self) -> list[tuple[int, Content]]:
+        info = self.info
+        if info is None:
+            return [(9, Content.from_markup("[dim]…[/]"))]
+        c = info.campaign
         show_home = getattr(self.app, "show_home", True)
-        texts = (engine_text(info), campaign_text(info), budget_text(info),
-                 f"{c.provider} · {c.model}" if c else "", bool(sim),
-                 _short_home(info.home) if show_home else "")
-        if texts == self._last:
-            return  # unchanged: no re-layout (this runs every second while campaigns run)
-        self._last = texts
-        for wid, text in zip(("#sb-engine", "#sb-campaign", "#sb-budget", "#sb-provider"), texts):
-            self.query_one(wid, Static).update(text)
-        self.query_one("#sb-sim", Static).set_class(texts[4], "on")
-        self.query_one("#sb-home", Static).update(texts[5])
+        out: list[tuple[int, Content]] = [(8, Content.from_markup(engine_text(info)))]
+        if self.simulated:
+            out.append((9, Content.styled(" SIMULATED ", "bold $background on $warning")))
+        out.append((7, Content.from_markup(campaign_text(info))))
+        out.append((5, Content.from_markup(budget_text(info))))
+        if c is not None:
+            out.append((3, Content(f"{c.provider} · {c.model}")))
+        if show_home:
+            out.append((1, Content.styled(_short_home(info.home), "$text-muted")))
+        return out
+
+    def _render_fitted(self) -> None:
+        width = max(1, self.content_region.width or self.size.width or 80)
+        key = (width, tuple(c.markup for _, c in self.parts()))
+        if key == self._last:
+            return  # unchanged: no re-render (this runs every second while campaigns run)
+        self._last = key
+        self.update(fit(self.parts(), width))
 
 
 def _short_home(home: str, limit: int = 28) -> str:

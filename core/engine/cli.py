@@ -1,47 +1,17 @@
-"""Headless campaign commands (DESIGN §12); `cambrian_tui.cli` parses, these act."""
+"""Printing for the headless campaign commands (DESIGN §12): ``cambrian_tui.cli`` parses,
+``core.app`` acts, this prints. No store access here (tests/test_layers.py checks)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from core.engine.summary import campaign_summary
-from core.home import db_path
-from core.models import CampaignSettings
-from core.store import Store
+from core.app import Cambrian
+from core.app.commands import (CommandRefused, ControlCampaign, ImportArtifacts, Reverify, SpecRef,
+                               StartCampaign)
 
-TERMINAL_STATES = ("completed", "stopped", "aborted", "crashed")
-
-
-def campaign_status(store: Store, campaign_id: str) -> dict[str, Any]:
-    c = store.campaign(campaign_id)
-    lease = store.lease(campaign_id)
-    alive = store.lease_alive(campaign_id)
-    s = campaign_summary(store, campaign_id)
-    return {
-        "id": c["id"],
-        "state": c["state"],
-        "reason": c.get("reason"),
-        "engine_pid": lease["pid"] if lease and alive else None,
-        "engine_alive": alive,
-        "spec_hash": c["spec_hash"],
-        "provider": c["settings"]["provider"],
-        "simulated": c["settings"]["provider"] == "sim",
-        "settings": c["settings"],
-        "generations": [
-            {"generation": g.number, "parent": g.parent, "outcome": g.outcome.value, "status": g.status,
-             "failure_stage": g.failure_stage, "attempt": g.attempt, "reason": g.reason}
-            for g in store.generations(campaign_id)
-        ],
-        "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
-                                      "tokens", "tokens_recorded", "cost_usd", "failure_stages", "judged",
-                                      "outcomes", "tokens_per_viable", "cost_per_viable", "trend",
-                                      "unpriced_calls")},
-        "imported": c["kind"] == "import",
-    }
 
 
 def _tokens(st: dict[str, Any]) -> str:
@@ -61,7 +31,7 @@ def _line(st: dict[str, Any]) -> str:
     sim = " SIMULATED" if st["simulated"] else ""
     imported = " IMPORTED" if st.get("imported") else ""
     unknown = f" + unknown ({s['unpriced_calls']} calls without a price)" if s.get("unpriced_calls") else ""
-    return (f"{st['id']}  {st['state']:<9} gens {s['generations']:>3}  viable {s['viable']:>3}  "
+    return (f"{st['id']}  {st['state']:<9} done {st['progress']:>7}  viable {s['viable']:>3}  "
             f"rate {rate} [{lo:.0%}, {hi:.0%}]  {_tokens(st)}{unknown}{sim}{imported}")
 
 
@@ -86,91 +56,49 @@ def print_status(st: dict[str, Any]) -> None:
               f"{(g['failure_stage'] or ''):<9} {(g['reason'] or '')[:70]}")
 
 
-def start_main(home: Path, spec_file: str, *, n: int, p: int, provider: str | None, model: str | None,
-               seed: int, budget_usd: float | None, budget_tokens: int | None, budget_wall_s: float | None,
-               max_retries: int, backend: str, wait: bool, as_json: bool, cassette: str | None = None,
-               base_url: str | None = None, api_key_env: str | None = None,
-               context_window: int | None = None, continuation: str | None = None,
-               max_tokens: int | None = None, max_continuations: int | None = None) -> int:
-    from core.engine.launch import start_detached
-    from core.llm.base import default_provider_name
+def _err(msg: str) -> None:
+    print(f"error: {msg}", file=sys.stderr)
 
-    path = Path(spec_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
-        return 2
-    provider = provider or default_provider_name()
-    if model is None and provider == "openai":
-        model = _server_model(provider, base_url, api_key_env)
-        if model is None:
-            return 2
-    settings = dict(spec_hash="sha256:" + "0" * 64, generations=n, parallelism=p, provider=provider,
-                    model=model or default_model(provider), seed=seed, budget_usd=budget_usd,
-                    budget_tokens=budget_tokens, budget_wall_s=budget_wall_s, max_retries=max_retries,
-                    backend=backend, cassette=cassette, base_url=base_url, api_key_env=api_key_env,
-                    context_window=context_window, continuation=continuation)
-    if max_tokens is not None:
-        settings["max_tokens"] = max_tokens
-    if max_continuations is not None:
-        settings["max_continuations"] = max_continuations
-    try:
-        CampaignSettings(**settings)
-        cid = start_detached(home, settings, text, label=path.stem)
-    except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not as_json:
-        print(f"campaign {cid} started (engine detached; `cambrian campaign status {cid}`)"
-              + ("  [SIMULATED: sim provider]" if provider == "sim" else ""))
-    if wait:
-        return wait_main(home, cid, as_json)
-    if as_json:
-        with Store.open(db_path(home)) as store:
-            print(json.dumps(campaign_status(store, cid), indent=2))
+
+def start_main(home: Path, command: StartCampaign, *, wait: bool, as_json: bool) -> int:
+    with Cambrian(home) as app:
+        try:
+            started = app.run(command)
+        except CommandRefused as exc:
+            _err(exc.reason)
+            return 1
+        cid = started.campaign_id
+        if not as_json:
+            print(f"campaign {cid} started (engine detached; `cambrian campaign status {cid}`)"
+                  + ("  [SIMULATED: sim provider]" if started.simulated else ""))
+        if wait:
+            return _wait(app, cid, as_json)
+        if as_json:
+            print(json.dumps(app.reads.campaign_status(cid), indent=2))
     return 0
 
 
-def default_model(provider: str) -> str:
-    return {"sim": "sim-1", "anthropic": "claude-sonnet-4-5", "replay": "claude-sonnet-4-5"}.get(provider, "sim-1")
+def spec_ref(path: str) -> SpecRef:
+    return SpecRef(path=path)
 
 
-def _server_model(provider: str, base_url: str | None, api_key_env: str | None) -> str | None:
-    """The model of a server that serves exactly one (llama.cpp does); else say what to give."""
-    from core.llm.endpoints import check_connection_sync
-
-    rep = check_connection_sync(provider, base_url, api_key_env=api_key_env)
-    if rep.ok and rep.model:
-        return rep.model
-    if rep.ok:
-        print(f"error: --model is required: the server offers {', '.join(rep.models[:20]) or 'no models'}",
-              file=sys.stderr)
-    else:
-        print(f"error: --model is required and the server could not be asked: {rep.error}", file=sys.stderr)
-    return None
-
-
-def wait_main(home: Path, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
+def _wait(app: Cambrian, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
     """Follow a campaign to its end, printing each generation as it finishes."""
     printed: set[int] = set()
-    gone = 0
-    with Store.open(db_path(home)) as store:
-        while True:
-            st = campaign_status(store, cid)
-            if not as_json:
-                for g in st["generations"]:
-                    if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
-                        printed.add(g["generation"])
-                        print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:80]}")
-            if st["state"] in TERMINAL_STATES:
-                break
-            gone = gone + 1 if not st["engine_alive"] else 0
-            if gone >= 3:
-                print(f"error: the engine of {cid} is gone (state {st['state']}); "
-                      f"`cambrian campaign resume {cid}` continues it", file=sys.stderr)
-                return 1
-            time.sleep(poll_s)
+
+    def show(st: dict[str, Any]) -> None:
+        if as_json:
+            return
+        for g in st["generations"]:
+            if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
+                printed.add(g["generation"])
+                print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:80]}")
+
+    res = app.wait_campaign(cid, on_update=show, poll_s=poll_s)
+    st = res.status
+    if res.gone:
+        _err(f"the engine of {cid} is gone (state {st['state']}); `cambrian campaign resume {cid}` continues it")
+        return 1
     if as_json:
         print(json.dumps(st, indent=2))
     else:
@@ -180,12 +108,22 @@ def wait_main(home: Path, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
     return 0 if st["state"] in ("completed", "stopped") else 1
 
 
-def status_main(home: Path, cid: str, as_json: bool) -> int:
-    with Store.open(db_path(home)) as store:
+def wait_main(home: Path, cid: str, as_json: bool) -> int:
+    with Cambrian(home) as app:
         try:
-            st = campaign_status(store, cid)
+            app.reads.campaign(cid)
         except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
+            _err(exc.args[0])
+            return 1
+        return _wait(app, cid, as_json)
+
+
+def status_main(home: Path, cid: str, as_json: bool) -> int:
+    with Cambrian(home) as app:
+        try:
+            st = app.reads.campaign_status(cid)
+        except KeyError as exc:
+            _err(exc.args[0])
             return 1
     if as_json:
         print(json.dumps(st, indent=2))
@@ -195,12 +133,11 @@ def status_main(home: Path, cid: str, as_json: bool) -> int:
 
 
 def list_main(home: Path, as_json: bool) -> int:
-    with Store.open(db_path(home)) as store:
-        rows = [campaign_status(store, c["id"]) for c in store.campaigns()
-                if c["kind"] in ("campaign", "import")]
+    with Cambrian(home) as app:
+        rows = [app.reads.campaign_status(c.id) for c in app.reads.campaigns()
+                if c.kind in ("campaign", "import")]
     if as_json:
-        print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "summary",
-                                             "imported")}
+        print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "summary")}
                           for r in rows], indent=2))
     elif not rows:
         print("no campaigns yet: `cambrian campaign start --spec spec/echo.md -n 4 -p 2`")
@@ -211,42 +148,17 @@ def list_main(home: Path, as_json: bool) -> int:
 
 
 def control_main(home: Path, cid: str, action: str, as_json: bool) -> int:
-    from core.engine.launch import resume
-
-    with Store.open(db_path(home)) as store:
+    with Cambrian(home) as app:
         try:
-            c = store.campaign(cid)
-        except KeyError as exc:
-            print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 1
-        alive = store.lease_alive(cid)
-        if action in ("pause", "abort"):
-            if not alive:
-                if action == "abort" and c["state"] not in ("completed", "aborted"):
-                    for n in store.in_progress(cid):
-                        store.set_outcome(n, "interrupted", "aborted while no engine ran")
-                    store.set_campaign_state(cid, "aborted", "aborted by user (no engine running)")
-                    msg = "aborted (no engine was running)"
-                else:
-                    print(f"error: no engine runs campaign {cid} (state {c['state']})", file=sys.stderr)
-                    return 1
-            else:
-                store.send_command(cid, action)
-                msg = f"{action} sent to engine pid {store.lease(cid)['pid']}"
-    if action == "resume":
-        try:
-            msg = resume(home, cid)
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            done = app.run(ControlCampaign(cid, action))  # type: ignore[arg-type]
+        except CommandRefused as exc:
+            _err(exc.reason)
             return 1
     if as_json:
-        print(json.dumps({"id": cid, "action": action, "result": msg}))
+        print(json.dumps({"id": cid, "action": action, "result": done.result}))
     else:
-        print(f"campaign {cid}: {msg}")
+        print(f"campaign {cid}: {done.result}")
     return 0
-
-
-# --- history: import, reverify -------------------------------------------------------------
 
 
 def _gen_list(numbers: list[int]) -> str:
@@ -261,13 +173,11 @@ def _gen_list(numbers: list[int]) -> str:
 
 
 def import_main(home: Path, folder: str, as_json: bool) -> int:
-    from core.engine.importer import ImportErrorReport, import_tree
-
-    with Store.open(db_path(home)) as store:
+    with Cambrian(home) as app:
         try:
-            res = import_tree(store, folder)
-        except ImportErrorReport as exc:
-            print(f"error: {exc} (nothing was imported)", file=sys.stderr)
+            res = app.run(ImportArtifacts(folder))
+        except CommandRefused as exc:
+            _err(f"{exc.reason} (nothing was imported)")
             return 1
     if as_json:
         print(json.dumps(res, indent=2))
@@ -309,6 +219,20 @@ def import_main(home: Path, folder: str, as_json: bool) -> int:
     return 0
 
 
+def parse_numbers(args: list[str]) -> tuple[list[int], list[str]]:
+    """(valid integers in order, without repeats), (arguments that are not integers)."""
+    nums, bad = [], []
+    for a in args:
+        try:
+            n = int(a)
+        except ValueError:
+            bad.append(a)
+            continue
+        if n not in nums:
+            nums.append(n)
+    return nums, bad
+
+
 def _verdict(d: dict[str, Any] | None) -> str:
     if not d:
         return "-"
@@ -318,8 +242,6 @@ def _verdict(d: dict[str, Any] | None) -> str:
 
 def reverify_main(home: Path, args: list[str], *, backend: str, profile: str, as_json: bool,
                   rig_fn=None) -> int:
-    from core.engine.reverify import parse_numbers, reverify
-
     numbers, bad = parse_numbers(args)
     invalid = [{"generation": a, "error": f"{a!r} is not a generation number", "reason": "not a number"}
                for a in bad]
@@ -339,8 +261,13 @@ def reverify_main(home: Path, args: list[str], *, backend: str, profile: str, as
 
     for r in invalid:  # at once: judging the valid ones may take minutes
         show(r)
-    with Store.open(db_path(home)) as store:
-        rows = reverify(store, numbers, backend=backend, rig_fn=rig_fn, profile=profile, on_row=show)
+    with Cambrian(home) as app:
+        try:
+            rows = app.run(Reverify(tuple(numbers), backend=backend, profile=profile, on_row=show,
+                                    rig_fn=rig_fn))
+        except CommandRefused as exc:
+            _err(exc.reason)
+            return 1
     rows += invalid
     if as_json:
         print(json.dumps(rows, indent=2, default=str))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.home import REPO_ROOT, db_path
+from core.detached import spawn_detached
+from core.home import db_path
 from core.models import CampaignSettings
 from core.store import Store
 
@@ -39,28 +36,8 @@ def create_campaign(store: Store, settings: CampaignSettings | dict, spec_text: 
 
 def spawn_engine(home: Path, campaign_id: str, wait_s: float = 20.0) -> int:
     """Launch the engine in its own session; return its pid once it holds the lease."""
-    logs = home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = open(logs / f"engine-{campaign_id}.log", "ab")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "core.engine.main", "--home", str(home), campaign_id],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        cwd=str(REPO_ROOT), env=env, start_new_session=True, close_fds=True,
-    )
-    log.close()
-    deadline = time.monotonic() + wait_s
-    with Store.open(db_path(home)) as store:
-        while time.monotonic() < deadline:
-            lease = store.lease(campaign_id)
-            if lease and lease["pid"] == proc.pid:
-                return proc.pid
-            if proc.poll() is not None:
-                tail = (logs / f"engine-{campaign_id}.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"engine exited with {proc.returncode} before starting:\n{tail}")
-            time.sleep(0.05)
-    raise RuntimeError(f"engine pid {proc.pid} did not take the lease within {wait_s:.0f} s")
+    return spawn_detached(home, "core.engine.main", campaign_id, log_name=f"engine-{campaign_id}.log",
+                          what="engine", wait_s=wait_s).pid
 
 
 def preflight_rig(backend: str) -> None:
@@ -93,3 +70,24 @@ def resume(home: Path, campaign_id: str) -> str:
             store.set_campaign_state(campaign_id, "running", "resumed by user")
     spawn_engine(home, campaign_id)
     return "restarted"
+
+
+def control_campaign(home: Path, campaign_id: str, action: str) -> str:
+    """``pause`` | ``resume`` | ``abort``; returns what happened (RuntimeError: refused,
+    KeyError: no such campaign). A campaign no engine runs can still be aborted."""
+    if action == "resume":
+        return resume(home, campaign_id)
+    if action not in ("pause", "abort"):
+        raise ValueError(f"unknown action {action!r}")
+    with Store.open(db_path(home)) as store:
+        c = store.campaign(campaign_id)
+        if store.lease_alive(campaign_id):
+            store.send_command(campaign_id, action)
+            return f"{action} sent to engine pid {store.lease(campaign_id)['pid']}"
+        if action == "abort" and c["state"] not in ("completed", "aborted"):
+            with store.write():
+                for n in store.in_progress(campaign_id):
+                    store.set_outcome(n, "interrupted", "aborted while no engine ran")
+                store.set_campaign_state(campaign_id, "aborted", "aborted by user (no engine running)")
+            return "aborted (no engine was running)"
+        raise RuntimeError(f"no engine runs campaign {campaign_id} (state {c['state']})")

@@ -116,20 +116,6 @@ def _call_rig(rig_fn: Callable[..., Any], folder: str, *, backend: str, run_id: 
     return rig_fn(folder, **kw)
 
 
-def parse_numbers(args: list[str]) -> tuple[list[int], list[str]]:
-    """(valid integers in order, without repeats), (arguments that are not integers)."""
-    nums, bad = [], []
-    for a in args:
-        try:
-            n = int(a)
-        except ValueError:
-            bad.append(a)
-            continue
-        if n not in nums:
-            nums.append(n)
-    return nums, bad
-
-
 def reverify(store: Store, numbers: list[int], backend: str = "docker", rig_fn=None, *,
              profile: str = "cambrian", on_row: Callable[[dict[str, Any]], None] | None = None
              ) -> list[dict[str, Any]]:

@@ -245,7 +245,7 @@ class CampaignRunner:
                     self.store.set_campaign_state(self.cid, "paused", "paused by user")
                 elif name == "resume" and self.paused:
                     self.paused = False
-                    self.store.set_campaign_state(self.cid, "running")
+                    self.store.set_campaign_state(self.cid, "running", "resumed by user")
                 elif name == "abort":
                     self.abort(cmd["args"].get("reason") or "aborted by user")
             if halt.exists():

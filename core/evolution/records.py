@@ -17,12 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.evolution.kinds import CHILD_KINDS, FULL_KIND, RUN_KIND, SCREEN_KIND  # noqa: F401 (re-exported)
 from core.store import Store
-
-RUN_KIND = "evolution"
-SCREEN_KIND = "screen"
-FULL_KIND = "evolution-campaign"
-CHILD_KINDS = (SCREEN_KIND, FULL_KIND)
 
 EV_VARIANT = "evolution_variant"
 EV_OBSERVATION = "evolution_observation"

@@ -8,7 +8,7 @@ import pytest
 
 from cambrian_tui.cli import main
 from core.engine.launch import create_campaign
-from core.evolution.cli import create_run
+from core.evolution.runs import create_run
 from core.home import db_path
 from core.models import CampaignSettings
 from core.store import Store

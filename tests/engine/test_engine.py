@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.engine.cli import campaign_status
+from core.app import Cambrian
 from core.engine.launch import create_campaign, spawn_engine
 from core.home import REPO_ROOT, db_path
 from core.llm.fake_server import FakeAnthropicThread
@@ -103,7 +103,8 @@ def test_six_generation_campaign_p3_end_to_end(home, rig_ready):
             assert s.log_chunks(g.number), f"no rig output stored for generation {g.number}"
             assert s.rig_runs(g.number)[0].backend == "docker"
         # status --json is the store, field by field
-        fresh = campaign_status(s, cid)
+    with Cambrian(home) as app:
+        fresh = app.reads.campaign_status(cid)
     res2 = cli(home, "campaign", "status", cid, "--json")
     again = json.loads(res2.stdout)
     assert again["generations"] == fresh["generations"] == status["generations"]

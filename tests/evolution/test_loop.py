@@ -12,13 +12,8 @@ import time
 import pytest
 
 from core.evolution import records as rec
-from core.evolution.cli import (
-    create_run,
-    evolve_best_main,
-    evolve_control_main,
-    evolve_status_main,
-    run_status,
-)
+from core.evolution.cli import evolve_best_main, evolve_control_main, evolve_status_main
+from core.evolution.runs import create_run, run_status
 from core.evolution.loop import run_evolution
 from core.evolution.optimizer import ReplayMismatch
 from core.home import db_path
@@ -322,7 +317,7 @@ def test_cli_status_best_export_and_control(home, capsys, tmp_path):
     assert evolve_status_main(home, RUN, False) == 0
     text = capsys.readouterr().out
     assert RUN in text
-    from core.evolution.cli import outcome_label
+    from core.evolution.describe import outcome_label
 
     # one line per observation, each saying what became of it (as the TUI does)
     for r in st["observations"]:
@@ -486,7 +481,7 @@ def test_status_names_the_step_in_progress(home):
     assert st["observations"] == [] and cur["phase"] == "screen" and cur["index"] == 0
     assert cur["campaign_id"] == rec.screen_campaign_id(RUN, 0) and (cur["done"], cur["planned"]) == (1, 2)
     assert cur["detail"] and cur["model"]
-    from core.evolution.cli import current_line
+    from core.evolution.describe import current_line
 
     assert current_line(cur).startswith("now: screening #0 ") and current_line(cur).endswith("1/2 generations judged")
     assert current_line(cur, alive=st["engine_alive"]).startswith("left off in: screening #0 ")

@@ -159,7 +159,7 @@ def test_the_sweep_leaves_out_deferred_choices_and_keeps_the_others_in_order():
 
 
 def test_the_status_line_names_what_the_sweep_leaves_out():
-    from core.evolution.cli import prior_line
+    from core.evolution.describe import prior_line
 
     st = {"runs": ["e-1", "e-2", "e-3"], "observations": 12, "by_operator": {"rewrite add": -0.45},
           "deferred": ["hat h2", "model sim-1-lite"]}

@@ -13,7 +13,7 @@ import pytest
 
 from core.engine.containers import list_managed
 from core.evolution import records as rec
-from core.evolution.cli import create_run, resume_run, spawn_evolution
+from core.evolution.runs import create_run, resume_run, spawn_evolution
 from core.home import db_path
 from core.store import Store
 from tests.evolution.conftest import ECHO

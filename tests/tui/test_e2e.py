@@ -20,7 +20,9 @@ from cambrian_tui.screens.main import MainScreen
 from cambrian_tui.screens.new_campaign import NewCampaignScreen
 from cambrian_tui.screens.spec import SpecScreen
 from cambrian_tui.widgets.lineage_tree import GenerationTree
+from cambrian_tui.widgets.log_view import LogView
 from cambrian_tui.widgets.side_diff import SideBySideDiff
+from cambrian_tui.widgets.status_bar import StatusBar
 from core.home import db_path, spec_dir
 from core.store import Store
 from tests.tui.conftest import SIZE, settle
@@ -52,8 +54,9 @@ async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready)
             await settle(pilot)
             form = app.screen
             assert isinstance(form, NewCampaignScreen)
-            echo = next(v for v in form.versions if v.title == "echo")
-            form.query_one("#nc-spec", Select).value = echo.hash
+            await until(pilot, lambda: bool(form.choices), 30, "the spec choices")
+            echo = next(c for c in form.choices if c.title == "echo")
+            form.query_one("#nc-spec", Select).value = echo.key
             form.query_one("#nc-generations").value = "4"
             form.query_one("#nc-parallelism").value = "2"
             form.query_one("#nc-max_retries").value = "0"
@@ -66,14 +69,22 @@ async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready)
             cid = main.campaign_id
             c = main.current_campaign()
             assert c.provider == "sim" and c.target == 4 and c.engine_alive
-            # watch it live: the log follows the running generation
-            await until(pilot, lambda: main.running_gen is not None or (main.current_campaign().state == "completed"),
-                        120, "a generation to run")
-            await until(pilot, lambda: main.current_campaign().state == "completed", 600, "the campaign to finish")
+            # watch it live, no key pressed: the log follows a generation in flight, all the way
+            follows, deadline = [], time.monotonic() + 600
+            while main.current_campaign().state != "completed":
+                assert time.monotonic() < deadline, "the campaign did not finish"
+                assert main.live_follow, "follow mode switched itself off"
+                if main.lineage is not None and main.lineage.running:
+                    follows.append(main.log_gen in main.lineage.running)
+                await asyncio.sleep(0.1)
+            await settle(pilot)
+            assert follows and all(follows), follows
+            title = str(main.query_one(LogView).border_title)
+            assert main.live_follow and "pinned" not in title and title.endswith("last (completed)"), title
             await until(pilot, lambda: main.lineage is not None and len(main.lineage.numbers) == 4, 30,
                         "the tree to show 4 generations")
-            assert main.failed == [1, 2], main.failed
-            assert plain(main.query_one("#sb-sim")).strip() == "SIMULATED"
+            assert main.lineage.failed == [1, 2], main.lineage.failed
+            assert main.query_one(StatusBar).simulated and "SIMULATED" in plain(main.query_one(StatusBar))
             # failure to failure in the tree, then open one
             tree = main.query_one(GenerationTree)
             tree.focus()
@@ -96,7 +107,7 @@ async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready)
             await settle(pilot)
             # generation 1 failed a test: its report names the test and the stdout tail shows pytest
             d = insp.detail
-            assert d.failure_stage == "test" and d.report["status"] == "non-viable"
+            assert d.failure_stage == "test" and d.report is not None and d.report.status == "non-viable"
             assert any(r.failed and r.depth == 1 for r in insp.rows)
             await pilot.press("2")
             await settle(pilot)
@@ -142,8 +153,9 @@ async def test_quitting_the_tui_leaves_the_campaign_running(tmp_path, rig_ready)
             await pilot.press("n")
             await settle(pilot)
             form = app.screen
-            echo = next(v for v in form.versions if v.title == "echo")
-            form.query_one("#nc-spec", Select).value = echo.hash
+            await until(pilot, lambda: bool(form.choices), 30, "the spec choices")
+            echo = next(c for c in form.choices if c.title == "echo")
+            form.query_one("#nc-spec", Select).value = echo.key
             form.query_one("#nc-generations").value = "3"
             form.query_one("#nc-parallelism").value = "1"
             form.query_one("#nc-max_retries").value = "0"

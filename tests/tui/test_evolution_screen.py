@@ -8,11 +8,12 @@ import pytest
 from textual.widgets import DataTable, Static
 
 from cambrian_tui.app import CambrianApp
+from cambrian_tui.nav import target_of_hit
 from cambrian_tui.screens.evolution import EvolutionScreen
 from cambrian_tui.screens.main import MainScreen
 from cambrian_tui.widgets.charts import PlotextPlot
 from cambrian_tui.widgets.side_diff import SideBySideDiff
-from core.evolution.cli import create_run, run_status
+from core.evolution.runs import create_run, run_status
 from core.evolution.loop import run_evolution
 from core.home import db_path
 from core.store import Store
@@ -80,7 +81,7 @@ async def test_shows_runs_observations_best_and_operators(evolved, empty_spec_di
                 assert row[7] == r["rejected_reason"] and row[3] == "-"
         # the highlighted row's whole outcome is on the table's bottom border (the result
         # column is cut on narrow terminals), and follows the cursor
-        from core.evolution.cli import outcome_label
+        from core.evolution.describe import outcome_label
 
         obs.focus()
         for r in (status["observations"][0], status["observations"][-1]):
@@ -118,7 +119,7 @@ async def test_the_headline_says_what_a_run_learned_from_earlier_runs(evolved, e
         for rid, shown in (("e-tui-warm", True), (RUN, False), ("e-tui-defer", False)):
             screen.select_run(rid)
             await settle(pilot, 2)
-            assert screen.status is not None and screen.status["id"] == rid
+            assert screen.status is not None and screen.status.id == rid
             headline = str(screen.query_one("#evo-headline", Static).render())
             assert ("prior: 3 observations of 1 earlier run (rewrite add -0.47, rewrite remove +0.00)"
                     in headline) is shown, headline
@@ -251,7 +252,8 @@ async def test_new_run_form_validates_then_starts_a_real_detached_run(evolved, e
         form.query_one("#nc-screen_generations").value = "0"
         await pilot.press("ctrl+s")
         await settle(pilot, 1)
-        assert "screen_generations" in str(form.query_one("#nc-error", Static).render())
+        assert "Screen gens: must be at least 1" in str(form.query_one("#nc-error", Static).render())
+        assert form.query_one("#nc-screen_generations").border_subtitle == "must be at least 1"
         with Store.open(db_path(home)) as s:
             assert [r["id"] for r in s.campaigns(kind="evolution")] == [RUN]
         for key, value in (("screen_generations", "1"), ("full_generations", "2"), ("budget_generations", "6"),
@@ -281,7 +283,7 @@ async def test_new_run_form_validates_then_starts_a_real_detached_run(evolved, e
         await settle(pilot, 2)
         assert screen.run_id == rid
         assert cells(screen.query_one("#evo-runs", DataTable), 0)[0] == rid
-        assert screen.status is not None and screen.status["state"] == "completed"
+        assert screen.status is not None and screen.status.state == "completed"
         assert screen.query_one("#evo-obs", DataTable).row_count == 2
 
 
@@ -334,13 +336,13 @@ async def test_search_finds_a_run_and_opens_it_on_the_evolution_screen(evolved, 
         assert isinstance(main, MainScreen)
         assert RUN not in [c.id for c in main.campaigns]
         assert f"{RUN}-base" in [c.id for c in main.campaigns]  # its campaigns are campaigns
-        hits = app.data.search(RUN[2:])
+        hits = app.cam.reads.search(RUN[2:])
         run_hits = [h for h in hits if h.key == RUN]
         assert [h.kind for h in run_hits] == ["evolution"] and "evolution run" in run_hits[0].detail
-        app.open_hit(run_hits[0])
+        app.navigate(target_of_hit(run_hits[0].kind, run_hits[0].key))
         await settle(pilot, 2)
         assert isinstance(app.screen, EvolutionScreen) and app.screen.run_id == RUN
-        assert app.screen.status is not None and app.screen.status["id"] == RUN
+        assert app.screen.status is not None and app.screen.status.id == RUN
 
 
 async def test_export_best_writes_the_incumbent_and_its_metadata(evolved, empty_spec_dir):
@@ -440,8 +442,7 @@ def test_a_run_that_is_still_starting_is_not_called_stalled():
 
 
 def test_the_form_chooses_between_a_learning_and_a_cold_bo():
-    from cambrian_tui.screens.new_evolution import build_run_settings
+    from cambrian_tui.screens.new_evolution import optimizer_choice
 
     for choice, optimizer, learn in (("bo", "bo", True), ("bo-cold", "bo", False), ("random", "random", False)):
-        kw = build_run_settings({"optimizer": choice, "backend": "none"})
-        assert (kw["optimizer"], kw["learn"]) == (optimizer, learn), choice
+        assert optimizer_choice(choice) == (optimizer, learn), choice

@@ -16,6 +16,7 @@ from cambrian_tui.screens.spec import SpecScreen
 from cambrian_tui.widgets.lineage_tree import GenerationTree, PageNode
 from cambrian_tui.widgets.log_view import LogView
 from cambrian_tui.widgets.side_diff import SideBySideDiff
+from cambrian_tui.widgets.status_bar import StatusBar
 from core.home import db_path
 from core.store import Store
 from tests.tui.conftest import SIZE, settle
@@ -53,7 +54,8 @@ async def test_attaches_to_the_running_campaign_and_shows_its_live_log(seeded, e
         table = main.query_one("#campaigns", DataTable)
         assert table.row_count == 3  # (all) + two campaigns
         # the SIMULATED badge is on: the campaign uses the sim provider
-        assert main.query_one("#sb-sim").has_class("on")
+        bar = main.query_one(StatusBar)
+        assert bar.simulated and "SIMULATED" in plain(bar)
 
 
 async def test_jump_failure_to_failure_in_the_tree(seeded, empty_spec_dir):
@@ -106,7 +108,7 @@ async def test_inspector_failure_to_failure_output_files_and_diff(seeded, empty_
         await settle(pilot)
         assert insp.number == failed[1]
         # walk to a test failure: its report has failed tests with their location
-        target = next(n for n in failed if "test" in insp.data.generation_detail(n).failure_stage)
+        target = next(n for n in failed if "test" in app.cam.reads.generation_detail(n).failure_stage)
         insp.load(target)
         await settle(pilot)
         checks = insp.query_one("#checks", DataTable)
@@ -235,20 +237,54 @@ async def test_slash_search_opens_a_generation(seeded, empty_spec_dir):
 
 
 async def test_pause_resume_abort_send_commands(seeded, empty_spec_dir):
+    """With an engine holding the campaign (a stand-in process holds its lease), p and a
+    (confirmed) become commands for that engine; the campaign row is the engine's to change."""
+    import subprocess
+
+    home, facts = seeded
+    cid = facts["running_campaign"]
+    holder = subprocess.Popen(["sleep", "600"])
+    try:
+        with Store.open(db_path(home)) as st:
+            assert st.acquire_lease(cid, pid=holder.pid)
+        app = make_app(home, empty_spec_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.screen.campaign_id == cid and app.screen.check_action("pause", ())
+            await pilot.press("p")
+            await settle(pilot)
+            await pilot.press("a")
+            await settle(pilot, 1)
+            await pilot.press("y")  # confirm the abort
+            await settle(pilot)
+        with Store.open(db_path(home)) as st:
+            cmds = [c["command"] for c in st.take_commands(cid)]
+            assert st.campaign(cid)["state"] == "running"
+        assert cmds == ["pause", "abort"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+async def test_abort_without_an_engine_closes_the_campaign(seeded, empty_spec_dir):
+    """No engine runs the "running" campaign (killed): pause is not offered, abort closes the
+    record at once and its in-flight generation is marked interrupted."""
     home, facts = seeded
     cid = facts["running_campaign"]
     app = make_app(home, empty_spec_dir)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("p")
-        await settle(pilot)
+        main = app.screen
+        assert main.campaign_id == cid
+        assert main.check_action("pause", ()) is False and main.check_action("abort", ())
         await pilot.press("a")
         await settle(pilot, 1)
-        await pilot.press("y")  # confirm the abort
+        await pilot.press("y")
         await settle(pilot)
     with Store.open(db_path(home)) as st:
-        cmds = [c["command"] for c in st.take_commands(cid)]
-    assert cmds == ["pause", "abort"]
+        assert st.campaign(cid)["state"] == "aborted"
+        assert st.generation(facts["in_progress"]).outcome.value == "interrupted"
+        assert st.take_commands(cid) == []
 
 
 async def test_completed_campaign_hides_control_keys(seeded, empty_spec_dir):
@@ -279,7 +315,7 @@ async def test_lazy_tree_with_ten_thousand_generations(bulk_home, empty_spec_dir
         # only the newest page (and the newest spine generation) were materialised
         assert len(tree._gen_nodes) < 400
         # reveal a generation deep in an unopened page
-        target = main.failed[len(main.failed) // 3]
+        target = main.lineage.failed[len(main.lineage.failed) // 3]
         main.jump_to_generation(target)
         await settle(pilot)
         assert tree.selected_generation == target
@@ -309,7 +345,7 @@ async def test_live_log_streams_new_chunks_and_follow_pauses(seeded, empty_spec_
         deadline = time.monotonic() + 10
         while log.unseen < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        assert log.unseen == 1 and "paused (+1 new)" in str(log.border_subtitle)
+        assert log.unseen == 1 and "held (+1 new)" in str(log.border_subtitle)
         await pilot.press("f")
         assert log.follow and log.unseen == 0
 
@@ -333,20 +369,23 @@ async def test_log_view_is_bounded():
 
 
 async def test_new_campaign_form_validates_and_starts(seeded, monkeypatch, empty_spec_dir):
+    """The form refuses a bad number at its field and builds the StartCampaign command from
+    the rest. Starting a detached engine needs Docker (test_e2e does it): here the command's
+    handler only stores the campaign, as the real one does before it spawns."""
     from cambrian_tui.screens import new_campaign
+    from core.app import commands
 
     home, facts = seeded
     started = {}
 
-    def fake_start(h, text, settings, label=""):
-        started.update(home=h, text=text, settings=settings, label=label)
-        with Store.open(db_path(h)) as st:
-            v = st.add_spec(text)
-            st.create_campaign("c-from-form", v.hash, settings.model_dump())
+    def fake_start(app, cmd):
+        started["cmd"] = cmd
+        with Store.open(db_path(home)) as st:
+            st.create_campaign("c-from-form", cmd.spec.hash, {"provider": cmd.provider, "generations": cmd.generations})
             st.set_campaign_state("c-from-form", "running")
-        return "c-from-form"
+        return commands.CampaignStarted("c-from-form", cmd.provider, True)
 
-    monkeypatch.setattr(new_campaign, "start_campaign", fake_start)
+    monkeypatch.setitem(commands.HANDLERS, commands.StartCampaign, fake_start)
     app = make_app(home, empty_spec_dir)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -357,7 +396,9 @@ async def test_new_campaign_form_validates_and_starts(seeded, monkeypatch, empty
         form.query_one("#nc-generations").value = "0"
         await pilot.press("ctrl+s")
         await settle(pilot, 1)
-        assert "generations" in plain(form.query_one("#nc-error", Static))
+        assert "Generations N: must be at least 1" in plain(form.query_one("#nc-error", Static))
+        assert form.query_one("#nc-generations").border_subtitle == "must be at least 1"
+        assert "cmd" not in started
         form.query_one("#nc-generations").value = "3"
         form.query_one("#nc-parallelism").value = "2"
         form.query_one("#nc-budget_usd").value = "1.5"
@@ -365,9 +406,9 @@ async def test_new_campaign_form_validates_and_starts(seeded, monkeypatch, empty
         await pilot.press("ctrl+s")
         await settle(pilot, 6)
         assert isinstance(app.screen, MainScreen)
-        s = started["settings"]
-        assert (s.generations, s.parallelism, s.budget_usd, s.seed, s.provider) == (3, 2, 1.5, 42, "sim")
-        assert s.spec_hash == facts["v3"]  # newest spec preselected
+        c = started["cmd"]
+        assert (c.generations, c.parallelism, c.budget_usd, c.seed, c.provider) == (3, 2, 1.5, 42, "sim")
+        assert c.spec.hash == facts["v3"]  # the selected campaign's spec preselected
         assert app.screen.campaign_id == "c-from-form"
 
 

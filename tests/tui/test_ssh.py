@@ -104,7 +104,7 @@ def test_ssh_session_main_screen_resize_and_disconnect(seeded, client_key, child
             first = s.splitlines()[0].rstrip() if s.strip() else ""
             rows = s.rstrip("\n").splitlines()
             return (first.endswith("╮") and len(first) == 90 and len(rows) == 30
-                    and "^p palette" in rows[-1] and "New" in rows[-1])
+                    and rows[-1].startswith("F1/? Help q Quit") and "New" in rows[-1])
 
         screen = t.wait_until(relaid, 15, "the app to re-lay out at 90x30")
         assert len(screen.splitlines()) <= 30

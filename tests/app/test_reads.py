@@ -1,21 +1,15 @@
-"""The TUI's data layer and pure helpers: lineage shape, summaries, diffs, report rows."""
+"""The application layer's reads and pure builders: lineage shape, summaries, diffs, report rows."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from cambrian_tui.data import (
-    DataSource,
-    build_lineage,
-    downsample,
-    file_diffs,
-    make_spec_doc,
-    report_failures,
-    wilson,
-)
-from cambrian_tui.screens.inspector import check_rows
 from cambrian_tui.widgets.side_diff import build_diff, wrap_points
+from core.app.lineage import build_lineage, downsample
+from core.app.reads import Reader
+from core.app.reports import check_rows, file_diffs
+from core.app.specdoc import make_spec_doc
 from tests.tui.seed import SPEC_V1, SPEC_V2
 
 
@@ -41,35 +35,25 @@ def test_lineage_handles_foreign_parents_and_many_roots():
     assert m.offspring(10) == [11]
 
 
-def test_lineage_of_ten_thousand_is_quick(bulk_home):
-    import time
-
+def test_lineage_of_ten_thousand(bulk_home):
     home, facts = bulk_home
-    ds = DataSource(home)
-    t = time.perf_counter()
-    m = ds.lineage(facts["campaign"])
-    took = time.perf_counter() - t
+    m = Reader(home).lineage(facts["campaign"])
     assert len(m.numbers) == 10_000
     assert set(m.spine) <= set(m.numbers)
     # every generation is reachable from the spine
     for n in (0, 1, 4999, 9999):
         assert m.path_to(n)[-1] == n
-    assert took < 2.0, took
-
-
-def test_wilson_matches_the_engine():
-    from core.engine.stats import wilson_interval
-
-    for k, n in ((0, 0), (0, 5), (3, 5), (28, 40), (1000, 1000)):
-        assert wilson(k, n) == wilson_interval(k, n)
+    assert m.failed and all(m.outcome[n] == "failed" for n in m.failed)
 
 
 def test_summary_agrees_with_the_engine(seeded):
     from core.engine.summary import campaign_summary
 
     home, facts = seeded
-    ds = DataSource(home)
+    ds = Reader(home)
     s = ds.summary(facts["campaign"])
+    c = ds.campaign(facts["campaign"])
+    assert s.progress == c.progress == "40/40"
     e = campaign_summary(ds.store(), facts["campaign"])
     assert s.viability_rate == e["viability_rate"]
     assert [round(x, 4) for x in s.viability_interval] == e["viability_interval"]
@@ -100,15 +84,18 @@ def test_campaign_list_counts_as_the_engine_does(tmp_path):
                                             else "test", "status": "viable" if outcome == "promoted" else "non-viable"})
             st.set_outcome(g.number, outcome)
         engine = campaign_summary(st, "c-mixed")
-    [c] = DataSource(home).campaigns()
+    [c] = Reader(home).campaigns()
     assert c.judged == engine["judged"] == 5
     assert c.viability == engine["viability_rate"] == 3 / 5
     assert c.progress == "7/8" and c.finished == 9
+    s = Reader(home).summary("c-mixed")
+    assert s.progress == c.progress  # the Fitness pane says what the list says
+    assert s.failure_stages == engine["failure_stages"]
 
 
 def test_one_store_per_thread(seeded):
     home, _ = seeded
-    ds = DataSource(home)
+    ds = Reader(home)
     seen = []
 
     def grab():
@@ -127,10 +114,12 @@ def test_one_store_per_thread(seeded):
 
 def test_generation_detail_and_log(seeded):
     home, facts = seeded
-    ds = DataSource(home)
+    ds = Reader(home)
     n = facts["failed"][0]
     d = ds.generation_detail(n)
-    assert d.outcome == "failed" and d.report and d.files and d.parent_files
+    assert d.outcome == "failed" and d.report is not None and d.report_problem is None
+    assert d.report.status == "non-viable" and d.report_raw["status"] == "non-viable"
+    assert d.files and d.parent_files and list(d.failed_numbers) == facts["failed"]
     assert "tally/server.py" in d.files
     assert d.simulated
     lines, last = ds.log_tail(n)
@@ -141,7 +130,7 @@ def test_generation_detail_and_log(seeded):
 
 def test_search_finds_numbers_reasons_campaigns_and_specs(seeded):
     home, facts = seeded
-    ds = DataSource(home)
+    ds = Reader(home)
     assert ds.search("13")[0].key == "13"
     assert any(h.kind == "campaign" for h in ds.search("tally-001"))
     assert any(h.kind == "spec" for h in ds.search("tally-v2"))
@@ -166,8 +155,6 @@ def test_report_rows_nest_failures_under_their_stage():
     assert names[:3] == ["manifest", "build", "test"]
     assert rows[3].depth == 1 and rows[3].location == "tests/test_server.py:5"
     assert rows[-1].name == "health" and rows[-1].passed is None
-    fails = report_failures(rep)
-    assert [f["kind"] for f in fails] == ["stage", "test", "test"]
     health = check_rows(_report(8, "health"))
     assert any(r.name == "vector health-ok" and r.failed for r in health)
 
@@ -219,12 +206,12 @@ def test_downsample_keeps_ends():
 
 
 def test_closing_while_a_worker_thread_is_in_a_query_interrupts_it_instead_of_crashing(seeded):
-    """The app closes its DataSource on unmount while load workers may still be querying;
+    """The app closes its Reader on unmount while load workers may still be querying;
     closing a connection under a running statement segfaulted the TUI (found by hand)."""
     import sqlite3
 
     home, _ = seeded
-    data = DataSource(home)
+    data = Reader(home)
     started, outcome = threading.Event(), {}
 
     def slow_query():

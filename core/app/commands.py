@@ -1,0 +1,483 @@
+"""Typed commands: everything a person can ask Cambrian to do, from the TUI or the shell.
+
+A command is a frozen dataclass; its handler is registered with ``@handles(Command)`` and
+returns a typed result, or raises ``CommandRefused`` (the reason, and the form field it
+belongs to when there is one) having changed nothing. ``Cambrian.run(command)`` dispatches.
+A new command is a dataclass and one handler here; the screens map keys to commands
+(``cambrian_tui``) and the CLI maps arguments to them.
+
+Handlers block (a start waits until the detached process holds its lease): the TUI runs
+them in worker threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, TypeVar
+
+from core.app.forms import FORM, FormErrors
+
+if TYPE_CHECKING:
+    from core.app.service import Cambrian
+
+Control = Literal["pause", "resume", "abort"]
+
+
+class CommandRefused(Exception):
+    """Nothing was done; ``reason`` says why (and, for a start, how to fix it).
+    ``errors`` maps form fields to messages when the reason belongs to fields."""
+
+    def __init__(self, reason: str, errors: dict[str, str] | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.errors = dict(errors or {FORM: reason})
+
+
+# --- where a spec comes from --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecRef:
+    """A stored version (``hash``, a unique prefix or a label) or a spec file (``path``)."""
+
+    hash: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.hash is None) == (self.path is None):
+            raise ValueError("a SpecRef is a stored version or a file, not both or neither")
+
+
+# --- campaigns ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartCampaign:
+    spec: SpecRef
+    provider: str
+    model: str | None = None  # None: the provider's default model
+    generations: int = 6
+    parallelism: int = 2
+    max_retries: int = 1
+    seed: int = 0
+    budget_usd: float | None = None
+    budget_tokens: int | None = None
+    budget_wall_s: float | None = None
+    backend: str = "docker"
+    label: str = ""
+    provider_settings: dict[str, Any] = field(default_factory=dict)  # e.g. {"cassette": PATH}
+
+
+@dataclass(frozen=True)
+class CampaignStarted:
+    campaign_id: str
+    provider: str
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class ControlCampaign:
+    campaign_id: str
+    action: Control
+
+
+@dataclass(frozen=True)
+class ControlDone:
+    target: str
+    action: str
+    result: str  # "resumed", "restarted", "pause sent to engine pid N", ...
+
+
+# --- evolution runs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartEvolution:
+    spec: SpecRef
+    provider: str
+    model: str | None = None
+    models: tuple[str, ...] = ()
+    budget_generations: int = 160
+    budget_usd: float | None = None
+    screen_generations: int = 4
+    full_generations: int = 12
+    parallelism: int = 2
+    seed: int = 0
+    max_observations: int | None = None
+    optimizer: str = "bo"
+    learn: bool = True  # BO starts from what earlier runs in this home learned
+    backend: str = "docker"
+    label: str = ""
+    provider_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EvolutionStarted:
+    run_id: str
+    provider: str
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class ControlEvolution:
+    run_id: str
+    action: Control
+
+
+@dataclass(frozen=True)
+class ExportBest:
+    run_id: str
+    target: str | None = None  # file or folder; None: HOME/exports/
+
+
+@dataclass(frozen=True)
+class BestExported:
+    run_id: str
+    meta: dict[str, Any]
+
+
+# --- the distiller and amendments ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distill:
+    campaign_id: str
+
+
+@dataclass(frozen=True)
+class Distilled:
+    campaign_id: str
+    analysed: int
+    significant: int
+    proposed: int
+    skipped: tuple[str, ...]
+    report: dict[str, Any]  # the distill report's JSON (``cambrian distill --json``)
+
+
+@dataclass(frozen=True)
+class AcceptAmendment:
+    amendment_id: int
+    text: str | None = None  # an edited text: accepted as "edited"
+
+
+@dataclass(frozen=True)
+class RejectAmendment:
+    amendment_id: int
+
+
+@dataclass(frozen=True)
+class AmendmentDone:
+    amendment_id: int
+    action: str
+    status: str
+    spec_hash: str | None = None  # the new spec version an accept created
+    parent_hash: str | None = None
+    text: str | None = None
+
+
+# --- history ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportArtifacts:
+    """Import an original Cambrian artifacts tree (``cambrian import cambrian-artifacts``)."""
+
+    directory: str
+
+
+@dataclass(frozen=True)
+class Reverify:
+    """Run stored generations through today's rig and compare verdicts, under a verdict
+    profile (``cambrian`` or the ``original`` project's rules); ``on_row`` sees each row as
+    it is judged."""
+
+    generations: tuple[int, ...]
+    backend: str = "docker"
+    profile: str = "cambrian"
+    on_row: Callable[[dict[str, Any]], None] | None = field(default=None, compare=False)
+    rig_fn: Callable[..., Any] | None = field(default=None, compare=False)  # tests: another rig
+
+
+# --- dispatch -----------------------------------------------------------------------------------------
+
+CommandT = TypeVar("CommandT")
+HANDLERS: dict[type, Callable[["Cambrian", Any], Any]] = {}
+
+
+def handles(kind: type) -> Callable[[Callable[["Cambrian", Any], Any]], Callable[["Cambrian", Any], Any]]:
+    def register(fn: Callable[["Cambrian", Any], Any]) -> Callable[["Cambrian", Any], Any]:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def _spec_text(app: "Cambrian", ref: SpecRef) -> tuple[str, str]:
+    """(text, label) of a spec reference, or CommandRefused at the spec field."""
+    from core.app.specs import read_spec_file
+
+    if ref.path is not None:
+        try:
+            return read_spec_file(ref.path)
+        except ValueError as exc:
+            raise CommandRefused(str(exc), {"spec": str(exc)}) from None
+    try:
+        h = app.reads.resolve_spec(ref.hash or "")
+    except KeyError as exc:
+        msg = str(exc.args[0]) if exc.args else f"unknown spec {ref.hash!r}"
+        raise CommandRefused(msg, {"spec": msg}) from None
+    views = {v.hash: v for v in app.reads.spec_versions()}
+    v = views.get(h)
+    return app.reads.spec_text(h), (v.label if v is not None else "")
+
+
+def _provider_ok(name: str, settings: dict[str, Any] | None = None) -> None:
+    from core.app.providers import provider
+
+    try:
+        info = provider(name)
+    except ValueError as exc:
+        raise CommandRefused(str(exc), {"provider": str(exc)}) from None
+    problem = info.problem(settings=settings)
+    if problem:
+        raise CommandRefused(problem, {"provider": problem})
+
+
+def _preflight(backend: str) -> None:
+    """The rig must be able to judge before anything is stored or paid for."""
+    from core.engine.launch import preflight_rig
+    from rig.api import RigSetupError
+
+    try:
+        preflight_rig(backend or "docker")
+    except RigSetupError as exc:
+        raise CommandRefused(str(exc)) from None
+
+
+def _settings_errors(exc: Exception) -> dict[str, str]:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        out: dict[str, str] = {}
+        for err in exc.errors():
+            loc = [str(x) for x in err.get("loc", ())]
+            key = loc[0] if loc else FORM
+            out[key] = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        return out
+    return {FORM: str(exc)}
+
+
+@handles(StartCampaign)
+def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
+    from pydantic import ValidationError
+
+    from core.app.providers import provider
+    from core.engine.launch import create_campaign, spawn_engine
+    from core.models import CampaignSettings
+
+    _provider_ok(cmd.provider, cmd.provider_settings)
+    text, label = _spec_text(app, cmd.spec)
+    model = cmd.model or _server_model(cmd.provider, cmd.provider_settings) \
+        or provider(cmd.provider).default_model
+    data: dict[str, Any] = dict(
+        spec_hash="sha256:" + "0" * 64, generations=cmd.generations, parallelism=cmd.parallelism,
+        provider=cmd.provider, model=model, seed=cmd.seed,
+        max_retries=cmd.max_retries, budget_usd=cmd.budget_usd, budget_tokens=cmd.budget_tokens,
+        budget_wall_s=cmd.budget_wall_s, backend=cmd.backend, **cmd.provider_settings)
+    try:
+        settings = CampaignSettings(**data)
+    except ValidationError as exc:
+        errors = _settings_errors(exc)
+        raise CommandRefused("; ".join(f"{k}: {v}" for k, v in errors.items()), errors) from None
+    _preflight(settings.backend)
+    from core.spec import check_spec
+
+    issues = check_spec(text)
+    if issues:
+        msg = "spec has problems: " + "; ".join(str(i) for i in issues[:5])
+        raise CommandRefused(msg, {"spec": msg})
+    with app.writer() as store:
+        cid = create_campaign(store, settings, text, label=cmd.label or label)
+    try:
+        spawn_engine(app.home, cid)
+    except RuntimeError as exc:
+        raise CommandRefused(f"campaign {cid} was stored but its engine did not start: {exc}; "
+                             f"`cambrian campaign resume {cid}` retries") from None
+    return CampaignStarted(cid, cmd.provider, provider(cmd.provider).simulated)
+
+
+@handles(ControlCampaign)
+def _control_campaign(app: "Cambrian", cmd: ControlCampaign) -> ControlDone:
+    from core.engine.launch import control_campaign
+
+    try:
+        msg = control_campaign(app.home, cmd.campaign_id, cmd.action)
+    except KeyError as exc:
+        raise CommandRefused(str(exc.args[0]) if exc.args else str(exc)) from None
+    except RuntimeError as exc:
+        raise CommandRefused(str(exc)) from None
+    return ControlDone(cmd.campaign_id, cmd.action, msg)
+
+
+@handles(StartEvolution)
+def _start_evolution(app: "Cambrian", cmd: StartEvolution) -> EvolutionStarted:
+    from pydantic import ValidationError
+
+    from core.app.forms import evolution_budget_problem
+    from core.app.providers import provider
+    from core.evolution.runs import create_run, spawn_evolution
+    from core.evolution.settings import EvolutionSettings
+
+    _provider_ok(cmd.provider, cmd.provider_settings)
+    problem = evolution_budget_problem(cmd.budget_generations, cmd.screen_generations, cmd.full_generations)
+    if problem:
+        raise CommandRefused(problem, {"budget_generations": problem})
+    text, label = _spec_text(app, cmd.spec)
+    kw: dict[str, Any] = dict(
+        provider=cmd.provider, seed=cmd.seed, budget_generations=cmd.budget_generations,
+        budget_usd=cmd.budget_usd, screen_generations=cmd.screen_generations,
+        full_generations=cmd.full_generations, parallelism=cmd.parallelism,
+        max_observations=cmd.max_observations, optimizer=cmd.optimizer, backend=cmd.backend,
+        **cmd.provider_settings)
+    model = cmd.model or _server_model(cmd.provider, cmd.provider_settings)
+    if model:
+        kw["model"] = model
+    if cmd.models:
+        kw["models"] = list(cmd.models)
+    try:  # the run fills in sections, hats and amendments; a placeholder section checks the rest
+        EvolutionSettings(base_spec_hash="-", sections=["-"], **kw)
+    except ValidationError as exc:
+        errors = _settings_errors(exc)
+        raise CommandRefused("; ".join(f"{k}: {v}" for k, v in errors.items()), errors) from None
+    _preflight(cmd.backend)
+    try:
+        with app.writer() as store:
+            rid = create_run(store, text, label=cmd.label or label, learn=cmd.learn, **kw)
+    except ValueError as exc:
+        raise CommandRefused(str(exc), {"spec": str(exc)} if "spec" in str(exc) else None) from None
+    try:
+        spawn_evolution(app.home, rid)
+    except RuntimeError as exc:
+        raise CommandRefused(f"run {rid} was stored but its process did not start: {exc}; "
+                             f"`cambrian evolve resume {rid}` retries") from None
+    return EvolutionStarted(rid, cmd.provider, provider(cmd.provider).simulated)
+
+
+@handles(ControlEvolution)
+def _control_evolution(app: "Cambrian", cmd: ControlEvolution) -> ControlDone:
+    from core.evolution.runs import control_run
+
+    try:
+        msg = control_run(app.home, cmd.run_id, cmd.action)
+    except KeyError as exc:
+        raise CommandRefused(str(exc.args[0]) if exc.args else str(exc)) from None
+    except (RuntimeError, ValueError) as exc:
+        raise CommandRefused(str(exc)) from None
+    return ControlDone(cmd.run_id, cmd.action, msg)
+
+
+@handles(ExportBest)
+def _export_best(app: "Cambrian", cmd: ExportBest) -> BestExported:
+    from core.evolution.runs import best_with_metadata
+
+    target = Path(cmd.target) if cmd.target else app.home / "exports"
+    if cmd.target is None:
+        target.mkdir(parents=True, exist_ok=True)
+    try:
+        with app.writer() as store:
+            meta = best_with_metadata(store, cmd.run_id, target)
+    except KeyError as exc:
+        raise CommandRefused(str(exc.args[0]) if exc.args else str(exc)) from None
+    except OSError as exc:
+        raise CommandRefused(f"cannot export to {target}: {exc}") from None
+    return BestExported(cmd.run_id, meta)
+
+
+@handles(Distill)
+def _distill(app: "Cambrian", cmd: Distill) -> Distilled:
+    from core.distill import distill_campaign
+
+    try:
+        with app.writer() as store:
+            report = distill_campaign(store, cmd.campaign_id)
+    except KeyError as exc:
+        raise CommandRefused(str(exc.args[0]) if exc.args else f"no campaign {cmd.campaign_id!r}") from None
+    return Distilled(cmd.campaign_id, len(report.analysed), len({t.feature for t in report.significant}),
+                     len(report.amendments), tuple(f"{s.feature}: {s.reason}" for s in report.skipped),
+                     report.to_json())
+
+
+@handles(AcceptAmendment)
+def _accept(app: "Cambrian", cmd: AcceptAmendment) -> AmendmentDone:
+    from core.distill.amend import AmendmentRefused, accept_amendment
+
+    with app.writer() as store:
+        try:
+            version = accept_amendment(store, cmd.amendment_id, edited_text=cmd.text)
+        except KeyError:
+            raise CommandRefused(f"no amendment {cmd.amendment_id}") from None
+        except AmendmentRefused as exc:
+            raise CommandRefused(exc.reason) from None
+        a = store.amendment(cmd.amendment_id)
+    return AmendmentDone(a.id or cmd.amendment_id, "accept", a.status.value, version.hash, a.spec_hash, a.text)
+
+
+@handles(RejectAmendment)
+def _reject(app: "Cambrian", cmd: RejectAmendment) -> AmendmentDone:
+    from core.distill.amend import AmendmentRefused, reject_amendment
+
+    with app.writer() as store:
+        try:
+            a = reject_amendment(store, cmd.amendment_id)
+        except KeyError:
+            raise CommandRefused(f"no amendment {cmd.amendment_id}") from None
+        except AmendmentRefused as exc:
+            raise CommandRefused(exc.reason) from None
+    return AmendmentDone(a.id or cmd.amendment_id, "reject", a.status.value)
+
+
+@handles(ImportArtifacts)
+def _import(app: "Cambrian", cmd: ImportArtifacts) -> dict[str, Any]:
+    from core.engine.importer import ImportErrorReport, import_tree
+
+    with app.writer() as store:
+        try:
+            return import_tree(store, cmd.directory)
+        except ImportErrorReport as exc:
+            raise CommandRefused(str(exc)) from None
+
+
+@handles(Reverify)
+def _reverify(app: "Cambrian", cmd: Reverify) -> list[dict[str, Any]]:
+    from core.engine.reverify import reverify
+
+    with app.writer() as store:
+        try:
+            return reverify(store, list(cmd.generations), backend=cmd.backend, rig_fn=cmd.rig_fn,
+                            profile=cmd.profile, on_row=cmd.on_row)
+        except (KeyError, ValueError) as exc:
+            raise CommandRefused(str(exc.args[0]) if exc.args else str(exc)) from None
+
+
+def _server_model(provider_name: str, settings: dict[str, Any]) -> str | None:
+    """With no model given for an OpenAI-compatible server: the one it serves (llama.cpp
+    serves exactly one); a server with several, or none reachable, is refused with what it
+    offers or why it could not be asked."""
+    if provider_name != "openai":
+        return None
+    from core.llm.endpoints import check_connection_sync
+
+    rep = check_connection_sync(provider_name, settings.get("base_url"),
+                                api_key_env=settings.get("api_key_env"))
+    if rep.ok and rep.model:
+        return rep.model
+    if rep.ok:
+        msg = f"a model is required: the server offers {', '.join(rep.models[:20]) or 'no models'}"
+    else:
+        msg = f"a model is required and the server could not be asked: {rep.error}"
+    raise CommandRefused(msg, {"model": msg})
+
+
+def refused_from_form(exc: FormErrors) -> CommandRefused:
+    return CommandRefused(str(exc), exc.errors)

@@ -1,0 +1,28 @@
+"""Short human forms of figures, shared by the TUI and the command line (pure)."""
+
+from __future__ import annotations
+
+
+def human_tokens(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{int(n)}"
+
+
+def human_ms(ms: int | float | None) -> str:
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{int(ms)} ms"
+    s = ms / 1000
+    if s < 60:
+        return f"{s:.1f} s"
+    return f"{int(s // 60)}m{int(s % 60):02d}s"
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.0f}%"

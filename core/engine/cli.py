@@ -137,7 +137,7 @@ def list_main(home: Path, as_json: bool) -> int:
         rows = [app.reads.campaign_status(c.id) for c in app.reads.campaigns()
                 if c.kind in ("campaign", "import")]
     if as_json:
-        print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "summary")}
+        print(json.dumps([{k: r[k] for k in ("id", "state", "engine_pid", "spec_hash", "provider", "imported", "summary")}
                           for r in rows], indent=2))
     elif not rows:
         print("no campaigns yet: `cambrian campaign start --spec spec/echo.md -n 4 -p 2`")

@@ -40,6 +40,55 @@ class StageTimeouts:
 
 
 @dataclass
+class Channel:
+    """The way out a run's offspring may use to breed (DESIGN §7 "Reproduction"): the folder
+    of the engine's LLM gateway socket (mounted read-only), the model the gateway answers
+    with, and how long the offspring may take."""
+
+    gateway_dir: str
+    socket_name: str = "gw.sock"
+    model: str = "sim-1"
+    timeout: float = 600.0
+    port: int = 18400  # where the rig's forwarder serves it inside the container
+
+
+@dataclass
+class Reproduce:
+    """A reproduction request for one run (built by the orchestrator from the spec's
+    ``reproduce`` declaration and the caller's Channel)."""
+
+    channel: Channel
+    path: str
+    output_env: str
+    model_env: str
+    spec: str
+    generation: int
+    output_dir: str = "/tmp/offspring"
+
+    @property
+    def gateway_dir(self) -> str:
+        return self.channel.gateway_dir
+
+    @property
+    def socket_name(self) -> str:
+        return self.channel.socket_name
+
+    @property
+    def port(self) -> int:
+        return self.channel.port
+
+    @property
+    def timeout(self) -> float:
+        return self.channel.timeout
+
+    def organism_env(self) -> dict[str, str]:
+        """What the offspring's start process sees: the gateway (through the forwarder) as
+        its Messages API, a placeholder key, where to write, which model to name."""
+        return {"ANTHROPIC_BASE_URL": f"http://127.0.0.1:{self.port}",
+                self.output_env: self.output_dir, self.model_env: self.channel.model}
+
+
+@dataclass
 class RigLimits:
     memory_mb: int = 512
     pids: int = 256
@@ -61,6 +110,8 @@ class RigResult:
     oom_killed: bool
     rig_error: str | None
     container_ids: list[str] = field(default_factory=list)  # main (and probe) containers
+    # reproduction: the artifact the offspring wrote ({path: bytes}), when it wrote one
+    offspring_files: dict[str, bytes] | None = None
 
     @property
     def viable(self) -> bool:
@@ -81,6 +132,7 @@ def run_artifact(
     prepared: "Any" = None,
     probes: dict[str, list[dict]] | None = None,
     gate: tuple[str, ...] | list[str] = (),
+    channel: Channel | None = None,
 ) -> RigResult:
     """Run every rig stage on one artifact directory and return the verdict.
 
@@ -90,7 +142,10 @@ def run_artifact(
     ``probes``: hidden probe layers the writer never saw, {"sealed" | "examiner" |
     "redteam": [contract dicts]}, run in the health stage after the visible checks and
     reported apart; ``gate``: the layers whose failure makes the artifact non-viable (the
-    campaign's viability policy); the others only score."""
+    campaign's viability policy); the others only score. ``channel``: ask a viable offspring
+    of a spec that declares ``reproduce`` to breed through the engine's LLM gateway (docker
+    backend); the report's ``reproduction`` says what happened and ``offspring_files`` holds
+    what it wrote, for the caller to judge in a fresh run."""
     from rig.orchestrator import run
 
     if prepared is not None and run_id is None:
@@ -98,12 +153,12 @@ def run_artifact(
     return run(artifact_dir, backend=backend, run_id=run_id, generation=generation,
                on_line=on_line, timeouts=timeouts, limits=limits or RigLimits(),
                labels=labels or {}, profile=profile, prepared=prepared, probes=probes,
-               gate=tuple(gate))
+               gate=tuple(gate), channel=channel)
 
 
 def prepare(run_id: str, *, generation: int | None = None, labels: dict[str, str] | None = None,
             timeouts: StageTimeouts | None = None, limits: RigLimits | None = None,
-            backend: str = "docker") -> "Any":
+            backend: str = "docker", channel: Channel | None = None) -> "Any":
     """Create a run's containers ahead, in the background (docker only; None otherwise):
     while an LLM call is in flight, or while the previous artifact is judged. Pass the
     result to ``run_artifact(..., prepared=...)`` with the same run id, labels, limits and
@@ -115,7 +170,7 @@ def prepare(run_id: str, *, generation: int | None = None, labels: dict[str, str
     from rig.backends.docker import Prepared
 
     return Prepared(run_id, generation, labels or {}, limits or RigLimits(),
-                    timeouts or StageTimeouts())
+                    timeouts or StageTimeouts(), channel.gateway_dir if channel else None)
 
 
 def wait_removed(timeout: float = 60.0) -> bool:

@@ -679,6 +679,28 @@ def _checked_probes(probes: dict[str, list[dict[str, Any]]] | None,
     return out, tuple(k for k in gate if k in out)
 
 
+def _reproduction_request(mo: ManifestOutcome, channel: Any, generation: int,
+                          backend: str) -> tuple[Any, str | None]:
+    """The run's reproduction request, or (None, why not)."""
+    if channel is None:
+        return None, None
+    if backend != "docker":
+        return None, (f"the {backend} backend cannot run reproduction (no way to mount the "
+                      f"gateway's socket into its sandbox); use docker")
+    if not mo.ok or mo.manifest is None or mo.files is None:
+        return None, "the manifest stage failed"
+    from rig.api import Reproduce
+    from rig.vectors import spec_reproduce
+
+    spec = mo.files.get(mo.manifest.spec_file, b"").decode("utf-8", "replace")
+    decl, problems = spec_reproduce(spec)
+    if decl is None:
+        return None, ("; ".join(problems) if problems else
+                      "the spec declares no reproduction (front matter `reproduce`)")
+    return Reproduce(channel=channel, path=decl["path"], output_env=decl["output_env"],
+                     model_env=decl["model_env"], spec=spec, generation=generation + 1), None
+
+
 def resolve_timeouts(profile: Profile, explicit: StageTimeouts | None,
                      spec: dict[str, float]) -> tuple[StageTimeouts, str]:
     """(timeouts, where they came from). Explicit timeouts win; else the profile's, with the
@@ -696,7 +718,7 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
         on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts | None,
         limits: RigLimits, labels: dict[str, str], profile: str | None = None,
         prepared: Any = None, probes: dict[str, list[dict[str, Any]]] | None = None,
-        gate: tuple[str, ...] | list[str] = ()) -> RigResult:
+        gate: tuple[str, ...] | list[str] = (), channel: Any = None) -> RigResult:
     t0 = time.monotonic()
     prof = get_profile(profile)           # RigSetupError for an unknown profile
     probes, gate = _checked_probes(probes, gate)  # RigSetupError for a malformed probe
@@ -719,6 +741,7 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     sink.rig(f"[rig] manifest: {'ok' if mo.ok else 'FAILED: ' + '; '.join(mo.errors[:3])}"
              + ("" if prof is CAMBRIAN else f" (profile {prof.name})"))
     ex: Execution | None = None
+    reproduce, repro_note = _reproduction_request(mo, channel, gen, backend)
     if mo.ok:
         m = mo.manifest
         job = Job(run_id=run_id, generation=gen, files=mo.files or {}, modes=mo.modes,
@@ -728,7 +751,8 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
                   smoke_modules=smoke_modules([f for f in m.files], m.entry.start),
                   timeouts=timeouts, limits=limits, labels=labels, sink=sink,
                   stop_after_test=bool(mo.tamper), rules=prof.rules, prepared=prepared,
-                  parallel_start=prof.parallel_start, probes=probes, gate_kinds=gate)
+                  parallel_start=prof.parallel_start, probes=probes, gate_kinds=gate,
+                  reproduce=reproduce)
         try:
             ex = impl.execute(job)
         except RigSetupError:
@@ -744,6 +768,11 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
         extra["output_capped"] = {"forwarded_bytes": sink.forwarded, "total_bytes": sink.total}
     extra["timeouts"] = {k: getattr(timeouts, k) for k in ("build", "test", "smoke", "start", "health")}
     extra["timeouts_from"] = timeouts_from
+    if channel is not None:
+        step = ex.steps.get("reproduce") if ex is not None else None
+        extra["reproduction"] = (dict(step.data, offered=step.ok) if step is not None else
+                                 {"offered": False, "why": repro_note or "not asked: the artifact "
+                                  "was not viable"})
     if probes:  # the viability policy this verdict was reached under
         extra["layers"] = {k: {"gate": k in gate, "probes": len(v)} for k, v in probes.items()}
     report, stage_ms = assemble(mo, ex, generation=gen, backend=backend, timeouts=timeouts,
@@ -764,5 +793,6 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     return RigResult(report=report, backend=backend, run_id=run_id,
                      container_id=ex.container_id if ex else None,
                      container_ids=list(ex.container_ids) if ex else [], stage_ms=all_ms,
+                     offspring_files=(ex.extra.get("offspring_files") or None) if ex else None,
                      total_ms=total, first_output_ms=ex.first_output_ms if ex else None,
                      oom_killed=bool(ex and ex.oom_killed), rig_error=ex.rig_error if ex else None)

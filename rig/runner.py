@@ -740,6 +740,25 @@ def forward_main(args, stdin=None):
     return served
 
 
+def reproduce_main(args):
+    """Ask the running offspring to do its job: POST its generate path with its own spec
+    and the next generation number (trusted code, the rig uid; the organism answers, its
+    model calls go through the gateway). The answer is bounded and returned as facts."""
+    t0 = time.monotonic()
+    status, payload, err = http_request("127.0.0.1", int(args["port"]), "POST", args["path"],
+                                        {"spec": args["spec"], "generation": int(args["generation"])},
+                                        float(args["timeout"]))
+    body = None
+    if payload:
+        try:
+            body = json.loads(payload.decode("utf-8"))
+        except ValueError:
+            body = None
+    return {"status": status, "error": err, "ms": _ms(t0),
+            "body": body if isinstance(body, dict) else None,
+            "body_excerpt": None if isinstance(body, dict) else _excerpt(payload or b"", 500)}
+
+
 def collect_main(args):
     """Docker: install the plugin into its tmpfs mounts, create the FIFO, say READY, then
     collect records until the host closes our stdin (or the deadline)."""
@@ -1610,6 +1629,8 @@ def main(argv=None):
         out = collect_main(args)
     elif cmd == "forward":
         out = forward_main(args)
+    elif cmd == "reproduce":
+        out = reproduce_main(args)
     else:
         sys.stderr.write(f"unknown subcommand {cmd!r}\n")
         return 2

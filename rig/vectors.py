@@ -153,3 +153,39 @@ def spec_timeouts(text: str) -> tuple[dict[str, float], list[str]]:
         else:
             out[key] = float(value)
     return out, problems
+
+
+def spec_reproduce(text: str) -> tuple[dict[str, str] | None, list[str]]:
+    """``reproduce`` from the spec's front matter: how an offspring is asked to breed, e.g.
+        reproduce: {path: /generate, output-env: PRIME_OUTPUT_DIR, model-env: CAMBRIAN_MODEL}
+    -> ({"path", "output_env", "model_env"}, problems); (None, []) when the spec declares none."""
+    if not text.startswith("---\n"):
+        return None, []
+    end = text.find("\n---", 4)
+    if end < 0:
+        return None, []
+    try:
+        front = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError as exc:
+        return None, [f"front matter is not valid YAML: {exc}"]
+    raw = front.get("reproduce") if isinstance(front, dict) else None
+    if raw is None:
+        return None, []
+    if not isinstance(raw, dict):
+        return None, ["reproduce must be a mapping: {path, output-env, model-env}"]
+    out, problems = {}, []
+    for key, attr, default in (("path", "path", None), ("output-env", "output_env", None),
+                               ("model-env", "model_env", "CAMBRIAN_MODEL")):
+        value = raw.get(key, default)
+        if not isinstance(value, str) or not value:
+            problems.append(f"reproduce.{key}: required, a non-empty string")
+        else:
+            out[attr] = value
+    if "path" in out and not out["path"].startswith("/"):
+        problems.append("reproduce.path: must start with '/'")
+    for key in raw:
+        if key not in ("path", "output-env", "model-env", "spec"):
+            problems.append(f"reproduce: unknown key {key!r}")
+    if raw.get("spec", "self") != "self":
+        problems.append("reproduce.spec: only 'self' (the offspring breeds from its own spec copy)")
+    return (out if not problems else None), problems

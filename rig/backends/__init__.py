@@ -49,6 +49,9 @@ class Job:
     # hidden probe layers {kind: [contract dicts]} (runner.HIDDEN_KINDS) and those that gate
     probes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     gate_kinds: tuple[str, ...] = ()
+    # reproduction (docker): once the artifact is viable, ask it to breed through the LLM
+    # gateway (rig/api.py Reproduce); None: not this run
+    reproduce: Any = None
 
     def on(self, rule: str) -> bool:
         return rule in self.rules

@@ -207,15 +207,23 @@ class Box:
         self.role, self.spec = role, spec
 
 
+GATEWAY_MOUNT = "/cambrian-gw"  # the LLM gateway's socket folder inside a container (ro)
+
+
 def create_box(api, run_id: str, generation: int | None, labels: dict[str, str], limits,
-               timeouts: StageTimeouts, role: str) -> Box:
-    """Create, attach the lifeline to, and start one rig container."""
+               timeouts: StageTimeouts, role: str, gateway_dir: str | None = None) -> Box:
+    """Create, attach the lifeline to, and start one rig container. ``gateway_dir``: the
+    engine-side folder of the LLM gateway's unix socket, mounted read-only (the container
+    keeps network none: a socket is its one way out, and only to the gateway)."""
+    hc = host_config(api, limits)
+    if gateway_dir:
+        hc["Binds"] = [f"{gateway_dir}:{GATEWAY_MOUNT}:ro"]
     try:
         cid = api.create_container(
             image_tag(), command=keeper_command(timeouts), user=RIG_USER,
             environment=organism_base_env(generation), working_dir="/workspace",
             labels=container_labels(run_id, generation, labels, role),
-            host_config=host_config(api, limits),
+            host_config=hc,
             network_disabled=True, stop_signal="SIGKILL", stdin_open=True,
         )["Id"]
     except Exception as exc:
@@ -230,13 +238,14 @@ def create_box(api, run_id: str, generation: int | None, labels: dict[str, str],
     except Exception as exc:
         remove_later(api, cid, lifeline)
         raise RigSetupError(f"cannot start the rig container: {exc}") from exc
-    return Box(cid, lifeline, err, role, _spec_key(run_id, generation, labels, limits, timeouts))
+    return Box(cid, lifeline, err, role,
+               _spec_key(run_id, generation, labels, limits, timeouts, gateway_dir))
 
 
-def _spec_key(run_id, generation, labels, limits, timeouts) -> tuple:
+def _spec_key(run_id, generation, labels, limits, timeouts, gateway_dir=None) -> tuple:
     # the generation is not part of it: organism execs carry CAMBRIAN_GENERATION themselves
     return (run_id, tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-            tuple(sorted(vars(limits).items())), None, container_lifetime(timeouts), image_tag())
+            tuple(sorted(vars(limits).items())), gateway_dir, container_lifetime(timeouts), image_tag())
 
 
 class _FutureBox:
@@ -249,9 +258,10 @@ class _FutureBox:
                                        name="rig-probe-create")
         self.thread.start()
 
-    def _make(self, api, run_id, generation, labels, limits, timeouts) -> None:
+    def _make(self, api, run_id, generation, labels, limits, timeouts, gateway_dir=None) -> None:
         try:
-            self.box = create_box(api, run_id, generation, labels, limits, timeouts, ROLE_PROBE)
+            self.box = create_box(api, run_id, generation, labels, limits, timeouts, ROLE_PROBE,
+                                  gateway_dir)
         except Exception as exc:  # noqa: BLE001 - then the main container does it all
             self.error = str(exc)
 
@@ -267,8 +277,9 @@ class Prepared:
     its own. Unused ones are removed by ``release``."""
 
     def __init__(self, run_id: str, generation: int | None, labels: dict[str, str], limits,
-                 timeouts: StageTimeouts):
+                 timeouts: StageTimeouts, gateway_dir: str | None = None):
         self.args = (run_id, generation, labels, limits, timeouts)
+        self.gateway_dir = gateway_dir
         self.boxes: list[Box] = []
         self.error: str | None = None
         self.taken = False
@@ -283,13 +294,14 @@ class Prepared:
         try:
             api = _client_or_raise().api
             for role in (ROLE_MAIN, ROLE_PROBE):
-                self.boxes.append(create_box(api, *self.args, role))
+                self.boxes.append(create_box(api, *self.args, role, self.gateway_dir))
         except Exception as exc:  # noqa: BLE001 - the run then creates its own
             self.error = str(exc)
 
     def take(self, job: Job) -> tuple[Box, Box] | None:
         self.thread.join(120.0)
-        want = _spec_key(job.run_id, job.generation, job.labels, job.limits, job.timeouts)
+        want = _spec_key(job.run_id, job.generation, job.labels, job.limits, job.timeouts,
+                         job.reproduce.gateway_dir if job.reproduce else None)
         ok = (not self.taken and self.error is None and len(self.boxes) == 2
               and all(b.spec[:4] == want[:4] and b.spec[4] >= want[4] and b.spec[5] == want[5]
                       for b in self.boxes))  # same run, labels, limits, image; long enough
@@ -500,6 +512,8 @@ class DockerBackend(Backend):
         self.api = None
         self.probe_box: Box | _FutureBox | None = None
         self.lane: _Lane | None = None
+        self.reproduce_gate: threading.Event | None = None  # set in a lane: the tests passed
+        self.reproduce_cancelled = False
         self.cid: str | None = None
         self.job: Job | None = None
         self.runner_source = RUNNER_PATH.read_text(encoding="utf-8")
@@ -539,11 +553,12 @@ class DockerBackend(Backend):
             main, self.probe_box = boxes
             ex.extra["prepared"] = True
         else:
+            gw = job.reproduce.gateway_dir if job.reproduce else None
             main = create_box(self.api, job.run_id, job.generation, job.labels, job.limits,
-                              job.timeouts, ROLE_MAIN)  # RigSetupError when it cannot
+                              job.timeouts, ROLE_MAIN, gw)  # RigSetupError when it cannot
             # the probe container comes up while the main one is filled and builds
             self.probe_box = None if job.stop_after_test or not job.parallel_start else _FutureBox(
-                self.api, job.run_id, job.generation, job.labels, job.limits, job.timeouts)
+                self.api, job.run_id, job.generation, job.labels, job.limits, job.timeouts, gw)
         self.cid, self.lifeline = main.cid, main.lifeline
         ex.container_id = self.cid
         ex.container_ids = [self.cid]
@@ -660,7 +675,9 @@ class DockerBackend(Backend):
         if lane is None:
             return False
         to = self.job.timeouts
-        if not lane.join(to.smoke + to.start + to.health + 120.0) or lane.error:
+        lane.backend.reproduce_gate.set()  # we are here because the tests passed
+        extra = (self.job.reproduce.timeout + 90.0) if self.job.reproduce is not None else 0.0
+        if not lane.join(to.smoke + to.start + to.health + 120.0 + extra) or lane.error:
             self.job.sink.rig(f"[rig] probe lane unusable ({lane.error or 'did not finish'}); "
                               f"start runs in the main container")
             self.lane = None
@@ -669,6 +686,8 @@ class DockerBackend(Backend):
         lane.buffer.replay(self.job.sink)  # its output, in order, after the tests'
         for step in lb.ex.steps.values():
             self.ex.add(step)
+        if "offspring_files" in lb.ex.extra:
+            self.ex.extra["offspring_files"] = lb.ex.extra["offspring_files"]
         for k in ("start", "health", "teardown"):
             if k in lb.ex.stage_ms:
                 self.ex.stage_ms[k] = lb.ex.stage_ms[k]
@@ -841,8 +860,11 @@ class DockerBackend(Backend):
         marker = f"rig-start-{os.urandom(8).hex()}"
         job.sink.rig(f"[rig] start: {job.entry['start'][:300]}")
         oom_before = self._oom_count()
+        env = {"CAMBRIAN_GENERATION": str(job.generation)}
+        if job.reproduce is not None:
+            env.update(job.reproduce.organism_env())
         start = ExecRun(self, self._organism_wrapper(job.entry["start"], marker), ORGANISM_USER,
-                        "start", forward=True, env={"CAMBRIAN_GENERATION": str(job.generation)})
+                        "start", forward=True, env=env)
         args = {"port": job.port, "health_path": job.health_path, "vectors": job.vectors,
                 "contracts": job.contracts, "generation": job.generation,
                 "ready_timeout": to.start, "health_timeout": to.health, "marker": marker,
@@ -862,6 +884,13 @@ class DockerBackend(Backend):
         probe = data.get("health_step") if data is not None else None
         alive_after = start.running()
         start_code = None if alive_after else start.exit_code()
+        if job.reproduce is not None and probe is not None and alive_after:
+            h = probe.get("health") or {}
+            ready_ok = (probe.get("ready") or {}).get("ready")
+            if ready_ok and h and _runner.health_ok(h, job.gate_kinds) and self._may_reproduce():
+                ex.add(self._reproduce(job, ex))
+                alive_after = start.running()
+                start_code = None if alive_after else start.exit_code()
         # teardown: kill every organism process (setsid'd daemons included) and verify
         t1 = time.monotonic()
         td = self._teardown()
@@ -888,6 +917,61 @@ class DockerBackend(Backend):
             ex.stage_ms["health"] = h.get("ms", 0)
             ex.add(hs)
         ex.add(td)
+
+    def _may_reproduce(self) -> bool:
+        """In the probe lane, only once the tests have passed in the main container (no
+        model call is paid for an artifact its own tests fail); elsewhere they have."""
+        gate = self.reproduce_gate
+        if gate is None:
+            return True
+        return gate.wait(self.job.timeouts.test + self.job.timeouts.build + 120.0) and not self.reproduce_cancelled
+
+    def _reproduce(self, job: Job, ex: Execution) -> Step:
+        """Ask the viable offspring to breed: the rig's forwarder serves the gateway on the
+        container's loopback, trusted code POSTs the generate path, and the artifact the
+        offspring writes is collected (as organism data: it is judged later, in a fresh
+        container, like any other)."""
+        r = job.reproduce
+        t0 = time.monotonic()
+        job.sink.rig(f"[rig] reproduce: POST {r.path} with its own spec, generation {r.generation}")
+        fwd = ExecRun(self, [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, "forward",
+                             json.dumps({"socket": f"{GATEWAY_MOUNT}/{r.socket_name}",
+                                         "port": r.port, "timeout": r.timeout + 60})],
+                      RIG_USER, "forward", forward=False, capture=65536, workdir="/rig",
+                      keep_stdin=True)
+        data: dict[str, Any] = {"path": r.path, "generation": r.generation}
+        deadline = time.monotonic() + 30
+        while b"READY" not in bytes(fwd.captured[:16]) and not fwd.done.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if b"READY" not in bytes(fwd.captured[:16]):
+            data["error"] = f"the gateway forwarder did not come up: {fwd.err_tail.text()[-300:]}"
+            return Step("reproduce", ok=False, duration_ms=int((time.monotonic() - t0) * 1000),
+                        data=data, rig_error=data["error"])
+        ans = self._runner_step("reproduce", {"port": job.port, "path": r.path, "spec": r.spec,
+                                              "generation": r.generation, "timeout": r.timeout},
+                                timeout=r.timeout + 30.0, ex=ex, stage="health")
+        fwd.close_stdin()
+        fwd.wait(10.0)
+        data.update({k: v for k, v in (ans or {}).items() if k in ("status", "error", "ms", "body", "body_excerpt")})
+        files, why = {}, None
+        if ans is not None and ans.get("status") == 200:
+            out = f"{r.output_dir}/gen-{r.generation}"
+            snap = ExecRun(self, ["tar", "-c", "-f", "-", "-C", out, "."], ORGANISM_USER, "collect",
+                           forward=False, capture=int(job.limits.tmpfs_mb) << 20)
+            if not snap.wait(60.0) or snap.exit_code() != 0 or snap.capture_truncated:
+                why = f"no artifact at {out}: {snap.err_tail.text()[-300:].strip() or 'tar failed'}"
+            else:
+                files, why = _offspring_files(bytes(snap.captured))
+        elif ans is not None:
+            why = f"{r.path} answered {ans.get('status')}: {ans.get('error') or (ans.get('body') or {}).get('message') or ans.get('body_excerpt')}"
+        else:
+            why = "the reproduction request did not complete"
+        data["files"] = sorted(files)
+        if why:
+            data["why"] = why
+        ex.extra["offspring_files"] = files
+        return Step("reproduce", ok=bool(files) and not why,
+                    duration_ms=int((time.monotonic() - t0) * 1000), data=data)
 
     def _start_step(self, start: ExecRun, ready: dict[str, Any], code: int | None) -> Step:
         ok = bool(ready.get("ready"))
@@ -1090,6 +1174,7 @@ class _Lane:
         b.job = dataclasses.replace(main.job, sink=self.buffer)
         b.ex = Execution()
         b.gate_args = main.gate_args
+        b.reproduce_gate = threading.Event()
         self.error: str | None = None
         self.adopted = False
         self.thread = threading.Thread(target=self._run, args=(box, archive), daemon=True,
@@ -1120,3 +1205,32 @@ class _Lane:
     def join(self, timeout: float) -> bool:
         self.thread.join(timeout)
         return not self.thread.is_alive()
+
+
+def _offspring_files(tar_bytes: bytes) -> tuple[dict[str, bytes], str | None]:
+    """An offspring's artifact from a tar the organism wrote: regular files only, relative
+    safe paths, bounded; anything else is a reason, never an exception."""
+    import io
+    import tarfile
+
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+            for m in tar.getmembers():
+                name = m.name[2:] if m.name.startswith("./") else m.name
+                if m.isdir() or name in ("", "."):
+                    continue
+                if not m.isfile():
+                    return {}, f"the offspring's artifact holds a non-file: {name}"
+                parts = name.split("/")
+                if name.startswith("/") or ".." in parts or "\x00" in name:
+                    return {}, f"the offspring's artifact holds an unsafe path: {name!r}"
+                if len(files) >= 5000:
+                    return {}, "the offspring's artifact holds more than 5000 files"
+                f = tar.extractfile(m)
+                files[name] = f.read() if f is not None else b""
+    except (tarfile.TarError, OSError) as exc:
+        return {}, f"the offspring's artifact could not be read: {exc}"
+    if "manifest.json" not in files:
+        return {}, "the offspring wrote no manifest.json"
+    return files, None

@@ -128,6 +128,15 @@ class CampaignSettings(_Model):
     max_repairs: int = Field(default=2, ge=0, le=5)
     max_continuations: int = Field(default=3, ge=0, le=20)
     generation_timeout_s: float = Field(default=1800.0, gt=0)
+    # Reproduction (DESIGN §7): for a spec that declares it, ask promoted offspring to breed
+    # through the LLM gateway — every one, a sample (this share, decided per generation by a
+    # hash of the campaign's seed and draw, so a resumed campaign samples the same), or off.
+    reproduction: Literal["off", "every", "sample"] = "off"
+    reproduction_rate: float = Field(default=0.25, gt=0, le=1)
+    # per reproduction test, enforced by the gateway
+    reproduction_calls: int = Field(default=6, ge=1, le=100)
+    reproduction_tokens: int = Field(default=200_000, ge=1000)
+    reproduction_wall_s: float = Field(default=900.0, gt=0)
 
     @field_validator("base_url")
     @classmethod

@@ -278,5 +278,32 @@ def _change_triggers() -> str:
 
 M8_CHANGES = _change_triggers()
 
+# Reproduction (DESIGN §7): a generation bred by a running offspring (not by the engine) names
+# its breeder in `bred_by` and belongs to no campaign's count (campaign_id is NULL; the
+# lineage links it to its parent); `reproductions` holds each test of an offspring's
+# fertility, with the gateway's record of the calls it made.
+M9_REPRODUCTION = """
+ALTER TABLE generations ADD COLUMN bred_by INTEGER;
+CREATE INDEX generations_bred_by ON generations(bred_by);
+CREATE TABLE reproductions (
+    generation INTEGER PRIMARY KEY REFERENCES generations(number),
+    campaign_id TEXT,
+    status TEXT NOT NULL CHECK (status IN ('fertile', 'infertile', 'error')),
+    stage TEXT,
+    reason TEXT,
+    offspring INTEGER REFERENCES generations(number),
+    request_json TEXT NOT NULL DEFAULT '{}',
+    gateway_json TEXT NOT NULL DEFAULT '{}',
+    tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    rig_ms INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX reproductions_campaign ON reproductions(campaign_id);
+CREATE TRIGGER data_version_reproductions_insert AFTER INSERT ON reproductions BEGIN
+    UPDATE data_versions SET version = version + 1 WHERE topic = 'generations';
+END;
+"""
+
 MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_IMPORTS,
-                         M7_PRICE_SOURCE, M8_CHANGES]
+                         M7_PRICE_SOURCE, M8_CHANGES, M9_REPRODUCTION]

@@ -241,6 +241,7 @@ class Store:
         number: int | None = None,
         draw: int | None = None,
         redo_of: int | None = None,
+        bred_by: int | None = None,
     ) -> Generation:
         """Allocate the next number and write the in_progress row, atomically."""
         now = utcnow()
@@ -249,10 +250,11 @@ class Store:
                 number = self.next_generation_number()
             c.execute(
                 "INSERT INTO generations(number, parent, campaign_id, spec_hash, outcome, attempt, draw, "
-                "redo_of, artifact_hash, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, "
+                "redo_of, bred_by, artifact_hash, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, 'in_progress', ?, ?, ?, ?, "
                 "(SELECT artifact_hash FROM generations WHERE number=?), ?, ?)",
-                (number, parent, campaign_id, spec_hash, attempt, draw, redo_of, redo_of, now, now),
+                (number, parent, campaign_id, spec_hash, attempt, draw, redo_of, bred_by, redo_of,
+                 now, now),
             )
             c.execute(
                 "INSERT INTO meta(key, value) VALUES('generation_hw', ?) ON CONFLICT(key) DO UPDATE "
@@ -480,6 +482,50 @@ class Store:
             "d.campaign_id=g.campaign_id AND d.draw=g.draw AND d.outcome <> 'interrupted')) "
             "ORDER BY g.number", (campaign_id,)).fetchall()
         return [self.generation(r[0]) for r in rows]
+
+    # --- reproduction -----------------------------------------------------------------
+
+    def record_reproduction(self, generation: int, *, campaign_id: str | None, status: str,
+                            stage: str | None, reason: str | None, offspring: int | None,
+                            request: dict[str, Any], gateway: dict[str, Any], tokens: int,
+                            cost_usd: float, rig_ms: int | None) -> None:
+        with self.write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO reproductions(generation, campaign_id, status, stage, reason, "
+                "offspring, request_json, gateway_json, tokens, cost_usd, rig_ms, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (generation, campaign_id, status, stage, (reason or "")[:1000] or None, offspring,
+                 json.dumps(request, default=str), json.dumps(gateway, default=str), tokens,
+                 cost_usd, rig_ms, utcnow()))
+            self._event(c, "reproduction", generation=generation, campaign_id=campaign_id,
+                        data={"status": status, "stage": stage, "offspring": offspring})
+
+    def reproduction(self, generation: int) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM reproductions WHERE generation=?", (generation,)).fetchone()
+        return _reproduction_row(row) if row else None
+
+    def reproductions(self, campaign_id: str) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT * FROM reproductions WHERE campaign_id=? ORDER BY generation",
+                                 (campaign_id,)).fetchall()
+        return [_reproduction_row(r) for r in rows]
+
+    def bred_generations(self, parents: list[int] | None = None,
+                         campaign_id: str | None = None) -> list[Generation]:
+        """Generations bred by offspring (not by the engine), of these parents or of a
+        campaign's generations."""
+        if campaign_id is not None:
+            q = ("SELECT number FROM generations WHERE bred_by IN "
+                 "(SELECT number FROM generations WHERE campaign_id=?) ORDER BY number")
+            rows = self.conn.execute(q, (campaign_id,)).fetchall()
+        else:
+            marks = ",".join("?" * len(parents or []))
+            rows = self.conn.execute(f"SELECT number FROM generations WHERE bred_by IN ({marks}) "
+                                     "ORDER BY number", tuple(parents or [])).fetchall() if parents else []
+        return [self.generation(r[0]) for r in rows]
+
+    def bred_by(self, number: int) -> int | None:
+        row = self.conn.execute("SELECT bred_by FROM generations WHERE number=?", (number,)).fetchone()
+        return row[0] if row else None
 
     def redo_of(self, number: int) -> int | None:
         row = self.conn.execute("SELECT redo_of FROM generations WHERE number=?", (number,)).fetchone()
@@ -953,3 +999,10 @@ def _split_sql(script: str) -> list[str]:
     if buf:
         stmts.append("\n".join(buf))
     return stmts
+
+
+def _reproduction_row(row: Any) -> dict[str, Any]:
+    d = dict(row)
+    d["request"] = json.loads(d.pop("request_json") or "{}")
+    d["gateway"] = json.loads(d.pop("gateway_json") or "{}")
+    return d

@@ -28,6 +28,11 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
         for n in store.in_progress(cid):
             store.set_outcome(n, Outcome.INTERRUPTED, f"{who} died mid-generation; closed at engine start")
             closed.append(n)
+        for g in store.bred_generations(campaign_id=cid):  # bred by an offspring, in no campaign
+            if g.outcome in (Outcome.IN_PROGRESS, Outcome.TESTED):
+                store.set_outcome(g.number, Outcome.INTERRUPTED,
+                                  f"{who} died while judging what #{g.parent} bred; closed at engine start")
+                closed.append(g.number)
         for n in store.tested(cid):
             # judged but not yet decided (older engines wrote the two steps apart):
             # the recorded verdict decides

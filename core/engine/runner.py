@@ -161,6 +161,7 @@ class CampaignRunner:
         self.in_flight: dict[int, asyncio.Task] = {}
         self.claimed_retries: set[int] = set()
         self.claimed_redos: set[int] = set()
+        self._breeds: bool | None = None
         self.base_provider = None
         self.workdir = home / "work" / campaign_id
         self.home_label = containers.home_id(store.path)
@@ -439,27 +440,129 @@ class CampaignRunner:
         out.parent.mkdir(parents=True, exist_ok=True)
         run_id = containers.run_id_for(self.cid, n)
         labels = {"cambrian.campaign": self.cid, containers.HOME_LABEL: self.home_label}
+        channel = self._channel(run_id, n)
         # the rig's containers come up while the LLM writes (they carry the run's labels,
         # so an abort or a reconcile treats them like any of the run's containers)
-        prepared = self._prepare(run_id, n, labels)
+        prepared = self._prepare(run_id, n, labels, channel)
         try:
-            await self._generate_and_judge(work, out, run_id, labels, prepared)
+            await self._generate_and_judge(work, out, run_id, labels, prepared, channel)
         finally:
             if prepared is not None:
                 await asyncio.to_thread(prepared.release)  # a no-op once the rig took them
+            if channel is not None:
+                shutil.rmtree(channel.gateway_dir, ignore_errors=True)
 
-    def _prepare(self, run_id: str, n: int, labels: dict[str, str]):
+    def _prepare(self, run_id: str, n: int, labels: dict[str, str], channel=None):
         if self.rig_fn is not default_rig or self.settings.backend != "docker":
             return None
         from rig.api import prepare
 
         try:
-            return prepare(run_id, generation=n, labels=labels)
+            return prepare(run_id, generation=n, labels=labels, channel=channel)
         except Exception:  # noqa: BLE001 - the rig then creates its own
             return None
 
+    # --- reproduction -------------------------------------------------------------------
+
+    def _channel(self, run_id: str, n: int):
+        """The LLM gateway's way in for this generation's offspring, when the campaign asks
+        for reproduction, the spec declares it and (sampling) this draw is chosen."""
+        s = self.settings
+        if s.reproduction == "off" or s.backend != "docker" or not self._spec_breeds():
+            return None
+        if s.reproduction == "sample" and not sampled(s.seed, self._draw(n), s.reproduction_rate):
+            return None
+        from rig.api import Channel
+
+        folder = self.home / "gw" / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return Channel(str(folder), model=s.model, timeout=s.reproduction_wall_s)
+
+    def _spec_breeds(self) -> bool:
+        if self._breeds is None:
+            from rig.vectors import spec_reproduce
+
+            self._breeds = spec_reproduce(self.spec_text)[0] is not None
+        return self._breeds
+
+    def _gateway(self, channel, provider, n: int):
+        from core.llm.gateway import Caps, Gateway
+
+        s = self.settings
+        return Gateway(provider, model=s.model, socket_path=Path(channel.gateway_dir) / channel.socket_name,
+                       caps=Caps(calls=s.reproduction_calls, tokens=s.reproduction_tokens,
+                                 wall_s=s.reproduction_wall_s, max_tokens_per_call=s.max_tokens),
+                       metadata={"generation": n, "campaign_id": self.cid, "seed": s.seed,
+                                 "draw": self._draw(n)})
+
+    async def _reproduction_result(self, n: int, res, gateway, run_id: str,
+                                   labels: dict[str, str], breeder_out: Path) -> None:
+        """Record whether the viable offspring #n bred a viable offspring of its own: judge
+        what it wrote (a generation of its own, bred_by #n, in no campaign's count) in a
+        fresh run; the gateway's record of its calls is kept with the verdict."""
+        rep = res.report.to_wire().get("reproduction") or {}
+        log = gateway.log.to_wire()
+        calls = [c for c in self.store.llm_calls(generation=n) if c.purpose == "reproduction"]
+        tokens = sum(c.input_tokens + c.output_tokens + c.cache_creation_input_tokens
+                     + c.cache_read_input_tokens for c in calls)
+        cost = sum(c.cost_usd for c in calls)
+        request = {k: rep.get(k) for k in ("path", "generation", "status", "ms", "error", "why", "files")}
+        request["response"] = rep.get("body") or rep.get("body_excerpt")
+        step_ms = (res.stage_ms or {}).get("reproduce")
+        common = dict(campaign_id=self.cid, request=request, gateway=log, tokens=tokens, cost_usd=cost)
+        cut = log.get("cut_off") or ""
+        if cut.startswith("campaign budget"):
+            # not a verdict on the offspring: the campaign ran out while it bred
+            self.request_stop("stopped", cut[len("campaign budget: "):] or cut)
+            self.store.record_reproduction(n, status="error", stage="gateway", reason=cut,
+                                           offspring=None, rig_ms=step_ms, **common)
+            return
+        if not rep.get("offered") or not res.offspring_files:
+            why = rep.get("why") or rep.get("error") or "it wrote no artifact"
+            if cut:
+                why = f"{why} (the gateway cut it off: {cut})"
+            self.store.record_reproduction(n, status="infertile", stage="reproduce", reason=why,
+                                           offspring=None, rig_ms=step_ms, **common)
+            return
+        bred = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=None, parent=n,
+                                            bred_by=n, attempt=0)
+        self.store.add_event("bred", generation=bred.number, campaign_id=self.cid,
+                             data={"breeder": n})
+        out = breeder_out.parent / f"bred-{bred.number}"
+        t0 = time.monotonic()
+        try:
+            self.store.record_artifact(bred.number, res.offspring_files)
+            await asyncio.to_thread(write_artifact, out, res.offspring_files)
+            async with self.rig_sem:
+                logs = LogWriter(self.store.path, bred.number)
+                try:
+                    child = await asyncio.to_thread(
+                        self.rig_fn, out, backend=self.settings.backend,
+                        run_id=f"{run_id}.bred{bred.number}", generation=bred.number,
+                        on_line=logs, labels=labels)
+                finally:
+                    await asyncio.to_thread(logs.close)
+            report = child.report.to_wire()
+            viable = child.report.status == "viable"
+            diag = child.report.diagnostics
+            with self.store.write():
+                self.store.record_report(bred.number, report)
+                self.store.set_outcome(bred.number, Outcome.PROMOTED if viable else Outcome.FAILED,
+                                       ("viable" if viable else (diag.summary if diag else "non-viable"))[:500])
+            self.store.record_reproduction(
+                n, status="fertile" if viable else "infertile",
+                stage=None if viable else f"offspring:{child.report.failure_stage}",
+                reason=None if viable else (diag.summary if diag else "non-viable"),
+                offspring=bred.number, rig_ms=(step_ms or 0) + int((time.monotonic() - t0) * 1000),
+                **common)
+        except Exception:
+            self._close(bred.number, Outcome.INTERRUPTED, "the engine stopped while judging it")
+            raise
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
     async def _generate_and_judge(self, work: Work, out: Path, run_id: str,
-                                  labels: dict[str, str], prepared) -> None:
+                                  labels: dict[str, str], prepared, channel=None) -> None:
         from core.llm.ledger import LedgeredProvider
         from core.prime.generate import generate
         from core.prime.prompt import history_digest
@@ -498,27 +601,18 @@ class CampaignRunner:
             self.store.record_artifact(n, result.artifact)
         if self.aborting:
             raise asyncio.CancelledError
-        rig_kw = {"prepared": prepared} if prepared is not None else {}
-        async with self.rig_sem:
-            if self.aborting:
-                raise asyncio.CancelledError
-            logs = LogWriter(self.store.path, n)
-            started = utcnow()
-            rig = asyncio.get_running_loop().run_in_executor(None, functools.partial(
-                self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
-                on_line=logs, labels=labels, **rig_kw))
-            try:
-                res = await asyncio.shield(rig)
-            finally:
-                if self.aborting:
-                    # A cancelled await does not stop the rig thread: let it finish (the abort
-                    # killed its containers) so it frees its slot and writes its last line
-                    # before the note saying that line judged killed containers, not the artifact.
-                    with contextlib.suppress(BaseException):
-                        await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
-                    logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
-                                "were killed, so the verdict above does not judge the artifact")
-                await asyncio.to_thread(logs.close)
+        rig_kw: dict[str, Any] = {"prepared": prepared} if prepared is not None else {}
+        gateway = None
+        if channel is not None:
+            # the offspring's one way out, up for the whole run (it breeds only once viable)
+            gateway = self._gateway(channel, provider, n)
+            await gateway.start()
+            rig_kw["channel"] = channel
+        try:
+            res, started = await self._judge(n, out, run_id, labels, rig_kw)
+        finally:
+            if gateway is not None:
+                await gateway.close()
         if self.aborting:
             raise asyncio.CancelledError
         if res.report.status != "viable":
@@ -547,6 +641,32 @@ class CampaignRunner:
         with self.store.write():
             self.store.record_report(n, report)
             self.store.set_outcome(n, final, reason[:500])
+        if gateway is not None and final is Outcome.PROMOTED:
+            await self._reproduction_result(n, res, gateway, run_id, labels, out)
+
+    async def _judge(self, n: int, out: Path, run_id: str, labels: dict[str, str],
+                     rig_kw: dict[str, Any]):
+        async with self.rig_sem:
+            if self.aborting:
+                raise asyncio.CancelledError
+            logs = LogWriter(self.store.path, n)
+            started = utcnow()
+            rig = asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                self.rig_fn, out, backend=self.settings.backend, run_id=run_id, generation=n,
+                on_line=logs, labels=labels, **rig_kw))
+            try:
+                res = await asyncio.shield(rig)
+            finally:
+                if self.aborting:
+                    # A cancelled await does not stop the rig thread: let it finish (the abort
+                    # killed its containers) so it frees its slot and writes its last line
+                    # before the note saying that line judged killed containers, not the artifact.
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
+                    logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
+                                "were killed, so the verdict above does not judge the artifact")
+                await asyncio.to_thread(logs.close)
+        return res, started
 
     def _draw(self, n: int) -> int | None:
         row = self.store.conn.execute("SELECT draw FROM generations WHERE number=?", (n,)).fetchone()
@@ -572,6 +692,15 @@ def default_provider_factory(settings: CampaignSettings, home: Path | None = Non
     if settings.provider in ("anthropic", "openai"):
         return provider_from(settings, prices=PriceBook.load(home))
     return provider_from(settings)
+
+
+def sampled(seed: int, draw: int | None, rate: float) -> bool:
+    """Whether this draw of a campaign is in its reproduction sample: a hash of the seed and
+    the draw, so a resumed or replayed campaign samples the same generations."""
+    import hashlib
+
+    h = hashlib.sha256(f"reproduction:{seed}:{draw}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < rate
 
 
 def default_rig_check(backend: str) -> None:

@@ -26,6 +26,7 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
     lo, hi = wilson_interval(viable, len(judged))
     outcomes = Counter(g.outcome.value for g in gens)
     return {
+        "fertility": fertility(store, campaign_id),
         "viability_rate": (viable / len(judged)) if judged else None,
         "viability_interval": [round(lo, 4), round(hi, 4)],
         "generations": len(gens),
@@ -42,4 +43,30 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
         "tokens_per_viable": ((tokens + recorded) / viable) if viable else None,
         "cost_per_viable": (cost / viable) if viable else None,
         "trend": trend,
+    }
+
+
+def fertility(store, campaign_id: str) -> dict[str, Any] | None:
+    """Of the viable offspring asked to breed: how many bred a viable offspring of their own,
+    with an interval; the viable-but-infertile caught; what reproduction cost. None when the
+    campaign asked none."""
+    tests = store.reproductions(campaign_id)
+    if not tests:
+        return None
+    decided = [t for t in tests if t["status"] in ("fertile", "infertile")]
+    fertile = sum(1 for t in decided if t["status"] == "fertile")
+    lo, hi = wilson_interval(fertile, len(decided))
+    stages = Counter((t["stage"] or "?") for t in decided if t["status"] == "infertile")
+    rig_ms = [t["rig_ms"] for t in tests if t.get("rig_ms") is not None]
+    return {
+        "tested": len(decided),
+        "fertile": fertile,
+        "infertile": len(decided) - fertile,
+        "errors": len(tests) - len(decided),
+        "rate": (fertile / len(decided)) if decided else None,
+        "interval": [round(lo, 4), round(hi, 4)],
+        "infertile_stages": dict(stages),
+        "tokens": sum(t["tokens"] for t in tests),
+        "cost_usd": round(sum(t["cost_usd"] for t in tests), 6),
+        "rig_ms_median": sorted(rig_ms)[len(rig_ms) // 2] if rig_ms else None,
     }

@@ -83,11 +83,14 @@ def _anthropic_base_url() -> Check:
     return Check("anthropic url", True, f"{url} from ANTHROPIC_BASE_URL ({kind})", required=False)
 
 
-def server_checks(provider: str, base_url: str | None, api_key_env: str | None, model: str | None) -> list[Check]:
-    """`doctor --provider P --base-url URL`: the connectivity check of core.llm.endpoints."""
+def server_checks(provider: str, base_url: str | None, api_key_env: str | None, model: str | None,
+                  home: Path | None = None) -> list[Check]:
+    """`doctor --provider P --base-url URL`: the connectivity check of core.llm.endpoints
+    (prices from the home's prices.toml, as its campaigns will be priced)."""
     from core.llm.endpoints import check_connection_sync
 
-    rep = check_connection_sync(provider, base_url, api_key_env=api_key_env, model=model)
+    rep = check_connection_sync(provider, base_url, api_key_env=api_key_env, model=model,
+                                home=str(home) if home is not None else None)
     where = rep.base_url or ("the Anthropic API" if provider == "anthropic" else "the OpenAI API")
     name = f"{provider} server"
     if not rep.ok:
@@ -114,7 +117,7 @@ def run_doctor(home: Path, as_json: bool = False, *, provider: str | None = None
                api_key_env: str | None = None, model: str | None = None) -> int:
     checks = gather(home)
     if provider or base_url:
-        checks += server_checks(provider or "openai", base_url, api_key_env, model)
+        checks += server_checks(provider or "openai", base_url, api_key_env, model, home)
     failed = [c for c in checks if c.required and not c.ok]
     if as_json:
         print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))

@@ -145,6 +145,8 @@ SCOPES: dict[str, tuple[Key, ...]] = {
     "form": (
         _k("form.start", "ctrl+s", "start", "Start", "Start it (the process runs detached)"),
         _k("form.cancel", "escape", "cancel", "Cancel", "Close the form; nothing is started"),
+        _k("form.test_connection", "ctrl+t", "test_connection", "Test connection",
+           "Reach the model server: its models, context window and price"),
     ),
     "confirm": (
         _k("confirm.yes", "y", "answer(True)", "Yes", "Yes"),

@@ -164,3 +164,14 @@ class FileRendered(Message):
         self.path = path
         self.content = content
         self.line = line
+
+
+class ConnectionTested(Message):
+    """A start form's "Test connection" finished: ``result`` (``ConnectionChecked``), or the
+    reason it could not run (``errors``: form field -> message)."""
+
+    def __init__(self, result: Any = None, reason: str = "", errors: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.result = result
+        self.reason = reason
+        self.errors = dict(errors or {})

@@ -7,6 +7,12 @@ layer (the rig cannot judge, the spec fails its check) is shown in the form, nev
 toast. The spec chooser lists shipped genomes, stored versions (marked by origin) and
 files of the spec folder that fail ``spec check`` (marked ✗, refused), and takes a typed
 path instead.
+
+Model servers (the ``openai`` provider, ``anthropic`` with a base URL): each provider shows
+its own fields (base URL, key variable, context window, continuation), a preset fills them
+for Ollama, vLLM, llama.cpp's server, LM Studio or the OpenAI API, and "Test connection"
+runs the ``CheckConnection`` command in a worker and shows, at the form, the server's
+models, the context window it reports and how its calls will be priced — or what failed.
 """
 
 from __future__ import annotations
@@ -18,15 +24,16 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.content import Content
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
 from cambrian_tui.keys import bindings
-from cambrian_tui.messages import CommandDone, CommandFailed
+from cambrian_tui.messages import CommandDone, CommandFailed, ConnectionTested
 from cambrian_tui.screens.base import CambrianModal
 from core.app.forms import BACKENDS, FORM, FieldSpec, FormErrors, campaign_fields, parse_form, parse_value
 from core.app.models import CampaignView, SpecChoice
-from core.app.providers import PROVIDERS, default_provider, provider
+from core.app.providers import PROVIDERS, SERVER_PROVIDERS, ServerPreset, default_provider, provider, server_presets
 
 
 class SpecChoicesLoaded(Message):
@@ -37,6 +44,11 @@ class SpecChoicesLoaded(Message):
 
 def field_id(key: str) -> str:
     return f"nc-{key}"
+
+
+def provider_field_id(name: str, key: str) -> str:
+    """A provider's own field: two providers may both have a base URL, each its own widget."""
+    return f"nc-{name}-{key}"
 
 
 class SpecForm(CambrianModal[str | None]):
@@ -56,6 +68,8 @@ class SpecForm(CambrianModal[str | None]):
         self.choices: list[SpecChoice] = []
         self.errors: dict[str, str] = {}
         self._error_at: dict[str, Any] = {}
+        self.presets: tuple[ServerPreset, ...] = server_presets()
+        self.connection: Any = None  # the last ConnectionChecked shown
 
     # building ---------------------------------------------------------------------------------
 
@@ -73,12 +87,28 @@ class SpecForm(CambrianModal[str | None]):
         yield Select([(p.label, p.name) for p in PROVIDERS.values() if self._offers(p)], id="nc-provider",
                      value=prov, allow_blank=False)
         yield Label("Model")
-        yield Input(provider(prov).default_model, id="nc-model")
+        yield Input(provider(prov).default_model or "", id="nc-model", placeholder="the server's only model")
+        servers = " ".join(f"prov-{n}" for n in SERVER_PROVIDERS)
+        yield Label("Preset", classes=f"prov-field {servers}")
+        yield Select([(p.label, p.name) for p in self.presets], id="nc-preset", allow_blank=True,
+                     prompt="custom server (or choose one to fill the fields)", classes=f"prov-field wide {servers}")
         for p in PROVIDERS.values():
             for f in p.fields:
+                classes = f"prov-field prov-{p.name}" + (" wide" if f.wide else "")
                 yield Label(f.label, classes=f"prov-field prov-{p.name}")
-                yield Input(f.default, id=field_id(f.key), placeholder=f.placeholder,
-                            classes=f"prov-field prov-{p.name}" + (" wide" if f.wide else ""))
+                if f.kind == "choice":
+                    yield Select([(label, v) for label, v in f.choices if v], id=provider_field_id(p.name, f.key),
+                                 allow_blank=True, prompt=next((lb for lb, v in f.choices if not v), "default"),
+                                 tooltip=f.help or None, classes=classes)
+                else:
+                    yield Input(f.default, id=provider_field_id(p.name, f.key), placeholder=f.placeholder,
+                                tooltip=f.help or None, classes=classes)
+
+    def connection_row(self) -> ComposeResult:
+        """"Test connection" and what it found, below the provider's fields."""
+        with Horizontal(id="nc-conn"):
+            yield Button("Test connection", id="nc-test", tooltip="reach the server: models, window, price")
+            yield Static("", id="nc-conn-result")
 
     def _offers(self, p) -> bool:
         return True
@@ -103,7 +133,7 @@ class SpecForm(CambrianModal[str | None]):
     def on_mount(self) -> None:
         reads = self.reads
         self.background("specs", lambda: SpecChoicesLoaded(reads.spec_choices()))
-        self._show_provider_fields(str(self.query_one("#nc-provider", Select).value))
+        self._show_provider_fields(self.provider_name)
 
     # the spec chooser -------------------------------------------------------------------------
 
@@ -140,35 +170,199 @@ class SpecForm(CambrianModal[str | None]):
 
     # the provider --------------------------------------------------------------------------------
 
+    @property
+    def provider_name(self) -> str:
+        return str(self.query_one("#nc-provider", Select).value)
+
     @on(Select.Changed, "#nc-provider")
     def _provider_changed(self, event: Select.Changed) -> None:
         name = str(event.value)
         model = self.query_one("#nc-model", Input)
-        defaults = {p.default_model for p in PROVIDERS.values()}
+        defaults = {p.default_model or "" for p in PROVIDERS.values()}
         if model.value in defaults or not model.value.strip():
-            model.value = provider(name).default_model
+            model.value = provider(name).default_model or ""
+        preset = self._preset()
+        if preset is not None and preset.provider != name:
+            self.query_one("#nc-preset", Select).clear()
+        for key in [k for k in self.errors if self._is_provider_field(k)]:
+            self._set_error(key, "")  # the old provider's fields are hidden now
         self._show_provider_fields(name)
-        self._set_error("provider", provider(name).problem() or "")
+        self._check_provider()
+        self._show_connection(None)
 
     def _show_provider_fields(self, name: str) -> None:
         for w in self.query(".prov-field"):
             w.display = w.has_class(f"prov-{name}")
+        self.query_one("#nc-conn").display = bool(self.servers_named())
+
+    def servers_named(self) -> bool:
+        """Whether the form names a model server to test (subclasses add model choices)."""
+        return self.provider_name in SERVER_PROVIDERS
+
+    def _check_provider(self) -> None:
+        """The provider's own problem (a key it needs), given the base URL typed so far."""
+        info = provider(self.provider_name)
+        url = self._provider_value("base_url").strip()
+        self._set_error("provider", info.problem(settings={"base_url": url}) or "")
+
+    def _provider_value(self, key: str) -> str:
+        try:
+            w = self.query_one(f"#{provider_field_id(self.provider_name, key)}")
+        except Exception:  # this provider has no such field
+            return ""
+        v = w.value
+        return "" if v is Select.BLANK else str(v or "")
+
+    def _is_provider_field(self, key: str) -> bool:
+        return any(f.key == key for p in PROVIDERS.values() for f in p.fields) and \
+            not any(f.key == key for f in self.FIELDS)
+
+    # presets --------------------------------------------------------------------------------------
+
+    def _preset(self) -> ServerPreset | None:
+        v = self.query_one("#nc-preset", Select).value
+        return next((p for p in self.presets if p.name == v), None)
+
+    @on(Select.Changed, "#nc-preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        preset = self._preset()
+        if preset is None:
+            return
+        if self.provider_name != preset.provider:
+            self.query_one("#nc-provider", Select).value = preset.provider
+            self._show_provider_fields(preset.provider)
+        for f in provider(preset.provider).fields:
+            w = self.query_one(f"#{provider_field_id(preset.provider, f.key)}")
+            value = preset.values.get(f.key)
+            if value is None:
+                continue
+            if isinstance(w, Select):
+                if value:
+                    w.value = value
+                else:
+                    w.clear()
+            else:
+                w.value = value
+        self._show_connection(None)
+
+    # the connection check ---------------------------------------------------------------------------
+
+    def connection_command(self) -> Any:
+        """The CheckConnection the form describes, or FormErrors for the fields it needs."""
+        from core.app.commands import CheckConnection
+
+        values = self.values()
+        prov = provider(values.get("provider") or default_provider())
+        errors: dict[str, str] = {}
+        settings: dict[str, Any] = {}
+        try:
+            settings = parse_form(prov.fields, values)
+        except FormErrors as exc:
+            errors.update(exc.errors)
+        models: tuple[str, ...] = ()
+        try:
+            models = self.model_choices(values, settings)
+        except ValueError as exc:
+            errors["models"] = str(exc)
+        if errors:
+            raise FormErrors(errors)
+        return CheckConnection(
+            provider=prov.name, base_url=settings.get("base_url"), api_key_env=settings.get("api_key_env"),
+            model=values.get("model", "").strip() or None, context_window=settings.get("context_window"),
+            models=models)
+
+    def model_choices(self, values: dict[str, str], settings: dict[str, Any]) -> tuple[str, ...]:
+        """An evolution run's model choices (the campaign form has none)."""
+        return ()
+
+    def action_test_connection(self) -> None:
+        for key in [k for k in self.errors if k == "models" or self._is_provider_field(k)]:
+            self._set_error(key, "")
+        try:
+            cmd = self.connection_command()
+        except FormErrors as exc:
+            for key, msg in exc.errors.items():
+                self._set_error(key, msg)
+            first = next((k for k in exc.errors if k != FORM), None)
+            if first is not None:
+                self._go_to_field(first)
+            return
+        where = cmd.base_url or "the provider's default server"
+        self.query_one("#nc-conn").display = True
+        self._conn_text(Content.from_markup(f"[$text-accent]testing {escape(where)}…[/]"))
+        cam = self.cam
+
+        def run() -> ConnectionTested:
+            from core.app.commands import CommandRefused
+
+            try:
+                return ConnectionTested(cam.run(cmd))
+            except CommandRefused as exc:
+                return ConnectionTested(None, exc.reason, exc.errors)
+
+        self.background("connection", run, group="connection")
+
+    @on(Button.Pressed, "#nc-test")
+    def _test_pressed(self) -> None:
+        self.action_test_connection()
+
+    def on_connection_tested(self, message: ConnectionTested) -> None:
+        if message.result is None:
+            self._conn_text(Content.styled(message.reason, "$text-error"))
+            return
+        self._show_connection(message.result)
+        model = self.query_one("#nc-model", Input)
+        first = message.result.reports[0] if message.result.reports else None
+        if first is not None and first.ok and first.model and not model.value.strip() \
+                and first.provider == self.provider_name:
+            model.value = first.model  # the server's only model: say which one will be used
+
+    def _show_connection(self, result: Any) -> None:
+        """A check's reports, or (None) the chosen preset's notes / how to test."""
+        self.connection = result
+        if result is None:
+            preset = self._preset()
+            key = self.capp.key_label("form.test_connection")
+            hint = f"{key} or the button: the server's models, context window and price"
+            text = f"{preset.notes}\n{hint}" if preset is not None else hint
+            self._conn_text(Content.styled(text, "$text-muted"))
+            return
+        parts = []
+        for rep in result.reports:
+            lines = rep.lines()
+            style = "$text-success" if rep.ok else "$text-error"
+            head = Content.styled(("✓ " if rep.ok else "✗ ") + lines[0], f"bold {style}")
+            parts.append(Content("\n").join([head, *(Content(line) for line in lines[1:])]))
+        self._conn_text(Content("\n").join(parts))
+
+    def _conn_text(self, content: Content) -> None:
+        self.query_one("#nc-conn-result", Static).update(content)
 
     # fields and their errors -------------------------------------------------------------------
 
     def field_spec(self, key: str) -> FieldSpec | None:
+        """A field of the form: its own numbers, then the chosen provider's."""
         for f in self.FIELDS:
             if f.key == key:
                 return f
-        for p in PROVIDERS.values():
-            for f in p.fields:
-                if f.key == key:
-                    return f
+        for f in provider(self.provider_name).fields:
+            if f.key == key:
+                return f
         return None
+
+    def _key_of(self, widget_id: str) -> str | None:
+        """The field key of a widget id; None for another provider's field."""
+        key = widget_id.removeprefix("nc-")
+        for p in PROVIDERS.values():
+            if key.startswith(p.name + "-"):
+                return key.removeprefix(p.name + "-") if p.name == self.provider_name else None
+        return key
 
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
-        key = (event.input.id or "").removeprefix("nc-")
+        key = self._key_of(event.input.id or "")
+        if key is None:
+            return
         spec = self.field_spec(key)
         if spec is not None:
             try:
@@ -176,6 +370,11 @@ class SpecForm(CambrianModal[str | None]):
                 self._set_error(key, "")
             except ValueError as exc:
                 self._set_error(key, str(exc))
+            if key == "base_url":
+                self._check_provider()
+                preset = self._preset()
+                if preset is not None and preset.values.get("base_url") != event.value.strip():
+                    self.query_one("#nc-preset", Select).clear()  # a server of one's own now
         elif key == "spec_path" and self.errors.get("spec"):
             self._set_error("spec", "")
 
@@ -188,7 +387,7 @@ class SpecForm(CambrianModal[str | None]):
                 return self.query_one("#nc-spec").query_one("SelectCurrent")
             if key in self.SELECTS:
                 return self.query_one(f"#nc-{key}").query_one("SelectCurrent")
-            return self.query_one(f"#{field_id(key)}")
+            return self._field_widget(key)
         except Exception:  # FORM, or a field this form does not have
             return None
 
@@ -209,20 +408,30 @@ class SpecForm(CambrianModal[str | None]):
             self.errors.pop(key, None)
         self._show_errors()
 
+    def _field_widget(self, key: str):
+        """The widget of a field key: the chosen provider's own, else the form's."""
+        if self._is_provider_field(key):
+            w = self.query_one(f"#{provider_field_id(self.provider_name, key)}")
+            return w.query_one("SelectCurrent") if isinstance(w, Select) else w
+        return self.query_one(f"#{field_id(key)}")
+
     def _show_errors(self) -> None:
         labels = {f.key: f.label for f in self.FIELDS}
         labels.update({"spec": "Spec", "provider": "Provider", "model": "Model", "models": "Model choices"})
-        for p in PROVIDERS.values():
-            labels.update({f.key: f.label for f in p.fields})
+        labels.update({f.key: f.label for f in provider(self.provider_name).fields})
         parts = [f"{labels.get(k, k)}: {v}" if k != FORM else v for k, v in self.errors.items()]
         box = self.query_one("#nc-error", Static)
         box.update(Content.styled("; ".join(parts), "$text-error") if parts else "")
 
     def values(self) -> dict[str, str]:
-        out = {w.id.removeprefix("nc-"): w.value for w in self.query(Input) if w.id and w.id.startswith("nc-")}
+        """Field key -> typed text: the form's own fields and the chosen provider's."""
+        out = {w.id.removeprefix("nc-"): w.value for w in self.query(Input)
+               if w.id and w.id.startswith("nc-") and not w.has_class("prov-field")}
         for key in self.SELECTS:
             v = self.query_one(f"#nc-{key}", Select).value
             out[key] = "" if v is Select.BLANK else str(v)
+        for f in provider(out.get("provider") or default_provider()).fields:
+            out[f.key] = self._provider_value(f.key)
         return out
 
     # starting ----------------------------------------------------------------------------------
@@ -251,16 +460,16 @@ class SpecForm(CambrianModal[str | None]):
         except FormErrors as exc:
             errors.update(exc.errors)
         prov = provider(values.get("provider") or default_provider())
-        problem = prov.problem()
-        if problem:
-            errors["provider"] = problem
         extra: dict[str, Any] = {}
         try:
             extra = parse_form(prov.fields, values)
         except FormErrors as exc:
             errors.update(exc.errors)
-        if not values.get("model", "").strip():
-            errors["model"] = "required: a model name"
+        problem = prov.problem(settings={"base_url": values.get("base_url", "").strip()})
+        if problem:
+            errors["provider"] = problem
+        if not values.get("model", "").strip() and prov.default_model is not None:
+            errors["model"] = "required: a model name"  # an openai server's only model is found by the start
         spec = None
         try:
             spec = self.spec_ref(values)
@@ -297,8 +506,12 @@ class SpecForm(CambrianModal[str | None]):
         """Focus a field that needs a fix and scroll it into view (after the error line,
         which may have grown over it, is laid out)."""
         try:
-            w = self.query_one("#nc-spec" if key == "spec" and self.choices and not self.values().get("spec_path")
-                               else f"#{field_id(key)}")
+            if key == "spec" and self.choices and not self.values().get("spec_path"):
+                w = self.query_one("#nc-spec")
+            elif self._is_provider_field(key):
+                w = self.query_one(f"#{provider_field_id(self.provider_name, key)}")
+            else:
+                w = self.query_one(f"#{field_id(key)}")
         except Exception:
             return
         w.focus()
@@ -312,8 +525,8 @@ class SpecForm(CambrianModal[str | None]):
         message.prevent_default()
         self.capp.starting = max(0, self.capp.starting - 1)
         for key, msg in message.errors.items():
-            self._set_error(key if key == FORM or self.field_spec(key) or key in ("spec", "provider", "model")
-                            else FORM, msg)
+            self._set_error(key if key == FORM or self.field_spec(key)
+                            or key in ("spec", "provider", "model", "models") else FORM, msg)
         self.query_one("#nc-start", Button).disabled = False
         self.query_one("#nc-hint", Static).update("")
 
@@ -345,9 +558,11 @@ class NewCampaignScreen(SpecForm):
     def compose(self) -> ComposeResult:
         with Vertical(id="nc-box"):
             yield Label("New campaign", id="nc-title")
-            with Grid(id="nc-grid"):
+            with Grid(id="nc-grid", classes="nc-grid"):
                 yield from self.spec_fields()
                 yield from self.provider_fields()
+            yield from self.connection_row()
+            with Grid(id="nc-numbers", classes="nc-grid"):
                 yield from self.number_fields()
                 yield from self.backend_field()
                 yield Label("Label")
@@ -363,6 +578,6 @@ class NewCampaignScreen(SpecForm):
     def make_command(self, values: dict[str, str], numbers: dict[str, Any], extra: dict[str, Any], spec) -> Any:
         from core.app.commands import StartCampaign
 
-        return StartCampaign(spec=spec, provider=values["provider"], model=values["model"].strip(),
+        return StartCampaign(spec=spec, provider=values["provider"], model=values["model"].strip() or None,
                              backend=values.get("backend") or "docker", label=values.get("label", "").strip(),
                              provider_settings=extra, **numbers)

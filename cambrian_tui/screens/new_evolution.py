@@ -6,15 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.content import Content
 from textual.widgets import Input, Label, Select, Static
 
 from cambrian_tui.screens.new_campaign import SpecForm
-from core.app.forms import evolution_budget_problem, evolution_fields, parse_models
+from core.app.forms import evolution_budget_problem, evolution_fields, model_refs, parse_models
 from core.app.models import SpecChoice
+from core.app.providers import SERVER_PROVIDERS
 
+MODEL_CHOICES_HELP = ("the model dimension of the run, comma-separated; each [provider:]model[@base_url], "
+                      "so one run can mix providers and servers")
 OPTIMIZERS = (("Bayesian + history", "bo"), ("Bayesian, cold start", "bo-cold"), ("random search", "random"))
 
 
@@ -41,11 +45,14 @@ class NewEvolutionScreen(SpecForm):
         accept_p = EvolutionSettings.model_fields["accept_probability"].default
         with Vertical(id="nc-box"):
             yield Label("New evolution run", id="nc-title")
-            with Grid(id="nc-grid"):
+            with Grid(id="nc-grid", classes="nc-grid"):
                 yield from self.spec_fields()
                 yield from self.provider_fields()
                 yield Label("Model choices")
-                yield Input("", id="nc-models", placeholder="M1,M2,… (sim: all 3)")
+                yield Input("", id="nc-models", classes="wide", tooltip=MODEL_CHOICES_HELP,
+                            placeholder="M1,M2,… or openai:MODEL@http://host:11434/v1 (sim: all 3)")
+            yield from self.connection_row()
+            with Grid(id="nc-numbers", classes="nc-grid"):
                 yield from self.number_fields()
                 yield Label("Optimizer")
                 yield Select(list(OPTIMIZERS), id="nc-optimizer", value="bo", allow_blank=False)
@@ -68,10 +75,35 @@ class NewEvolutionScreen(SpecForm):
         hit = next((c for c in choices if c.usable and c.hash == self.default_spec), None)
         return hit or super().default_choice(choices)
 
+    def model_choices(self, values: dict[str, str], settings: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(parse_models(values.get("models", ""), provider=values.get("provider") or "sim",
+                                  base_url=settings.get("base_url")))
+
+    def servers_named(self) -> bool:
+        """The run's provider, or any model choice naming a server's provider."""
+        if super().servers_named():
+            return True
+        try:
+            refs = model_refs(parse_models(self.query_one("#nc-models", Input).value),
+                              provider=self.provider_name)
+        except ValueError:
+            return False
+        return any(r.provider in SERVER_PROVIDERS for r in refs)
+
+    @on(Input.Changed, "#nc-models")
+    def _models_changed(self, event: Input.Changed) -> None:
+        url = self._provider_value("base_url").strip() or None
+        try:
+            parse_models(event.value, provider=self.provider_name, base_url=url)
+            self._set_error("models", "")
+        except ValueError as exc:
+            self._set_error("models", str(exc))
+        self.query_one("#nc-conn").display = self.servers_named()
+
     def check(self, numbers: dict[str, Any], values: dict[str, str]) -> dict[str, str]:
         errors: dict[str, str] = {}
         try:
-            parse_models(values.get("models", ""))
+            self.model_choices(values, {})
         except ValueError as exc:
             errors["models"] = str(exc)
         keys = ("budget_generations", "screen_generations", "full_generations")

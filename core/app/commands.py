@@ -199,6 +199,33 @@ class Reverify:
     rig_fn: Callable[..., Any] | None = field(default=None, compare=False)  # tests: another rig
 
 
+# --- model servers ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckConnection:
+    """Reach the model server(s) a start form describes: the provider's own (with its
+    settings) and, for an evolution run, every other server its model choices name
+    (``[provider:]model[@base_url]``). Changes nothing; ``cambrian doctor --provider`` and
+    the forms' "Test connection" show the result."""
+
+    provider: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    model: str | None = None
+    context_window: int | None = None
+    models: tuple[str, ...] = ()  # an evolution run's model choices
+
+
+@dataclass(frozen=True)
+class ConnectionChecked:
+    reports: tuple[Any, ...]  # core.llm.endpoints.ConnectionReport, one per server and model
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.reports) and all(r.ok for r in self.reports)
+
+
 # --- dispatch -----------------------------------------------------------------------------------------
 
 CommandT = TypeVar("CommandT")
@@ -458,6 +485,42 @@ def _reverify(app: "Cambrian", cmd: Reverify) -> list[dict[str, Any]]:
                             profile=cmd.profile, on_row=cmd.on_row)
         except (KeyError, ValueError) as exc:
             raise CommandRefused(str(exc.args[0]) if exc.args else str(exc)) from None
+
+
+@handles(CheckConnection)
+def _check_connection(app: "Cambrian", cmd: CheckConnection) -> ConnectionChecked:
+    import asyncio
+
+    from core.app.forms import model_refs
+    from core.app.providers import SERVER_PROVIDERS
+    from core.llm.endpoints import check_connection
+
+    todo: list[tuple[str, str | None, str | None, int | None, str | None]] = []
+    if cmd.provider in SERVER_PROVIDERS:
+        todo.append((cmd.provider, cmd.base_url, cmd.model or None, cmd.context_window, cmd.api_key_env))
+    try:
+        refs = model_refs(list(cmd.models), provider=cmd.provider, base_url=cmd.base_url)
+    except ValueError as exc:
+        raise CommandRefused(str(exc), {"models": str(exc)}) from None
+    for ref in refs:
+        if ref.provider not in SERVER_PROVIDERS:
+            continue
+        own = ref.provider == cmd.provider
+        same_server = own and ref.base_url == cmd.base_url
+        item = (ref.provider, ref.base_url, ref.model, cmd.context_window if same_server else None,
+                cmd.api_key_env if own else None)
+        if all(t[:3] != item[:3] for t in todo):
+            todo.append(item)
+    if not todo:
+        msg = f"provider {cmd.provider} talks to no model server: nothing to check"
+        raise CommandRefused(msg, {"provider": msg})
+
+    async def run_all() -> list[Any]:
+        return await asyncio.gather(*(
+            check_connection(p, url, api_key_env=key, model=model, context_window=window, home=str(app.home))
+            for p, url, model, window, key in todo))
+
+    return ConnectionChecked(tuple(asyncio.run(run_all())))
 
 
 def _server_model(provider_name: str, settings: dict[str, Any]) -> str | None:

@@ -28,7 +28,7 @@ class FormErrors(ValueError):
 class FieldSpec:
     key: str
     label: str
-    kind: str = "int"  # int | float | money | text | choice | path
+    kind: str = "int"  # int | float | money | text | choice | path | url
     required: bool = True
     default: str = ""
     lo: float | None = None
@@ -79,9 +79,16 @@ def parse_value(spec: FieldSpec, raw: str | None) -> Any:
             rng = _range_text(spec)
             raise ValueError(f"required: {what}" + (f" ({rng})" if rng else ""))
         return None
+    if spec.kind == "url":
+        from core.llm.urls import BadBaseURL, normalize
+
+        try:
+            return normalize(text)
+        except BadBaseURL as exc:
+            raise ValueError(str(exc)) from None
     if spec.kind in ("text", "path", "choice"):
-        if spec.kind == "choice" and spec.choices and text not in {v for _, v in spec.choices}:
-            raise ValueError(f"not one of {', '.join(v for _, v in spec.choices)}")
+        if spec.kind == "choice" and spec.choices and text not in {v for _, v in spec.choices if v}:
+            raise ValueError(f"not one of {', '.join(v for _, v in spec.choices if v)}")
         return text
     if spec.kind == "int":
         try:
@@ -185,9 +192,33 @@ def evolution_budget_problem(budget_generations: int, screen_generations: int,
     return None
 
 
-def parse_models(text: str) -> list[str]:
-    """"M1, M2" -> ["M1", "M2"]; ValueError when only separators were given."""
+def parse_models(text: str, *, provider: str | None = None, base_url: str | None = None) -> list[str]:
+    """"M1, M2" -> ["M1", "M2"]; ValueError when only separators were given. With the run's
+    ``provider``, each choice is checked as a model reference ``[provider:]model[@base_url]``
+    (``core.llm.config.ModelRef``): a choice naming no model or a server by a bad URL is
+    refused here, not when the run reaches it."""
     models = [m.strip() for m in (text or "").split(",") if m.strip()]
     if (text or "").strip() and not models:
         raise ValueError("give at least one model name")
+    if provider is not None:
+        model_refs(models, provider=provider, base_url=base_url)
     return models
+
+
+def model_refs(models: list[str], *, provider: str, base_url: str | None = None) -> list[Any]:
+    """The model references of an evolution run's choices (ValueError naming a bad one)."""
+    from core.llm.config import ModelRef
+    from core.llm.urls import BadBaseURL, normalize
+
+    out = []
+    for m in models:
+        ref = ModelRef.parse(m, provider=provider, base_url=base_url)
+        if ref.base_url is not None:
+            try:
+                ref = ModelRef(ref.provider, ref.model, normalize(ref.base_url))
+            except BadBaseURL as exc:
+                raise ValueError(f"{m}: {exc}") from None
+        if ref.provider == "sim" and ref.base_url:
+            raise ValueError(f"{m}: the sim provider has no server")
+        out.append(ref)
+    return out

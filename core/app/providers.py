@@ -42,22 +42,64 @@ class ProviderInfo:
         return None
 
 
+# The fields a model server needs (anthropic, openai): the settings models' keys.
+_KEY_VARIABLE = "Key variable"
+_WINDOW = FieldSpec("context_window", "Context window", "int", required=False, lo=256,
+                    placeholder="what the server says",
+                    help="tokens; empty: what the server says (llama.cpp /props, vLLM, LM Studio, Ollama)")
+
 PROVIDERS: dict[str, ProviderInfo] = {p.name: p for p in (
     ProviderInfo("sim", "sim (offline)", simulated=True),
     ProviderInfo("anthropic", "anthropic", needs_env="ANTHROPIC_API_KEY", fields=(
-        FieldSpec("base_url", "Base URL", "text", required=False, wide=True,
-                  placeholder="default: ANTHROPIC_BASE_URL or the API (llama.cpp: http://127.0.0.1:8080)"),)),
-    ProviderInfo("openai", "openai-compatible server", fields=(
-        FieldSpec("base_url", "Base URL", "text", required=True, wide=True,
+        FieldSpec("base_url", "Base URL", "url", required=False, wide=True,
+                  placeholder="default: ANTHROPIC_BASE_URL or the API (llama.cpp: http://127.0.0.1:8080)"),
+        FieldSpec("api_key_env", _KEY_VARIABLE, "text", required=False,
+                  placeholder="ANTHROPIC_API_KEY", help="the name of the variable holding the key (never stored)"),
+        _WINDOW)),
+    ProviderInfo("openai", "openai-compatible", fields=(
+        FieldSpec("base_url", "Base URL", "url", required=True, wide=True,
                   placeholder="http://127.0.0.1:8080/v1 (llama.cpp) · :11434/v1 Ollama · :8000/v1 vLLM"),
-        FieldSpec("api_key_env", "Key variable", "text", required=False,
-                  placeholder="none for a local server"),
-        FieldSpec("context_window", "Context window", "int", required=False, lo=256,
-                  placeholder="what the server says"))),
+        FieldSpec("api_key_env", _KEY_VARIABLE, "text", required=False,
+                  placeholder="none for a local server", help="the name of the variable holding the key"),
+        _WINDOW,
+        FieldSpec("continuation", "Continuation", "choice", required=False,
+                  choices=(("by server", ""), ("prefill", "prefill"),
+                           ("continue_final_message (vLLM)", "continue_final_message"),
+                           ("instruct (OpenAI API)", "instruct")),
+                  help="how a cut-off answer is continued (docs/providers.md)"))),
     ProviderInfo("replay", "replay (cassette)", fields=(
         FieldSpec("cassette", "Cassette", "path", required=True, placeholder="cassette file (.jsonl)",
                   wide=True),)),
 )}
+
+# Providers that talk to a model server ("Test connection" checks them).
+SERVER_PROVIDERS = ("anthropic", "openai")
+
+
+@dataclass(frozen=True)
+class ServerPreset:
+    """A known server as the forms offer it: choosing it fills provider and fields."""
+
+    name: str
+    label: str
+    provider: str
+    values: dict[str, str]  # field key -> value
+    notes: str
+
+
+def server_presets() -> tuple[ServerPreset, ...]:
+    """Ollama, vLLM, llama.cpp server (both APIs), LM Studio, the OpenAI API
+    (``core.llm.endpoints.PRESETS``)."""
+    from core.llm.endpoints import PRESETS
+
+    out = []
+    for p in PRESETS.values():
+        values = {"base_url": p.base_url, "api_key_env": p.api_key_env or ""}
+        if p.provider == "openai":
+            values["continuation"] = "" if p.continuation == "prefill" else p.continuation
+        out.append(ServerPreset(p.name, f"{p.title} ({p.provider})", p.provider, values,
+                                f"start: {p.start} — {p.notes}"))
+    return tuple(out)
 
 
 def default_provider() -> str:

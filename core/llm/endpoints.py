@@ -244,8 +244,9 @@ def resolve_api_key(provider: str, base_url: str | None, api_key_env: str | None
 
 async def check_connection(provider: str, base_url: str | None = None, *, api_key_env: str | None = None,
                            model: str | None = None, context_window: int | None = None,
-                           timeout: float = PROBE_TIMEOUT_S) -> ConnectionReport:
-    """Reach the server, list its models, learn the window and the price basis (never raises)."""
+                           timeout: float = PROBE_TIMEOUT_S, home: str | None = None) -> ConnectionReport:
+    """Reach the server, list its models, learn the window and the price basis (never raises).
+    Prices come from ``home``'s prices.toml (default: CAMBRIAN_HOME's), as the campaign's will."""
     from core.llm.pricing import PriceBook
 
     if provider == "anthropic" and not base_url:
@@ -281,7 +282,7 @@ async def check_connection(provider: str, base_url: str | None = None, *, api_ke
             rep.context_window, rep.context_source = await probe_context_window(
                 base_url, rep.model, api_key=key, provider=provider, timeout=timeout)
         try:
-            quote = PriceBook.load().quote(provider, base_url, rep.model)
+            quote = PriceBook.load(home).quote(provider, base_url, rep.model)
             rep.price_source, rep.price_note = quote.source, quote.where
         except ValueError as exc:  # a broken prices.toml: say so, the connection itself is fine
             rep.price_source, rep.price_note = "unknown", str(exc)

@@ -70,6 +70,9 @@ class SpecForm(CambrianModal[str | None]):
         self._error_at: dict[str, Any] = {}
         self.presets: tuple[ServerPreset, ...] = server_presets()
         self.connection: Any = None  # the last ConnectionChecked shown
+        self.specs_loaded = False
+        self._default_key: str | None = None  # the chooser's first value, until it is mounted
+        self._start_when_loaded = False  # ctrl+s came before the spec list did
 
     # building ---------------------------------------------------------------------------------
 
@@ -144,23 +147,31 @@ class SpecForm(CambrianModal[str | None]):
 
     def on_spec_choices_loaded(self, message: SpecChoicesLoaded) -> None:
         self.choices = message.choices
+        self.specs_loaded = True
         placeholder = self.query_one("#nc-spec-loading", Static)
         if not self.choices:
             placeholder.update(Content.from_markup("[dim]no specs here: type a file path below[/]"))
             self.query_one("#nc-spec_path", Input).focus()
-            return
-        choice = self.default_choice(self.choices) or self.choices[0]
-        sel = Select([(c.label, c.key) for c in self.choices], id="nc-spec", value=choice.key,
-                     allow_blank=False, classes="wide")
-        self.query_one("#nc-grid").mount(sel, before=placeholder)
-        placeholder.remove()
-        sel.focus()
+        else:
+            choice = self.default_choice(self.choices) or self.choices[0]
+            self._default_key = choice.key
+            sel = Select([(c.label, c.key) for c in self.choices], id="nc-spec", value=choice.key,
+                         allow_blank=False, classes="wide")
+            self.query_one("#nc-grid").mount(sel, before=placeholder)
+            placeholder.remove()
+            sel.focus()
+        if self._start_when_loaded:
+            self._start_when_loaded = False
+            self.call_after_refresh(self.action_start)
 
     def chosen(self) -> SpecChoice | None:
         try:
             v = self.query_one("#nc-spec", Select).value
-        except Exception:  # still loading, or no spec to choose
-            return None
+        except Exception:  # still loading or being mounted, or no spec to choose
+            v = self._default_key
+        keys = {c.key for c in self.choices}
+        if v not in keys:  # a chooser being mounted has no value yet
+            v = self._default_key
         return next((c for c in self.choices if c.key == v), None)
 
     @on(Select.Changed, "#nc-spec")
@@ -485,6 +496,11 @@ class SpecForm(CambrianModal[str | None]):
         return {}
 
     def action_start(self) -> None:
+        if not self.specs_loaded and not self.values().get("spec_path", "").strip():
+            # a quick ctrl+s: start with the default spec once the list is there
+            self._start_when_loaded = True
+            self.query_one("#nc-hint", Static).update(Content.from_markup("[$text-accent]starting…[/]"))
+            return
         for key in list(self.errors):
             self._set_error(key, "")
         try:

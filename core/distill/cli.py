@@ -46,9 +46,11 @@ def _rate(g: dict[str, Any] | None) -> str:
 def render_report(data: dict[str, Any]) -> str:
     """The human-readable form of a distill report's JSON."""
     groups = data["groups"]
+    copies = data.get("copies") or []
+    merged = f" ({len(copies)} copies of them counted once)" if copies else ""
     out = [
         f"Campaign {data['campaign']}  spec {data['spec_hash'][:19]}",
-        f"  {data['generations']} generations, {data['analysed']} analysed: "
+        f"  {data['generations']} generations, {data['analysed']} distinct artifacts analysed{merged}: "
         f"viable {groups['viable']['n']}, failed {groups['failed']['n']} "
         f"(viable split top {groups['top']['n']} / bottom {groups['bottom']['n']} by fitness)",
     ]
@@ -78,8 +80,28 @@ def render_report(data: dict[str, Any]) -> str:
             f"{_rate(g.get('top')):>7}{_rate(g.get('bottom')):>8}{_fmt(tb.get('q')):>9}  "
             f"{tb.get('direction') if tb.get('tested') else 'n/a'}"
         )
-    out.append("  (* significant: q < {alpha}; n/a: below minimum support)".format(alpha=data["rules"]["alpha"]))
+    out.append("  (* significant: q < {alpha}; n/a: not tested, see below)".format(alpha=data["rules"]["alpha"]))
     out.append("")
+    limits = data.get("limits") or {}
+    if limits:
+        out.append("What the tests can detect")
+        for comp in ("viable_vs_failed", "top_vs_bottom"):
+            if comp in limits:
+                out.append(f"  {limits[comp]['sentence']}")
+        out.append("")
+    ranked = (data.get("ranking") or {}).get("viable_vs_failed") or []
+    if ranked and not data["significant"]:
+        out.append("Descriptive ranking, viable vs failed (NOT significant: differences only)")
+        for r in ranked[:5]:
+            g = r["groups"]
+            rates = "  ".join(f"{k} {_rate(v)}" for k, v in g.items())
+            tag = "descriptive p" if r["descriptive"] else "p"
+            out.append(f"  {r['feature']:<22} {rates}  {r['direction']:<5}  "
+                       f"{tag}={_fmt(r['p'])}  OR~{_fmt(r['odds_ratio_haldane'])}")
+        out.append("")
+    if data.get("headline"):
+        out.append(f"In short: {data['headline']}")
+        out.append("")
     out.append(f"Amendments created: {len(data['amendments'])}")
     for a in data["amendments"]:
         ev = a["evidence"]

@@ -211,7 +211,7 @@ def _rate(spec_text: str, kind: str, model: str = "sim-1") -> float:
 
 def _viable_rate(spec_text: str) -> float:
     spec = parse_spec_text(spec_text)
-    return sum(not dm.decide(spec, s, 1).defects for s in range(N_STAT)) / N_STAT
+    return sum(dm.decide(spec, s, 1).viable for s in range(N_STAT)) / N_STAT
 
 
 def test_probabilities_respond_to_the_spec():

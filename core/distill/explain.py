@@ -21,6 +21,15 @@ TARGET_POWER = 0.8
 RANKED = 5  # rows of the descriptive ranking in the human report
 
 
+def _descriptive_p(t: S.FeatureTest) -> float:
+    return t.p if t.tested and t.p is not None else P.fisher_p(t.a.present, t.a.n, t.b.present, t.b.n)
+
+
+def _rank_key(t: S.FeatureTest) -> tuple:
+    """Largest difference of rates first, then the smaller p-value, then the name."""
+    return (-round(abs((t.a.rate or 0.0) - (t.b.rate or 0.0)), 9), _descriptive_p(t), t.feature)
+
+
 def _varying(tests: Sequence[S.FeatureTest]) -> list[S.FeatureTest]:
     """Features present in some and absent from other generations of the comparison."""
     return [t for t in tests if 0 < t.a.present + t.b.present < t.a.n + t.b.n]
@@ -67,10 +76,15 @@ def limits(analysis: S.Analysis, values: Mapping[int, Mapping[str, bool]],
         share_a = na / (na + nb) if na and nb else 0.5
         entry["share"] = round(share_a, 4)
         entry["detect"] = {"planning": _need(*PLANNING_RATES, share_a, alpha_single)}
-        strongest = max(varying, key=lambda t: (abs((t.a.rate or 0) - (t.b.rate or 0)), t.feature), default=None)
+        ordered = sorted(varying, key=_rank_key)
+        strongest = ordered[0] if ordered else None
         if strongest is not None and abs((strongest.a.rate or 0) - (strongest.b.rate or 0)) >= S.MIN_RATE_DIFF:
+            # planned with the observed rates, 0 and 1 read as 5 % and 95 %
             ra, rb = P.clamp_rate(strongest.a.rate or 0), P.clamp_rate(strongest.b.rate or 0)
-            entry["detect"]["observed"] = {"feature": strongest.feature, **_need(ra, rb, share_a, alpha_single)}
+            entry["detect"]["observed"] = {
+                "feature": strongest.feature,
+                "counts": {ga: [strongest.a.present, strongest.a.n], gb: [strongest.b.present, strongest.b.n]},
+                **_need(ra, rb, share_a, alpha_single)}
         entry["sentence"] = _sentence(comp, ga, gb, entry)
         out[comp] = entry
     return out
@@ -104,8 +118,8 @@ def _sentence(comp: str, ga: str, gb: str, e: dict[str, Any]) -> str:
                  f"({P.pct(TARGET_POWER)} power) takes {_total(pl, ga, gb)} {share}")
     ob = e["detect"].get("observed")
     if ob:
-        ra, rb = ob["rates"]
-        parts.append(f"the strongest observed difference ({ob['feature']}: {P.pct(ra)} vs {P.pct(rb)}) "
+        (xa, na_), (xb, nb_) = ob["counts"][ga], ob["counts"][gb]
+        parts.append(f"the strongest observed difference ({ob['feature']}: {xa}/{na_} {ga} vs {xb}/{nb_} {gb}) "
                      f"would take {_total(ob, ga, gb)}")
     return f"{head}: " + "; ".join(parts) + "."
 
@@ -118,9 +132,9 @@ def ranking(analysis: S.Analysis, values: Mapping[int, Mapping[str, bool]],
     out: dict[str, list[dict[str, Any]]] = {}
     for comp, (ga, gb) in S.COMPARISONS.items():
         rows = []
-        for t in _varying([t for t in analysis.tests if t.comparison == comp]):
+        for t in sorted(_varying([t for t in analysis.tests if t.comparison == comp]), key=_rank_key):
             diff = (t.a.rate or 0.0) - (t.b.rate or 0.0)
-            p = t.p if t.tested else P.fisher_p(t.a.present, t.a.n, t.b.present, t.b.n)
+            p = _descriptive_p(t)
             _, haldane = S._odds(t.a.present, t.a.n - t.a.present, t.b.present, t.b.n - t.b.present)
             rows.append({
                 "feature": t.feature,
@@ -133,7 +147,6 @@ def ranking(analysis: S.Analysis, values: Mapping[int, Mapping[str, bool]],
                 "q": S.sig(t.q),
                 "significant": t.significant,
             })
-        rows.sort(key=lambda r: (-abs(r["difference"] or 0), r["p"] if r["p"] is not None else 1, r["feature"]))
         out[comp] = rows
     return out
 
@@ -160,9 +173,10 @@ def headline(report: Any) -> str:
     if top is not None:
         extra = (f"; strongest (not significant): {top['feature']} {top['direction']} "
                  f"(p={P.fmt_p(top['p'])}{' descriptive' if top['descriptive'] else ''})")
-    ob = lim.get("detect", {}).get("observed") or lim.get("detect", {}).get("planning")
+    ob = lim.get("detect", {}).get("observed")
     size = ""
-    if ob:
-        size = (f"; about {ob['total']} generations would detect it" if ob.get("total") is not None
-                else f"; even {ob['max_total']} generations would not detect it")
+    if ob and top is not None and ob["feature"] == top["feature"]:
+        size = (f"; about {ob['total']} generations would detect a difference that size"
+                if ob.get("total") is not None
+                else f"; even {ob['max_total']} generations would not detect a difference that size")
     return lead + extra + size

@@ -27,7 +27,7 @@ def _descriptive_p(t: S.FeatureTest) -> float:
 
 def _rank_key(t: S.FeatureTest) -> tuple:
     """Largest difference of rates first, then the smaller p-value, then the name."""
-    return (-round(abs((t.a.rate or 0.0) - (t.b.rate or 0.0)), 9), _descriptive_p(t), t.feature)
+    return (-round(abs((t.a.rate or 0.0) - (t.b.rate or 0.0)), 9), round(_descriptive_p(t), 9), t.feature)
 
 
 def _varying(tests: Sequence[S.FeatureTest]) -> list[S.FeatureTest]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy.stats import binom, hypergeom
+from scipy.special import gammaln
+from scipy.stats import binom
 
 #: relative tolerance when comparing table probabilities (as scipy does)
 _RTOL = 1 + 1e-7
@@ -21,22 +22,28 @@ _RTOL = 1 + 1e-7
 MAX_TOTAL = 400
 
 
+def _lchoose(n: int, k: np.ndarray) -> np.ndarray:
+    return gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+
+
 @functools.lru_cache(maxsize=256)
 def pvalues(n_a: int, n_b: int) -> np.ndarray:
     """``p[a1, b1]``: the two-sided Fisher p-value of the table ``[[a1, n_a - a1], [b1, n_b - b1]]``
     for every ``0 <= a1 <= n_a``, ``0 <= b1 <= n_b``."""
-    out = np.ones((n_a + 1, n_b + 1))
     total = n_a + n_b
-    for k in range(total + 1):  # tables with k "present" in all: a1 + b1 = k
-        lo, hi = max(0, k - n_b), min(k, n_a)
-        a1 = np.arange(lo, hi + 1)
-        pmf = hypergeom.pmf(a1, total, n_a, k)
+    a = np.arange(n_a + 1)[:, None]
+    b = np.arange(n_b + 1)[None, :]
+    # hypergeometric probability of each table given its margins (k = a1 + b1 "present")
+    prob = np.exp(_lchoose(n_a, a) + _lchoose(n_b, b) - _lchoose(total, a + b))
+    out = np.ones((n_a + 1, n_b + 1))
+    for k in range(total + 1):  # the tables sharing margins lie on one anti-diagonal
+        a1 = np.arange(max(0, k - n_b), min(k, n_a) + 1)
+        pmf = prob[a1, k - a1]
         order = np.sort(pmf)
         cum = np.cumsum(order)
         # p(a1) = sum of pmf(j) over tables with pmf(j) <= pmf(a1) (within tolerance)
         idx = np.searchsorted(order, pmf * _RTOL, side="right") - 1
-        p = np.minimum(1.0, cum[idx])
-        out[a1, k - a1] = p
+        out[a1, k - a1] = np.minimum(1.0, cum[idx])
     return out
 
 
@@ -75,20 +82,32 @@ def power(n_a: int, n_b: int, rate_a: float, rate_b: float, alpha: float) -> flo
 
 def needed_total(rate_a: float, rate_b: float, share_a: float, alpha: float,
                  target: float = 0.8, start: int = 4) -> int | None:
-    """The smallest total number of generations, split between the groups in the ratio
+    """A total number of generations, split between the groups in the ratio
     ``share_a : 1 - share_a``, at which Fisher's test at ``alpha`` has at least ``target``
-    power to tell ``rate_a`` from ``rate_b``; None when even MAX_TOTAL is not enough."""
+    power to tell ``rate_a`` from ``rate_b``: found by doubling, then bisection (exact
+    power is not quite monotone in the size, so this is a size that reaches the target,
+    within a few generations of the smallest); None when even MAX_TOTAL does not."""
     share_a = min(max(share_a, 0.0), 1.0)
     if share_a in (0.0, 1.0) or rate_a == rate_b:
         return None
-    for total in range(max(start, 2), MAX_TOTAL + 1):
+
+    def enough(total: int) -> bool:
         n_a = max(1, round(total * share_a))
         n_b = total - n_a
-        if n_b < 1:
-            continue
-        if power(n_a, n_b, rate_a, rate_b, alpha) >= target:
-            return total
-    return None
+        return n_b >= 1 and power(n_a, n_b, rate_a, rate_b, alpha) >= target
+
+    lo, hi = max(start, 2) - 1, max(start, 2)
+    while not enough(hi):
+        if hi >= MAX_TOTAL:
+            return None
+        lo, hi = hi, min(2 * hi, MAX_TOTAL)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if enough(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def clamp_rate(x: float) -> float:

@@ -86,9 +86,17 @@ def test_power_helpers_are_exact():
     total = P.needed_total(0.2, 0.8, 0.5, 0.05)
     na = round(total * 0.5)
     assert P.power(na, total - na, 0.2, 0.8, 0.05) >= 0.8
-    assert P.power(round((total - 1) * 0.5), total - 1 - round((total - 1) * 0.5), 0.2, 0.8, 0.05) < 0.8 \
-        or P.needed_total(0.2, 0.8, 0.5, 0.05, start=total - 1) == total - 1
+    half = total // 2
+    assert P.power(round(half * 0.5), half - round(half * 0.5), 0.2, 0.8, 0.05) < 0.8
+    # power is exact: against a direct sum over binomial outcomes of scipy's test
+    from scipy.stats import binom
+
+    direct = sum(binom.pmf(x, 6, 0.2) * binom.pmf(y, 7, 0.8)
+                 for x in range(7) for y in range(8)
+                 if fisher_exact([[x, 6 - x], [y, 7 - y]]).pvalue < 0.05)
+    assert P.power(6, 7, 0.2, 0.8, 0.05) == pytest.approx(direct, abs=1e-9)
     assert P.needed_total(0.5, 0.5, 0.5, 0.05) is None  # no effect: no size detects it
+    assert P.needed_total(0.45, 0.55, 0.5, 0.004) is None  # more than MAX_TOTAL
 
 
 def test_a_small_campaign_says_why_and_what_size_would_do(store):

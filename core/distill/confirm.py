@@ -49,7 +49,8 @@ def confirmation_settings(store: Any, amendment_id: int, generations: int | None
                              "(the confirmation runs the spec version accepting creates)")
     original = _original(store, a)
     if original.get("kind") not in (None, "campaign"):
-        raise ConfirmRefused(f"{original['id']} is a {original['kind']} campaign, not one a person started")
+        raise ConfirmRefused(f"{original['id']} (kind {original['kind']}) has no campaign settings to run "
+                             "again; start a campaign of the amended spec instead")
     data = dict(original["settings"])
     if generations is not None and generations < 1:
         raise ConfirmRefused("a confirmation campaign needs at least one generation")

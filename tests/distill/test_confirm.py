@@ -128,3 +128,57 @@ def test_confirmation_is_refused_with_a_reason(tmp_path):
     assert amendments_main(home, "confirm", [orphan], True) == 1
     with Store.open(db_path(home)) as store:
         assert [c["id"] for c in store.campaigns()] == ["c-orig"]  # nothing was created
+
+
+@pytest.mark.docker
+def test_accept_confirm_wait_from_the_command_line(tmp_path, rig_ready):
+    """`cambrian amendments accept ID --confirm N --wait --json` with the real rig: the
+    amendment is accepted, a detached engine runs the amended spec with the original's
+    settings and seed, and the JSON carries the before/after comparison."""
+    import subprocess
+    import sys
+
+    from core.engine.cli import control_main
+    from core.home import REPO_ROOT
+
+    home = tmp_path / "home"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "cambrian_tui.cli", "--home", str(home), *args],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+
+    try:
+        res = cli("campaign", "start", "--spec", str(REPO_ROOT / "spec" / "echo.md"), "-n", "3", "-p", "2",
+                  "--provider", "sim", "--seed", "7", "--max-retries", "0", "--wait", "--json")
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        original = json.loads(res.stdout[res.stdout.index("{"):])["id"]
+        with Store.open(db_path(home)) as store:
+            spec_hash = store.campaign(original)["spec_hash"]
+            aid = store.add_amendment(Amendment(campaign_id=original, spec_hash=spec_hash, section="Testing",
+                                                text="Assert exact expected values in every test.",
+                                                feature="weak_asserts", evidence={"p": 0.01, "q": 0.04},
+                                                status=AmendmentStatus.PENDING))
+        res = cli("amendments", "accept", str(aid), "--confirm", "2", "--wait", "--json")
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        out = json.loads(res.stdout)
+        assert out["amendments"][0]["ok"] and out["amendments"][0]["status"] == "accepted"
+        conf = out["confirmation"]
+        assert conf["ok"] and conf["original"] == original and conf["generations"] == 2 and conf["seed"] == 7
+        assert conf["state"] == "completed"
+        c = conf["comparison"]
+        assert c["before"]["campaign"] == original and c["before"]["judged"] == 3
+        assert c["after"]["campaign"] == conf["campaign"] and c["after"]["judged"] == 2
+        assert c["after"]["spec_hash"] == out["amendments"][0]["spec_hash"]
+        assert "fisher" in c and "paired" in c and c["paired"]["pairs"] == 2
+        with Store.open(db_path(home)) as store:
+            settings = store.campaign(conf["campaign"])["settings"]
+            before = store.campaign(original)["settings"]
+        assert {k: v for k, v in settings.items() if k not in ("spec_hash", "generations")} == \
+               {k: v for k, v in before.items() if k not in ("spec_hash", "generations")}
+        res = cli("amendments", "compare", str(aid))
+        assert res.returncode == 0 and "Confirmation of amendment" in res.stdout and "McNemar" in res.stdout
+    finally:
+        with Store.open(db_path(home)) as store:
+            live = [c["id"] for c in store.campaigns() if store.lease_alive(c["id"])]
+        for cid in live:  # a failed assertion must not leave an engine running
+            control_main(home, cid, "abort", True)

@@ -9,6 +9,10 @@ Rules look at the spec's *mutable* prose (everything outside FROZEN blocks, fron
 and code fences) and at which ``##`` sections exist, so editing the spec, deleting a
 section, or accepting a distiller amendment changes the odds measurably.
 
+Besides the defects, an answer has *habits* (``habits.py``): ways of writing code the
+distiller's features see, each failing the rig at a documented rate. ``decide`` draws both;
+``Decision.viable`` is "no defect and no biting habit".
+
 A per-generation latent *diligence* (careless or careful) shifts every defect up or down
 and, independently of the defects, shapes the code style (specific exceptions, type hints,
 monotonic clock...). It gives the distiller real signal: style features that correlate with

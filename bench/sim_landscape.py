@@ -118,7 +118,7 @@ def measure(label: str, spec_text: str, seeds: list[int], generation: int, paral
     viable = {seed for seed, status, _stage, _t in rows if status == "viable"}
     stages = Counter(stage for _seed, status, stage, _t in rows if status != "viable")
     expected = dm.expected_viability(parse_spec_text(spec_text))
-    predicted = sum(not dm.decide(parse_spec_text(spec_text), s, generation).defects for s in seeds)
+    predicted = sum(dm.decide(parse_spec_text(spec_text), s, generation).viable for s in seeds)
     return {"label": label, "n": len(rows), "viable": viable, "stages": stages, "expected": expected,
             "predicted": predicted, "seconds": sum(t for *_x, t in rows), "rig_errors": rig_errors}
 

@@ -286,7 +286,8 @@ def cmd_amendments(args: argparse.Namespace) -> int:
     from core.distill.cli import amendments_main
 
     return amendments_main(cambrian_home(args.home), args.amend_cmd, args.ids, args.json,
-                           text=getattr(args, "text", None))
+                           text=getattr(args, "text", None), confirm=getattr(args, "confirm", None),
+                           wait=getattr(args, "wait", False))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -549,14 +550,26 @@ def build_parser() -> argparse.ArgumentParser:
     am = sub.add_parser("amendments", help="review proposed spec amendments").add_subparsers(
         dest="amend_cmd", metavar="ACTION", required=True)
     for name, help_ in (("list", "list amendments (filter by status or campaign)"),
-                        ("show", "evidence and the resulting spec diff"),
+                        ("show", "evidence, the resulting spec diff, and the confirmation's before/after"),
                         ("accept", "accept (with --text: edit then accept): creates a new spec version"),
-                        ("reject", "reject")):
+                        ("reject", "reject"),
+                        ("confirm", "run the accepted amendment's spec with the original campaign's "
+                                    "settings and seed schedule"),
+                        ("compare", "before/after viability of the amendment's confirmation campaign")):
         sp = add(name, cmd_amendments, help_, am)
         sp.add_argument("ids", nargs="*" if name == "list" else "+")
         sp.add_argument("--json", action="store_true")
         if name == "accept":
             sp.add_argument("--text", default=None, help="edited amendment text (one id only)")
+            sp.add_argument("--confirm", type=int, nargs="?", const=0, default=None, metavar="N",
+                            help="then start a confirmation campaign of N generations "
+                                 "(default: as many as the original campaign)")
+        if name == "confirm":
+            sp.add_argument("-n", dest="confirm", type=int, default=None,
+                            help="generations (default: as many as the original campaign)")
+        if name in ("accept", "confirm"):
+            sp.add_argument("--wait", action="store_true",
+                            help="follow the confirmation campaign and print the before/after comparison")
 
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(
         dest="dev_cmd", metavar="ACTION", required=True)

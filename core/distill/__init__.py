@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.distill import explain as E
 from core.distill import features as F
 from core.distill import stats as S
 from core.distill.amend import (
@@ -42,7 +43,7 @@ class DistillReport:
     campaign: str
     spec_hash: str
     generations: int  # in the campaign
-    analysed: list[int]  # generations whose code was analysed
+    analysed: list[int]  # generations whose code was analysed (one per distinct artifact)
     excluded: list[dict[str, Any]]  # {generation, reason}
     groups: dict[str, list[int]]
     features: list[dict[str, Any]]
@@ -51,6 +52,14 @@ class DistillReport:
     skipped: list[Skipped]
     unparsed: list[F.UnparsedFile]
     scores: dict[int, float] = field(default_factory=dict)
+    copies: list[dict[str, Any]] = field(default_factory=list)  # {generation, same_as, artifact_hash}
+    limits: dict[str, dict[str, Any]] = field(default_factory=dict)  # comparison -> what it can detect
+    ranking: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # comparison -> descriptive rows
+
+    @property
+    def headline(self) -> str:
+        """One sentence: what the distiller can say about this campaign (for the TUI's note)."""
+        return E.headline(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +67,8 @@ class DistillReport:
             "spec_hash": self.spec_hash,
             "generations": self.generations,
             "analysed": len(self.analysed),
+            "artifacts": len(self.analysed),
+            "copies": self.copies,
             "excluded": self.excluded,
             "groups": {k: {"n": len(v), "generations": v} for k, v in self.groups.items()},
             "amendments": [
@@ -68,17 +79,47 @@ class DistillReport:
             "significant": [t.to_json() for t in self.significant],
             "skipped": [s.to_json() for s in self.skipped],
             "features": self.features,
+            "limits": self.limits,
+            "ranking": self.ranking,
+            "headline": self.headline,
             "unparsed": [u.to_json() for u in self.unparsed],
             "unparsed_count": len(self.unparsed),
             "rules": {
                 "alpha": S.ALPHA, "min_group": S.MIN_GROUP, "min_support": S.MIN_SUPPORT,
-                "min_rate_diff": S.MIN_RATE_DIFF,
+                "min_rate_diff": S.MIN_RATE_DIFF, "unit": "distinct artifact (artifact hash)",
             },
         }
 
 
+def _distinct_artifacts(candidates: list[tuple[Any, str]]) -> tuple[list[tuple[Any, str]], list[dict[str, Any]],
+                                                                     list[dict[str, Any]]]:
+    """One unit of evidence per artifact hash: the oldest generation holding it stands for
+    all its copies. Copies whose verdicts disagree (a flaky verdict) are no evidence either
+    way and are excluded. Returns (units, copies, excluded)."""
+    by_hash: dict[str, list[tuple[Any, str]]] = {}
+    for g, verdict in candidates:
+        by_hash.setdefault(g.artifact_hash, []).append((g, verdict))
+    units, copies, excluded = [], [], []
+    for ah, members in by_hash.items():
+        members.sort(key=lambda m: m[0].number)
+        verdicts = {v for _g, v in members}
+        first = members[0][0]
+        if len(verdicts) > 1:
+            numbers = [g.number for g, _v in members]
+            for g, v in members:
+                excluded.append({"generation": g.number, "reason": (
+                    f"the same artifact ({ah[:19]}) was judged both viable and failed "
+                    f"(generations {', '.join(map(str, numbers))}): no evidence either way")})
+            continue
+        units.append(members[0])
+        copies += [{"generation": g.number, "same_as": first.number, "artifact_hash": ah} for g, _v in members[1:]]
+    units.sort(key=lambda m: m[0].number)
+    return units, copies, excluded
+
+
 def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = True) -> DistillReport:
-    """Analyse one campaign and store pending amendments for its significant features."""
+    """Analyse one campaign and store pending amendments for its significant features.
+    Evidence is counted per distinct artifact (by artifact hash), never per copy."""
     campaign = store.campaign(campaign_id)  # KeyError for an unknown campaign
     spec_hash = campaign["spec_hash"]
     gens = store.generations(campaign_id)
@@ -99,7 +140,9 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
             excluded.append({"generation": g.number, "reason": "no artifact (failed before the rig)"})
             continue
         candidates.append((g, verdict))
-    for g, verdict in candidates:
+    units, copies, conflicting = _distinct_artifacts(candidates)
+    excluded += conflicting
+    for g, verdict in units:
         gf = F.generation_features(g.number, store.artifact_files(g.artifact_hash), cache)
         unparsed += gf.unparsed
         if gf.python_files == 0:
@@ -110,6 +153,7 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
         artifacts[g.number] = g.artifact_hash
         report = store.report(g.number) or {}
         fitness[g.number] = report.get("fitness") or {}
+    excluded.sort(key=lambda e: e["generation"])
 
     names = list(F.FEATURE_NAMES)
     values = {n: gf.values for n, gf in gen_features.items()}
@@ -160,4 +204,7 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
         skipped=skipped,
         unparsed=unparsed,
         scores=analysis.scores,
+        copies=copies,
+        limits=E.limits(analysis, values, names),
+        ranking=E.ranking(analysis, values, names),
     )

@@ -49,6 +49,8 @@ FEATURE_SECTIONS: dict[str, tuple[str, ...]] = {
     "hardcoded_abs_path": ("Implementation Requirements",),
     "hardcoded_port": ("Implementation Requirements",),
     "env_config": ("Implementation Requirements",),
+    "unchecked_env_read": ("Implementation Requirements",),
+    "unchecked_input": ("Implementation Requirements",),
     "unclosed_resource": ("Implementation Requirements",),
     "trivial_asserts": ("Testing",),
     "weak_asserts": ("Testing",),
@@ -120,8 +122,8 @@ TEXTS: dict[str, dict[str, str]] = {
                  "`asyncio.create_subprocess_exec` or `asyncio.to_thread`.",
     },
     "hardcoded_abs_path": {
-        "hurts": "Do not hard-code absolute filesystem paths such as `/tmp/...`; take paths from "
-                 "configuration, and use pytest's `tmp_path` in tests.",
+        "hurts": "Do not hard-code absolute filesystem paths such as `/tmp/...` or `/var/lib/...`; "
+                 "take paths from configuration, and use pytest's `tmp_path` in tests.",
     },
     "hardcoded_port": {
         "hurts": "Do not hard-code the port at call sites or in URLs; read it once from the "
@@ -133,6 +135,15 @@ TEXTS: dict[str, dict[str, str]] = {
                  "documented default) in one configuration module.",
         "hurts": "Do not read environment variables throughout the code; read them in one place "
                  "at start-up and pass the values on explicitly.",
+    },
+    "unchecked_env_read": {
+        "hurts": "Read environment variables with `os.environ.get(NAME, default)` and a documented "
+                 "default; never index `os.environ[NAME]`, which crashes when the variable is unset.",
+    },
+    "unchecked_input": {
+        "hurts": "Validate request input before using it: read headers, query parameters and JSON "
+                 "fields with `.get()` and check them; never index `request.headers[...]` or "
+                 "`payload[...]` directly, and answer a missing value with the documented 4xx.",
     },
     "unclosed_resource": {
         "hurts": "Open files, sessions and connections with `with` / `async with` so they are "

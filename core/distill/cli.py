@@ -46,9 +46,11 @@ def _rate(g: dict[str, Any] | None) -> str:
 def render_report(data: dict[str, Any]) -> str:
     """The human-readable form of a distill report's JSON."""
     groups = data["groups"]
+    copies = data.get("copies") or []
+    merged = f" ({len(copies)} copies of them counted once)" if copies else ""
     out = [
         f"Campaign {data['campaign']}  spec {data['spec_hash'][:19]}",
-        f"  {data['generations']} generations, {data['analysed']} analysed: "
+        f"  {data['generations']} generations, {data['analysed']} distinct artifacts analysed{merged}: "
         f"viable {groups['viable']['n']}, failed {groups['failed']['n']} "
         f"(viable split top {groups['top']['n']} / bottom {groups['bottom']['n']} by fitness)",
     ]
@@ -78,8 +80,28 @@ def render_report(data: dict[str, Any]) -> str:
             f"{_rate(g.get('top')):>7}{_rate(g.get('bottom')):>8}{_fmt(tb.get('q')):>9}  "
             f"{tb.get('direction') if tb.get('tested') else 'n/a'}"
         )
-    out.append("  (* significant: q < {alpha}; n/a: below minimum support)".format(alpha=data["rules"]["alpha"]))
+    out.append("  (* significant: q < {alpha}; n/a: not tested, see below)".format(alpha=data["rules"]["alpha"]))
     out.append("")
+    limits = data.get("limits") or {}
+    if limits:
+        out.append("What the tests can detect")
+        for comp in ("viable_vs_failed", "top_vs_bottom"):
+            if comp in limits:
+                out.append(f"  {limits[comp]['sentence']}")
+        out.append("")
+    ranked = (data.get("ranking") or {}).get("viable_vs_failed") or []
+    if ranked and not data["significant"]:
+        out.append("Descriptive ranking, viable vs failed (NOT significant: differences only)")
+        for r in ranked[:5]:
+            g = r["groups"]
+            rates = "  ".join(f"{k} {_rate(v)}" for k, v in g.items())
+            tag = "descriptive p" if r["descriptive"] else "p"
+            out.append(f"  {r['feature']:<22} {rates}  {r['direction']:<5}  "
+                       f"{tag}={_fmt(r['p'])}  OR~{_fmt(r['odds_ratio_haldane'])}")
+        out.append("")
+    if data.get("headline"):
+        out.append(f"In short: {data['headline']}")
+        out.append("")
     out.append(f"Amendments created: {len(data['amendments'])}")
     for a in data["amendments"]:
         ev = a["evidence"]
@@ -158,17 +180,115 @@ def _ids(raw: Sequence[Any]) -> list[int]:
     return out
 
 
+def render_comparison(c: dict[str, Any]) -> str:
+    """Before/after of a confirmation campaign, for people."""
+    b, a = c["before"], c["after"]
+
+    def side(name: str, d: dict[str, Any]) -> str:
+        rate = "-" if d["rate"] is None else f"{d['rate']:.0%}"
+        lo, hi = d["interval"]
+        return (f"  {name:<7} {d['campaign']}  {d['state']:<9} viable {d['viable']}/{d['judged']} = {rate} "
+                f"[{lo:.0%}, {hi:.0%}]  spec {d['spec_hash'][:19]}")
+
+    out = [f"Confirmation of amendment #{c['amendment']}" if "amendment" in c else "Comparison",
+           side("before", b), side("after", a)]
+    if "difference" in c:
+        d = c["difference"]
+        out.append(f"  difference {d['value'] * 100:+.1f} points, 95 % interval "
+                   f"[{d['interval'][0] * 100:+.1f}, {d['interval'][1] * 100:+.1f}] ({d['method']})")
+        f = c["fisher"]
+        out.append(f"  Fisher's exact test (independent samples): p = {f['p']:.3g} two-sided, "
+                   f"{f['p_greater']:.3g} one-sided (after > before)")
+    if "paired" in c:
+        p = c["paired"]
+        out.append(f"  paired by draw: {p['pairs']} first attempts, {p['only_after']} viable only after, "
+                   f"{p['only_before']} only before, {p['both_viable']} both, {p['neither']} neither: "
+                   f"exact McNemar p = {p['p']:.3g}")
+    out.append(f"  => {c['verdict']}")
+    return "\n".join(out)
+
+
+def _wait(home: Any, cid: str, quiet: bool, poll_s: float = 1.0) -> str:
+    """Follow a campaign to its end; its final state ("gone" when its engine died)."""
+    import time
+
+    from core.engine.cli import TERMINAL_STATES, campaign_status
+
+    printed: set[int] = set()
+    gone = 0
+    with _open(home) as store:
+        while True:
+            st = campaign_status(store, cid)
+            if not quiet:
+                for g in st["generations"]:
+                    if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
+                        printed.add(g["generation"])
+                        print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:70]}", flush=True)
+            if st["state"] in TERMINAL_STATES:
+                return st["state"]
+            gone = gone + 1 if not st["engine_alive"] else 0
+            if gone >= 3:
+                return "gone"
+            time.sleep(poll_s)
+
+
+def confirm_main(home: Any, amendment_id: int, generations: int | None, as_json: bool, wait: bool,
+                 result: dict[str, Any] | None = None) -> int:
+    """Start the confirmation campaign of an accepted amendment (and with ``wait`` follow
+    it and print the before/after comparison)."""
+    from core.distill.confirm import ConfirmRefused, confirmation_report, start_confirmation
+
+    out: dict[str, Any] = dict(result or {})
+    try:
+        cid = start_confirmation(home, amendment_id, generations)
+    except (ConfirmRefused, KeyError, RuntimeError, ValueError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        if as_json:
+            _dump({**out, "confirmation": {"ok": False, "error": msg}})
+        else:
+            _err(f"no confirmation campaign: {msg}")
+        return 1
+    with _open(home) as store:
+        settings = store.campaign(cid)["settings"]
+        original = store.amendment(amendment_id).campaign_id
+    started = {"ok": True, "campaign": cid, "original": original, "generations": settings["generations"],
+               "seed": settings["seed"], "provider": settings["provider"]}
+    if not as_json:
+        print(f"confirmation campaign {cid} started: {settings['generations']} generations, seed "
+              f"{settings['seed']}, the settings and seed schedule of {original}"
+              + ("  [SIMULATED: sim provider]" if settings["provider"] == "sim" else ""), flush=True)
+    code = 0
+    if wait:
+        state = _wait(home, cid, quiet=as_json)
+        started["state"] = state
+        if state == "gone":
+            code = 1
+            if not as_json:
+                _err(f"the engine of {cid} is gone; `cambrian campaign resume {cid}` continues it")
+        with _open(home) as store:
+            report = confirmation_report(store, amendment_id)
+        started["comparison"] = report
+        if not as_json and report is not None:
+            print(render_comparison(report))
+    if as_json:
+        _dump({**out, "confirmation": started})
+    return code
+
+
 def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Sequence[Any] | None,
-                    as_json: bool, text: str | None = None) -> int:
-    """``list [STATUS|CAMPAIGN ...]``, ``show ID...``, ``accept ID... [--text T]``,
-    ``reject ID...``. ``--text`` (an edit) needs exactly one id."""
+                    as_json: bool, text: str | None = None, confirm: int | None = None,
+                    wait: bool = False) -> int:
+    """``list [STATUS|CAMPAIGN ...]``, ``show ID...``, ``accept ID... [--text T] [--confirm [N]]``,
+    ``reject ID...``, ``confirm ID [-n N]``, ``compare ID``. ``--text`` (an edit) and
+    ``--confirm`` need exactly one id; ``confirm`` 0 means "as many generations as the
+    original campaign"."""
     import difflib
 
     from core.distill.amend import AmendmentRefused, accept_amendment, distill_preview, reject_amendment
 
     ids = list(ids or [])
-    if action not in ("list", "show", "accept", "reject"):
-        _err(f"unknown action {action!r} (list, show, accept, reject)")
+    if action not in ("list", "show", "accept", "reject", "confirm", "compare"):
+        _err(f"unknown action {action!r} (list, show, accept, reject, confirm, compare)")
         return 2
     if action == "list":
         with _open(home) as store:
@@ -198,6 +318,33 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
     if text is not None and (action != "accept" or len(numbers) != 1):
         _err("--text edits one amendment: use it with 'accept' and a single id")
         return 2
+    if (confirm is not None and action == "accept" or action in ("confirm", "compare")) and len(numbers) != 1:
+        _err(f"{'--confirm' if action == 'accept' else action} takes a single amendment id")
+        return 2
+    if confirm is not None and confirm < 0:
+        _err("--confirm N: N is a number of generations (0 or nothing: as many as the original campaign)")
+        return 2
+    if action == "confirm":
+        return confirm_main(home, numbers[0], confirm or None, as_json, wait)
+    if action == "compare":
+        from core.distill.confirm import confirmation_report
+
+        with _open(home) as store:
+            try:
+                store.amendment(numbers[0])
+            except KeyError:
+                _err(f"no amendment {numbers[0]}")
+                return 1
+            report = confirmation_report(store, numbers[0])
+        if report is None:
+            _err(f"amendment {numbers[0]} has no confirmation campaign "
+                 f"(`cambrian amendments confirm {numbers[0]}` starts one)")
+            return 1
+        if as_json:
+            _dump(report)
+        else:
+            print(render_comparison(report))
+        return 0
     code = 0
     results: list[dict[str, Any]] = []
     with _open(home) as store:
@@ -209,7 +356,10 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
                 code = 1
                 continue
             if action == "show":
+                from core.distill.confirm import confirmation_report
+
                 d = _detail(a)
+                d["confirmation"] = confirmation_report(store, n)
                 diff = None
                 try:
                     old, new = distill_preview(store, n)
@@ -223,6 +373,8 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
                     print(_render_detail(d, diff if a.status.value == "pending" else None))
                     if "preview_error" in d:
                         print(f"  cannot apply: {d['preview_error']}")
+                    if d["confirmation"] is not None:
+                        print(render_comparison(d["confirmation"]))
                 continue
             try:
                 if action == "accept":
@@ -246,6 +398,13 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
     for r in results:
         if not r["ok"] and "error" in r and r["error"].startswith("no amendment") and not as_json:
             _err(r["error"])
+    if action == "accept" and confirm is not None:
+        if code:
+            if as_json:
+                _dump({"action": action, "amendments": results})
+            return code
+        return confirm_main(home, numbers[0], confirm or None, as_json, wait,
+                            result={"action": action, "amendments": results})
     if as_json:
         _dump({"action": action, "amendments": results})
     return code

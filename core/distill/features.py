@@ -55,11 +55,16 @@ FEATURES: tuple[Feature, ...] = (
     Feature("blocking_in_async", "bad", "all",
             "a blocking call (time.sleep, requests, open, subprocess, urlopen) inside async def"),
     Feature("hardcoded_abs_path", "bad", "all",
-            "a string literal holding an absolute filesystem path (/tmp/..., /home/..., C:\\...)"),
+            "a string literal holding an absolute filesystem path (/tmp/..., /workspace/..., C:\\...)"),
     Feature("hardcoded_port", "bad", "code",
             "a port number literal at a call site (port=8401, bind((host, 8401)), http://localhost:8401)"),
     Feature("env_config", "neutral", "code",
             "reads environment variables (any use of os.environ, os.getenv)"),
+    Feature("unchecked_env_read", "bad", "code",
+            "indexes os.environ[NAME] (KeyError when unset) outside a try or an `in os.environ` check"),
+    Feature("unchecked_input", "bad", "code",
+            "indexes request input without a check: request.headers/query/cookies[...], or a "
+            "field of an awaited .json() body never checked with isinstance()"),
     Feature("unclosed_resource", "bad", "all",
             "open()/ClientSession()/Session() created outside a with/async with statement"),
     Feature("trivial_asserts", "bad", "tests",
@@ -166,9 +171,16 @@ _SESSION_SUFFIXES = ("aiohttp.ClientSession", "requests.Session", "requests.sess
                      "httpx.Client", "httpx.AsyncClient")
 _SESSION_BARE = {"ClientSession", "AsyncClient"}
 _MANAGERS = {"enter_context", "enter_async_context", "closing", "aclosing", "push", "callback"}
-_ABS_PATH = re.compile(r"^(/(tmp|home|Users|var|etc|opt|usr|root|srv|mnt|data|private)(/|$)|[A-Za-z]:\\)")
+_ABS_PATH = re.compile(r"^(/(tmp|home|Users|var|etc|opt|usr|root|srv|mnt|data|private|workspace|app|code)(/|$)"
+                       r"|[A-Za-z]:\\)")
 _LOCAL_URL = re.compile(r"https?://(localhost|127\.0\.0\.1|0\.0\.0\.0)(:\d{2,5})", re.I)
 _PORT_KW = re.compile(r"^(port|server_port|listen_port)$", re.I)
+_ENVIRON = {"os.environ", "os.environb"}
+#: request attributes whose items may be missing (a subscript raises KeyError)
+_REQUEST_MAPS = {"headers", "query", "cookies", "GET", "POST"}
+_REQUEST_NAME = re.compile(r"(^|_)(request|req)$", re.I)
+#: exceptions whose handler makes a subscript inside its ``try`` a checked read
+_KEY_GUARDS = {"KeyError", "LookupError", "Exception", "BaseException"}
 
 
 _BUILTINS = frozenset(dir(builtins))
@@ -294,6 +306,12 @@ class _Extractor(cst.CSTVisitor):
         self.managed: set[int] = set()
         self.handlers = {"bare": 0, "broad": 0, "specific": 0}
         self.test_fn_asserts: list[list[int]] = []  # per open test function: [asserts, line]
+        self.stores: set[int] = set()  # subscripts that are assignment/del targets
+        self.guards = 0  # depth of try bodies catching KeyError (or wider), `in os.environ` ifs
+        self.try_guards: list[bool] = []
+        # per open function: names bound to an awaited .json() body, names checked with
+        # isinstance(), and unchecked subscripts of those names (name, node)
+        self.bodies: list[dict[str, Any]] = []
 
     # helpers -----------------------------------------------------------------------
     def line(self, node: cst.CSTNode) -> int | None:
@@ -396,6 +414,7 @@ class _Extractor(cst.CSTVisitor):
         self._docstring(node, nested)
         if self.is_test and name.startswith("test"):
             self.test_fn_asserts.append([0, self.line(node) or 0])
+        self.bodies.append({"json": set(), "checked": set(), "reads": []})
 
     def _annotation_coverage(self, node: cst.FunctionDef, in_class: bool) -> None:
         p = node.params
@@ -413,6 +432,10 @@ class _Extractor(cst.CSTVisitor):
             self.mark("typed_functions", node)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        body = self.bodies.pop()
+        for name, node in body["reads"]:
+            if name in body["json"] and name not in body["checked"]:
+                self.hit("unchecked_input", node)
         self.funcs.pop()
         self.scopes.pop()
         self.loops = self.saved_loops.pop()
@@ -453,6 +476,21 @@ class _Extractor(cst.CSTVisitor):
     def visit_Try(self, node: cst.Try) -> None:
         for frame in self.loops:
             frame["try"] = True
+        guarded = any(h.type is None or {_dotted(n).rsplit(".", 1)[-1] for n in (
+            [h.type] if not isinstance(h.type, cst.Tuple) else [e.value for e in h.type.elements])} & _KEY_GUARDS
+            for h in node.handlers)
+        self.try_guards.append(guarded)
+
+    def leave_Try(self, original_node: cst.Try) -> None:
+        self.try_guards.pop()
+
+    def visit_Try_body(self, node: cst.Try) -> None:
+        if self.try_guards and self.try_guards[-1]:
+            self.guards += 1
+
+    def leave_Try_body(self, node: cst.Try) -> None:
+        if self.try_guards and self.try_guards[-1]:
+            self.guards -= 1
 
     def visit_TryStar(self, node: cst.TryStar) -> None:
         for frame in self.loops:
@@ -478,15 +516,66 @@ class _Extractor(cst.CSTVisitor):
         self._handler(node)
 
     # main guard ----------------------------------------------------------------------------------
+    def _environ_membership(self, test: cst.BaseExpression) -> bool:
+        """``X in os.environ`` anywhere in an if's test."""
+        found = False
+
+        class _Find(cst.CSTVisitor):
+            def visit_Comparison(inner, node: cst.Comparison) -> None:  # noqa: N805
+                nonlocal found
+                for c in node.comparisons:
+                    if isinstance(c.operator, cst.In) and _qnames(self, c.comparator) & _ENVIRON:
+                        found = True
+
+        test.visit(_Find())
+        return found
+
     def visit_If(self, node: cst.If) -> None:
         t = node.test
         if (isinstance(t, cst.Comparison) and isinstance(t.left, cst.Name) and t.left.value == "__name__"):
             self.main_guard += 1
+        if self._environ_membership(t):
+            self.guards += 1
 
     def leave_If(self, original_node: cst.If) -> None:
         t = original_node.test
         if (isinstance(t, cst.Comparison) and isinstance(t.left, cst.Name) and t.left.value == "__name__"):
             self.main_guard -= 1
+        if self._environ_membership(t):
+            self.guards -= 1
+
+    # subscripts (unchecked reads) -------------------------------------------------------------
+    def _targets(self, *targets: cst.BaseExpression) -> None:
+        for t in targets:
+            if isinstance(t, cst.Subscript):
+                self.stores.add(id(t))
+            elif isinstance(t, (cst.Tuple, cst.List)):
+                self._targets(*(e.value for e in t.elements))
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._targets(node.target)
+
+    def visit_Del(self, node: cst.Del) -> None:
+        self._targets(node.target)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if id(node) in self.stores or self.guards:
+            return
+        value = node.value
+        if _qnames(self, value) & _ENVIRON:
+            self.hit("unchecked_env_read", node)
+            return
+        dotted = _dotted(value)
+        head, _, attr = dotted.rpartition(".")
+        if attr in _REQUEST_MAPS and head and _REQUEST_NAME.search(head.split(".")[0]):
+            self.hit("unchecked_input", node)
+        elif isinstance(value, cst.Name) and self.bodies:
+            self.bodies[-1]["reads"].append((value.value, node))
+
+    def _json_body(self, node: cst.BaseExpression) -> bool:
+        """``await <something>.json()``"""
+        return (isinstance(node, cst.Await) and isinstance(node.expression, cst.Call)
+                and isinstance(node.expression.func, cst.Attribute) and node.expression.func.attr.value == "json")
 
     # with statements (resource management) -----------------------------------------------------
     def visit_WithItem(self, node: cst.WithItem) -> None:
@@ -496,6 +585,8 @@ class _Extractor(cst.CSTVisitor):
     def visit_Call(self, node: cst.Call) -> None:
         qn = _qnames(self, node.func)
         dotted = _dotted(node.func)
+        if "builtins.isinstance" in qn and node.args and isinstance(node.args[0].value, cst.Name) and self.bodies:
+            self.bodies[-1]["checked"].add(node.args[0].value.value)
         last = dotted.rsplit(".", 1)[-1] if dotted else ""
         if last in _MANAGERS:
             for a in node.args:
@@ -579,6 +670,11 @@ class _Extractor(cst.CSTVisitor):
                 self.hit("wall_clock_duration", side)
 
     def visit_Assign(self, node: cst.Assign) -> None:
+        self._targets(*(t.target for t in node.targets))
+        if self.bodies and self._json_body(node.value):
+            for t in node.targets:
+                if isinstance(t.target, cst.Name):
+                    self.bodies[-1]["json"].add(t.target.value)
         if not self._is_wall_call(node.value):
             return
         for t in node.targets:

@@ -157,12 +157,16 @@ def compare(
         t = FeatureTest(feat, comparison, names[0], names[1], GroupCount(len(ga), a1), GroupCount(len(gb), b1))
         total_present = a1 + b1
         total_absent = len(ga) + len(gb) - total_present
-        if len(ga) < MIN_GROUP or len(gb) < MIN_GROUP:
-            t.reason = f"groups too small ({names[0]} {len(ga)}, {names[1]} {len(gb)}; need {MIN_GROUP} each)"
+        small = [f"the {n} group has {len(g)}" for n, g in zip(names, (ga, gb)) if len(g) < MIN_GROUP]
+        total = len(ga) + len(gb)
+        if small:
+            t.reason = f"groups too small: {' and '.join(small)} generation(s); each group needs {MIN_GROUP}"
         elif total_present < MIN_SUPPORT:
-            t.reason = f"present in {total_present} generation(s); need {MIN_SUPPORT}"
+            t.reason = (f"present in {total_present} of {total} generation(s); a tested feature needs "
+                        f"{MIN_SUPPORT} with it and {MIN_SUPPORT} without")
         elif total_absent < MIN_SUPPORT:
-            t.reason = f"absent from only {total_absent} generation(s); need {MIN_SUPPORT}"
+            t.reason = (f"absent from only {total_absent} of {total} generation(s); a tested feature needs "
+                        f"{MIN_SUPPORT} with it and {MIN_SUPPORT} without")
         else:
             t.tested = True
             table = [[a1, len(ga) - a1], [b1, len(gb) - b1]]

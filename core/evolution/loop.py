@@ -317,7 +317,7 @@ class EvolutionLoop:
         assert store is not None
         base_text = store.spec_text(s.base_spec_hash)
         hats = s.hat_objects()
-        amendments = [AmendmentRef(a.id, a.section, a.text) for a in s.amendments]
+        amendments = [AmendmentRef(a.id, a.section, a.text, a.status, a.evidence) for a in s.amendments]
         dims = search_space(s)
 
         base_n = min(s.full_generations, s.budget_generations)
@@ -428,6 +428,10 @@ class EvolutionLoop:
         parent_hash = state.incumbent.spec_hash
         parent_model = state.incumbent.model
         common = {"parent_model": parent_model, "operator": point["operator"]}
+        if point["operator"] == "amend" and int(point["amendment"]) < len(amendments):
+            a = amendments[int(point["amendment"])]  # what was inserted, and why (proposals)
+            common["amendment"] = {"id": a.id, "status": a.status, "section": a.section,
+                                   **({"evidence": dict(a.evidence)} if a.evidence else {})}
         if started is not None:
             if started.get("params") != point:
                 from core.evolution.optimizer import ReplayMismatch

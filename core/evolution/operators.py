@@ -5,8 +5,9 @@ Operators (the ``operator`` dimension):
 ``rewrite``    an LLM rewrites one section (``section``) with an ``intent``: add guidance,
                remove the least useful sentence, or rephrase. The answer's section body
                replaces the old one through ``core.spec.replace_section`` (FROZEN-safe).
-``amend``      inserts an accepted distiller amendment (``amendment``: its index in the list
-               frozen at run start) into the amendment's own section.
+``amend``      inserts a distiller amendment (``amendment``: its index in the list frozen
+               at run start) into the amendment's own section: an accepted one, or a
+               proposal nobody has reviewed yet (screened like any other variant).
 ``crossover``  copies one whole section from a good earlier variant of the run (``donor``:
                rank among evaluated variants, best first; the last one when there are fewer)
                into the incumbent — the
@@ -94,6 +95,15 @@ class AmendmentRef:
     id: int | None
     section: str
     text: str
+    status: str = "accepted"  # or "pending": a distiller proposal nobody has reviewed yet
+    evidence: Mapping[str, Any] | None = None
+
+    def describe(self) -> str:
+        if self.status != "pending":
+            return f"amendment {self.id}" if self.id is not None else "amendment"
+        ev = self.evidence or {}
+        why = f": {ev.get('feature')} {ev.get('direction')}, q={ev.get('q')}" if ev.get("feature") else ""
+        return f"proposal {self.id}{why}"
 
 
 @dataclass(frozen=True)
@@ -227,7 +237,8 @@ async def make_variant(
             if not amendments or k >= len(amendments):
                 return replace(keep, detail=f"amend #{k}").reject("no accepted amendment at that index")
             a = amendments[k]
-            detail = f"amend '{a.section}'" + (f" (amendment {a.id})" if a.id is not None else "")
+            detail = f"amend '{a.section}' ({a.describe()})" if a.id is not None or a.status == "pending" \
+                else f"amend '{a.section}'"
             if a.text.strip() in (_section_body(parent.text, a.section) or ""):
                 return replace(keep, detail=detail).reject("amendment already in the parent", noop=True)
             return Variant(op, insert_into_section(parent.text, a.section, a.text), parent.model, detail)

@@ -67,13 +67,7 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
         settings["hats"] = {h.name: {"description": h.description, "fragment": h.fragment}
                             for h in load_hats(hats_dir).values()}
     if "amendments" not in settings:
-        names = {s.name.casefold() for s in spec.sections}
-        settings["amendments"] = [
-            {"id": a.id, "section": a.section, "text": a.text}
-            for status in ("accepted", "edited") for a in store.amendments(status=status)
-            if a.section.casefold() in names
-        ]
-        settings["amendments"].sort(key=lambda a: a["id"] or 0)
+        settings["amendments"] = candidate_amendments(store, spec)
     if learn and settings.get("optimizer", "bo") == "bo" and "prior" not in settings:
         scale = settings.get("gain_scale", EvolutionSettings.model_fields["gain_scale"].default)
         prior = home_prior(store, provider=provider, objective=settings["objective"], gain_scale=scale,
@@ -83,6 +77,35 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
     rid = run_id or new_run_id()
     store.create_campaign(rid, version.hash, s.model_dump(), kind=rec.RUN_KIND)
     return rid
+
+
+def proposal_evidence(evidence: dict | None) -> dict:
+    """The part of a distiller proposal's evidence an evolution run records with it."""
+    ev = evidence or {}
+    keys = ("feature", "direction", "comparison", "groups", "p", "q", "odds_ratio")
+    return {k: ev[k] for k in keys if k in ev}
+
+
+def candidate_amendments(store: Store, spec: Any) -> list[dict]:
+    """What the ``amend`` operator may insert into ``spec``: every accepted (or edited)
+    amendment, then every distiller proposal not yet reviewed (pending), each once by text
+    and only where its section exists in the spec. Proposals carry their evidence."""
+    names = {s.name.casefold() for s in spec.sections}
+    out: list[dict] = []
+    seen: set[str] = set()
+    accepted = sorted((a for status in ("accepted", "edited") for a in store.amendments(status=status)),
+                      key=lambda a: a.id or 0)
+    pending = sorted(store.amendments(status="pending"), key=lambda a: a.id or 0)
+    for a in accepted + pending:
+        key = " ".join(a.text.split()).casefold()
+        if a.section.casefold() not in names or key in seen:
+            continue
+        seen.add(key)
+        entry = {"id": a.id, "section": a.section, "text": a.text, "status": a.status.value, "feature": a.feature}
+        if a.status.value == "pending":
+            entry["evidence"] = {**proposal_evidence(a.evidence), "campaign": a.campaign_id}
+        out.append(entry)
+    return out
 
 
 def spawn_evolution(home: Path, run_id: str, wait_s: float = 30.0, *,
@@ -212,6 +235,7 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
             "deferred": s.prior.deferred_names()},
         "hats": sorted(s.hats),
         "amendments": len(s.amendments),
+        "proposals": sum(1 for a in s.amendments if a.status == "pending"),
         "budget": {"generations": s.budget_generations,
                    "generations_planned": rec.planned_generations(store, run_id),
                    "generations_run": rec.counted_generations(store, run_id),

@@ -2,9 +2,9 @@
 
 The run row is a ``campaigns`` row with ``kind="evolution"``; its settings dict is an
 :class:`EvolutionSettings`. Everything a resume needs to behave exactly like the first
-start is frozen into it at creation: the hats' texts, the accepted amendments, the list of
-mutable sections and the model choices — later edits of ``spec/hats`` or newly accepted
-amendments do not change a running evolution.
+start is frozen into it at creation: the hats' texts, the accepted amendments and pending
+distiller proposals, the list of mutable sections and the model choices — later edits of
+``spec/hats`` or newly accepted amendments do not change a running evolution.
 """
 
 from __future__ import annotations
@@ -35,10 +35,17 @@ class HatSpec(BaseModel):
 
 
 class AmendmentSpec(BaseModel):
+    """An amendment the ``amend`` operator can insert: one a person accepted (or edited),
+    or a distiller proposal not yet reviewed (``status="pending"``), which is screened like
+    any other variant; ``evidence`` is the distiller's summary, recorded with each use."""
+
     model_config = ConfigDict(extra="forbid")
     id: int | None = None
     section: str
     text: str
+    status: Literal["accepted", "edited", "pending"] = "accepted"
+    feature: str | None = None
+    evidence: dict | None = None
 
 
 class EvolutionSettings(BaseModel):
@@ -116,8 +123,8 @@ class EvolutionSettings(BaseModel):
 
     def operators(self) -> list[str]:
         """Operators that can do something under these settings (always ``rewrite`` and
-        ``crossover``; ``amend`` with accepted amendments, ``hat`` with hats, ``model`` with
-        more than one model)."""
+        ``crossover``; ``amend`` with accepted amendments or proposals, ``hat`` with hats,
+        ``model`` with more than one model)."""
         out = []
         for op in OPERATORS:
             if op == "amend" and not self.amendments:
@@ -179,8 +186,8 @@ def _one_shot_moves(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
 
 def sweep_points(s: EvolutionSettings, dims: list[Dimension]) -> list[dict]:
     """The "sweep" initial design: every *one-shot* choice once — each model other than the
-    run's own, each hat, each accepted amendment — as canonical points, in an order fixed by
-    the run seed. A model, a hat or an amendment can improve a climb at most once (afterwards
+    run's own, each hat, each accepted amendment and pending proposal — as canonical points,
+    in an order fixed by the run seed. A model, a hat or an amendment can improve a climb at most once (afterwards
     it is a no-op or a duplicate), so trying each early is cheap information; rewrites and
     crossovers, whose outcome differs every time, are left to the surrogate (figures in
     bench/README.md). Choices the run's prior defers (tried by earlier runs, never a gain)

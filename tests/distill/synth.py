@@ -83,9 +83,11 @@ def test_timed():
 '''
 
 
-def generation_files(*, monotonic: bool, dataclass: bool, broken: bool = False) -> dict[str, bytes]:
+def generation_files(*, monotonic: bool, dataclass: bool, broken: bool = False, tag: int = 0) -> dict[str, bytes]:
+    """``tag`` makes each generation's artifact distinct (identical artifacts are one piece
+    of evidence for the distiller, however many generations hold them)."""
     files = {
-        "pkg/__init__.py": b"",
+        "pkg/__init__.py": f'"""Generation {tag}."""\n'.encode(),
         "pkg/core.py": (MONOTONIC if monotonic else PLAIN).encode(),
         "pkg/settings.py": (DATACLASS if dataclass else PLAIN_SETTINGS).encode(),
         "tests/test_core.py": TEST_FILE.encode(),
@@ -132,6 +134,6 @@ def planted_campaign(store: Store, campaign: str = "c-planted", spec_text: str =
         else:
             monotonic = (k < cut) if viable else (k >= cut)
             flags = {"monotonic": monotonic, "dataclass": k % 2 == 0}
-        files = generation_files(broken=i in broken, **flags)
+        files = generation_files(broken=i in broken, tag=i, **flags)
         numbers.append(add_generation(store, campaign, spec_hash, viable, files))
     return spec_hash, numbers

@@ -104,7 +104,7 @@ def test_harmful_feature_is_phrased_negatively_with_failed_examples(store):
         viable = i < 20
         k = i % 20
         has = (k >= 18) if viable else (k < 18)
-        files = generation_files(monotonic=True, dataclass=False)
+        files = generation_files(monotonic=True, dataclass=False, tag=i)
         files["pkg/errors.py"] = (bare if has else clean).encode()
         n = add_generation(store, "c-bare", spec_hash, viable, files)
         if not viable:

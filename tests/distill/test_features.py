@@ -237,6 +237,37 @@ CASES: list[tuple[str, str, str, str]] = [
      import sys
      GEN = int(sys.argv[1])
      """),
+    ("unchecked_env_read", CODE,
+     """
+     import os
+     def port():
+         return int(os.environ["PORT"])
+     """,
+     """
+     import os
+     os.environ["MODE"] = "test"
+     PORT = int(os.environ.get("PORT", "8401"))
+     if "DEBUG" in os.environ:
+         DEBUG = os.environ["DEBUG"]
+     try:
+         GEN = int(os.environ["CAMBRIAN_GENERATION"])
+     except (KeyError, ValueError):
+         GEN = 0
+     """),
+    ("unchecked_input", CODE,
+     """
+     async def handler(request):
+         payload = await request.json()
+         return payload["text"]
+     """,
+     """
+     async def handler(request):
+         payload = await request.json()
+         if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+             return None
+         agent = request.headers.get("User-Agent", "")
+         return payload["text"] + agent
+     """),
     ("unclosed_resource", CODE,
      """
      import aiohttp
@@ -428,6 +459,22 @@ def test_env_config_sees_the_mapping_handed_on():
     assert _value("env_config", CODE, "import os\nenv = os.environ\n") is True
     assert _value("env_config", CODE, "import os\nport = os.getenv('PORT')\n") is True
     assert _value("env_config", CODE, "environ = {}\nport = environ['PORT']\n") is False
+
+
+def test_original_artifacts_paths_and_request_headers():
+    # the original Cambrian's artifacts hard-code /workspace: an absolute path like any other
+    assert _value("hardcoded_abs_path", CODE, 'OUT = "/workspace/output"\n') is True
+    assert _value("hardcoded_abs_path", CODE, 'URL = "/workspace-status"\n') is False
+    # a header read by indexing raises KeyError when the client does not send it
+    src = "async def mw(request, handler):\n    ua = request.headers['User-Agent']\n    return await handler(request)\n"
+    assert _value("unchecked_input", CODE, src) is True
+    assert _value("unchecked_input", CODE, src.replace("['User-Agent']", ".get('User-Agent')")) is False
+    # a read guarded by a try that catches KeyError is checked
+    guarded = "import os\ntry:\n    x = os.environ['X']\nexcept KeyError:\n    x = ''\n"
+    assert _value("unchecked_env_read", CODE, guarded) is False
+    assert _value("unchecked_env_read", CODE, guarded.replace("KeyError", "ValueError")) is True
+    # tests may index os.environ (monkeypatch set it): only library code counts
+    assert _value("unchecked_env_read", TEST, "import os\ndef test_x():\n    assert os.environ['X']\n") is False
 
 
 def test_a_plain_metadata_visit_elsewhere_does_not_break_extraction():

@@ -28,7 +28,7 @@ def sim_verdict(store: Store, generation: int) -> bool:
     settings = store.campaign(row[0])["settings"]
     spec = parse_spec_text(store.spec_text(row[1]))
     key = row[2] if row[2] is not None else generation
-    return not dm.decide(spec, int(settings["seed"]), int(key), 0, settings["model"]).defects
+    return dm.decide(spec, int(settings["seed"]), int(key), 0, settings["model"]).viable
 
 
 def make_fake_rig(home: Path, delay: float = 0.0):

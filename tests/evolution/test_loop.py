@@ -299,13 +299,50 @@ def test_amendments_are_frozen_into_the_run_and_used(home):
         aid = s.add_amendment(Amendment(spec_hash=spec.hash, section="Implementation Requirements",
                                         text="Measure durations with `time.monotonic()`."))
         s.set_amendment_status(aid, AmendmentStatus.ACCEPTED)
-        s.add_amendment(Amendment(spec_hash=spec.hash, section="Testing", text="pending one"))
+        pid = s.add_amendment(Amendment(spec_hash=spec.hash, section="Testing", text="pending one",
+                                        feature="weak_asserts", evidence={"feature": "weak_asserts", "p": 0.001,
+                                                                          "q": 0.01, "direction": "hurts"}))
+        s.add_amendment(Amendment(spec_hash=spec.hash, section="No Such Section", text="nowhere to go"))
         rid = create_run(s, ECHO, run_id=RUN, **SMALL)
         settings = s.campaign(rid)["settings"]
-    assert [a["id"] for a in settings["amendments"]] == [aid]
+    # accepted ones first; a proposal nobody reviewed is a candidate too, with its evidence
+    assert [(a["id"], a["status"]) for a in settings["amendments"]] == [(aid, "accepted"), (pid, "pending")]
+    assert settings["amendments"][1]["evidence"]["q"] == 0.01
     assert "amend" in [d for d in __import__("core.evolution.settings", fromlist=["x"]).EvolutionSettings(
         **settings).operators()]
     assert set(settings["hats"]) >= {"tester", "minimalist"}
+
+
+def test_a_distiller_proposal_is_screened_and_recorded_with_its_evidence(home):
+    """Proposals not yet accepted are candidate mutations: the sweep screens each one like
+    any other variant, and the run records what was inserted and the evidence behind it.
+    Nothing about the proposal's review changes: it stays pending."""
+    from core.distill.amend import TEXTS
+
+    text = TEXTS["swallowed_exception"]["hurts"]
+    evidence = {"feature": "swallowed_exception", "direction": "hurts", "comparison": "viable_vs_failed",
+                "p": 0.0003, "q": 0.004, "groups": {"viable": {"n": 14, "present": 1}},
+                "examples": [{"generation": 3, "code": "..."}]}
+    with Store.open(db_path(home)) as s:
+        spec = s.add_spec(PRIME)
+        pid = s.add_amendment(Amendment(spec_hash=spec.hash, campaign_id="c-x", section="Implementation Requirements",
+                                        text=text, feature="swallowed_exception", evidence=evidence))
+        create_run(s, PRIME, run_id=RUN, **{**SMALL, "initial_design": "sweep", "models": ["sim-1"],
+                                            "hats": {}, "max_observations": 1})
+    assert run(home) == "completed"
+    with Store.open(db_path(home)) as s:
+        [obs] = s.observations(RUN)
+        [ev] = [e for e in s.events(campaign_id=RUN) if e["kind"] == rec.EV_OBSERVATION]
+        assert obs.params["operator"] == "amend" and obs.rejected_reason is None and obs.campaign_id
+        assert text in s.spec_text(obs.spec_hash) and text not in PRIME
+        rec_ = ev["data"]["amendment"]
+        assert rec_["id"] == pid and rec_["status"] == "pending"
+        assert rec_["evidence"]["feature"] == "swallowed_exception" and rec_["evidence"]["q"] == 0.004
+        assert "examples" not in rec_["evidence"] and rec_["evidence"]["campaign"] == "c-x"
+        assert f"proposal {pid}: swallowed_exception hurts" in ev["data"]["detail"]
+        assert s.amendment(pid).status == AmendmentStatus.PENDING
+        # the screen ran the amended spec: the habit the proposal names is rarer there
+        assert obs.viability_rate is not None
 
 
 def test_cli_status_best_export_and_control(home, capsys, tmp_path):
@@ -506,7 +543,7 @@ def test_a_new_run_starts_from_what_earlier_runs_in_the_home_learned(tmp_path, c
         create_run(s, PRIME, run_id="e-earlier", **earlier)
         assert EvolutionSettings(**s.campaign("e-earlier")["settings"]).prior is None  # nothing to learn from yet
     assert run_evolution(home, "e-earlier", runner_kw={"rig_fn": make_fake_rig(home)}) == "completed"
-    later = dict(SMALL, seed=2, max_observations=8)
+    later = dict(SMALL, seed=6, max_observations=8)  # a seed whose run climbs, trying a hat, on the sim landscape
     with Store.open(db_path(home)) as s:
         create_run(s, PRIME, run_id=RUN, **later)
         create_run(s, PRIME, run_id="e-cold", learn=False, **later)

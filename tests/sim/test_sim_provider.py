@@ -211,7 +211,7 @@ def _rate(spec_text: str, kind: str, model: str = "sim-1") -> float:
 
 def _viable_rate(spec_text: str) -> float:
     spec = parse_spec_text(spec_text)
-    return sum(not dm.decide(spec, s, 1).defects for s in range(N_STAT)) / N_STAT
+    return sum(dm.decide(spec, s, 1).viable for s in range(N_STAT)) / N_STAT
 
 
 def test_probabilities_respond_to_the_spec():
@@ -237,10 +237,11 @@ def test_viability_calibration():
     """Decision counts match the closed form, and the genomes land where they should."""
     for text in (PRIME, ECHO, drop_section(PRIME, "Implementation Requirements")):
         assert abs(_viable_rate(text) - dm.expected_viability(parse_spec_text(text))) < 0.03
-    assert 0.4 <= _viable_rate(PRIME) <= 0.7
-    assert _viable_rate(drop_section(PRIME, "Implementation Requirements")) < 0.25
-    assert _viable_rate(drop_section(PRIME, "HTTP Contract")) < 0.25
-    assert _viable_rate(ECHO) > _viable_rate(PRIME)
+    # habits (swallowed exceptions above all) make Prime fail more often than Echo
+    assert 0.25 <= _viable_rate(PRIME) <= 0.45
+    assert _viable_rate(drop_section(PRIME, "Implementation Requirements")) < _viable_rate(PRIME) - 0.08
+    assert _viable_rate(drop_section(PRIME, "HTTP Contract")) < _viable_rate(PRIME) - 0.06
+    assert _viable_rate(ECHO) > 0.7 > _viable_rate(PRIME)
 
 
 def test_common_random_numbers_are_monotone():
@@ -405,3 +406,92 @@ def test_build_files_is_pure():
     a, _ = build_files(spec, d, 9, 4)
     b, _ = build_files(spec, d, 9, 4)
     assert a == b
+
+
+# --- habits ------------------------------------------------------------------------------
+
+from core.distill.amend import TEXTS  # noqa: E402
+from core.distill.features import generation_features  # noqa: E402
+from core.llm.sim import habits as hb  # noqa: E402
+from core.llm.sim.retry import detect_habits  # noqa: E402
+
+
+def _features(files: dict[str, str]) -> dict[str, bool]:
+    return generation_features(1, {p: c.encode() for p, c in files.items()}).values
+
+
+@pytest.mark.parametrize("spec_text", [PRIME, ECHO, TALLY], ids=["prime", "echo", "generic"])
+def test_every_habit_shows_in_the_distillers_feature(spec_text):
+    """Each habit, biting or harmless, turns its feature on; without it the feature is off."""
+    for seed in (0, 1):
+        clean = _features(files_for(spec_text, seed=seed, defects=set(), habits={}))
+        for habit in hb.CATALOGUE:
+            assert clean[habit.feature] is False, (habit.name, seed)
+            for bites in (True, False):
+                files = files_for(spec_text, seed=seed, defects=set(), habits={habit.name: bites})
+                assert _features(files)[habit.feature] is True, (habit.name, bites, seed)
+                form = detect_habits(parse_spec_text(spec_text), RetryContext(None, 1, "", "", files=files))
+                want = "bite" if bites and habit.can_bite(parse_spec_text(spec_text)) else "harmless"
+                assert form[habit.name] == want, (habit.name, bites, form)
+
+
+def test_habit_draws_match_the_closed_form():
+    spec = parse_spec_text(PRIME)
+    seen, bit = Counter(), Counter()
+    for s in range(N_STAT):
+        d = dm.decide(spec, s, 1)
+        seen.update(list(d.habits))
+        bit.update(d.bites)
+    for habit in hb.CATALOGUE:
+        p = hb.probability(habit, spec)
+        assert abs(seen[habit.name] / N_STAT - p) < 0.03, habit.name
+        assert abs(bit[habit.name] / N_STAT - hb.bite_probability(habit, spec)) < 0.03, habit.name
+
+
+def test_naming_a_habit_lowers_it_and_keeps_a_subset():
+    """The distiller's guideline for each habit's feature fires the habit's rule; with the
+    same seeds the named spec's occurrences are a subset of the unnamed one's."""
+    base = parse_spec_text(PRIME)
+    for habit in hb.CATALOGUE:
+        text = TEXTS[habit.feature]["hurts"]
+        named = parse_spec_text(PRIME.replace("## Testing", text + "\n\n## Testing"))
+        assert hb.probability(habit, named) <= hb.probability(habit, base)
+        if hb.probability(habit, base) > 0.1:
+            assert hb.probability(habit, named) < 0.3 * hb.probability(habit, base), habit.name
+        for s in range(300):
+            if habit.name in dm.decide(named, s, 1).habits:
+                assert habit.name in dm.decide(base, s, 1).habits
+    # the dominant habit of Prime: its guideline is worth a large, measurable gain
+    named = parse_spec_text(PRIME.replace("## Testing", TEXTS["swallowed_exception"]["hurts"] + "\n\n## Testing"))
+    assert dm.expected_viability(named) > dm.expected_viability(base) + 0.3
+
+
+def test_readme_documents_every_habit():
+    readme = (ROOT / "core" / "llm" / "sim" / "README.md").read_text(encoding="utf-8")
+    for habit in hb.CATALOGUE:
+        row = next((l for l in readme.splitlines() if l.startswith(f"| `{habit.name}` |")), None)
+        assert row is not None, habit.name
+        assert f"`{habit.feature}`" in row and f"| {habit.base:.2f} |" in row and f"| {habit.stage} |" in row
+        assert f"| {habit.bite:.2f}" in row, habit.name
+
+
+def test_informed_retry_fixes_a_biting_habit():
+    info = parse_spec_text(PRIME)
+    sim = SimProvider()
+    fixed = total = 0
+    for seed in range(400):
+        first = dm.decide(info, seed, 1)
+        if first.defects or first.bites != {"swallowed_exception"}:
+            continue
+        files = files_for(PRIME, seed=seed, generation=1)
+        diag = {"stage": "health", "summary": "health: 4 check(s) failed; first: parse-rejects-parent-path: "
+                "status 200, expected 422", "failures": []}
+        req = gen_request(PRIME, seed, 2, RetryInfo(attempt=1, generation=1, diagnostics=diag, files=files))
+        req.metadata["generation"] = 1
+        texts = [b["text"] for b in req.messages[0]["content"]]
+        after = sim.decision(info, req.metadata, texts, "sim-1")
+        fixed += "swallowed_exception" not in after.habits
+        total += 1
+        if total >= 30:
+            break
+    assert total >= 20 and fixed / total >= 0.8

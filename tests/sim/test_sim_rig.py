@@ -26,10 +26,11 @@ TALLY = (Path(__file__).parent / "counter_spec.md").read_text(encoding="utf-8")
 GENERATION = 3
 
 
-def make_artifact(spec_text: str, out: Path, seed: int, force: set[str] | None = None) -> Path:
+def make_artifact(spec_text: str, out: Path, seed: int, force: set[str] | None = None,
+                  habits: dict[str, bool] | None = None) -> Path:
     from core.prime.generate import generate
 
-    provider = SimProvider(format_errors=False, force_defects=force)
+    provider = SimProvider(format_errors=False, force_defects=force, force_habits=habits)
     res = asyncio.run(generate(spec_text, out, provider, generation=GENERATION, parent=GENERATION - 1,
                                seed=seed, model="sim-1"))
     assert res.ok, res.error
@@ -49,7 +50,7 @@ def rig(path: Path, start_timeout: float = 12.0):
 
 def clean_seed(spec_text: str) -> int:
     spec = parse_spec_text(spec_text)
-    return next(s for s in range(1000) if not dm.decide(spec, s, GENERATION).defects)
+    return next(s for s in range(1000) if dm.decide(spec, s, GENERATION).viable)
 
 
 @pytest.mark.parametrize("spec_text,min_tests", [(PRIME, 30), (ECHO, 12), (TALLY, 8)],
@@ -69,9 +70,9 @@ def test_drawn_defects_predict_the_verdict(rig_ready, tmp_path):
     spec = parse_spec_text(PRIME)
     for seed in range(3):
         decision = dm.decide(spec, seed, GENERATION)
-        first = dm.first_failure(decision.defects)
+        first = dm.first_failure(decision.failures)
         report = rig(make_artifact(PRIME, tmp_path / str(seed), seed)).report
-        assert report.failure_stage == (dm.KINDS[first].stage if first else "none"), (seed, decision.defects)
+        assert report.failure_stage == (dm.failure_stage(first) if first else "none"), (seed, decision.failures)
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,3 +126,39 @@ def test_every_variant_fails_at_its_stage(rig_ready, tmp_path):
     wrong = [(case, r.failure_stage) for case, r in results if r.failure_stage != dm.KINDS[case[0]].stage]
     assert not wrong, wrong
     assert len(results) >= 2 * len(dm.KINDS)
+
+
+HABITS = sorted(["swallowed_exception", "unchecked_env", "blocking_async", "hardcoded_path", "unchecked_input"])
+
+
+@pytest.mark.parametrize("habit", HABITS)
+def test_each_habit_bites_at_its_stage(rig_ready, tmp_path, habit):
+    """A habit in its biting form fails the rig where the habit table says, for the reason
+    it documents; the distiller's feature sees it in the same files."""
+    from core.distill.features import generation_features
+    from core.llm.sim.habits import HABITS as TABLE
+
+    out = make_artifact(PRIME, tmp_path / "a", 1, habits={habit: True})
+    report = rig(out).report
+    assert report.status == "non-viable"
+    assert report.failure_stage == TABLE[habit].stage, report.diagnostics
+    diag = report.diagnostics
+    text = " ".join([diag.summary, diag.stdout_tail, diag.stderr_tail] + [f.error for f in diag.failures])
+    expected = {
+        "swallowed_exception": "status 200, expected 422",
+        "unchecked_env": "KeyError: 'PORT'",
+        "blocking_async": "URLError",
+        "hardcoded_path": "/var/lib/prime",
+        "unchecked_input": "answered 500",
+    }[habit]
+    assert expected.lower() in text.lower(), text[:800]
+    files = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert generation_features(1, files).values[TABLE[habit].feature]
+
+
+@pytest.mark.parametrize("spec_text", [PRIME, ECHO, TALLY], ids=["prime", "echo", "generic"])
+def test_harmless_habits_are_viable(rig_ready, tmp_path, spec_text):
+    """Every habit at once in its harmless form: visible in the code, and viable."""
+    seed = clean_seed(spec_text)
+    res = rig(make_artifact(spec_text, tmp_path / "a", seed, habits={h: False for h in HABITS}))
+    assert res.report.status == "viable", res.report.diagnostics

@@ -7,7 +7,7 @@ import dataclasses
 from core.llm.sim import codegen as cg
 from core.llm.sim import templates_echo, templates_generic, templates_prime
 from core.llm.sim.defects import Decision, rng_for
-from core.llm.sim.specinfo import SpecInfo
+from core.llm.sim.specinfo import SpecInfo, template_kind
 from core.llm.sim.style import Style, choose_style
 from core.llm.sim.stylize import stylize
 
@@ -15,12 +15,7 @@ from core.llm.sim.stylize import stylize
 def choose_template(spec: SpecInfo):
     """prime / echo templates for their genomes (recognised by package and endpoints),
     the generic vector-driven service for anything else."""
-    paths = {v.path.split("?")[0] for v in spec.vectors}
-    if spec.package == "prime" and {"/parse", "/manifest"} <= paths:
-        return templates_prime
-    if spec.package == "echo" and {"/echo", "/reverse"} <= paths:
-        return templates_echo
-    return templates_generic
+    return {"prime": templates_prime, "echo": templates_echo}.get(template_kind(spec), templates_generic)
 
 
 def template_name(spec: SpecInfo) -> str:
@@ -42,8 +37,12 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
     style = choose_style(spec, seed, generation, decision.careless)
     if "async_test_config" in decision.defects:
         style = dataclasses.replace(style, test_client="fixture")
-    ctx = cg.Ctx(spec, style, decision.defects, rng_for("variant", seed, generation), spec.package)
+    ctx = cg.Ctx(spec, style, decision.defects, rng_for("variant", seed, generation), spec.package,
+                 habits=dict(decision.habits))
     files = choose_template(spec).build(ctx)
+    for path in list(files):
+        if path.endswith(".py") and cg.REQUEST_HABIT in files[path]:
+            files[path] = cg.request_habit(ctx, files[path])
     if ctx.has("collection_error"):
         path, src = cg.collection_breaker(ctx)
         files[path] = src
@@ -58,25 +57,39 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
     return dict(sorted(files.items())), ctx
 
 
+def forced(decision: Decision, defects=None, habits=None) -> Decision:
+    """``decision`` with exactly these defects and habits (``habits``: name -> biting form;
+    a set means all biting). Either left None means none of that kind."""
+    from core.llm.sim import defects as dm
+    from core.llm.sim.habits import HABITS
+
+    defects = frozenset(defects or ())
+    if not isinstance(habits, dict):
+        habits = {h: True for h in habits or ()}
+    unknown = sorted(set(defects) - set(dm.KINDS)) + sorted(set(habits) - set(HABITS))
+    if unknown:
+        raise ValueError(f"unknown defect kind(s) or habit(s): {unknown}")
+    return Decision(decision.careless, defects, decision.probabilities, habits=dict(habits))
+
+
 def files_for(
     spec_text: str,
     *,
     seed: int = 0,
     generation: int = 1,
     defects: set[str] | frozenset[str] | None = None,
+    habits: dict[str, bool] | set[str] | None = None,
     model: str = "sim-1",
 ) -> dict[str, str]:
-    """The files the sim writes for a first attempt — or, with ``defects``, for exactly
-    those defects (tests and benchmarks use this to build one artifact per defect kind)."""
+    """The files the sim writes for a first attempt — or, with ``defects`` and/or
+    ``habits``, for exactly those (tests and benchmarks use this to build one artifact per
+    defect kind or habit)."""
     from core.llm.sim import defects as dm
     from core.llm.sim.specinfo import parse_spec_text
 
     spec = parse_spec_text(spec_text)
     decision = dm.decide(spec, seed, generation, 0, model)
-    if defects is not None:
-        unknown = set(defects) - set(dm.KINDS)
-        if unknown:
-            raise ValueError(f"unknown defect kind(s): {sorted(unknown)}")
-        decision = dm.Decision(decision.careless, frozenset(defects), decision.probabilities)
+    if defects is not None or habits is not None:
+        decision = forced(decision, defects, habits)
     files, _ctx = build_files(spec, decision, seed, generation)
     return files

@@ -44,9 +44,19 @@ class Ctx:
     rng: random.Random  # variant choices (which module, which wrong value...)
     pkg: str
     variants: dict[str, str] = field(default_factory=dict)  # defect -> variant drawn
+    habits: dict[str, bool] = field(default_factory=dict)  # present habit -> biting form
 
     def has(self, defect: str) -> bool:
         return defect in self.defects
+
+    def habit(self, name: str) -> str:
+        """How the answer shows habit ``name``: ``"bite"`` (its biting form, where the
+        template has one), ``"harmless"``, or ``""`` (absent). See ``habits.py``."""
+        from core.llm.sim.habits import HABITS
+
+        if name not in self.habits:
+            return ""
+        return "bite" if self.habits[name] and HABITS[name].can_bite(self.spec) else "harmless"
 
     def pick(self, defect: str, options: list[str]) -> str:
         """Draw (once) which form ``defect`` takes; '' when the defect is absent."""
@@ -191,11 +201,11 @@ def config_module(ctx: Ctx, extra_fields: str = "") -> str:
         "        return default",
         "    try:",
         "        return int(raw.strip())",
-        "    except ValueError:",
-        "        return default",
-        "",
-        "",
     ]
+    if ctx.habit("swallowed_exception") == "harmless":  # the habit, where nothing breaks
+        lines += ["    except Exception:", "        pass", "    return default", "", ""]
+    else:
+        lines += ["    except ValueError:", "        return default", "", ""]
     lines.append("def load_settings(environ: Mapping[str, str] | None = None) -> Settings:")
     lines.append('    """Build the settings from ``environ`` (default: the process environment)."""')
     lines += [
@@ -207,6 +217,28 @@ def config_module(ctx: Ctx, extra_fields: str = "") -> str:
         "    )",
     ]
     return "\n".join(lines) + "\n"
+
+
+# --- habits in the request middleware ---------------------------------------------------
+
+REQUEST_HABIT = "__HABIT_REQUEST__"
+
+
+def request_habit(ctx: Ctx, source: str) -> str:
+    """Fill the middleware's ``__HABIT_REQUEST__`` line: ``unchecked_input`` logs a request
+    header read by indexing — ``User-Agent`` (the test client sends one, the rig's probes do
+    not: KeyError, 500) in its biting form, ``Host`` (always sent) in its harmless form."""
+    form = ctx.habit("unchecked_input")
+    header = {"bite": "User-Agent", "harmless": "Host"}.get(form)
+    out = []
+    for line in source.split("\n"):
+        if line.strip() == REQUEST_HABIT:
+            if header:
+                pad = line[: len(line) - len(line.lstrip())]
+                out.append(f'{pad}log.debug("client", header=request.headers["{header}"])')
+            continue
+        out.append(line)
+    return "\n".join(out)
 
 
 # --- retry.py --------------------------------------------------------------------------
@@ -263,6 +295,13 @@ def main_module(ctx: Ctx, factory_call: str = "make_app(settings=settings)") -> 
         std.add("logging")
     if ctx.has("blocking_startup"):
         std |= {"os", "time"}
+    env_habit = ctx.habit("unchecked_env")
+    hook_habit = ctx.habit("blocking_async")
+    path_habit = ctx.habit("hardcoded_path")
+    if env_habit or path_habit or hook_habit:
+        std.add("os")
+    if hook_habit == "bite":
+        std |= {"json", "urllib.request"}
     third = []
     if s.logger == "structlog":
         third.append("import structlog")
@@ -317,6 +356,44 @@ def main_module(ctx: Ctx, factory_call: str = "make_app(settings=settings)") -> 
                 "    while not os.path.exists(marker) and time.monotonic() < deadline:",
                 "        time.sleep(0.5)",
             ]
+    if path_habit:
+        state_dir = f"/var/lib/{pkg}" if path_habit == "bite" else f"/tmp/{pkg}"
+        out += [
+            "", "",
+            "def write_pid_file() -> None:",
+            '    """Leave our pid where operators look for it."""',
+            f'    os.makedirs("{state_dir}", exist_ok=True)',
+            f'    with open("{state_dir}/{pkg}.pid", "w", encoding="utf-8") as fh:',
+            "        fh.write(str(os.getpid()))",
+        ]
+    if hook_habit == "bite":
+        out += [
+            "", "",
+            "async def check_for_updates(app: web.Application) -> None:",
+            '    """Log the newest aiohttp release at start-up."""',
+            '    with urllib.request.urlopen("https://pypi.org/pypi/aiohttp/json", timeout=5) as resp:',
+            '        latest = json.load(resp)["info"]["version"]',
+            '    log.info("newest aiohttp", version=latest)',
+        ]
+    elif hook_habit:
+        out += [
+            "", "",
+            "async def load_banner(app: web.Application) -> None:",
+            '    """Log the first line of the README at start-up."""',
+            '    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")',
+            "    if os.path.exists(path):",
+            '        with open(path, encoding="utf-8") as fh:',
+            '            log.info("banner", line=fh.readline().strip())',
+        ]
+    hook = {"bite": "check_for_updates", "harmless": "load_banner"}.get(hook_habit, "")
+    port_expr = 'int(os.environ["PORT"])' if env_habit == "bite" else "settings.port"
+
+    def make_app_lines(indent: str) -> list[str]:
+        lines = [f"{indent}app = {factory_call}"]
+        if hook:
+            lines.append(f"{indent}app.on_startup.append({hook})")
+        return lines
+
     if s.runner == "app_runner":
         start = "await with_retry(site.start, attempts=3)" if s.retry_helper else "await site.start()"
         out += [
@@ -324,11 +401,12 @@ def main_module(ctx: Ctx, factory_call: str = "make_app(settings=settings)") -> 
             "async def serve() -> None:",
             '    """Run the application until SIGTERM or SIGINT."""',
             "    settings = load_settings()",
-            f"    runner = web.AppRunner({factory_call})",
+            *make_app_lines("    "),
+            "    runner = web.AppRunner(app)",
             "    await runner.setup()",
-            "    site = web.TCPSite(runner, settings.host, settings.port)",
+            f"    site = web.TCPSite(runner, settings.host, {port_expr})",
             f"    {start}",
-            '    log.info("listening", port=settings.port)',
+            f'    log.info("listening", port={port_expr})',
             "    stop = asyncio.Event()",
             "    loop = asyncio.get_running_loop()",
             "    for sig in (signal.SIGTERM, signal.SIGINT):",
@@ -345,15 +423,20 @@ def main_module(ctx: Ctx, factory_call: str = "make_app(settings=settings)") -> 
         "prometheus_client": ["    start_http_server(9100)"],
         "": [],
     }[missing]
+    if path_habit:
+        out.append("    write_pid_file()")
     if ctx.has("blocking_startup"):
         out.append("    warm_up()")
+    if env_habit == "harmless":
+        out.append('    log.info("generation", value=os.environ["CAMBRIAN_GENERATION"])')
     if s.runner == "app_runner":
         out += ["    asyncio.run(serve())"]
     else:
         out += [
             "    settings = load_settings()",
-            '    log.info("starting", port=settings.port)',
-            f"    web.run_app({factory_call}, host=settings.host, port=settings.port, print=None)",
+            f'    log.info("starting", port={port_expr})',
+            *make_app_lines("    "),
+            f"    web.run_app(app, host=settings.host, port={port_expr}, print=None)",
         ]
     out += ["    return 0", "", "", 'if __name__ == "__main__":', "    sys.exit(main())", ""]
     return "\n".join(out)

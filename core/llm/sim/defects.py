@@ -9,6 +9,10 @@ Rules look at the spec's *mutable* prose (everything outside FROZEN blocks, fron
 and code fences) and at which ``##`` sections exist, so editing the spec, deleting a
 section, or accepting a distiller amendment changes the odds measurably.
 
+Besides the defects, an answer has *habits* (``habits.py``): ways of writing code the
+distiller's features see, each failing the rig at a documented rate. ``decide`` draws both;
+``Decision.viable`` is "no defect and no biting habit".
+
 A per-generation latent *diligence* (careless or careful) shifts every defect up or down
 and, independently of the defects, shapes the code style (specific exceptions, type hints,
 monotonic clock...). It gives the distiller real signal: style features that correlate with
@@ -29,32 +33,11 @@ import hashlib
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal, Mapping
 
+from core.llm.sim import habits as hb
+from core.llm.sim.rules import Rule, RuleKind  # noqa: F401 - re-exported
 from core.llm.sim.specinfo import GENERATION_TOKEN, SpecInfo
-
-RuleKind = Literal["phrase", "no-phrase", "section", "no-section", "custom"]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``phrase``: fires when the regex matches the prose; ``no-phrase`` when it does not.
-    ``section``/``no-section``: when a ``##`` heading matching the regex exists / does not."""
-
-    kind: RuleKind
-    pattern: str
-    factor: float
-    why: str
-    check: Callable[[SpecInfo], bool] | None = None  # ``custom`` rules
-
-    def fires(self, spec: SpecInfo) -> bool:
-        if self.kind == "custom":
-            return bool(self.check and self.check(spec))
-        if self.kind in ("phrase", "no-phrase"):
-            hit = re.search(self.pattern, spec.prose, re.I | re.S) is not None
-            return hit if self.kind == "phrase" else not hit
-        hit = spec.has_section(self.pattern)
-        return hit if self.kind == "section" else not hit
 
 
 @dataclass(frozen=True)
@@ -136,7 +119,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="syntax_error",
         stage="build",
-        base=0.10,
+        base=0.02,
         summary="one module has a syntax error (a dropped colon or bracket); "
         "`python -m compileall` fails",
         rules=(
@@ -151,7 +134,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="collection_error",
         stage="test",
-        base=0.03,
+        base=0.01,
         summary="a test module imports a helper that does not exist; pytest reports a "
         "collection error",
         rules=(
@@ -165,7 +148,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="async_test_config",
         stage="test",
-        base=0.60,
+        base=0.12,
         summary="async tests without `asyncio_mode = auto` in pytest.ini; pytest fails every "
         "async test",
         rules=(
@@ -179,7 +162,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="failing_test",
         stage="test",
-        base=0.06,
+        base=0.015,
         summary="one unit test asserts a wrong expected value; pytest reports a failure",
         rules=(
             Rule("no-section", TESTING, 2.5, "no Testing section"),
@@ -194,7 +177,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="missing_package",
         stage="start",
-        base=0.12,
+        base=0.03,
         summary="the entry module imports a package that is not in the rig image "
         "(uvloop, python-dotenv, prometheus_client); the start fails with ModuleNotFoundError",
         rules=(
@@ -211,7 +194,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="blocking_startup",
         stage="start",
-        base=0.20,
+        base=0.04,
         summary="start-up waits in a blocking time.sleep loop before binding; the readiness "
         "timeout expires",
         rules=(
@@ -229,7 +212,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="wrong_port",
         stage="start",
-        base=0.20,
+        base=0.04,
         summary="listens on a hard-coded wrong port (off by one, or 8080) and ignores PORT; "
         "readiness never succeeds",
         rules=(
@@ -245,7 +228,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="health_body",
         stage="health",
-        base=0.20,
+        base=0.04,
         summary='the health endpoint answers a different body (e.g. {"status": "healthy"})',
         rules=(
             Rule("custom", "health body spelled out", 0.3, 'spells out the health answer',
@@ -259,7 +242,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="health_generation",
         stage="health",
-        base=0.30,
+        base=0.06,
         summary="the health body omits `generation`, reads the wrong variable or answers a "
         "string, so the $GENERATION vector fails",
         rules=(
@@ -275,7 +258,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="error_status",
         stage="health",
-        base=0.30,
+        base=0.06,
         summary="an invalid request (an unsafe path, a missing parameter, an unknown path) "
         "is answered 200 or with the wrong 4xx",
         rules=(
@@ -291,7 +274,7 @@ CATALOGUE: tuple[DefectKind, ...] = (
     DefectKind(
         name="missing_keys",
         stage="health",
-        base=0.25,
+        base=0.05,
         summary="a JSON answer lacks one of the keys a vector requires (body_has_keys)",
         rules=(
             Rule("custom", "keys named in prose", 0.35, "names every required key",
@@ -307,6 +290,11 @@ CATALOGUE: tuple[DefectKind, ...] = (
 
 KINDS: dict[str, DefectKind] = {d.name: d for d in CATALOGUE}
 STAGE_ORDER = {"build": 0, "test": 1, "start": 2, "health": 3}
+# Where a biting habit fails among the defects of its stage (the order the rig meets them:
+# start: the import, the pid file, warm_up, the PORT read, the start-up hooks, readiness;
+# health: the middleware fails the health endpoint itself, before any vector).
+HABIT_ORDER = {"hardcoded_path": 0.5, "unchecked_env": 1.5, "blocking_async": 1.7,
+               "unchecked_input": -1, "swallowed_exception": 2.5}
 
 # Phrases that make the careless draw rarer (each x0.7 on P(careless), floor 0.1).
 DILIGENCE_RULES: tuple[Rule, ...] = (
@@ -393,7 +381,8 @@ def probabilities(spec: SpecInfo, model: str = "sim-1") -> dict[str, float]:
 
 
 def expected_viability(spec: SpecInfo, model: str = "sim-1") -> float:
-    """P(no defect at all), the viability the rig should measure for attempt 0."""
+    """P(no defect and no biting habit), the viability the rig should measure for attempt 0.
+    (Habits are independent of the diligence latent and of the defects.)"""
     q = careless_probability(spec)
     total = 0.0
     for careless, weight in ((True, q), (False, 1 - q)):
@@ -401,22 +390,42 @@ def expected_viability(spec: SpecInfo, model: str = "sim-1") -> float:
         for kind in CATALOGUE:
             prod *= 1 - conditional_probability(raw_probability(kind, spec, model), careless)
         total += weight * prod
+    for habit in hb.CATALOGUE:
+        total *= 1 - hb.bite_probability(habit, spec, model_factor(model))
     return total
 
 
 def explain(spec: SpecInfo, model: str = "sim-1") -> list[dict]:
-    """Per defect: base, the rules that fired, and the final marginal probability."""
+    """Per defect: base, the rules that fired, and the final marginal probability; then per
+    habit the same, with ``bite`` (P(biting form)) and ``p_fail`` (P(it fails the rig))."""
     marg = probabilities(spec, model)
     rows = []
     for kind in CATALOGUE:
         rows.append(
             {
                 "defect": kind.name,
+                "kind": "defect",
                 "stage": kind.stage,
                 "applies": kind.applies(spec),
                 "base": kind.base,
                 "fired": [f"{r.why} (x{r.factor:g})" for r in kind.rules if r.fires(spec)],
                 "p": round(marg[kind.name], 4),
+                "p_fail": round(marg[kind.name], 4),
+            }
+        )
+    for habit in hb.CATALOGUE:
+        p = hb.probability(habit, spec, model_factor(model))
+        rows.append(
+            {
+                "defect": habit.name,
+                "kind": "habit",
+                "stage": habit.stage,
+                "applies": True,
+                "base": habit.base,
+                "fired": [f"{r.why} (x{r.factor:g})" for r in habit.rules if r.fires(spec)],
+                "p": round(p, 4),
+                "bite": habit.bite if habit.can_bite(spec) else 0.0,
+                "p_fail": round(hb.bite_probability(habit, spec, model_factor(model)), 4),
             }
         )
     return rows
@@ -440,12 +449,37 @@ class Decision:
     careless: bool
     defects: frozenset[str]
     probabilities: dict[str, float] = field(default_factory=dict)
-    fixed: frozenset[str] = frozenset()  # retries: named defects that were fixed
-    kept: frozenset[str] = frozenset()  # retries: defects carried over from the failed attempt
+    fixed: frozenset[str] = frozenset()  # retries: named defects (and habits) that were fixed
+    kept: frozenset[str] = frozenset()  # retries: defects (and habits) carried over from the failed attempt
+    habits: dict[str, bool] = field(default_factory=dict)  # present habits -> True when in biting form
+
+    @property
+    def bites(self) -> frozenset[str]:
+        """The habits in their biting form (each one fails the rig)."""
+        return frozenset(name for name, bites in self.habits.items() if bites)
+
+    @property
+    def failures(self) -> frozenset[str]:
+        """Everything that makes the rig fail: defects and biting habits."""
+        return self.defects | self.bites
+
+    @property
+    def viable(self) -> bool:
+        return not self.failures
 
 
 def decide_careless(spec: SpecInfo, seed: int, generation: int) -> bool:
     return _uniform("careless", seed, generation) < careless_probability(spec)
+
+
+def habit_probabilities(spec: SpecInfo, model: str = "sim-1") -> dict[str, float]:
+    """P(habit) per habit for this spec and model (see ``habits.py``)."""
+    return {h.name: hb.probability(h, spec, model_factor(model)) for h in hb.CATALOGUE}
+
+
+def _bites(name: str, spec: SpecInfo, *key: object) -> bool:
+    habit = hb.HABITS[name]
+    return habit.can_bite(spec) and _uniform(*key) < habit.bite
 
 
 def decide(
@@ -456,25 +490,34 @@ def decide(
     model: str = "sim-1",
     previous: Iterable[str] | None = None,
     named: Iterable[str] = (),
+    previous_habits: Mapping[str, bool] | None = None,
 ) -> Decision:
-    """The defects of one answer.
+    """The defects and habits of one answer.
 
     ``attempt == 0`` (or no knowledge of the failed attempt): defect ``d`` is present when
-    ``U(seed, generation, d) < p_d`` — common random numbers across spec variants.
+    ``U(seed, generation, d) < p_d`` — common random numbers across spec variants; habit
+    ``h`` likewise with ``U("habit", ...)``, in its biting form when ``U("bite", ...)`` is
+    below the habit's bite rate.
 
     A retry starts from ``previous`` (the defects of the failed attempt, read from its files
-    or re-derived): each defect the diagnostics name is fixed with probability
-    ``P_FIX_NAMED``, each other one stays with ``P_KEEP_OTHER``, and an absent defect appears
-    with probability ``P_NEW_ON_RETRY x p``.
+    or re-derived) and ``previous_habits``: each defect or habit the diagnostics name is
+    fixed with probability ``P_FIX_NAMED``, each other one stays (a habit in the same form)
+    with ``P_KEEP_OTHER``, and an absent one appears with probability ``P_NEW_ON_RETRY x p``.
     """
     careless = decide_careless(spec, seed, generation)
     probs = {
         k.name: conditional_probability(raw_probability(k, spec, model), careless) for k in CATALOGUE
     }
+    hprobs = habit_probabilities(spec, model)
     first = frozenset(n for n, p in probs.items() if _uniform("defect", seed, generation, n) < p)
+    first_habits = {
+        n: _bites(n, spec, "bite", seed, generation, n)
+        for n, p in hprobs.items() if _uniform("habit", seed, generation, n) < p
+    }
     if attempt <= 0:
-        return Decision(careless, first, probs)
+        return Decision(careless, first, probs, habits=first_habits)
     prev = frozenset(previous) if previous is not None else first
+    prev_h = dict(previous_habits) if previous_habits is not None else first_habits
     named = frozenset(named)
     present: set[str] = set()
     fixed: set[str] = set()
@@ -492,12 +535,36 @@ def decide(
                 kept.add(name)
         elif u < P_NEW_ON_RETRY * p:
             present.add(name)
-    return Decision(careless, frozenset(present), probs, frozenset(fixed), frozenset(kept))
+    habits: dict[str, bool] = {}
+    for name, p in hprobs.items():
+        u = _uniform("habit-retry", seed, generation, attempt, name)
+        if name in prev_h:
+            if name in named:
+                if u >= P_FIX_NAMED:
+                    habits[name] = prev_h[name]
+                else:
+                    fixed.add(name)
+            elif u < P_KEEP_OTHER:
+                habits[name] = prev_h[name]
+                kept.add(name)
+        elif u < P_NEW_ON_RETRY * p:
+            habits[name] = _bites(name, spec, "bite-retry", seed, generation, attempt, name)
+    return Decision(careless, frozenset(present), probs, frozenset(fixed), frozenset(kept), habits)
 
 
-def first_failure(defects: Iterable[str]) -> str | None:
-    """The defect the rig reports first (stages run in order; within one, by ``order``)."""
-    ds = [KINDS[d] for d in defects if d in KINDS]
-    if not ds:
-        return None
-    return min(ds, key=lambda k: (STAGE_ORDER[k.stage], k.order)).name
+def first_failure(failures: Iterable[str]) -> str | None:
+    """The defect or biting habit the rig reports first (stages run in order; within one,
+    by ``order``)."""
+    keyed = []
+    for name in failures:
+        if name in KINDS:
+            keyed.append(((STAGE_ORDER[KINDS[name].stage], KINDS[name].order), name))
+        elif name in hb.HABITS:
+            h = hb.HABITS[name]
+            keyed.append(((STAGE_ORDER[h.stage], HABIT_ORDER[name]), name))
+    return min(keyed)[1] if keyed else None
+
+
+def failure_stage(name: str) -> str:
+    """The rig stage at which a defect or a biting habit fails."""
+    return KINDS[name].stage if name in KINDS else hb.HABITS[name].stage

@@ -19,7 +19,7 @@ from core.llm.sim.defects import rng_for
 @dataclass(frozen=True)
 class Guidance:
     text: str
-    effect: str  # "helps <defect>", "hurts <defect>", "neutral", "diligence"
+    effect: str  # "helps <defect>", "helps habit <habit>", "hurts <defect>", "neutral", "diligence"
     pattern: str  # already present when this matches the spec (case-insensitive)
 
 
@@ -46,6 +46,16 @@ GUIDANCE: tuple[Guidance, ...] = (
              "helps missing_keys", r"(all|every) (of )?(the )?keys"),
     Guidance("Every module must compile: the build runs `python -m compileall`.",
              "helps syntax_error", r"compileall"),
+    Guidance("Never swallow an exception with `except Exception: pass`; answer the documented "
+             "error or let it propagate.", "helps habit swallowed_exception", r"swallow"),
+    Guidance("Read environment variables with `os.environ.get` and a default; never index "
+             "`os.environ[...]`.", "helps habit unchecked_env", r"os\.environ\.get"),
+    Guidance("Never block the event loop: no network calls or blocking I/O inside `async def`, "
+             "start-up hooks included.", "helps habit blocking_async", r"never block|blocks? the event loop"),
+    Guidance("Do not hard-code absolute file paths; take them from configuration.",
+             "helps habit hardcoded_path", r"hard-?cod\w*\b.{0,40}\bpaths?"),
+    Guidance("Validate every request input (headers, query parameters, JSON fields) before using it.",
+             "helps habit unchecked_input", r"validat\w*\b.{0,40}\binput"),
     Guidance("Annotate every function with type hints.", "diligence", r"type hints"),
     Guidance("Catch specific exceptions; never use a bare `except:`.", "diligence", r"specific exceptions"),
     Guidance("Measure durations with `time.monotonic()`, not `time.time()`.", "diligence", r"monotonic"),

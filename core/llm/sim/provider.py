@@ -23,9 +23,9 @@ import time
 from typing import Any, Callable
 
 from core.llm.sim import defects as dm
-from core.llm.sim.build import build_files, template_name
+from core.llm.sim.build import build_files, forced, template_name  # noqa: F401
 from core.llm.sim.mutate import mutate_section
-from core.llm.sim.retry import detect, named_by_diagnostics, parse_retry
+from core.llm.sim.retry import detect, detect_habits, named_by_diagnostics, parse_retry
 from core.llm.sim.specinfo import SpecInfo, parse_spec_text, split_sections
 
 try:  # the protocol module; fall back to look-alikes if it is not importable
@@ -84,6 +84,7 @@ class SimProvider:
         format_errors: bool = True,
         model: str | None = None,
         force_defects: Any = None,
+        force_habits: Any = None,
         **_ignored: Any,
     ) -> None:
         self.latency_ms = float(latency_ms)
@@ -91,10 +92,16 @@ class SimProvider:
         self.format_errors = format_errors
         self.default_model = model or DEFAULT_MODEL
         self.calls = 0
-        # tests and benchmarks: every generate answer has exactly these defects
+        # tests and benchmarks: every generate answer has exactly these defects and habits
+        # (habits: name -> biting form, or a set of biting ones); the other kind is then empty
         self.force_defects = None if force_defects is None else frozenset(force_defects)
-        if self.force_defects is not None and self.force_defects - set(dm.KINDS):
-            raise ValueError(f"unknown defect kind(s): {sorted(self.force_defects - set(dm.KINDS))}")
+        self.force_habits = force_habits
+        if self.forcing:
+            forced(dm.Decision(False, frozenset()), self.force_defects, self.force_habits)  # validates names
+
+    @property
+    def forcing(self) -> bool:
+        return self.force_defects is not None or self.force_habits is not None
 
     # --- the protocol ------------------------------------------------------------------
 
@@ -189,9 +196,9 @@ class SimProvider:
         # so a campaign's outcomes do not depend on global numbering, timing or crashes.
         generation = _int(meta.get("draw", meta.get("generation")))
         attempt = _int(meta.get("attempt"))
-        if self.force_defects is not None:
+        if self.forcing:
             base = dm.decide(spec, seed, generation, 0, model)
-            return dm.Decision(base.careless, self.force_defects, base.probabilities)
+            return forced(base, self.force_defects, self.force_habits)
         rc = parse_retry("\n".join(texts))
         if rc is None:
             # no diagnostics: attempt 0, or an uninformed retry (defects persist at random)
@@ -202,8 +209,17 @@ class SimProvider:
         previous = {d for d, v in detected.items() if v} | {
             d for d, v in detected.items() if v is None and d in first.defects
         }
-        named = named_by_diagnostics(rc, previous)
-        return dm.decide(spec, seed, generation, attempt, model, previous=previous, named=named)
+        found = detect_habits(spec, rc)
+        previous_habits = {}
+        for name, form in found.items():
+            if form is None:  # its file was cut from the prompt: re-derive the first attempt
+                if name in first.habits:
+                    previous_habits[name] = first.habits[name]
+            elif form:
+                previous_habits[name] = form == "bite"
+        named = named_by_diagnostics(rc, previous, previous_habits)
+        return dm.decide(spec, seed, generation, attempt, model, previous=previous, named=named,
+                         previous_habits=previous_habits)
 
     def _generate(self, req: Any, texts: list[str], model: str, allow_format_error: bool) -> str:
         found = self._spec_of(texts)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from core.llm.sim.codegen import MISSING_PACKAGES
 from core.llm.sim.defects import KINDS
+from core.llm.sim.habits import HABITS
 from core.llm.sim.specinfo import GENERATION_TOKEN, SpecInfo
 
 RETRY_RE = re.compile(r'<retry(?P<attrs>[^>]*)>\n?(?P<body>.*?)</retry>', re.S)
@@ -128,9 +129,35 @@ def detect(spec: SpecInfo, rc: RetryContext) -> dict[str, bool | None]:
     return out
 
 
-def named_by_diagnostics(rc: RetryContext, previous: set[str]) -> set[str]:
-    """The defects the rig's diagnostics point at: those of the failing stage that the
-    failed attempt had, plus any whose signature the diagnostics show."""
+_SWALLOW_RE = re.compile(r"except( Exception| BaseException)?:\s*\n\s*pass\b")
+
+
+def detect_habits(spec: SpecInfo, rc: RetryContext) -> dict[str, str | None]:
+    """Habit -> "bite" / "harmless" / "" (absent) as the failed files show it, or None when
+    a file it would need was cut from the prompt."""
+    files, pkg = rc.files, spec.package
+    main, config, app = files.get(f"{pkg}/__main__.py"), files.get(f"{pkg}/config.py"), files.get(f"{pkg}/app.py")
+    out: dict[str, str | None] = {h: None for h in HABITS}
+    if config is not None and app is not None:
+        out["swallowed_exception"] = ("bite" if _SWALLOW_RE.search(app) else
+                                      "harmless" if _SWALLOW_RE.search(config) else "")
+    if main is not None:
+        out["unchecked_env"] = ("bite" if 'os.environ["PORT"]' in main else
+                                "harmless" if 'os.environ["CAMBRIAN_GENERATION"]' in main else "")
+        out["blocking_async"] = ("bite" if "urlopen(" in main else
+                                 "harmless" if "async def load_banner" in main else "")
+        out["hardcoded_path"] = ("bite" if '"/var/lib/' in main else
+                                 "harmless" if "def write_pid_file" in main else "")
+    if app is not None:
+        out["unchecked_input"] = ("bite" if 'headers["User-Agent"]' in app else
+                                  "harmless" if 'headers["Host"]' in app else "")
+    return out
+
+
+def named_by_diagnostics(rc: RetryContext, previous: set[str],
+                         previous_habits: dict[str, bool] | None = None) -> set[str]:
+    """The defects (and biting habits) the rig's diagnostics point at: those of the failing
+    stage that the failed attempt had, plus any whose signature the diagnostics show."""
     stage = rc.stage
     if stage not in ("build", "test", "start", "health"):
         return set()
@@ -139,4 +166,7 @@ def named_by_diagnostics(rc: RetryContext, previous: set[str]) -> set[str]:
         if kind.stage == stage and kind.signature and re.search(kind.signature, rc.text, re.I):
             if name in previous or not previous & {n for n, k in KINDS.items() if k.stage == stage}:
                 named.add(name)
+    for name, bites in (previous_habits or {}).items():
+        if bites and HABITS[name].stage == stage:
+            named.add(name)
     return named

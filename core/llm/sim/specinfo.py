@@ -96,6 +96,17 @@ class SpecInfo:
         return None
 
 
+def template_kind(spec: SpecInfo) -> str:
+    """Which codebase the sim writes: ``prime`` / ``echo`` for those genomes (recognised by
+    package and endpoints), ``generic`` (served straight from the vectors) for any other."""
+    paths = {v.path.split("?")[0] for v in spec.vectors}
+    if spec.package == "prime" and {"/parse", "/manifest"} <= paths:
+        return "prime"
+    if spec.package == "echo" and {"/echo", "/reverse"} <= paths:
+        return "echo"
+    return "generic"
+
+
 def python_identifier(name: str) -> str:
     ident = re.sub(r"\W+", "_", name.strip().lower()).strip("_") or "service"
     if ident[0].isdigit():

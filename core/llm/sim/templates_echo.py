@@ -74,6 +74,7 @@ def app_module(ctx: Ctx) -> str:
         @web.middleware
         async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             """Log each request; HTTP errors (404, 405) are answered as JSON too."""
+            __HABIT_REQUEST__
             started = time.monotonic()
             try:
                 response = await handler(request)

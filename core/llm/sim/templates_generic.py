@@ -210,6 +210,7 @@ def app_module(ctx: Ctx, routes: list[Route]) -> str:
         @web.middleware
         async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
             """One log line per request; HTTP errors are answered as JSON."""
+            __HABIT_REQUEST__
             started = time.monotonic()
             try:
                 response = await handler(request)

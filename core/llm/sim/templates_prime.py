@@ -554,6 +554,12 @@ def app_module(ctx: Ctx) -> str:
         "generations-succeeded": "generations_succeeded" if keys_variant == "snake" else "generations-succeeded",
     }
     text_status = "422" if ctx.variants.get("error_status") == "bad_request_422" else "400"
+    if ctx.habit("swallowed_exception") == "bite":  # the habit: a parse failure answers 200
+        parse = ("    blocks = []\n    try:\n        blocks = parse_answer(text)\n"
+                 "    except Exception:\n        pass\n")
+    else:
+        parse = ("    try:\n        blocks = parse_answer(text)\n    except ParseError as exc:\n"
+                 "        return web.json_response(exc.to_json(), status=422)\n")
     return dedent('''
         """The Prime web application: ``make_app(llm=None)``."""
 
@@ -625,6 +631,7 @@ def app_module(ctx: Ctx) -> str:
         @web.middleware
         async def count_and_log(request: web.Request, handler: Handler) -> web.StreamResponse:
             """Count every request, turn HTTP errors into JSON and log one line per request."""
+            __HABIT_REQUEST__
             request.app[STATS].requests_served += 1
             started = time.monotonic()
             try:
@@ -656,11 +663,7 @@ def app_module(ctx: Ctx) -> str:
             text = payload.get("text")
             if not isinstance(text, str):
                 return error(@TEXT_STATUS@, "bad-request", "'text' must be a string")
-            try:
-                blocks = parse_answer(text)
-            except ParseError as exc:
-                return web.json_response(exc.to_json(), status=422)
-            return web.json_response({"files": [{"path": b.path, "content": b.content} for b in blocks]})
+        @PARSE@    return web.json_response({"files": [{"path": b.path, "content": b.content} for b in blocks]})
 
 
         async def manifest_handler(request: web.Request) -> web.Response:
@@ -706,7 +709,7 @@ def app_module(ctx: Ctx) -> str:
             return app
         ''').replace("@PKG@", ctx.pkg).replace("@HEALTH@", health_body).replace(
         "@TEXT_STATUS@", text_status
-    ).replace("@K_GEN@", keys["generation"]).replace("@K_UP@", keys["uptime-seconds"]).replace(
+    ).replace("@PARSE@    ", parse + "    ").replace("@K_GEN@", keys["generation"]).replace("@K_UP@", keys["uptime-seconds"]).replace(
         "@K_REQ@", keys["requests-served"]
     ).replace("@K_ATT@", keys["generations-attempted"]).replace("@K_SUC@", keys["generations-succeeded"])
 
@@ -764,7 +767,9 @@ def http_cases(ctx: Ctx) -> list[HttpCase]:
                  [('data["files"]', _j([{"path": "a/b.py", "content": "x = 1\n"}, {"path": "empty.txt", "content": ""}]))],
                  payload={"text": TWO}, has_payload=True),
     ]
-    if err != "dotdot":
+    if ctx.habit("swallowed_exception") == "bite":
+        pass  # the model believes its handler: it does not test /parse rejections over HTTP
+    elif err != "dotdot":
         cases.append(HttpCase("parse_rejects_parent_path", "POST", "/parse", 422,
                               [('data["error"]', '"unsafe-path"'), ('data["line"]', "1")],
                               payload={"text": '<file path="../x.py">\nx\n</file:end>\n'}, has_payload=True))

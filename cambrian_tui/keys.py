@@ -114,6 +114,8 @@ SCOPES: dict[str, tuple[Key, ...]] = {
         _k("amendments.accept", "a", "review('accept')", "Accept", "Accept the amendment (a new spec version)"),
         _k("amendments.reject", "r", "review('reject')", "Reject", "Reject the amendment"),
         _k("amendments.edit", "e", "edit", "Edit", "Edit the amendment text before accepting"),
+        _k("amendments.confirm", "c", "confirm", "Confirm",
+           "Run a confirmation campaign of the accepted amendment (same settings and seed schedule)"),
         _k("amendments.diff", "d", "toggle_diff", "Diff", "Show / hide the preview of the resulting spec diff"),
         _k("amendments.filter", "f", "cycle_filter", "Filter", "Cycle the status filter (all, pending, accepted, …)"),
         _k("amendments.refresh", "ctrl+r", "refresh", "Refresh", "Reload now", show=False),

@@ -27,10 +27,16 @@ class ShowRun:
     run_id: str
 
 
-Target = ShowCampaign | ShowGeneration | ShowSpec | ShowRun
+@dataclass(frozen=True)
+class ShowAmendments:
+    ids: tuple[int, ...] = ()  # proposals to review first (the filter becomes "pending")
+
+
+Target = ShowCampaign | ShowGeneration | ShowSpec | ShowRun | ShowAmendments
 
 # the mode (top-level screen) that shows each kind of target
-MODE_OF: dict[type, str] = {ShowCampaign: "main", ShowGeneration: "main", ShowSpec: "spec", ShowRun: "evolution"}
+MODE_OF: dict[type, str] = {ShowCampaign: "main", ShowGeneration: "main", ShowSpec: "spec", ShowRun: "evolution",
+                         ShowAmendments: "amendments"}
 
 
 def target_of_hit(kind: str, key: str) -> Target:

@@ -8,7 +8,9 @@ amendment already applied, its parent against the stored result).
 
 Keys (defaults; ``cambrian_tui.keys``): ``a`` accept, ``r`` reject, ``e`` edit the text
 (``ctrl+s`` in the editor keeps the edit; the next accept stores it, status ``edited``),
-``d`` show / hide the diff, ``f`` cycle the status filter, ``escape`` back. Reads go
+``d`` show / hide the diff, ``f`` cycle the status filter, ``c`` run a confirmation campaign
+of an accepted amendment (offered right after an accept; its before/after viability, with
+intervals and Fisher's and McNemar's tests, shows under the evidence), ``escape`` back. Reads go
 through ``core.app`` in thread workers; accept / reject are typed commands
 (``core.app.commands``) listed in ``REVIEW`` below: a new review command is one entry
 there, one key in ``cambrian_tui.keys`` and one handler in core. A refused command leaves
@@ -34,7 +36,8 @@ from cambrian_tui.keys import bindings
 from cambrian_tui.messages import CommandDone, CommandFailed
 from cambrian_tui.screens.base import CambrianModal, CambrianScreen
 from cambrian_tui.widgets.side_diff import SideBySideDiff
-from core.app.commands import AcceptAmendment, AmendmentDone, RejectAmendment
+from core.app.commands import (AcceptAmendment, AmendmentDone, ConfirmAmendment, ConfirmationStarted,
+                               RejectAmendment)
 from core.app.models import AmendmentPreview, AmendmentView, short_hash
 from core.app.reads import STATUS_ORDER
 from core.app.specdoc import make_spec_doc
@@ -67,6 +70,13 @@ class AmendmentsLoaded(Message):
     def __init__(self, rows: list[AmendmentView]) -> None:
         super().__init__()
         self.rows = rows
+
+
+class ConfirmationLoaded(Message):
+    def __init__(self, amendment_id: int, report: dict[str, Any] | None) -> None:
+        super().__init__()
+        self.amendment_id = amendment_id
+        self.report = report
 
 
 class PreviewLoaded(Message):
@@ -125,6 +135,38 @@ def evidence_content(row: AmendmentView, edited: str | None) -> Content:
     if row.result_spec_hash:
         parts.append(Content.from_markup("[dim]result spec[/] $h", h=short_hash(row.result_spec_hash, 16)))
     return Content("\n").join(parts)
+
+
+def confirmation_content(rep: dict[str, Any] | None, row: AmendmentView) -> Content:
+    """The confirmation campaign's before/after, or how to start one."""
+    if rep is None:
+        if row.status in ("accepted", "edited") and row.campaign_id:
+            return Content.from_markup("[b]confirmation[/]  [dim]none yet: c runs the amended spec with the "
+                                       "settings and seed schedule of $c[/]", c=row.campaign_id)
+        return Content("")
+    b, a = rep["before"], rep["after"]
+    lines = [Content.from_markup("[b]confirmation[/]  [dim]$n campaign(s); the newest:[/]",
+                                 n=str(len(rep.get("confirmations") or [])))]
+    for name, side in (("before", b), ("after", a)):
+        rate = f"{side['viable']}/{side['judged']}" if side.get("judged") else "-"
+        iv = side.get("interval")
+        band = f" [{iv[0] * 100:.0f}%, {iv[1] * 100:.0f}%]" if side.get("judged") and iv else ""
+        lines.append(Content.from_markup("  [b]$name[/] $cid  $state  viable $rate$band",
+                                         name=f"{name:<6}", cid=side["campaign"], state=side["state"],
+                                         rate=rate, band=band))
+    d = rep.get("difference")
+    if d:
+        lines.append(Content.from_markup(
+            "  difference [b]$v[/] points, 95 % interval [$lo, $hi]   Fisher p [b]$p[/]",
+            v=f"{d['value'] * 100:+.1f}", lo=f"{d['interval'][0] * 100:+.1f}", hi=f"{d['interval'][1] * 100:+.1f}",
+            p=_num(rep["fisher"]["p"], ".2g")))
+    pr = rep.get("paired")
+    if pr:
+        lines.append(Content.from_markup(
+            "  paired by draw: $n first attempts, $up fixed, $down broken, McNemar p [b]$p[/]",
+            n=str(pr["pairs"]), up=str(pr["only_after"]), down=str(pr["only_before"]), p=_num(pr["p"], ".2g")))
+    lines.append(Content.styled("  " + str(rep.get("verdict", "")), "$text-accent" if rep.get("complete") else "dim"))
+    return Content("\n").join(lines)
 
 
 def snippet_content(example: dict[str, Any]) -> Content:
@@ -207,7 +249,7 @@ class AmendmentsScreen(CambrianScreen):
 
     BINDINGS = bindings("amendments")
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
-    WATCH = frozenset({"amendments", "specs"})
+    WATCH = frozenset({"amendments", "specs", "generations", "campaigns"})
 
     def __init__(self) -> None:
         super().__init__(id="amendments")
@@ -218,6 +260,8 @@ class AmendmentsScreen(CambrianScreen):
         self.edits: dict[int, str] = {}  # kept edits, applied by the next accept
         self.busy: set[int] = set()  # amendments with a write in flight
         self._preview_key: tuple[int, str | None, str] | None = None
+        self._want: int | None = None  # an amendment a jump asked for, selected once loaded
+        self.confirmation: dict[int, dict[str, Any] | None] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="amend-body"):
@@ -227,6 +271,7 @@ class AmendmentsScreen(CambrianScreen):
             with Vertical(id="amend-right"):
                 with VerticalScroll(id="amend-detail"):
                     yield Static("", id="amend-evidence")
+                    yield Static("", id="amend-confirmation")
                     yield Static("", id="amend-examples")
                 with Vertical(id="amend-preview"):
                     yield Static("", id="amend-diff-header")
@@ -256,7 +301,22 @@ class AmendmentsScreen(CambrianScreen):
         self.background("amendments", lambda: AmendmentsLoaded(reads.amendments()))
 
     def on_data(self, topics: frozenset[str]) -> None:
-        self.reload()
+        if topics & {"amendments", "specs"}:
+            self.reload()
+        row = self.current()
+        if row is not None and row.status in ("accepted", "edited"):
+            self._load_confirmation(row)  # a confirmation campaign moves on
+
+    def navigate(self, target: Any) -> None:
+        """A jump here (after ``D``): show the pending proposals, the first one selected."""
+        from cambrian_tui.nav import ShowAmendments
+
+        if isinstance(target, ShowAmendments):
+            if target.ids:
+                self.filter = "pending"
+                self._want = target.ids[0]
+                self._show_filter()
+            self.reload()
 
     def action_refresh(self) -> None:
         self.reload()
@@ -296,6 +356,8 @@ class AmendmentsScreen(CambrianScreen):
             self.selected = None
             self._show_empty()
             return
+        if self._want in ids:
+            keep, self._want = self._want, None
         target = keep if keep in ids else ids[0]
         table.move_cursor(row=ids.index(target), animate=False)
         if self.selected != target:
@@ -308,6 +370,7 @@ class AmendmentsScreen(CambrianScreen):
                if not self.rows else "No amendments with this status (f: next filter).")
         self.query_one("#amend-evidence", Static).update(Content.from_markup(msg))
         self.query_one("#amend-examples", Static).update("")
+        self.query_one("#amend-confirmation", Static).update("")
         self.query_one("#amend-diff-header", Static).update("")
         self._preview_key = None
 
@@ -337,6 +400,10 @@ class AmendmentsScreen(CambrianScreen):
             return
         edited = self.edits.get(row.id) if row.status == "pending" else None
         self.query_one("#amend-evidence", Static).update(evidence_content(row, edited))
+        self.query_one("#amend-confirmation", Static).update(
+            confirmation_content(self.confirmation.get(row.id), row))
+        if row.status in ("accepted", "edited"):
+            self._load_confirmation(row)
         examples = row.evidence.get("examples") or []
         src = row.evidence.get("examples_from")
         if examples:
@@ -346,6 +413,16 @@ class AmendmentsScreen(CambrianScreen):
         else:
             self.query_one("#amend-examples", Static).update(Content.from_markup("[dim]no example snippets[/]"))
         self._load_preview(row, edited, force=force)
+
+    def _load_confirmation(self, row: AmendmentView) -> None:
+        reads, aid = self.reads, row.id
+        self.background("confirmation", lambda: ConfirmationLoaded(aid, reads.amendment_confirmation(aid)))
+
+    def on_confirmation_loaded(self, message: ConfirmationLoaded) -> None:
+        self.confirmation[message.amendment_id] = message.report
+        row = self.current()
+        if row is not None and row.id == message.amendment_id:
+            self.query_one("#amend-confirmation", Static).update(confirmation_content(message.report, row))
 
     def _load_preview(self, row: AmendmentView, edited: str | None, force: bool = False) -> None:
         key = (row.id, edited, row.status)
@@ -449,8 +526,54 @@ class AmendmentsScreen(CambrianScreen):
 
         self.app.push_screen(EditAmendment(row.id, row.section, self.edits.get(row.id, row.text)), kept)
 
+    def action_confirm(self) -> None:
+        """Start a confirmation campaign of the highlighted accepted amendment."""
+        row = self.current()
+        if row is None:
+            self.notify("no amendment selected", severity="warning")
+            return
+        if row.status not in ("accepted", "edited"):
+            self.notify(f"amendment #{row.id} is {row.status}: accept it first (a), then confirm it",
+                        title="not accepted", severity="warning")
+            return
+        if row.id in self.busy:
+            self.notify(f"amendment #{row.id}: still working on the last action", severity="warning")
+            return
+        self._offer_confirmation(row.id, row.campaign_id, ask=False)
+
+    def _offer_confirmation(self, amendment_id: int, original: str | None, *, ask: bool = True) -> None:
+        """Ask (after an accept) or go ahead: the confirmation campaign of the amendment."""
+        if not original:
+            if not ask:
+                self.notify(f"amendment #{amendment_id} was not distilled from a campaign: nothing to repeat",
+                            severity="warning")
+            return
+
+        def go(ok: bool | None) -> None:
+            if ok:
+                self.busy.add(amendment_id)
+                self.command(f"confirm amendment {amendment_id}", ConfirmAmendment(amendment_id))
+
+        if not ask:
+            go(True)
+            return
+        from cambrian_tui.screens.dialogs import ConfirmDialog
+
+        self.app.push_screen(ConfirmDialog(
+            f"Confirm amendment #{amendment_id} with a campaign?",
+            f"The new spec version runs with the settings and seed schedule of {original} (same size); "
+            "its before/after viability appears here when it is judged. (c starts it later.)"), go)
+
     def on_command_done(self, message: CommandDone) -> None:
         r = message.result
+        if isinstance(r, ConfirmationStarted):
+            self.busy.discard(r.amendment_id)
+            self.notify(f"confirmation campaign {r.campaign_id} started: {r.generations} generations with the "
+                        f"settings and seed schedule of {r.original} (detached)", title="confirmation", timeout=8)
+            row = self.by_id.get(r.amendment_id)
+            if row is not None:
+                self._load_confirmation(row)
+            return
         if not isinstance(r, AmendmentDone):
             return
         self.busy.discard(r.amendment_id)
@@ -458,6 +581,13 @@ class AmendmentsScreen(CambrianScreen):
         if r.spec_hash:
             self.notify(f"amendment #{r.amendment_id} {r.status}: new spec version {short_hash(r.spec_hash, 12)}",
                         title=r.status, timeout=6)
+            row = self.by_id.get(r.amendment_id)
+            if self.filter not in (None, r.status):  # keep the accepted amendment in view
+                self.filter = None
+                self._show_filter()
+            self._want = r.amendment_id
+            if r.action == "accept" and r.confirmable and row is not None:
+                self._offer_confirmation(r.amendment_id, row.campaign_id)
         else:
             self.notify(f"amendment #{r.amendment_id} {r.status}", title=r.status)
         self.reload()

@@ -646,18 +646,16 @@ class MainScreen(CambrianScreen):
 
     def _report_distilled(self, m: Distilled) -> None:
         if m.proposed:
-            self.notify(f"{m.proposed} amendment(s) proposed from {m.analysed} generations: "
-                        "F4 to review them", title=f"distilled {m.campaign_id}", timeout=10)
+            # straight to the review: the new proposals, with their evidence
+            from cambrian_tui.nav import ShowAmendments
+
+            self.notify(f"{m.headline}. Review them here: a accept, e edit, r reject; after accepting, "
+                        "c runs a confirmation campaign", title=f"distilled {m.campaign_id}", timeout=12)
+            self.capp.navigate(ShowAmendments(m.proposal_ids))
             return
-        if not m.analysed:
-            self.notify("nothing to analyse yet: no judged generation with Python code",
-                        title=f"distilled {m.campaign_id}", severity="warning", timeout=8)
-            return
-        why = (f"{m.significant} significant feature(s), none new: " + "; ".join(m.skipped[:2])
-               if m.significant else "no code feature differs significantly between viable and failed "
-               "generations (a longer campaign gives the tests more to work with)")
-        self.notify(f"no new amendment from {m.analysed} generations: {why}",
-                    title=f"distilled {m.campaign_id}", timeout=12)
+        self.notify(m.headline or f"no new amendment from {m.analysed} generations",
+                    title=f"distilled {m.campaign_id}", severity="warning" if not m.analysed else "information",
+                    timeout=15)
 
     # summary, status --------------------------------------------------------------------------
 

@@ -153,6 +153,8 @@ class Distilled:
     proposed: int
     skipped: tuple[str, ...]
     report: dict[str, Any]  # the distill report's JSON (``cambrian distill --json``)
+    headline: str = ""  # what the run says, in one sentence (why nothing could be tested, too)
+    proposal_ids: tuple[int, ...] = ()  # the amendments it created (pending)
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,24 @@ class AmendmentDone:
     spec_hash: str | None = None  # the new spec version an accept created
     parent_hash: str | None = None
     text: str | None = None
+    confirmable: bool = False  # its campaign can be run again on the new version (ConfirmAmendment)
+
+
+@dataclass(frozen=True)
+class ConfirmAmendment:
+    """Run an accepted amendment's spec again with the settings and seed schedule of the
+    campaign it was distilled from (``generations``: default that campaign's size)."""
+
+    amendment_id: int
+    generations: int | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmationStarted:
+    amendment_id: int
+    campaign_id: str
+    original: str  # the campaign it repeats
+    generations: int
 
 
 # --- history ------------------------------------------------------------------------------------------
@@ -430,9 +450,12 @@ def _distill(app: "Cambrian", cmd: Distill) -> Distilled:
             report = distill_campaign(store, cmd.campaign_id)
     except KeyError as exc:
         raise CommandRefused(str(exc.args[0]) if exc.args else f"no campaign {cmd.campaign_id!r}") from None
+    from core.distill.explain import headline
+
     return Distilled(cmd.campaign_id, len(report.analysed), len({t.feature for t in report.significant}),
                      len(report.amendments), tuple(f"{s.feature}: {s.reason}" for s in report.skipped),
-                     report.to_json())
+                     report.to_json(), headline(report),
+                     tuple(int(a.id) for a in report.amendments if a.id is not None))
 
 
 @handles(AcceptAmendment)
@@ -447,7 +470,35 @@ def _accept(app: "Cambrian", cmd: AcceptAmendment) -> AmendmentDone:
         except AmendmentRefused as exc:
             raise CommandRefused(exc.reason) from None
         a = store.amendment(cmd.amendment_id)
-    return AmendmentDone(a.id or cmd.amendment_id, "accept", a.status.value, version.hash, a.spec_hash, a.text)
+        from core.distill.confirm import ConfirmRefused, confirmation_settings
+
+        try:
+            confirmation_settings(store, cmd.amendment_id)
+            confirmable = True
+        except (ConfirmRefused, KeyError, ValueError):
+            confirmable = False
+    return AmendmentDone(a.id or cmd.amendment_id, "accept", a.status.value, version.hash, a.spec_hash, a.text,
+                         confirmable)
+
+
+@handles(ConfirmAmendment)
+def _confirm_amendment(app: "Cambrian", cmd: ConfirmAmendment) -> ConfirmationStarted:
+    from core.distill.confirm import ConfirmRefused, confirmation_settings, start_confirmation
+
+    with app.writer() as store:
+        try:
+            settings = confirmation_settings(store, cmd.amendment_id, cmd.generations)
+            original = store.amendment(cmd.amendment_id).campaign_id or ""
+        except KeyError:
+            raise CommandRefused(f"no amendment {cmd.amendment_id}") from None
+        except ConfirmRefused as exc:
+            raise CommandRefused(str(exc)) from None
+    _preflight(settings.get("backend") or "docker")
+    try:
+        cid = start_confirmation(app.home, cmd.amendment_id, cmd.generations)
+    except ConfirmRefused as exc:
+        raise CommandRefused(str(exc)) from None
+    return ConfirmationStarted(cmd.amendment_id, cid, original, int(settings["generations"]))
 
 
 @handles(RejectAmendment)

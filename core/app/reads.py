@@ -516,6 +516,14 @@ class Reader:
         return AmendmentPreview(a.id, edited, make_spec_doc(a.spec_hash, parent, old),
                                 make_spec_doc("", f"amendment #{a.id}", new))
 
+    def amendment_confirmation(self, amendment_id: int) -> dict[str, Any] | None:
+        """Before/after viability of the newest confirmation campaign of an accepted
+        amendment (``core.distill.confirm.compare``, with its one-line ``verdict``), or None
+        when none was started."""
+        from core.distill.confirm import confirmation_report
+
+        return confirmation_report(self.store(), amendment_id)
+
 
 def amendment_view(a: Any) -> AmendmentView:
     return AmendmentView(id=int(a.id), campaign_id=a.campaign_id, spec_hash=a.spec_hash, section=a.section,

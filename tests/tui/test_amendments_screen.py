@@ -241,7 +241,14 @@ async def test_distill_from_the_campaigns_screen_then_review(tmp_path):
         with Store.open(db_path(home)) as st:
             [a] = st.amendments()
         assert a.campaign_id == "c-planted" and a.status.value == "pending"
-        assert any("1 amendment(s) proposed" in n and "F4" in n for n in notes(app))
+        assert any("1 amendment(s) proposed" in n and "Review them here" in n for n in notes(app))
+        # ... and the user is taken to the proposal, its evidence beside it
+        screen = app.screen
+        assert isinstance(screen, AmendmentsScreen) and screen.filter == "pending"
+        assert screen.current() is not None and screen.current().id == a.id
+        await pilot.press("f2")
+        await settle(pilot)
+        assert app.screen is main
         # a second run proposes nothing new, and says why
         await pilot.press("D")
         await settle(pilot)
@@ -256,6 +263,5 @@ async def test_distill_from_the_campaigns_screen_then_review(tmp_path):
         assert any("nothing to analyse yet" in n for n in notes(app))
         await pilot.press("f4")
         await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, AmendmentsScreen)
+        assert app.screen is screen
         assert [r.id for r in screen.visible_rows()] == [a.id]

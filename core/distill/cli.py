@@ -1,7 +1,9 @@
 """Headless entry points: ``cambrian distill`` and ``cambrian amendments`` (DESIGN §12).
 
 Both return a process exit code: 0 success, 1 a refused or failed action (unknown
-campaign or amendment, an amendment that cannot be applied), 2 a usage error.
+campaign or amendment, an amendment that cannot be applied), 2 a usage error. They parse
+and print only: every read and write goes through the application layer (``core.app``),
+as the TUI's do.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ import os
 import sys
 from typing import Any, Sequence
 
-from core.home import cambrian_home, db_path
+from core.home import cambrian_home
 
 STATUSES = ("pending", "accepted", "edited", "rejected")
 
 
-def _open(home: str | os.PathLike[str] | None):
-    from core.store import Store
+def _app(home: str | os.PathLike[str] | None):
+    from core.app import Cambrian
 
-    return Store.open(db_path(cambrian_home(home)))
+    return Cambrian(cambrian_home(home))
 
 
 def _dump(data: Any) -> None:
@@ -114,15 +116,14 @@ def render_report(data: dict[str, Any]) -> str:
 
 
 def distill_main(home: str | os.PathLike[str] | None, campaign_id: str, as_json: bool) -> int:
-    from core.distill import distill_campaign
+    from core.app.commands import CommandRefused, Distill
 
-    with _open(home) as store:
+    with _app(home) as app:
         try:
-            report = distill_campaign(store, campaign_id)
-        except KeyError as exc:
-            _err(str(exc.args[0]) if exc.args else f"no campaign {campaign_id!r}")
+            data = app.run(Distill(campaign_id)).report
+        except CommandRefused as exc:
+            _err(exc.reason)
             return 1
-        data = report.to_json()
     if as_json:
         _dump(data)
     else:
@@ -134,9 +135,10 @@ def distill_main(home: str | os.PathLike[str] | None, campaign_id: str, as_json:
 
 
 def _summary(a: Any) -> dict[str, Any]:
+    """An amendment (``core.app.models.AmendmentView``) as ``--json`` prints it."""
     return {
         "id": a.id, "campaign": a.campaign_id, "spec_hash": a.spec_hash, "section": a.section,
-        "feature": a.feature, "status": a.status.value, "text": a.text,
+        "feature": a.feature, "status": a.status, "text": a.text,
         "result_spec_hash": a.result_spec_hash, "created_at": a.created_at,
     }
 
@@ -208,68 +210,59 @@ def render_comparison(c: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _wait(home: Any, cid: str, quiet: bool, poll_s: float = 1.0) -> str:
+def _wait(app: Any, cid: str, quiet: bool, poll_s: float = 1.0) -> str:
     """Follow a campaign to its end; its final state ("gone" when its engine died)."""
-    import time
-
-    from core.engine.cli import TERMINAL_STATES, campaign_status
-
     printed: set[int] = set()
-    gone = 0
-    with _open(home) as store:
-        while True:
-            st = campaign_status(store, cid)
-            if not quiet:
-                for g in st["generations"]:
-                    if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
-                        printed.add(g["generation"])
-                        print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:70]}", flush=True)
-            if st["state"] in TERMINAL_STATES:
-                return st["state"]
-            gone = gone + 1 if not st["engine_alive"] else 0
-            if gone >= 3:
-                return "gone"
-            time.sleep(poll_s)
+
+    def show(st: dict[str, Any]) -> None:
+        if quiet:
+            return
+        for g in st["generations"]:
+            if g["outcome"] not in ("in_progress", "tested") and g["generation"] not in printed:
+                printed.add(g["generation"])
+                print(f"  gen {g['generation']:>4}: {g['outcome']:<11} {(g['reason'] or '')[:70]}", flush=True)
+
+    res = app.wait_campaign(cid, on_update=show, poll_s=poll_s)
+    return "gone" if res.gone else res.status["state"]
 
 
 def confirm_main(home: Any, amendment_id: int, generations: int | None, as_json: bool, wait: bool,
                  result: dict[str, Any] | None = None) -> int:
     """Start the confirmation campaign of an accepted amendment (and with ``wait`` follow
     it and print the before/after comparison)."""
-    from core.distill.confirm import ConfirmRefused, confirmation_report, start_confirmation
+    from core.app.commands import CommandRefused, ConfirmAmendment
 
     out: dict[str, Any] = dict(result or {})
-    try:
-        cid = start_confirmation(home, amendment_id, generations)
-    except (ConfirmRefused, KeyError, RuntimeError, ValueError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        if as_json:
-            _dump({**out, "confirmation": {"ok": False, "error": msg}})
-        else:
-            _err(f"no confirmation campaign: {msg}")
-        return 1
-    with _open(home) as store:
-        settings = store.campaign(cid)["settings"]
-        original = store.amendment(amendment_id).campaign_id
-    started = {"ok": True, "campaign": cid, "original": original, "generations": settings["generations"],
-               "seed": settings["seed"], "provider": settings["provider"]}
-    if not as_json:
-        print(f"confirmation campaign {cid} started: {settings['generations']} generations, seed "
-              f"{settings['seed']}, the settings and seed schedule of {original}"
-              + ("  [SIMULATED: sim provider]" if settings["provider"] == "sim" else ""), flush=True)
-    code = 0
-    if wait:
-        state = _wait(home, cid, quiet=as_json)
-        started["state"] = state
-        if state == "gone":
-            code = 1
-            if not as_json:
-                _err(f"the engine of {cid} is gone; `cambrian campaign resume {cid}` continues it")
-        with _open(home) as store:
-            report = confirmation_report(store, amendment_id)
-        started["comparison"] = report
-        if not as_json and report is not None:
-            print(render_comparison(report))
+    with _app(home) as app:
+        try:
+            started_cmd = app.run(ConfirmAmendment(amendment_id, generations))
+        except CommandRefused as exc:
+            if as_json:
+                _dump({**out, "confirmation": {"ok": False, "error": exc.reason}})
+            else:
+                _err(f"no confirmation campaign: {exc.reason}")
+            return 1
+        cid = started_cmd.campaign_id
+        settings = app.reads.campaign_status(cid)["settings"]
+        original = started_cmd.original
+        started = {"ok": True, "campaign": cid, "original": original, "generations": settings["generations"],
+                   "seed": settings["seed"], "provider": settings["provider"]}
+        if not as_json:
+            print(f"confirmation campaign {cid} started: {settings['generations']} generations, seed "
+                  f"{settings['seed']}, the settings and seed schedule of {original}"
+                  + ("  [SIMULATED: sim provider]" if settings["provider"] == "sim" else ""), flush=True)
+        code = 0
+        if wait:
+            state = _wait(app, cid, quiet=as_json)
+            started["state"] = state
+            if state == "gone":
+                code = 1
+                if not as_json:
+                    _err(f"the engine of {cid} is gone; `cambrian campaign resume {cid}` continues it")
+            report = app.reads.amendment_confirmation(amendment_id)
+            started["comparison"] = report
+            if not as_json and report is not None:
+                print(render_comparison(report))
     if as_json:
         _dump({**out, "confirmation": started})
     return code
@@ -284,27 +277,27 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
     original campaign"."""
     import difflib
 
-    from core.distill.amend import AmendmentRefused, accept_amendment, distill_preview, reject_amendment
+    from core.app.commands import AcceptAmendment, CommandRefused, RejectAmendment
 
     ids = list(ids or [])
     if action not in ("list", "show", "accept", "reject", "confirm", "compare"):
         _err(f"unknown action {action!r} (list, show, accept, reject, confirm, compare)")
         return 2
     if action == "list":
-        with _open(home) as store:
-            rows = store.amendments()
+        with _app(home) as app:
+            rows = app.reads.amendments()
         statuses = {x for x in map(str, ids) if x in STATUSES}
         campaigns = {x for x in map(str, ids) if x not in STATUSES}
-        rows = [a for a in rows if (not statuses or a.status.value in statuses)
+        rows = [a for a in rows if (not statuses or a.status in statuses)
                 and (not campaigns or a.campaign_id in campaigns)]
-        rows.sort(key=lambda a: (a.status.value != "pending", a.id))
+        rows.sort(key=lambda a: (a.status != "pending", a.id))
         if as_json:
             _dump({"amendments": [_summary(a) for a in rows]})
         elif not rows:
             print("no amendments")
         else:
             for a in rows:
-                print(f"#{a.id:<4} {a.status.value:<9} {a.campaign_id or '-':<14} [{a.section}] "
+                print(f"#{a.id:<4} {a.status:<9} {a.campaign_id or '-':<14} [{a.section}] "
                       f"{a.feature}: {a.text}")
         return 0
     try:
@@ -327,15 +320,13 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
     if action == "confirm":
         return confirm_main(home, numbers[0], confirm or None, as_json, wait)
     if action == "compare":
-        from core.distill.confirm import confirmation_report
-
-        with _open(home) as store:
+        with _app(home) as app:
             try:
-                store.amendment(numbers[0])
+                app.reads.amendment(numbers[0])
             except KeyError:
                 _err(f"no amendment {numbers[0]}")
                 return 1
-            report = confirmation_report(store, numbers[0])
+            report = app.reads.amendment_confirmation(numbers[0])
         if report is None:
             _err(f"amendment {numbers[0]} has no confirmation campaign "
                  f"(`cambrian amendments confirm {numbers[0]}` starts one)")
@@ -347,30 +338,29 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
         return 0
     code = 0
     results: list[dict[str, Any]] = []
-    with _open(home) as store:
+    with _app(home) as app:
         for n in numbers:
             try:
-                a = store.amendment(n)
+                a = app.reads.amendment(n)
             except KeyError:
                 results.append({"id": n, "ok": False, "error": f"no amendment {n}"})
                 code = 1
                 continue
             if action == "show":
-                from core.distill.confirm import confirmation_report
-
                 d = _detail(a)
-                d["confirmation"] = confirmation_report(store, n)
+                d["confirmation"] = app.reads.amendment_confirmation(n)
                 diff = None
-                try:
-                    old, new = distill_preview(store, n)
+                preview = app.reads.amendment_preview(n)
+                if preview.problem is None and preview.old is not None and preview.new is not None:
+                    old, new = preview.old.text, preview.new.text
                     diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                                         "spec", f"spec+amendment-{n}", n=1))
                     d["preview_diff"] = diff
-                except AmendmentRefused as exc:
-                    d["preview_error"] = exc.reason
+                else:
+                    d["preview_error"] = preview.problem
                 results.append({"ok": True, **d})
                 if not as_json:
-                    print(_render_detail(d, diff if a.status.value == "pending" else None))
+                    print(_render_detail(d, diff if a.status == "pending" else None))
                     if "preview_error" in d:
                         print(f"  cannot apply: {d['preview_error']}")
                     if d["confirmation"] is not None:
@@ -378,23 +368,22 @@ def amendments_main(home: str | os.PathLike[str] | None, action: str, ids: Seque
                 continue
             try:
                 if action == "accept":
-                    version = accept_amendment(store, n, edited_text=text)
-                    a = store.amendment(n)
-                    results.append({"id": n, "ok": True, "status": a.status.value,
-                                    "spec_hash": version.hash, "parent_hash": a.spec_hash,
-                                    "text": a.text})
+                    done = app.run(AcceptAmendment(n, text))
+                    results.append({"id": n, "ok": True, "status": done.status,
+                                    "spec_hash": done.spec_hash, "parent_hash": done.parent_hash,
+                                    "text": done.text})
                     if not as_json:
-                        print(f"#{n} {a.status.value}: new spec version {version.hash}")
+                        print(f"#{n} {done.status}: new spec version {done.spec_hash}")
                 else:
-                    a = reject_amendment(store, n)
-                    results.append({"id": n, "ok": True, "status": a.status.value})
+                    done = app.run(RejectAmendment(n))
+                    results.append({"id": n, "ok": True, "status": done.status})
                     if not as_json:
                         print(f"#{n} rejected")
-            except AmendmentRefused as exc:
+            except CommandRefused as exc:
                 results.append({"id": n, "ok": False, "error": exc.reason})
                 code = 1
                 if not as_json:
-                    _err(str(exc))
+                    _err(exc.reason)
     for r in results:
         if not r["ok"] and "error" in r and r["error"].startswith("no amendment") and not as_json:
             _err(r["error"])

@@ -145,27 +145,31 @@ def confirmation_content(rep: dict[str, Any] | None, row: AmendmentView) -> Cont
                                        "settings and seed schedule of $c[/]", c=row.campaign_id)
         return Content("")
     b, a = rep["before"], rep["after"]
-    lines = [Content.from_markup("[b]confirmation[/]  [dim]$n campaign(s); the newest:[/]",
-                                 n=str(len(rep.get("confirmations") or [])))]
+    n = len(rep.get("confirmations") or [])
+    lines = [Content.from_markup("[b]confirmation[/]  [dim]$what[/]",
+                                 what="the newest of " + str(n) if n > 1 else "campaign")]
     for name, side in (("before", b), ("after", a)):
-        rate = f"{side['viable']}/{side['judged']}" if side.get("judged") else "-"
         iv = side.get("interval")
-        band = f" [{iv[0] * 100:.0f}%, {iv[1] * 100:.0f}%]" if side.get("judged") and iv else ""
-        lines.append(Content.from_markup("  [b]$name[/] $cid  $state  viable $rate$band",
-                                         name=f"{name:<6}", cid=side["campaign"], state=side["state"],
-                                         rate=rate, band=band))
+        rate = (f"{side['viable']}/{side['judged']} viable [{iv[0] * 100:.0f}–{iv[1] * 100:.0f}%]"
+                if side.get("judged") and iv else "nothing judged yet")
+        lines.append(Content.from_markup("  [b]$name[/] $cid  $rate  [dim]$state[/]", name=f"{name:<6}",
+                                         cid=side["campaign"], rate=rate, state=side["state"]))
     d = rep.get("difference")
     if d:
         lines.append(Content.from_markup(
-            "  difference [b]$v[/] points, 95 % interval [$lo, $hi]   Fisher p [b]$p[/]",
-            v=f"{d['value'] * 100:+.1f}", lo=f"{d['interval'][0] * 100:+.1f}", hi=f"{d['interval'][1] * 100:+.1f}",
+            "  difference [b]$v[/] points $iv (95 %), Fisher p [b]$p[/]",
+            v=f"{d['value'] * 100:+.1f}", iv=f"[{d['interval'][0] * 100:+.1f}, {d['interval'][1] * 100:+.1f}]",
             p=_num(rep["fisher"]["p"], ".2g")))
+    else:
+        lines.append(Content.styled("  " + str(rep.get("verdict", "")), "dim"))
     pr = rep.get("paired")
     if pr:
         lines.append(Content.from_markup(
-            "  paired by draw: $n first attempts, $up fixed, $down broken, McNemar p [b]$p[/]",
+            "  paired by draw: $n draws, $up fixed, $down broken, McNemar p [b]$p[/]",
             n=str(pr["pairs"]), up=str(pr["only_after"]), down=str(pr["only_before"]), p=_num(pr["p"], ".2g")))
-    lines.append(Content.styled("  " + str(rep.get("verdict", "")), "$text-accent" if rep.get("complete") else "dim"))
+    if d and not rep.get("complete"):
+        lines.append(Content.styled("  (still running: the figures move as generations are judged)", "dim"))
+    lines.append(Content(""))
     return Content("\n").join(lines)
 
 

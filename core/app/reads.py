@@ -38,6 +38,10 @@ from core.engine.stats import wilson_interval
 from core.evolution.kinds import CHILD_KINDS, RUN_KIND
 from core.home import db_path
 
+# core.distill's modules import each other: two screens' workers importing them at once can
+# meet a half-initialised module (ImportError), so their first import is taken one at a time
+_DISTILL_IMPORT = threading.Lock()
+
 if TYPE_CHECKING:
     from core.app.evolution_views import EvolutionRun
     from core.store import Store
@@ -499,7 +503,8 @@ class Reader:
     def amendment_preview(self, amendment_id: int, edited: str | None = None) -> AmendmentPreview:
         """The spec before and after the amendment (for one already applied: its parent
         against the stored result)."""
-        from core.distill.amend import AmendmentRefused, distill_preview
+        with _DISTILL_IMPORT:
+            from core.distill.amend import AmendmentRefused, distill_preview
 
         st = self.store()
         a = self.amendment(amendment_id)
@@ -520,7 +525,8 @@ class Reader:
         """Before/after viability of the newest confirmation campaign of an accepted
         amendment (``core.distill.confirm.compare``, with its one-line ``verdict``), or None
         when none was started."""
-        from core.distill.confirm import confirmation_report
+        with _DISTILL_IMPORT:
+            from core.distill.confirm import confirmation_report
 
         return confirmation_report(self.store(), amendment_id)
 

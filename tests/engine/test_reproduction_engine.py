@@ -335,3 +335,32 @@ def test_another_engine_leaves_a_live_breeding_alone_and_an_abort_closes_it(home
         except ProcessLookupError:
             pass
     assert_nothing_left(home, cid)
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+
+def test_cli_starts_a_breeding_campaign_and_status_shows_its_fertility(home, llm, rig_ready, tmp_path):
+    from tests.engine.test_engine import cli
+
+    url = llm(Model(answer()))
+    spec = tmp_path / "breeder.md"
+    spec.write_text(breeder_spec())
+    res = cli(home, "campaign", "start", "--spec", str(spec), "-n", "1", "-p", "1", "--provider", "anthropic",
+              "--base-url", url, "--model", MODEL, "--context-window", "200000", "--max-retries", "0",
+              "--reproduce", "every", "--wait", "--json")
+    assert res.returncode == 0, res.stderr
+    st = json.loads(res.stdout)
+    assert st["state"] == "completed" and st["settings"]["reproduction"] == "every"
+    f = st["summary"]["fertility"]
+    assert (f["bred"], f["tested"], f["fertile"], f["infertile"], f["errors"]) == (1, 1, 1, 0, 0)
+    text = cli(home, "campaign", "status", st["id"])
+    assert text.returncode == 0, text.stderr
+    assert "reproduction: bred 1, fertile 1, infertile 0, errors 0 — fertility 100%" in text.stdout
+    assert_nothing_left(home, st["id"])
+    # a spec that declares no reproduction is refused with the reason, nothing stored
+    echo = cli(home, "campaign", "start", "--spec", "spec/echo.md", "-n", "1", "--provider", "sim",
+               "--reproduce", "sample:0.5")
+    assert echo.returncode == 1 and "declares no `reproduce`" in echo.stderr
+    with Store.open(db_path(home)) as s:
+        assert [c["id"] for c in s.campaigns()] == [st["id"]]

@@ -534,16 +534,9 @@ class CampaignRunner:
             self.store.record_artifact(bred.number, res.offspring_files)
             await asyncio.to_thread(write_artifact, out, res.offspring_files)
             bred_run = containers.bred_run_id(run_id, bred.number)
-            async with self.rig_sem:
-                logs = LogWriter(self.store.path, bred.number)
-                started = utcnow()
-                try:
-                    child = await asyncio.to_thread(
-                        self.rig_fn, out, backend=self.settings.backend,
-                        run_id=bred_run, generation=bred.number,
-                        on_line=logs, labels=labels)
-                finally:
-                    await asyncio.to_thread(logs.close)
+            # as the breeder's own run: an abort lets the rig thread drain (its containers
+            # killed, removed by the rig) before the engine goes
+            child, started = await self._judge(bred.number, out, bred_run, labels, {})
             self.store.record_rig_run(RigRun(
                 generation=bred.number, run_id=bred_run, backend=child.backend,
                 container_id=child.container_id, started_at=started, finished_at=utcnow(),

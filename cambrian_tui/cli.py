@@ -233,7 +233,8 @@ def cmd_campaign_start(args: argparse.Namespace) -> int:
         spec=SpecRef(path=args.spec), provider=args.provider or default_provider(), model=args.model,
         generations=args.n, parallelism=args.p, max_retries=args.max_retries, seed=args.seed,
         budget_usd=args.budget_usd, budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
-        backend=args.backend, provider_settings=extra)
+        backend=args.backend, provider_settings=extra,
+        reproduction=args.reproduce[0], reproduction_rate=args.reproduce[1])
     return start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
@@ -297,6 +298,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.web:
         return remote.serve_web_main(home, args.port or remote.DEFAULT_WEB_PORT)
     return remote.serve_ssh_main(home, args.port or remote.DEFAULT_SSH_PORT, host=args.host)
+
+
+def reproduce_arg(value: str) -> tuple[str, float | None]:
+    """``--reproduce off|every|sample[:RATE]`` → (mode, rate or None)."""
+    mode, _, rate = value.strip().partition(":")
+    if mode not in ("off", "every", "sample") or (rate and mode != "sample"):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected off, every, sample or sample:RATE (e.g. sample:0.25)")
+    if not rate:
+        return mode, None
+    try:
+        share = float(rate)
+    except ValueError:
+        share = -1.0
+    if not 0 < share <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: the sample rate must be a number above 0 and at most 1")
+    return mode, share
 
 
 def _server_args(p: argparse.ArgumentParser, *, continuation: bool = True) -> None:
@@ -473,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="informed retries per failed generation")
     cs.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     cs.add_argument("--cassette", default=None, help="cassette for --provider replay")
+    cs.add_argument("--reproduce", type=reproduce_arg, default=("off", None), metavar="off|every|sample[:RATE]",
+                    help="ask promoted offspring to breed through the LLM gateway: every one, a sample "
+                         "(default rate 0.25), or off (default); the spec must declare `reproduce`")
     cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
     cs.add_argument("--json", action="store_true")
     for name, func, help_ in (("status", cmd_campaign_status, "state, generations and summary"),

@@ -72,6 +72,7 @@ FRONT_MATTER_KEYS = (
     "required-sections",
     "entry",
     "rig-timeouts",  # {stage: seconds}: the rig's stage timeouts for this spec
+    "reproduce",  # {path, output-env, model-env}: how a viable offspring is asked to breed
 )
 _ENTRY_KEYS = ("build", "test", "start", "health")
 # Keys a vector or contract may carry. `description` is for people; the rig ignores it.
@@ -664,7 +665,26 @@ def _check_front_matter(scan: _Scan) -> tuple[dict[str, Any], dict[tuple[Any, ..
             scan.add(at("rig-timeouts"), "front-matter-type", f"front-matter {problem}")
         if problems:
             fm.pop("rig-timeouts", None)
+    if "reproduce" in fm:
+        _check_reproduce(scan, fm, lines, base)
     return fm, lines
+
+
+def _check_reproduce(scan: _Scan, fm: dict[str, Any], lines: dict[tuple[Any, ...], int], base: int) -> None:
+    """``reproduce`` as the rig reads it (rig.vectors.spec_reproduce): one issue per problem,
+    on the line of the sub-key it names when there is one."""
+    from rig.vectors import spec_reproduce
+
+    text = "---\n" + yaml.safe_dump({"reproduce": fm["reproduce"]}, sort_keys=False) + "---\n"
+    _, problems = spec_reproduce(text)
+    for problem in problems:
+        m = re.match(r"reproduce(?:\.([\w-]+)|: unknown key '([^']+)')", problem)
+        key = (m.group(1) or m.group(2)) if m else None
+        line = lines.get(("reproduce", key)) if key else None
+        scan.add(line if line is not None else lines.get(("reproduce",), base),
+                 "front-matter-reproduce", f"front-matter {problem}")
+    if problems:
+        fm.pop("reproduce", None)
 
 
 def _check_entry(scan: _Scan, fm: dict[str, Any], lines: dict[tuple[Any, ...], int], base: int) -> None:

@@ -369,6 +369,27 @@ def test_rig_timeouts_front_matter():
     assert "unknown stage 'tests'" in issues[0].message and "1 to 3600" in issues[1].message
 
 
+def test_reproduce_front_matter():
+    good = MINIMAL.replace("port: 9000\n", "port: 9000\nreproduce: {path: /generate, output-env: OUT_DIR, "
+                                          "model-env: MODEL, spec: self}\n")
+    assert check_spec(good) == []
+    assert parse_spec(good).front_matter["reproduce"]["path"] == "/generate"
+    block = ("reproduce:\n  path: generate\n  output-env: OUT_DIR\n  colour: red\n")
+    bad = MINIMAL.replace("port: 9000\n", "port: 9000\n" + block)
+    issues = check_spec(bad)
+    assert [i.code for i in issues] == ["front-matter-reproduce"] * 2, issues
+    by_line = {i.line: i.message for i in issues}
+    assert "reproduce.path: must start with '/'" in by_line[line_of(bad, "path: generate")]
+    assert "unknown key 'colour'" in by_line[line_of(bad, "colour: red")]
+    missing = MINIMAL.replace("port: 9000\n", "port: 9000\nreproduce: {path: /generate}\n")
+    (issue,) = check_spec(missing)
+    assert issue.line == line_of(missing, "reproduce:") and "reproduce.output-env: required" in issue.message
+    (issue,) = check_spec(MINIMAL.replace("port: 9000\n", "port: 9000\nreproduce: yes\n"))
+    assert "must be a mapping" in issue.message
+    with pytest.raises(SpecError):
+        parse_spec(bad)
+
+
 def test_front_matter_problems():
     bad_yaml = MINIMAL.replace("port: 9000\n", "port: [9000\n")
     issue = only(check_spec(bad_yaml), "front-matter-yaml")

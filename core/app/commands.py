@@ -67,6 +67,10 @@ class StartCampaign:
     backend: str = "docker"
     label: str = ""
     provider_settings: dict[str, Any] = field(default_factory=dict)  # e.g. {"cassette": PATH}
+    # ask promoted offspring to breed (DESIGN §7): off | every | sample (at reproduction_rate,
+    # None: the settings' default); only for a spec that declares `reproduce`, docker backend
+    reproduction: str = "off"
+    reproduction_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -331,7 +335,10 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
         spec_hash="sha256:" + "0" * 64, generations=cmd.generations, parallelism=cmd.parallelism,
         provider=cmd.provider, model=model, seed=cmd.seed,
         max_retries=cmd.max_retries, budget_usd=cmd.budget_usd, budget_tokens=cmd.budget_tokens,
-        budget_wall_s=cmd.budget_wall_s, backend=cmd.backend, **cmd.provider_settings)
+        budget_wall_s=cmd.budget_wall_s, backend=cmd.backend, reproduction=cmd.reproduction,
+        **cmd.provider_settings)
+    if cmd.reproduction_rate is not None:
+        data["reproduction_rate"] = cmd.reproduction_rate
     try:
         settings = CampaignSettings(**data)
     except ValidationError as exc:
@@ -344,6 +351,7 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
     if issues:
         msg = "spec has problems: " + "; ".join(str(i) for i in issues[:5])
         raise CommandRefused(msg, {"spec": msg})
+    _reproduction_ok(settings, text)
     with app.writer() as store:
         cid = create_campaign(store, settings, text, label=cmd.label or label)
     try:
@@ -352,6 +360,23 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
         raise CommandRefused(f"campaign {cid} was stored but its engine did not start: {exc}; "
                              f"`cambrian campaign resume {cid}` retries") from None
     return CampaignStarted(cid, cmd.provider, provider(cmd.provider).simulated)
+
+
+def _reproduction_ok(settings: Any, spec_text: str) -> None:
+    """Reproduction asked of a campaign that could never run it is refused, not ignored."""
+    if settings.reproduction == "off":
+        return
+    from rig.vectors import spec_reproduce
+
+    if spec_reproduce(spec_text)[0] is None:
+        msg = (f"reproduction {settings.reproduction}: the spec declares no `reproduce` in its front "
+               "matter (e.g. reproduce: {path: /generate, output-env: OUT_DIR}), so its offspring "
+               "cannot be asked to breed; use reproduction off")
+        raise CommandRefused(msg, {"reproduction": msg})
+    if settings.backend != "docker":
+        msg = (f"reproduction {settings.reproduction}: the {settings.backend} backend cannot serve the "
+               "LLM gateway to an offspring; use the docker backend or reproduction off")
+        raise CommandRefused(msg, {"reproduction": msg})
 
 
 @handles(ControlCampaign)

@@ -159,7 +159,7 @@ class Reader:
             "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
                                           "tokens", "tokens_recorded", "cost_usd", "failure_stages",
                                           "judged", "outcomes", "tokens_per_viable", "cost_per_viable",
-                                          "trend", "unpriced_calls")},
+                                          "trend", "unpriced_calls", "fertility")},
             "imported": c.kind == "import",
         }
 

@@ -50,10 +50,20 @@ def print_status(st: dict[str, Any]) -> None:
         print(f"  engine: {'pid ' + str(st['engine_pid']) if st['engine_alive'] else 'not running'}  "
               f"provider {st['provider']}{' at ' + where if where else ''}  model {st['settings'].get('model')}  "
               f"spec {st['spec_hash'][:19]}")
+    fert = st.get("summary", {}).get("fertility")
+    if fert:
+        print(f"  {fertility_line(fert)}")
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "
               f"{(g['failure_stage'] or ''):<9} {(g['reason'] or '')[:70]}")
+
+
+def fertility_line(f: dict[str, Any]) -> str:
+    rate = "" if f.get("rate") is None else (
+        f" — fertility {f['rate']:.0%} (95% interval {f['interval'][0]:.0%}–{f['interval'][1]:.0%})")
+    return (f"reproduction: bred {f['bred']}, fertile {f['fertile']}, infertile {f['infertile']}, "
+            f"errors {f['errors']}{rate}")
 
 
 def _err(msg: str) -> None:
@@ -105,6 +115,8 @@ def _wait(app: Cambrian, cid: str, as_json: bool, poll_s: float = 1.0) -> int:
         print(_line(st))
         if st.get("reason"):
             print(f"  reason: {st['reason']}")
+        if st["summary"].get("fertility"):
+            print(f"  {fertility_line(st['summary']['fertility'])}")
     return 0 if st["state"] in ("completed", "stopped") else 1
 
 

@@ -22,6 +22,14 @@ def run_id_for(campaign_id: str, generation: int) -> str:
     return f"{campaign_id}.g{generation}"
 
 
+BRED = ".bred"
+
+
+def bred_run_id(run_id: str, bred: int) -> str:
+    """The rig run judging what the offspring of ``run_id`` bred (its containers' run label)."""
+    return f"{run_id}{BRED}{bred}"
+
+
 def _client():
     from rig.image import docker_client
 
@@ -69,4 +77,6 @@ def reconcile(is_live: Callable[[str], bool], home: str | None = None) -> list[s
 
 
 def kill_runs(run_ids: set[str], home: str | None = None) -> list[str]:
-    return kill_containers([cid for cid, run in list_managed(home) if run in run_ids])
+    """Kill the containers of these runs, and of what their offspring bred (judged apart)."""
+    return kill_containers([cid for cid, run in list_managed(home)
+                            if run in run_ids or run.partition(BRED)[0] in run_ids])

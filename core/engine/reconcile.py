@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from core.engine import containers
 from core.models import Outcome
@@ -44,11 +46,26 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
         if cid != own_campaign and c["state"] in ("running", "paused", "pending") and c.get("engine_pid"):
             store.set_campaign_state(cid, "crashed", f"{who} stopped without finishing")
             crashed.append(cid)
-    live = {containers.run_id_for(g_cid, n)
-            for g_cid in {c["id"] for c in store.campaigns()}
-            for n in store.in_progress(g_cid)}
+    live = set()
+    for g_cid in {c["id"] for c in store.campaigns()}:
+        live.update(containers.run_id_for(g_cid, n) for n in store.in_progress(g_cid))
+        # what a live campaign's offspring bred is judged in a run of its own (those of
+        # dead campaigns were closed above)
+        live.update(containers.bred_run_id(containers.run_id_for(g_cid, g.parent), g.number)
+                    for g in store.bred_generations(campaign_id=g_cid)
+                    if g.outcome in (Outcome.IN_PROGRESS, Outcome.TESTED) and g.parent is not None)
     killed = containers.kill_containers([cid for cid, run in listed if run not in live])
+    _clear_gateway_folders(store.path.parent / "gw", live)  # the home holds the db and gw/
     result = {"closed_generations": closed, "crashed_campaigns": crashed, "killed_containers": killed}
     if closed or crashed or killed:
         store.add_event("reconciled", campaign_id=own_campaign, data=result)
     return result
+
+
+def _clear_gateway_folders(gw: Path, live: set[str]) -> None:
+    """A dead engine's LLM gateway folders (one per run, named after it): its socket is gone."""
+    if not gw.is_dir():
+        return
+    for folder in gw.iterdir():
+        if folder.name not in live:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -533,16 +533,17 @@ class CampaignRunner:
         try:
             self.store.record_artifact(bred.number, res.offspring_files)
             await asyncio.to_thread(write_artifact, out, res.offspring_files)
-            async with self.rig_sem:
-                logs = LogWriter(self.store.path, bred.number)
-                try:
-                    child = await asyncio.to_thread(
-                        self.rig_fn, out, backend=self.settings.backend,
-                        run_id=f"{run_id}.bred{bred.number}", generation=bred.number,
-                        on_line=logs, labels=labels)
-                finally:
-                    await asyncio.to_thread(logs.close)
+            bred_run = containers.bred_run_id(run_id, bred.number)
+            # as the breeder's own run: an abort lets the rig thread drain (its containers
+            # killed, removed by the rig) before the engine goes
+            child, started = await self._judge(bred.number, out, bred_run, labels, {})
+            self.store.record_rig_run(RigRun(
+                generation=bred.number, run_id=bred_run, backend=child.backend,
+                container_id=child.container_id, started_at=started, finished_at=utcnow(),
+                stage_ms=child.stage_ms, total_ms=child.total_ms, first_output_ms=child.first_output_ms,
+                oom_killed=child.oom_killed, rig_error=child.rig_error))
             report = child.report.to_wire()
+            report["backend"] = child.backend
             viable = child.report.status == "viable"
             diag = child.report.diagnostics
             with self.store.write():
@@ -555,8 +556,9 @@ class CampaignRunner:
                 reason=None if viable else (diag.summary if diag else "non-viable"),
                 offspring=bred.number, rig_ms=(step_ms or 0) + int((time.monotonic() - t0) * 1000),
                 **common)
-        except Exception:
-            self._close(bred.number, Outcome.INTERRUPTED, "the engine stopped while judging it")
+        except BaseException:  # an abort's cancellation too: never leave it in progress
+            self._close(bred.number, Outcome.INTERRUPTED,
+                        f"the engine stopped while judging it ({self.stop_reason or 'error'})"[:500])
             raise
         finally:
             shutil.rmtree(out, ignore_errors=True)

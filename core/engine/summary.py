@@ -59,6 +59,7 @@ def fertility(store, campaign_id: str) -> dict[str, Any] | None:
     stages = Counter((t["stage"] or "?") for t in decided if t["status"] == "infertile")
     rig_ms = [t["rig_ms"] for t in tests if t.get("rig_ms") is not None]
     return {
+        "bred": len(store.bred_generations(campaign_id=campaign_id)),
         "tested": len(decided),
         "fertile": fertile,
         "infertile": len(decided) - fertile,

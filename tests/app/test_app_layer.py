@@ -235,6 +235,43 @@ def test_start_refuses_a_provider_that_cannot_work_here(app, monkeypatch):
     assert stored_campaigns(app) == []
 
 
+def test_reproduction_a_campaign_could_never_run_is_refused_at_its_field(app, tmp_path):
+    from tests.organisms import breeder_spec
+
+    with pytest.raises(C.CommandRefused) as exc:  # echo declares no `reproduce`
+        app.run(C.StartCampaign(spec=C.SpecRef(path=str(ECHO)), provider="sim", backend="none",
+                                reproduction="every"))
+    assert set(exc.value.errors) == {"reproduction"} and "declares no `reproduce`" in exc.value.reason
+    breeder = tmp_path / "breeder.md"
+    breeder.write_text(breeder_spec())
+    with pytest.raises(C.CommandRefused) as exc:  # it does, but only docker serves the gateway
+        app.run(C.StartCampaign(spec=C.SpecRef(path=str(breeder)), provider="sim", backend="none",
+                                reproduction="sample", reproduction_rate=0.5))
+    assert "backend cannot serve the LLM gateway" in exc.value.errors["reproduction"]
+    with pytest.raises(C.CommandRefused) as exc:  # a rate out of range, at its settings field
+        app.run(C.StartCampaign(spec=C.SpecRef(path=str(breeder)), provider="sim", backend="none",
+                                reproduction="sample", reproduction_rate=1.5))
+    assert "reproduction_rate" in exc.value.errors
+    with pytest.raises(C.CommandRefused) as exc:
+        app.run(C.StartCampaign(spec=C.SpecRef(path=str(breeder)), provider="sim", backend="none",
+                                reproduction="always"))
+    assert "reproduction" in exc.value.errors
+    assert stored_campaigns(app) == []
+
+
+def test_the_cli_reproduce_option_parses_every_form():
+    import argparse
+
+    from cambrian_tui.cli import reproduce_arg
+
+    assert reproduce_arg("off") == ("off", None) and reproduce_arg("every") == ("every", None)
+    assert reproduce_arg("sample") == ("sample", None) and reproduce_arg("sample:0.3") == ("sample", 0.3)
+    for bad, why in (("sample:0", "above 0"), ("sample:x", "above 0"), ("every:0.5", "expected"),
+                     ("sometimes", "expected")):
+        with pytest.raises(argparse.ArgumentTypeError, match=why):
+            reproduce_arg(bad)
+
+
 def test_a_rig_that_cannot_judge_refuses_the_start_with_its_reason(app, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{app.home}/no-such-docker.sock")
     with pytest.raises(C.CommandRefused) as exc:

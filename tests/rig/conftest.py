@@ -22,76 +22,7 @@ import pytest
 from rig.hashing import artifact_hash_of, sha256_hex
 from tests import docker_policy
 
-HELLO_PORT = 8080
-
-HELLO_APP = '''\
-import os
-
-from aiohttp import web
-
-GENERATION = int(os.environ.get("CAMBRIAN_GENERATION", "0"))
-
-
-async def health(request):
-    return web.json_response({"status": "ok", "generation": GENERATION})
-
-
-async def hello(request):
-    return web.json_response({"message": "hello", "generation": GENERATION})
-
-
-def make_app():
-    app = web.Application()
-    app.router.add_get("/health", health)
-    app.router.add_get("/hello", hello)
-    return app
-
-
-if __name__ == "__main__":
-    print("serving on port 8080", flush=True)
-    web.run_app(make_app(), host="127.0.0.1", port=8080, print=None)
-'''
-
-HELLO_TEST = '''\
-from app import make_app
-
-
-async def test_hello(aiohttp_client):
-    client = await aiohttp_client(make_app())
-    resp = await client.get("/hello")
-    assert resp.status == 200
-    data = await resp.json()
-    assert data["message"] == "hello"
-'''
-
-HELLO_SPEC = '''\
-# Hello
-
-A service that says hello.
-
-## Acceptance vectors
-
-<!-- BEGIN FROZEN: acceptance-vectors -->
-```spec-vector
-name: health-ok
-method: GET
-path: /health
-expect:
-  status: 200
-  body_contains: {status: ok}
-```
-
-```spec-vector
-name: hello-generation
-method: GET
-path: /hello
-expect:
-  status: 200
-  body: {message: hello, generation: $GENERATION}
-```
-<!-- END FROZEN: acceptance-vectors -->
-'''
-
+from tests.organisms import HELLO_APP, HELLO_PORT, HELLO_SPEC, HELLO_TEST, hello_files  # noqa: F401 - re-exported to the rig tests
 
 def write_artifact(root: Path, files: dict[str, str | bytes], *, generation: int = 3,
                    entry: dict[str, str] | None = None, contracts: list | None = None,

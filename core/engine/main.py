@@ -58,9 +58,24 @@ def run_campaign(home: Path, campaign_id: str, **runner_kw) -> str:
                 pass
             raise
         finally:
+            _drain_removals()
             store.release_lease(campaign_id)
     finally:
         store.close()
+
+
+def _drain_removals(timeout: float = 30.0) -> None:
+    """The rig removes containers in background threads (off the verdict's path); they are
+    daemons, so an engine that returns (an abort, the end) joins them first — else a container
+    of its own (e.g. an aborted run's probe) outlives it until another engine reconciles."""
+    if "rig.backends.docker" not in sys.modules:
+        return
+    from rig.api import wait_removed
+
+    try:
+        wait_removed(timeout)
+    except Exception:  # noqa: BLE001 - leaving is more important; reconcile removes the rest
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1110,11 +1110,21 @@ class DockerBackend(Backend):
             self._release_future(self.probe_box)
 
     def _release_future(self, fut: "_FutureBox") -> None:
+        """Remove a probe container still being created once it exists; ``wait_removed``
+        joins this too (an engine leaving after an abort must not orphan it)."""
         def later() -> None:
-            box = fut.get(120.0)
-            if box is not None:
-                remove_later(self.api, box.cid, box.lifeline)
-        threading.Thread(target=later, daemon=True, name="rig-probe-release").start()
+            try:
+                box = fut.get(120.0)
+                if box is not None:
+                    remove_later(self.api, box.cid, box.lifeline)
+            finally:
+                with _REMOVALS_LOCK:
+                    _REMOVALS.discard(threading.current_thread())
+
+        th = threading.Thread(target=later, daemon=True, name="rig-probe-release")
+        with _REMOVALS_LOCK:
+            _REMOVALS.add(th)
+        th.start()
 
     def _container_facts(self, ex: Execution, cid: str, cgroup_file: str | None, key: str) -> None:
         try:

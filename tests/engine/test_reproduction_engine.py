@@ -103,6 +103,13 @@ def labelled(cid: str) -> list[str]:
     return r.stdout.split()
 
 
+def bred_containers(run: str) -> list[str]:
+    """This session's running containers of one rig run."""
+    r = subprocess.run(["docker", "ps", "-q", "--filter", f"label={SESSION_LABEL_KEY}={SESSION_LABEL_VALUE}",
+                        "--filter", f"label=cambrian.run={run}"], capture_output=True, text=True, timeout=30)
+    return r.stdout.split()
+
+
 def assert_nothing_left(home: Path, cid: str) -> None:
     deadline = time.monotonic() + 45  # a container being removed may still be listed
     left = labelled(cid)
@@ -276,6 +283,10 @@ def test_sigkill_while_the_bred_offspring_is_judged_then_resume_closes_it(home, 
                     break
                 time.sleep(0.1)
             assert bred, f"no bred generation was being judged: {s.campaign(cid)}"
+            # its row comes first, its containers a moment later: kill once they run
+            run = f"{cid}.g{s.bred_by(bred[0].number)}.bred{bred[0].number}"
+            while time.monotonic() < deadline and not bred_containers(run):
+                time.sleep(0.1)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             killed_at = bred[0].number

@@ -222,7 +222,7 @@ class SpecForm(CambrianModal[str | None]):
         except Exception:  # this provider has no such field
             return ""
         v = w.value
-        return "" if v is Select.BLANK else str(v or "")
+        return "" if v is Select.NULL else str(v or "")  # NULL: a chooser left at its prompt
 
     def _is_provider_field(self, key: str) -> bool:
         return any(f.key == key for p in PROVIDERS.values() for f in p.fields) and \
@@ -440,7 +440,7 @@ class SpecForm(CambrianModal[str | None]):
                if w.id and w.id.startswith("nc-") and not w.has_class("prov-field")}
         for key in self.SELECTS:
             v = self.query_one(f"#nc-{key}", Select).value
-            out[key] = "" if v is Select.BLANK else str(v)
+            out[key] = "" if v is Select.NULL else str(v)
         for f in provider(out.get("provider") or default_provider()).fields:
             out[f.key] = self._provider_value(f.key)
         return out

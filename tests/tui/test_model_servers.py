@@ -399,3 +399,75 @@ async def test_the_server_form_is_usable_at_80x24(seeded, empty_spec_dir, fake_o
         await settle(pilot, 1)
         assert visible_on_screen(app, form.query_one("#nc-conn-result"))  # scrolled into view
         assert isinstance(app.screen, NewCampaignScreen)
+
+
+# --- unknown prices ----------------------------------------------------------------------------------------------
+
+
+def _campaign_with_calls(home, cid: str, calls: list[tuple[float, str]]) -> int:
+    """A finished campaign on an openai server: one failed generation whose LLM calls have
+    these (cost, price_source); written with the engine's own Store calls."""
+    from core.models import LLMCall
+    from tests.tui.seed import SPEC_V1, _report
+
+    with Store.open(db_path(home)) as st:
+        spec = st.add_spec(SPEC_V1, label="tally").hash
+        st.create_campaign(cid, spec, {"spec_hash": spec, "generations": 1, "provider": "openai",
+                                       "model": "some-model", "base_url": "https://models.example/v1",
+                                       "budget_usd": 5.0})
+        g = st.create_generation(spec_hash=spec, campaign_id=cid)
+        for cost, source in calls:
+            st.record_llm_call(LLMCall(generation=g.number, campaign_id=cid, provider="openai", model="some-model",
+                                       input_tokens=1000, output_tokens=500, cost_usd=cost, price_source=source))
+        st.record_report(g.number, _report(g.number, "test"))
+        st.set_outcome(g.number, "failed", reason="non-viable at test")
+        st.set_campaign_state(cid, "completed", "1 generation")
+        return g.number
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_unknown_prices_are_shown_as_unknown_not_free(seeded, empty_spec_dir, size):
+    from cambrian_tui.screens.inspector import InspectorScreen
+    from cambrian_tui.widgets.charts import FitnessCharts
+    from cambrian_tui.widgets.status_bar import StatusBar
+    from textual.widgets import DataTable
+
+    home, _ = seeded
+    gen = _campaign_with_calls(home, "c-hosted", [(0.0, "unknown"), (0.0, "unknown")])
+    app = make_app(home, empty_spec_dir)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        main = app.screen
+        main.select_campaign("c-hosted")
+        await settle(pilot)
+        headline = plain(main.query_one(FitnessCharts).query_one("#headline"))
+        assert "$? (unknown price)" in headline and "$0.00" not in headline
+        bar = plain(main.query_one(StatusBar))
+        assert "$0.00" not in bar
+        if size[0] >= 100:  # a narrow bar drops the budget part first
+            assert "$? (unknown price) / $5.00" in bar and "%" not in bar.split("budget", 1)[1].split("·")[0]
+        main.open_inspector(gen)
+        await settle(pilot)
+        insp = app.screen
+        assert isinstance(insp, InspectorScreen)
+        table = insp.query_one("#llm", DataTable)
+        costs = [str(table.get_row_at(i)[6]) for i in range(table.row_count)]
+        assert costs == ["$? unknown", "$? unknown"]
+
+
+def test_reads_say_how_many_calls_have_no_price(seeded):
+    from core.app.fmt import money
+    from core.app.reads import Reader
+
+    home, _ = seeded
+    _campaign_with_calls(home, "c-mixed", [(0.5, "configured"), (0.0, "unknown")])
+    _campaign_with_calls(home, "c-local", [(0.0, "local")])
+    reads = Reader(home)
+    mixed = reads.campaign("c-mixed")
+    assert (mixed.cost_usd, mixed.unpriced_calls) == (0.5, 1)
+    s = reads.summary("c-mixed")
+    assert s.unpriced_calls == 1 and s.cost_per_viable is None
+    assert money(s.cost_usd, s.unpriced_calls) == "$0.50 + ? (1 call at an unknown price)"
+    local = reads.campaign("c-local")
+    assert local.unpriced_calls == 0 and money(local.cost_usd, local.unpriced_calls) == "$0.00"  # free, and known
+    assert reads.summary(None).unpriced_calls == 1  # everything: the one unknown call

@@ -211,14 +211,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_dev_fake_llm(args: argparse.Namespace) -> int:
-    if args.api == "openai":
-        from core.llm.fake_openai import main_fake_openai
-
-        models = [m.strip() for m in (args.models or "").split(",") if m.strip()] or None
-        return main_fake_openai(args.port, models=models, context_window=args.context_window)
     from core.llm.fake_server import main_fake_llm
 
-    return main_fake_llm(args.port, args.latency)
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()] or None
+    return main_fake_llm(args.port, args.latency, api=args.api, models=models, context_window=args.context_window)
 
 
 # --- campaigns ---------------------------------------------------------------------------

@@ -213,7 +213,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_dev_fake_llm(args: argparse.Namespace) -> int:
     from core.llm.fake_server import main_fake_llm
 
-    return main_fake_llm(args.port, args.latency)
+    models = [m.strip() for m in (args.models or "").split(",") if m.strip()] or None
+    return main_fake_llm(args.port, args.latency, api=args.api, models=models, context_window=args.context_window)
 
 
 # --- campaigns ---------------------------------------------------------------------------
@@ -593,9 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="developer tools").add_subparsers(
         dest="dev_cmd", metavar="ACTION", required=True)
-    fl = add("fake-llm", cmd_dev_fake_llm, "run the loopback fake Messages API", dev)
+    fl = add("fake-llm", cmd_dev_fake_llm, "run a loopback fake model server (Messages API, or --api openai)", dev)
     fl.add_argument("--port", type=int, default=8765)
-    fl.add_argument("--latency", type=float, default=0.0)
+    fl.add_argument("--latency", type=float, default=0.0, help="messages: seconds before each answer")
+    fl.add_argument("--api", choices=("messages", "openai"), default="messages",
+                    help="messages: the Anthropic Messages API; openai: /v1/chat/completions like llama.cpp's server")
+    fl.add_argument("--models", default="", help="openai: the served model names, comma-separated")
+    fl.add_argument("--context-window", type=int, default=8192,
+                    help="openai: the context window /props reports (0: none)")
 
     return p
 

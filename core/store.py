@@ -713,12 +713,14 @@ class Store:
         ).fetchone()
         return int(row[0]), float(row[1])
 
-    def unpriced_calls(self, campaign_id: str) -> int:
-        """Calls of a campaign whose price is unknown (their cost_usd of 0 means "unknown")."""
-        row = self.conn.execute(
-            "SELECT COUNT(*) FROM llm_calls WHERE campaign_id=? AND price_source='unknown'", (campaign_id,)
-        ).fetchone()
-        return int(row[0])
+    def unpriced_calls(self, campaign_id: str | None) -> int:
+        """Calls of a campaign (None: of every campaign) whose price is unknown (their cost_usd
+        of 0 means "unknown")."""
+        q, args = "SELECT COUNT(*) FROM llm_calls WHERE price_source='unknown'", []
+        if campaign_id is not None:
+            q += " AND campaign_id=?"
+            args.append(campaign_id)
+        return int(self.conn.execute(q, args).fetchone()[0])
 
     def record_rig_run(self, run: RigRun) -> None:
         data = run.model_dump()

@@ -26,6 +26,7 @@ from cambrian_tui.screens.base import CambrianScreen, LivenessCheck
 from cambrian_tui.widgets.charts import PlotextPlot, int_ticks
 from cambrian_tui.widgets.side_diff import SideBySideDiff
 from core.app.commands import BestExported, ControlDone, ControlEvolution, ExportBest
+from core.app.fmt import money
 from core.app.models import RunRow, short_hash
 from core.evolution.describe import current_line, prior_line
 
@@ -260,7 +261,7 @@ class EvolutionScreen(CambrianScreen):
             f"best [b]{_pct(b.viability_rate)}[/] [dim]95% {lo * 100:.0f}–{hi * 100:.0f}%[/] "
             f"({b.viable}/{b.judged}, {b.model}, {origin} {short_hash(b.spec_hash, 8)})  ·  "
             f"base {_pct(base.viability_rate)}",
-            f"gens {bud.generations_planned}/{bud.generations}  ·  ${bud.usd_spent:.4f}"
+            f"gens {bud.generations_planned}/{bud.generations}  ·  {money(bud.usd_spent, bud.unpriced_calls, 4)}"
             + (f" of ${bud.usd:.2f}" if bud.usd is not None else "")
             + f"  ·  {len(st.observations)} obs  ·  accept: P(better) ≥ "
             f"{st.settings['accept_probability']:.2f}",

@@ -428,7 +428,8 @@ class InspectorScreen(CambrianScreen):
             table.add_row(c.provider, c.model, c.purpose, human_tokens(c.input_tokens),
                           human_tokens(c.output_tokens),
                           f"{human_tokens(c.cache_read_input_tokens)}/{human_tokens(c.cache_creation_input_tokens)}",
-                          f"${c.cost_usd:.4f}", human_ms(c.latency_ms), c.outcome, "SIM" if c.simulated else "")
+                          f"${c.cost_usd:.4f}" if c.price_known else "$? unknown",  # never "free"
+                          human_ms(c.latency_ms), c.outcome, "SIM" if c.simulated else "")
         if not d.llm_calls:
             table.add_row("[dim]no LLM calls recorded[/]", *[""] * 9)
 

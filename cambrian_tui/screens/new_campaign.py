@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.content import Content
@@ -34,6 +34,24 @@ from cambrian_tui.screens.base import CambrianModal
 from core.app.forms import BACKENDS, FORM, FieldSpec, FormErrors, campaign_fields, parse_form, parse_value
 from core.app.models import CampaignView, SpecChoice
 from core.app.providers import PROVIDERS, SERVER_PROVIDERS, ServerPreset, default_provider, provider, server_presets
+
+
+class ConnectionResult(Static):
+    """What "Test connection" found; scrolled into the form's view when a report arrives
+    (a short terminal would leave it under the footer)."""
+
+    reveal = False
+
+    def scroll_into_box(self) -> None:
+        for box in self.ancestors:
+            if getattr(box, "id", None) == "nc-box":
+                box.scroll_to_widget(self, animate=False)  # type: ignore[attr-defined]
+                return
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self.reveal:
+            self.reveal = False
+            self.call_after_refresh(self.scroll_into_box)
 
 
 class SpecChoicesLoaded(Message):
@@ -111,7 +129,7 @@ class SpecForm(CambrianModal[str | None]):
         """"Test connection" and what it found, below the provider's fields."""
         with Horizontal(id="nc-conn"):
             yield Button("Test connection", id="nc-test", tooltip="reach the server: models, window, price")
-            yield Static("", id="nc-conn-result")
+            yield ConnectionResult("", id="nc-conn-result")
 
     def _offers(self, p) -> bool:
         return True
@@ -137,6 +155,16 @@ class SpecForm(CambrianModal[str | None]):
         reads = self.reads
         self.background("specs", lambda: SpecChoicesLoaded(reads.spec_choices()))
         self._show_provider_fields(self.provider_name)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Keep the focused field out from under the docked footer (verdict and buttons).
+        Textual scrolls a focused widget only when the box cannot show it whole, and a field
+        behind the footer is "shown"; the box's own scroll_to_widget knows the dock gutter."""
+        w = event.widget
+        if any(a.styles.dock != "none" for a in (w, *w.ancestors) if a is not self):
+            return  # a footer button: always in view
+        box = self.query_one("#nc-box")
+        self.call_after_refresh(lambda: box.scroll_to_widget(w, animate=False) if w.has_focus else None)
 
     # the spec chooser -------------------------------------------------------------------------
 
@@ -222,7 +250,7 @@ class SpecForm(CambrianModal[str | None]):
         except Exception:  # this provider has no such field
             return ""
         v = w.value
-        return "" if v is Select.BLANK else str(v or "")
+        return "" if v is Select.NULL else str(v or "")  # NULL: a chooser left at its prompt
 
     def _is_provider_field(self, key: str) -> bool:
         return any(f.key == key for p in PROVIDERS.values() for f in p.fields) and \
@@ -320,13 +348,21 @@ class SpecForm(CambrianModal[str | None]):
     def on_connection_tested(self, message: ConnectionTested) -> None:
         if message.result is None:
             self._conn_text(Content.styled(message.reason, "$text-error"))
+            self._reveal_result()
             return
         self._show_connection(message.result)
+        self._reveal_result()
         model = self.query_one("#nc-model", Input)
         first = message.result.reports[0] if message.result.reports else None
         if first is not None and first.ok and first.model and not model.value.strip() \
                 and first.provider == self.provider_name:
             model.value = first.model  # the server's only model: say which one will be used
+
+    def _reveal_result(self) -> None:
+        """Scroll the report into view: now, and again once it is laid out at its new height."""
+        result = self.query_one("#nc-conn-result", ConnectionResult)
+        result.reveal = True
+        self.call_after_refresh(result.scroll_into_box)
 
     def _show_connection(self, result: Any) -> None:
         """A check's reports, or (None) the chosen preset's notes / how to test."""
@@ -440,7 +476,7 @@ class SpecForm(CambrianModal[str | None]):
                if w.id and w.id.startswith("nc-") and not w.has_class("prov-field")}
         for key in self.SELECTS:
             v = self.query_one(f"#nc-{key}", Select).value
-            out[key] = "" if v is Select.BLANK else str(v)
+            out[key] = "" if v is Select.NULL else str(v)
         for f in provider(out.get("provider") or default_provider()).fields:
             out[f.key] = self._provider_value(f.key)
         return out

@@ -31,7 +31,7 @@ class PlotextPlot(_PlotextPlot):
             self._cache_key = key
         return self._cache
 
-from core.app.fmt import human_tokens
+from core.app.fmt import human_tokens, money
 from core.app.models import CampaignSummary
 
 CHARTS = ("viability", "cost", "tests")
@@ -55,7 +55,7 @@ def headline(s: CampaignSummary | None) -> str:
     parts.append(f"{s.progress} done")  # the campaign list's figure
     if s.failure_stages:  # every stage, as `campaign status --json` counts them
         parts.append("[dim]fails:[/] " + ", ".join(f"{k} {v}" for k, v in s.failure_stages.items()))
-    parts.append(f"${s.cost_usd:.2f} · {human_tokens(s.tokens)} tok")
+    parts.append(f"{money(s.cost_usd, s.unpriced_calls)} · {human_tokens(s.tokens)} tok")
     if s.cost_per_viable is not None:
         parts.append(f"[dim]${s.cost_per_viable:.3f}/viable[/]")
     return "  ·  ".join(parts)
@@ -165,7 +165,9 @@ class FitnessCharts(Vertical):
 
     def _draw_cost(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
         plt = self._reset(plot)
-        plt.title("cumulative cost ($, left) and tokens (right)")
+        unknown = s is not None and s.unpriced_calls
+        plt.title("cumulative cost ($, left; unknown prices as $0) and tokens (right)" if unknown
+                  else "cumulative cost ($, left) and tokens (right)")
         if s is None or not s.cost_x:
             plot.replot()
             return

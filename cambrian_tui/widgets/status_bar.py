@@ -10,7 +10,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from core.app.fmt import human_tokens
+from core.app.fmt import human_tokens, money
 from core.app.models import StatusView
 
 
@@ -21,12 +21,14 @@ def budget_text(info: StatusView) -> str:
     s = c.settings
     parts = []
     cap_usd = s.get("budget_usd")
-    if cap_usd:
+    if cap_usd and c.unpriced_calls:  # a share of an unknown sum is unknown too
+        parts.append(f"[$text-warning]{money(c.cost_usd, c.unpriced_calls)}[/] / ${cap_usd:.2f}")
+    elif cap_usd:
         pct = 100 * c.cost_usd / cap_usd if cap_usd else 0
         colour = "$text-error" if pct >= 90 else "$text-warning" if pct >= 70 else "$text"
         parts.append(f"[{colour}]${c.cost_usd:.2f}[/] / ${cap_usd:.2f} ({pct:.0f}%)")
     else:
-        parts.append(f"${c.cost_usd:.2f} [dim](no $ cap)[/]")
+        parts.append(f"{money(c.cost_usd, c.unpriced_calls)} [dim](no $ cap)[/]")
     cap_tok = s.get("budget_tokens")
     if cap_tok:
         parts.append(f"{human_tokens(c.tokens)} / {human_tokens(cap_tok)} tok")

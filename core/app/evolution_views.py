@@ -65,6 +65,7 @@ class BudgetView(_View):
     usd: float | None = None
     usd_spent: float = 0.0
     tokens: int = 0
+    unpriced_calls: int = 0  # calls at an unknown price: usd_spent is then a lower bound
 
 
 class StepView(_View):

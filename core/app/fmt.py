@@ -24,5 +24,15 @@ def human_ms(ms: int | float | None) -> str:
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
+def money(usd: float, unpriced: int = 0, digits: int = 2) -> str:
+    """Dollars, honest about calls nobody knows the price of (``price_source`` "unknown": their
+    recorded cost of 0 is not "free"): ``$?`` when nothing else was priced, else ``$x + ?``."""
+    if not unpriced:
+        return f"${usd:.{digits}f}"
+    if not usd:
+        return "$? (unknown price)"
+    return f"${usd:.{digits}f} + ? ({unpriced} call{'s' if unpriced != 1 else ''} at an unknown price)"
+
+
 def pct(v: float | None) -> str:
     return "-" if v is None else f"{v * 100:.0f}%"

@@ -54,6 +54,7 @@ class CampaignView:
     spec_label: str = ""
     judged: int = 0  # promoted or failed with a rig verdict: the rate's denominator
     evolution_child: bool = False  # run by an evolution run (F5), not directly
+    unpriced_calls: int = 0  # calls at an unknown price: cost_usd is then a lower bound (fmt.money)
 
     @property
     def reason(self) -> str | None:
@@ -249,7 +250,7 @@ class CampaignSummary:
     tokens: int
     cost_usd: float
     failure_stages: dict[str, int]
-    cost_per_viable: float | None
+    cost_per_viable: float | None  # None: nothing viable, or a call's price is unknown
     trend: list[SeriesPoint]
     cost_x: list[int]
     cost_cum: list[float]
@@ -258,6 +259,7 @@ class CampaignSummary:
     tests_run: list[int]
     tests_passed: list[int]
     signature: tuple = ()
+    unpriced_calls: int = 0  # calls at an unknown price: cost_usd is then a lower bound (fmt.money)
 
     @property
     def progress(self) -> str:

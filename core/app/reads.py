@@ -125,7 +125,8 @@ class Reader:
             spec_hash=c["spec_hash"], settings=c["settings"], created_at=c["created_at"],
             updated_at=c["updated_at"], counts=counts, engine_alive=alive,
             engine_pid=int(lease["pid"]) if (lease and alive) else None, tokens=tokens, cost_usd=dollars,
-            spec_label=labels.get(c["spec_hash"], ""), judged=judged, evolution_child=c["kind"] in CHILD_KINDS)
+            spec_label=labels.get(c["spec_hash"], ""), judged=judged, evolution_child=c["kind"] in CHILD_KINDS,
+            unpriced_calls=st.unpriced_calls(c["id"]))
 
     def campaign(self, campaign_id: str) -> CampaignView:
         st = self.store()
@@ -209,6 +210,7 @@ class Reader:
         per_gen_spend = st.spend_by_generation(campaign_id)
         tokens = sum(v[0] for v in per_gen_spend.values())
         cost = sum(v[1] for v in per_gen_spend.values())
+        unpriced = st.unpriced_calls(campaign_id)
         target = None
         if campaign_id is not None:
             try:
@@ -259,7 +261,7 @@ class Reader:
             generations=len(rows), done=finished - interrupted, target=target, viable=promoted,
             failed=failed, interrupted=interrupted, running=running, tokens=tokens, cost_usd=cost,
             failure_stages=dict(sorted(stages.items(), key=lambda kv: (-kv[1], kv[0]))),
-            cost_per_viable=(cost / promoted) if promoted else None,
+            cost_per_viable=(cost / promoted) if promoted and not unpriced else None, unpriced_calls=unpriced,
             trend=downsample(trend, max_points),
             cost_x=downsample(cost_x, max_points), cost_cum=downsample(cost_cum, max_points),
             tokens_cum=downsample(tokens_cum, max_points),

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.app import Cambrian
 from core.app.commands import CommandRefused, ControlEvolution, ExportBest, StartEvolution
+from core.app.fmt import money
 from core.evolution.describe import current_line, outcome_label, prior_line
 
 
@@ -30,7 +31,8 @@ def _line(st: dict[str, Any]) -> str:
     bud = st["budget"]
     return (f"{st['id']}  {st['state']:<9} observations {len(st['observations']):>3}  "
             f"best {b['spec_hash'][7:19]} ({b['model']}) {rate} [{lo:.0%}, {hi:.0%}]  "
-            f"gens {bud['generations_planned']}/{bud['generations']}  ${bud['usd_spent']:.4f}{sim}")
+            f"gens {bud['generations_planned']}/{bud['generations']}  "
+            f"{money(bud['usd_spent'], bud.get('unpriced_calls', 0), 4)}{sim}")
 
 
 def print_status(st: dict[str, Any]) -> None:

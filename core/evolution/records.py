@@ -85,6 +85,12 @@ def run_spend(store: Store, run_id: str) -> tuple[int, float]:
     return tokens, usd
 
 
+def run_unpriced_calls(store: Store, run_id: str) -> int:
+    """Calls of the run (rewrites and its campaigns) at an unknown price: run_spend's dollars
+    are then a lower bound."""
+    return store.unpriced_calls(run_id) + sum(store.unpriced_calls(c["id"]) for c in child_campaigns(store, run_id))
+
+
 def drain_commands(store: Store, target: str) -> int:
     """Consume (and drop) unconsumed commands for ``target``; returns how many."""
     return len(store.take_commands(target))

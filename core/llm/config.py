@@ -18,6 +18,7 @@ Ollama's ``name:tag`` models stay whole.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -50,6 +51,9 @@ def provider_from(settings: Any, **extra: Any) -> Any:
     return make_provider(_get(settings, "provider"), **provider_kwargs(settings), **extra)
 
 
+_AT_URL = re.compile(r"@[A-Za-z][A-Za-z0-9+.-]*://(?!.*@[A-Za-z][A-Za-z0-9+.-]*://)")  # the last "@scheme://"
+
+
 @dataclass(frozen=True)
 class ModelRef:
     provider: str
@@ -67,11 +71,15 @@ class ModelRef:
         if sep and head in PROVIDERS:
             ref_provider, raw = head, rest
         url = None
-        for marker in ("@http://", "@https://"):
-            at = raw.rfind(marker)
-            if at >= 0:
-                raw, url = raw[:at], raw[at + 1:]
-                break
+        server = _AT_URL.search(raw)  # any scheme: "m@ftp://host" is a bad server, not a model's name
+        if server is not None:
+            from core.llm.urls import BadBaseURL, normalize
+
+            raw, url = raw[:server.start()], raw[server.start() + 1:]
+            try:
+                normalize(url)
+            except BadBaseURL as exc:
+                raise ValueError(f"model reference {text!r}: {exc}") from None
         if not raw:
             raise ValueError(f"model reference {text!r} names no model")
         if url is None and ref_provider == provider:

@@ -385,3 +385,26 @@ class FakeOpenAIThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main_fake_openai(port: int = 0, *, models: list[str] | None = None,
+                     context_window: int | None = 8192) -> int:
+    """Serve the fake OpenAI-compatible API (a llama.cpp-like server: ``/props`` says the
+    context window) on 127.0.0.1:PORT until interrupted (``cambrian dev fake-llm --api openai``)."""
+
+    async def serve() -> None:
+        server = FakeOpenAI(models=models, context_window=context_window or None, port=port)
+        url = await server.start()
+        print(f"fake OpenAI-compatible API listening on {url} (models: {', '.join(server.models)}; "
+              f"context window {context_window or 'not said'})", flush=True)
+        print(f"use: provider openai, base URL {url}, no key", flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -550,8 +550,14 @@ class FakeAnthropicThread:
         self.stop()
 
 
-def main_fake_llm(port: int = 0, latency: float = 0.0, chunk_delay: float = 0.0) -> int:
-    """Serve the fake API on 127.0.0.1:PORT until interrupted (``cambrian dev fake-llm``)."""
+def main_fake_llm(port: int = 0, latency: float = 0.0, chunk_delay: float = 0.0, *, api: str = "messages",
+                  models: list[str] | None = None, context_window: int | None = 8192) -> int:
+    """Serve the fake API on 127.0.0.1:PORT until interrupted (``cambrian dev fake-llm``);
+    ``api="openai"``: the fake OpenAI-compatible server (``core.llm.fake_openai``) instead."""
+    if api == "openai":
+        from core.llm.fake_openai import main_fake_openai
+
+        return main_fake_openai(port, models=models, context_window=context_window)
 
     async def serve() -> None:
         server = FakeAnthropic(latency=latency, chunk_delay=chunk_delay, port=port)

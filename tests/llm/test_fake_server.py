@@ -223,3 +223,29 @@ def test_main_fake_llm_serves_until_stopped(children):
     msg = client.messages.create(model="m", max_tokens=1000, messages=[{"role": "user", "content": "x"}])
     client.close()
     assert msg.content[0].text == DEFAULT_ANSWER
+
+
+def test_dev_fake_llm_serves_an_openai_compatible_server(children):
+    """`cambrian dev fake-llm --api openai`: a llama.cpp-like server to try the openai provider
+    on (its model list, /props window, a streamed answer through the official SDK)."""
+    import json
+    import sys
+    import urllib.request
+
+    import openai
+
+    root = __import__("pathlib").Path(__file__).parents[2]
+    child = children([sys.executable, "-m", "cambrian_tui.cli", "dev", "fake-llm", "--api", "openai", "--port", "0",
+                      "--models", "tiny,other", "--context-window", "2048"], cwd=str(root))
+    first = child.wait_for("fake OpenAI-compatible API listening on", 60)
+    url = first.split()[5]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/v1") and "models: tiny, other" in first
+    child.wait_for(f"use: provider openai, base URL {url}, no key", 30)
+    with urllib.request.urlopen(url.removesuffix("/v1") + "/props", timeout=10) as r:
+        assert json.load(r)["default_generation_settings"]["n_ctx"] == 2048
+    client = openai.OpenAI(api_key="none", base_url=url, max_retries=0, timeout=30)
+    assert [m.id for m in client.models.list()] == ["tiny", "other"]
+    stream = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "x"}], stream=True)
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    client.close()
+    assert text == DEFAULT_ANSWER

@@ -44,23 +44,6 @@ CTX = 8192
 pytestmark = [pytest.mark.local_llm, pytest.mark.timeout(int(llamacpp.BUILD_TIMEOUT_S) + 1200)]
 
 
-def skip_or_fail(why: str) -> None:
-    if llamacpp.required():
-        pytest.fail(f"{llamacpp.REQUIRE_ENV}=1 but the real-server tests cannot run: {why}")
-    pytest.skip(f"no local llama.cpp server: {why}")
-
-
-@pytest.fixture(scope="module")
-def built():
-    why = llamacpp.skip_reason()
-    if why:
-        skip_or_fail(why)
-    try:
-        return llamacpp.wait_until_ready()
-    except Exception as exc:  # noqa: BLE001 - any failure to build is the reason
-        skip_or_fail(f"{type(exc).__name__}: {exc}")
-
-
 @pytest.fixture(scope="module")
 def servers(built):
     started = Children()

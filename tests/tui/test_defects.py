@@ -287,7 +287,7 @@ async def test_the_spec_chooser_marks_broken_files_and_takes_a_typed_path(seeded
         labels = {c.title: c.label for c in form.choices}
         assert labels["echo"].endswith(")") and "(shipped," in labels["echo"]
         assert labels["dropped"].startswith("✗") and "fails spec check" in labels["dropped"]
-        assert Select.BLANK not in [v for _, v in sel._options]  # nothing to wrap onto
+        assert Select.NULL not in [v for _, v in sel._options]  # nothing to wrap onto
         sel.value = next(c.key for c in form.choices if c.title == "dropped")
         await settle(pilot, 1)
         await pilot.press("ctrl+s")

@@ -305,6 +305,10 @@ class CampaignRunner:
             if problem:
                 self.request_stop("stopped", rig_unavailable_reason(problem))
                 return None
+            # the rig check awaited: another worker may have claimed the last slot meanwhile
+            # (no await from here to create_generation, so this count holds)
+            if self.aborting or self.stop_state or self._counted() >= self.settings.generations:
+                return None
             redo = self._redo_candidate()
             if redo is not None:
                 gen = self.store.create_generation(spec_hash=self.spec_hash, campaign_id=self.cid,

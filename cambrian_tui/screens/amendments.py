@@ -566,7 +566,7 @@ class AmendmentsScreen(CambrianScreen):
         self.app.push_screen(ConfirmDialog(
             f"Confirm amendment #{amendment_id} with a campaign?",
             f"The new spec version runs with the settings and seed schedule of {original} (same size); "
-            "its before/after viability appears here when it is judged. (c starts it later.)"), go)
+            "its before/after viability appears here when it is judged. (c starts it later.)", danger=False), go)
 
     def on_command_done(self, message: CommandDone) -> None:
         r = message.result

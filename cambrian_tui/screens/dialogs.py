@@ -21,10 +21,11 @@ class ConfirmDialog(CambrianModal):
     CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
     BINDINGS = bindings("confirm")
 
-    def __init__(self, question: str, detail: str = "") -> None:
+    def __init__(self, question: str, detail: str = "", *, danger: bool = True) -> None:
         super().__init__(classes="dialog-screen")
         self.question = question
         self.detail = detail
+        self.danger = danger  # Yes destroys or stops something (abort): styled as a warning
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -32,7 +33,8 @@ class ConfirmDialog(CambrianModal):
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"Yes ({self.capp.key_label('confirm.yes')})", id="yes", variant="error")
+                yield Button(f"Yes ({self.capp.key_label('confirm.yes')})", id="yes",
+                             variant="error" if self.danger else "success")
                 yield Button(f"No ({self.capp.key_label('confirm.no')})", id="no", variant="primary")
 
     def on_mount(self) -> None:

@@ -6,7 +6,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,13 @@ def store(tmp_path):
     s.close()
 
 
-def _spawn(db: Path, worker: int, n: int, slow: bool = False) -> subprocess.Popen:
+def _spawn(children, db: Path, worker: int, n: int, slow: bool = False):
+    """A writer process (tests.childproc.Child: its output is read by a thread, so no read
+    can block, and the fixture stops it in teardown, also on failure)."""
     args = [sys.executable, "-m", "tests.store.worker", str(db), str(worker), str(n)]
     if slow:
         args.append("--slow")
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return children(args, cwd=ROOT, new_session=False)
 
 
 def _consistent(db: Path) -> dict:
@@ -219,16 +220,15 @@ def test_ledger_rig_runs_amendments_observations(store):
     assert store.observations("e1")[0].interval == (0.2, 0.8)
 
 
-def test_concurrent_writer_processes(tmp_path):
+def test_concurrent_writer_processes(tmp_path, children):
     db = tmp_path / "conc.db"
     Store.open(db).close()
     workers, n = 6, 60
-    procs = [_spawn(db, w, n) for w in range(workers)]
+    procs = [_spawn(children, db, w, n) for w in range(workers)]
     errors = []
     for p in procs:
-        out, err = p.communicate(timeout=300)
-        if p.returncode != 0:
-            errors.append(err)
+        if p.wait(300) != 0:  # killed and failed with its output when it overruns
+            errors.append(p.output())
     assert errors == [], errors[0][-2000:]  # 0 busy errors
     stats = _consistent(db)
     assert stats["generations"] == workers * n  # 0 lost rows
@@ -241,7 +241,7 @@ def test_concurrent_writer_processes(tmp_path):
     assert chunks == 2 * workers * n
 
 
-def test_sigkill_mid_transaction_leaves_no_partial_rows(tmp_path):
+def test_sigkill_mid_transaction_leaves_no_partial_rows(tmp_path, children):
     db = tmp_path / "crash.db"
     Store.open(db).close()
     rng = random.Random(20261121)
@@ -252,15 +252,15 @@ def test_sigkill_mid_transaction_leaves_no_partial_rows(tmp_path):
 
     for _ in range(20):
         before = count()
-        p = _spawn(db, 0, 100_000, slow=True)
+        p = _spawn(children, db, 0, 100_000, slow=True)
         # kill once the worker is writing (not after a fixed time: a loaded machine starts
         # Python slowly), at a random moment within its stream of transactions
         deadline = time.monotonic() + 60
-        while count() <= before and time.monotonic() < deadline and p.poll() is None:
+        while count() <= before and time.monotonic() < deadline and p.proc.poll() is None:
             time.sleep(0.02)
         time.sleep(rng.random() * 0.1)
-        assert p.poll() is None, p.stderr.read()
-        p.send_signal(signal.SIGKILL)
+        assert p.proc.poll() is None, p.output()[-2000:]  # what it said so far, never a blocking read
+        p.proc.send_signal(signal.SIGKILL)
         p.wait(30)
         kills += 1
         _consistent(db)  # opens, integrity ok, no partial generation

@@ -10,13 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Footer, Input, Select, Static
 
-from cambrian_tui.app import CambrianApp
 from cambrian_tui.nav import ShowSpec
 from cambrian_tui.screens.amendments import AmendmentsScreen
 from cambrian_tui.screens.inspector import InspectorScreen
@@ -31,28 +29,10 @@ from core.home import REPO_ROOT, db_path
 from core.models import LLMCall
 from core.store import Store
 from tests.tui.conftest import settle
+from tests.tui.pilot import SIZES, make_app, plain, until
 from tests.tui.seed import SPEC_V1, SPEC_V3, _report
 
 pytestmark = pytest.mark.timeout(180)
-
-SIZES = [pytest.param((120, 36), id="120x36"), pytest.param((80, 24), id="80x24")]
-
-
-def plain(widget) -> str:
-    return str(widget.render())
-
-
-def make_app(home, spec_dir, **kw) -> CambrianApp:
-    kw.setdefault("live", False)
-    return CambrianApp(home, spec_dir=spec_dir, theme="textual-dark", show_home=False, **kw)
-
-
-async def until(pilot, pred, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    await pilot.pause()
 
 
 class ScriptedCampaign:

@@ -25,19 +25,12 @@ from core.home import db_path
 from core.store import Store
 from tests.evolution.conftest import PRIME, make_fake_rig
 from tests.tui.conftest import settle
+from tests.tui.pilot import until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 SETTINGS = dict(spec_hash="sha256:" + "0" * 64, generations=30, parallelism=2, provider="sim", model="sim-1",
                 seed=1, max_retries=0, backend="none")
-
-
-async def until(pilot, cond, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.2)
 
 
 def _stop(home, cid: str) -> None:
@@ -76,7 +69,7 @@ async def test_d_lands_on_the_proposals_and_accept_offers_a_confirmation(tmp_pat
                 s = app.screen
                 return isinstance(s, AmendmentsScreen) and s.filter == "pending" and s.current() is not None
 
-            await until(pilot, on_proposals, 90, "the Amendments screen showing the proposals")
+            await until(pilot, on_proposals, "the Amendments screen showing the proposals", 90)
             screen = app.screen
             row = screen.current()
             assert screen.filter == "pending" and row.status == "pending" and row.campaign_id == original
@@ -85,7 +78,7 @@ async def test_d_lands_on_the_proposals_and_accept_offers_a_confirmation(tmp_pat
             assert f"#{row.id}" in evidence and "p " in evidence and "q " in evidence
 
             await pilot.press("a")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), 30, "the confirmation offer")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation offer", 30)
             assert original in str(app.screen.query_one(".dialog-detail", Static).render())
             await pilot.press("y")
 
@@ -94,7 +87,7 @@ async def test_d_lands_on_the_proposals_and_accept_offers_a_confirmation(tmp_pat
                     started[:] = confirmations(s, row.id)
                 return bool(started)
 
-            await until(pilot, confirmation_started, 60, "the confirmation campaign")
+            await until(pilot, confirmation_started, "the confirmation campaign", 60)
             with Store.open(db_path(home)) as s:
                 a = s.amendment(row.id)
                 c = s.campaign(started[0])
@@ -102,7 +95,7 @@ async def test_d_lands_on_the_proposals_and_accept_offers_a_confirmation(tmp_pat
             assert a.status.value == "accepted" and c["spec_hash"] == a.result_spec_hash
             assert c["settings"] == {**before, "spec_hash": a.result_spec_hash}  # same settings and seed schedule
             panel = screen.query_one("#amend-confirmation", Static)
-            await until(pilot, lambda: started[0] in str(panel.render()), 90, "the before/after panel")
+            await until(pilot, lambda: started[0] in str(panel.render()), "the before/after panel", 90)
             text = str(panel.render())
             assert original in text and "before" in text and "after" in text
     finally:

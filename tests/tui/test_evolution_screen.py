@@ -312,7 +312,7 @@ async def test_a_killed_process_is_noticed_without_a_database_write(tmp_path, em
             assert cells(runs, 0)[1] == "running●"
             assert screen.check_action("control", ("pause",)) and not screen.check_action("control", ("resume",))
             holder.kill()
-            holder.wait()
+            holder.wait(30)  # SIGKILLed: bounded anyway, never unbounded
             deadline = time.monotonic() + 20
             while cells(runs, 0)[1] != "stalled" and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
@@ -322,7 +322,7 @@ async def test_a_killed_process_is_noticed_without_a_database_write(tmp_path, em
             assert screen.check_action("control", ("resume",)) and not screen.check_action("control", ("pause",))
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(30)  # SIGKILLed: bounded anyway, never unbounded
 
 
 async def test_search_finds_a_run_and_opens_it_on_the_evolution_screen(evolved, empty_spec_dir):

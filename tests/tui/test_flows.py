@@ -263,7 +263,7 @@ async def test_pause_resume_abort_send_commands(seeded, empty_spec_dir):
         assert cmds == ["pause", "abort"]
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(30)  # SIGKILLed: bounded anyway, never unbounded
 
 
 async def test_abort_without_an_engine_closes_the_campaign(seeded, empty_spec_dir):
@@ -449,7 +449,7 @@ async def test_a_killed_engine_is_noticed_without_a_database_write(seeded, empty
                 await asyncio.sleep(0.2)
             assert state() == "running●" and not main.check_action("resume", ())
             holder.kill()
-            holder.wait()
+            holder.wait(30)  # SIGKILLed: bounded anyway, never unbounded
             deadline = time.monotonic() + 20
             while state() != "stalled" and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
@@ -458,4 +458,4 @@ async def test_a_killed_engine_is_noticed_without_a_database_write(seeded, empty
             assert main.check_action("resume", ())
     finally:
         holder.kill()
-        holder.wait()
+        holder.wait(30)  # SIGKILLed: bounded anyway, never unbounded

@@ -12,13 +12,10 @@ is needed for the preflight.
 
 from __future__ import annotations
 
-import asyncio
-import time
 
 import pytest
 from textual.widgets import Button, Input, Select, Static
 
-from cambrian_tui.app import CambrianApp
 from cambrian_tui.screens.main import MainScreen
 from cambrian_tui.screens.new_campaign import NewCampaignScreen
 from cambrian_tui.screens.new_evolution import NewEvolutionScreen
@@ -28,28 +25,11 @@ from core.store import Store
 from tests.llm.conftest import _no_network_violations  # noqa: F401  (loopback only)
 from tests.llamacpp import free_port
 from tests.tui.conftest import settle
+from tests.tui.pilot import SIZES, make_app, plain, until
 
 pytestmark = pytest.mark.timeout(180)
 
-SIZES = [pytest.param((120, 36), id="120x36"), pytest.param((80, 24), id="80x24")]
 MODEL = "gemma-3-270m"
-
-
-def plain(widget) -> str:
-    return str(widget.render())
-
-
-def make_app(home, spec_dir, **kw) -> CambrianApp:
-    kw.setdefault("live", False)
-    return CambrianApp(home, spec_dir=spec_dir, theme="textual-dark", show_home=False, **kw)
-
-
-async def until(pilot, pred, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    await pilot.pause()
 
 
 async def open_form(pilot, key: str = "n"):

@@ -389,5 +389,9 @@ class GenerationTree(Tree[object]):
         node = self._gen_nodes.get(n)
         if node is None:
             return
+        # Tree numbers its lines lazily (on idle or render); a node expanded since then still
+        # has line -1 and move_cursor would land on line 0. last_line rebuilds the numbering.
+        if self.last_line < 0 or node.line < 0:
+            return
         self.move_cursor(node)
         self.scroll_to_node(node, animate=False)

@@ -64,3 +64,22 @@ async def settle(pilot, rounds: int = 4) -> None:
         await pilot.pause(0.02)
     await _wait_workers(app)
     await pilot.pause()
+
+
+async def settle_stable(pilot, deadline_s: float = 30.0) -> None:
+    """settle(), then again until two screen captures 0.1 s apart agree: a loaded machine can
+    still be laying out or rebuilding a tree after the workers are done. Gives up (leaving the
+    snapshot to show the difference) after deadline_s."""
+    import time
+
+    app = pilot.app
+    await settle(pilot)
+    end = time.monotonic() + deadline_s
+    before = app.export_screenshot()
+    while time.monotonic() < end:
+        await pilot.pause(0.1)
+        await settle(pilot, rounds=1)
+        now = app.export_screenshot()
+        if now == before:
+            return
+        before = now

@@ -13,7 +13,7 @@ import pytest
 from cambrian_tui.app import CambrianApp
 from core.home import db_path
 from core.store import Store
-from tests.tui.conftest import settle
+from tests.tui.conftest import settle_stable as settle
 from tests.tui.seed import SPEC_V1, _report
 
 pytestmark = pytest.mark.timeout(180)

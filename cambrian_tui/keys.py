@@ -90,6 +90,10 @@ SCOPES: dict[str, tuple[Key, ...]] = {
         _k("inspector.tab.diff", "4", "tab('diff')", "Diff", "Diff against the parent", show=False),
         _k("inspector.tab.log", "5", "tab('log')", "Log", "Rig log tab", show=False),
         _k("inspector.tab.llm", "6", "tab('llm')", "LLM calls", "LLM calls tab", show=False),
+        _k("inspector.tab.repro", "7", "tab('repro')", "Reproduction", "Reproduction tab (fertility test)",
+           show=False),
+        _k("inspector.bred", "b", "open_bred", "Bred gen", "Open the generation this offspring bred",
+           show=False),
     ),
     "spec": (
         _k("spec.back", "escape", "app.switch_mode('main')", "Back", "Back to the campaigns"),

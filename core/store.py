@@ -868,18 +868,45 @@ class Store:
         return (f" {prefix} campaign_id=?", (campaign_id,)) if campaign_id is not None else ("", ())
 
     def generation_fingerprint(self, campaign_id: str | None) -> tuple:
-        """(count, max number, last update) of a campaign's generations: equal means unchanged."""
+        """(count, max number, last update) of a campaign's generations — the ones its
+        offspring bred and its fertility tests included: equal means unchanged."""
         where, args = self._where_campaign(campaign_id)
         row = self.conn.execute(f"SELECT COUNT(*), MAX(number), MAX(updated_at) FROM generations{where}",
                                 args).fetchone()
-        return (row[0], row[1], row[2])
+        if campaign_id is None:
+            bred = self.conn.execute("SELECT COUNT(*), MAX(created_at) FROM reproductions").fetchone()
+        else:
+            bred = self.conn.execute(
+                "SELECT COUNT(*), MAX(g.updated_at) FROM generations g WHERE g.bred_by IN "
+                "(SELECT number FROM generations WHERE campaign_id=?)", (campaign_id,)).fetchone()
+            tests = self.conn.execute("SELECT COUNT(*) FROM reproductions WHERE campaign_id=?",
+                                      (campaign_id,)).fetchone()
+            bred = (*bred, tests[0])
+        return (row[0], row[1], row[2], *bred)
 
     def lineage_rows(self, campaign_id: str | None) -> list[tuple]:
-        """(number, parent, outcome, failure_stage, status) ascending: the tree's input."""
-        where, args = self._where_campaign(campaign_id)
-        cur = self.conn.execute(
-            f"SELECT number, parent, outcome, failure_stage, status FROM generations{where} ORDER BY number", args)
+        """(number, parent, outcome, failure_stage, status, bred_by) ascending: the tree's
+        input. A campaign's rows include the generations its offspring bred (their own
+        campaign_id is NULL: they are not in its count, but they are in its tree)."""
+        cols = "number, parent, outcome, failure_stage, status, bred_by"
+        if campaign_id is None:
+            cur = self.conn.execute(f"SELECT {cols} FROM generations ORDER BY number")
+        else:
+            cur = self.conn.execute(
+                f"SELECT {cols} FROM generations WHERE campaign_id=? UNION ALL "
+                f"SELECT {cols} FROM generations WHERE bred_by IN "
+                "(SELECT number FROM generations WHERE campaign_id=?) ORDER BY number",
+                (campaign_id, campaign_id))
         return [tuple(r) for r in cur]
+
+    def fertility_statuses(self, campaign_id: str | None) -> dict[int, str]:
+        """generation -> fertile | infertile | error, for the offspring that were asked to breed."""
+        if campaign_id is None:
+            cur = self.conn.execute("SELECT generation, status FROM reproductions")
+        else:
+            cur = self.conn.execute("SELECT generation, status FROM reproductions WHERE campaign_id=?",
+                                    (campaign_id,))
+        return {int(r[0]): str(r[1]) for r in cur}
 
     def summary_rows(self, campaign_id: str | None) -> list[tuple]:
         """(number, outcome, failure_stage, status, tests_run, tests_passed) ascending."""

@@ -123,6 +123,9 @@ class InspectorScreen(CambrianScreen):
                 yield LogView(id="insp-log", max_lines=20_000)
             with TabPane("LLM calls", id="tab-llm"):
                 yield DataTable(id="llm", cursor_type="row")
+            with TabPane("Reproduction", id="tab-repro"):
+                with VerticalScroll(id="repro-box", can_focus=True):
+                    yield Static("", id="repro")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -229,6 +232,7 @@ class InspectorScreen(CambrianScreen):
             self._show_files(d)
             self._show_diff(d)
         self._show_llm(d)
+        self._show_reproduction(d)
 
     # rendering ---------------------------------------------------------------------------------
 
@@ -433,7 +437,28 @@ class InspectorScreen(CambrianScreen):
         if not d.llm_calls:
             table.add_row("[dim]no LLM calls recorded[/]", *[""] * 9)
 
+    def _show_reproduction(self, d: GenerationDetail) -> None:
+        from core.app.reproduction import reproduction_lines
+
+        lines = reproduction_lines(d.reproduction, d.bred_by, d.number)
+        colour = {"fertile": "$text-success", "infertile": "$text-error", "error": "$text-warning"}
+        out = []
+        for i, line in enumerate(lines):
+            if i == (2 if d.bred_by is not None else 0) and d.reproduction is not None:
+                out.append(Content.styled(line, f"bold {colour.get(d.reproduction.status, '$text')}"))
+            else:
+                out.append(Content(line))
+        self.query_one("#repro", Static).update(Content("\n").join(out))
+
     # actions -------------------------------------------------------------------------------------
+
+    def action_open_bred(self) -> None:
+        d = self.detail
+        off = d.reproduction.offspring if d is not None and d.reproduction is not None else None
+        if off is None:
+            self.notify("this generation bred nothing that was judged", timeout=2)
+            return
+        self.load(off.number)
 
     def action_back(self) -> None:
         self.dismiss()
@@ -441,7 +466,7 @@ class InspectorScreen(CambrianScreen):
     def action_tab(self, name: str) -> None:
         self.query_one("#insp-tabs", TabbedContent).active = f"tab-{name}"
         focus = {"report": "#checks", "output": "#stdout-box", "files": "#file-list", "diff": "#diff-list",
-                 "log": "#insp-log", "llm": "#llm"}[name]
+                 "log": "#insp-log", "llm": "#llm", "repro": "#repro-box"}[name]
         self.query_one(focus).focus()
 
     def _jump(self, direction: int) -> None:

@@ -31,6 +31,8 @@ OUTCOME_GLYPH = {
     "in_progress": "●",
     "tested": "◐",
 }
+BRED_GLYPH = "✿"  # a generation an offspring bred (reproduction), and its breeder's fertility
+FERTILITY_OUTCOME = {"fertile": "promoted", "infertile": "failed", "error": "timeout"}
 # outcome -> theme variable
 OUTCOME_VAR = {
     "promoted": "success",
@@ -119,6 +121,11 @@ class GenerationTree(Tree[object]):
         if outcome in ("failed", "timeout") and stage and stage != "none":
             label = f"{outcome}@{stage}"
         text.append(f" {label}", style)
+        if n in m.bred:  # written by its parent organism, not by the engine
+            text.append(f" {BRED_GLYPH}bred", self._muted)
+        fert = m.fertility.get(n)
+        if fert:
+            text.append(f" {BRED_GLYPH}{fert}", self._styles.get(FERTILITY_OUTCOME.get(fert, ""), self._muted))
         kids = m.offspring(n)
         if kids:
             bad = sum(1 for c in kids if m.outcome.get(c) in ("failed", "timeout", "interrupted"))

@@ -15,9 +15,13 @@ def downsample(seq: list, max_points: int) -> list:
     return [seq[round(i * step)] for i in range(max_points)]
 
 
-def build_lineage(campaign_id: str | None, rows: list[tuple], signature: tuple = ()) -> LineageModel:
-    """rows: (number, parent, outcome[, failure_stage[, status]]) ascending by number."""
+def build_lineage(campaign_id: str | None, rows: list[tuple], signature: tuple = (),
+                  fertility: dict[int, str] | None = None) -> LineageModel:
+    """rows: (number, parent, outcome[, failure_stage[, status[, bred_by]]]) ascending by
+    number. A bred generation (bred_by set: an offspring wrote it, not the engine) nests
+    under its breeder and never continues a line of descent, nor counts in the totals."""
     numbers = [r[0] for r in rows]
+    bred = {r[0]: r[5] for r in rows if len(r) > 5 and r[5] is not None}
     parent: dict[int, int | None] = {}
     outcome: dict[int, str] = {}
     stage: dict[int, str | None] = {}
@@ -47,7 +51,7 @@ def build_lineage(campaign_id: str | None, rows: list[tuple], signature: tuple =
         best = None
         best_key = None
         for c in kids:
-            if outcome.get(c) != "promoted" and c not in children:
+            if c in bred or (outcome.get(c) != "promoted" and c not in children):
                 continue
             key = (height.get(c, 1), outcome.get(c) == "promoted", -c)
             if best_key is None or key > best_key:
@@ -62,9 +66,10 @@ def build_lineage(campaign_id: str | None, rows: list[tuple], signature: tuple =
             spine.append(cur)
             cur = heir.get(cur)
             guard += 1
-    counts = Counter(outcome.values())
+    counts = Counter(o for n, o in outcome.items() if n not in bred)
     # failed: a bad outcome, or a rig verdict of non-viable (what the inspector jumps between)
-    failed = [r[0] for r in rows if r[2] in BAD_OUTCOMES or (len(r) > 4 and r[4] == "non-viable")]
+    failed = [r[0] for r in rows if r[0] not in bred
+              and (r[2] in BAD_OUTCOMES or (len(r) > 4 and r[4] == "non-viable"))]
     return LineageModel(campaign_id=campaign_id, numbers=numbers, parent=parent, outcome=outcome, stage=stage,
                         children=children, heir=heir, spine=spine, signature=signature, counts=counts,
-                        failed=failed)
+                        failed=failed, bred=bred, fertility=dict(fertility or {}))

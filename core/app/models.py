@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pydantic models: imported where they are built (keeps the TUI's start fast)
+    from core.app.reproduction import ReproductionView
     from core.models import LLMCall, ViabilityReport
 
 BAD_OUTCOMES = ("failed", "timeout", "interrupted")
@@ -177,6 +178,8 @@ class LineageModel:
     signature: tuple
     counts: Counter = field(default_factory=Counter)
     failed: list[int] = field(default_factory=list)
+    bred: dict[int, int] = field(default_factory=dict)      # bred generation -> its breeder
+    fertility: dict[int, str] = field(default_factory=dict)  # breeder -> fertile | infertile | error
 
     @property
     def running(self) -> list[int]:
@@ -323,6 +326,8 @@ class GenerationDetail:
     log_lines: int = 0
     diffs: list[FileDiff] | None = None  # against the parent's artifact (None: no parent artifact)
     failed_numbers: tuple[int, ...] = ()  # failures of the same campaign, to jump between
+    bred_by: int | None = None  # an offspring, not the engine, wrote this one
+    reproduction: "ReproductionView | None" = None  # this offspring's fertility test
 
     @property
     def diagnostics(self) -> dict[str, Any]:

@@ -184,7 +184,8 @@ class Reader:
     def lineage(self, campaign_id: str | None) -> LineageModel:
         st = self.store()
         sig = self.generation_signature(campaign_id)
-        return build_lineage(campaign_id, st.lineage_rows(campaign_id), sig)
+        return build_lineage(campaign_id, st.lineage_rows(campaign_id), sig,
+                             fertility=st.fertility_statuses(campaign_id))
 
     def generation_campaign(self, number: int) -> str | None:
         return self.store().generation(number).campaign_id
@@ -317,7 +318,24 @@ class Reader:
             files=files, parent_artifact=parent_artifact, parent_files=parent_files,
             llm_calls=tuple(st.llm_calls(generation=number)), log_lines=st.log_chunk_count(number),
             diffs=file_diffs(parent_files, files) if parent_files is not None else None,
-            failed_numbers=tuple(failed))
+            failed_numbers=tuple(failed), bred_by=st.bred_by(number),
+            reproduction=self._reproduction(number))
+
+    def _reproduction(self, number: int):
+        from core.app.reproduction import BredVerdict, reproduction_view
+
+        st = self.store()
+        row = st.reproduction(number)
+        if row is None:
+            return None
+        off = None
+        if row.get("offspring") is not None:
+            try:
+                g = st.generation(int(row["offspring"]))
+                off = BredVerdict(g.number, g.outcome.value, g.failure_stage, g.reason)
+            except KeyError:
+                off = None
+        return reproduction_view(row, off)
 
     def log_tail(self, number: int, after_id: int = 0, max_chunks: int = 4000) -> tuple[list[tuple[str, str]], int]:
         """(stream, line) pairs of every chunk after ``after_id`` (bounded), and the last id."""

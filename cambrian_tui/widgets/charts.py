@@ -53,6 +53,8 @@ def headline(s: CampaignSummary | None) -> str:
     if s.running:
         parts.append(f"[$text-accent]●{s.running}[/]")
     parts.append(f"{s.progress} done")  # the campaign list's figure
+    if s.fertility_tested:
+        parts.append(f"[b]fertility {s.fertile}/{s.fertility_tested}[/]")
     if s.failure_stages:  # every stage, as `campaign status --json` counts them
         parts.append("[dim]fails:[/] " + ", ".join(f"{k} {v}" for k, v in s.failure_stages.items()))
     parts.append(f"{money(s.cost_usd, s.unpriced_calls)} · {human_tokens(s.tokens)} tok")
@@ -157,7 +159,12 @@ class FitnessCharts(Vertical):
         muted = self._rgb("foreground-muted") if "foreground-muted" in self.app.theme_variables else (128, 128, 128)
         plt.plot(x, [p.hi * 100 for p in s.trend], color=muted, marker="braille")
         plt.plot(x, [p.lo * 100 for p in s.trend], color=muted, marker="braille")
-        plt.plot(x, [p.rate * 100 for p in s.trend], color=self._rgb("success"), marker="braille")
+        plt.plot(x, [p.rate * 100 for p in s.trend], color=self._rgb("success"), marker="braille",
+                 label="viability" if s.fertility_trend else None)
+        if s.fertility_trend:  # reproduction on: the running fertility rate, by breeder
+            plt.title("viability and fertility % (running rates; 95% interval of viability)")
+            plt.plot([p.number for p in s.fertility_trend], [p.rate * 100 for p in s.fertility_trend],
+                     color=self._rgb("accent"), marker="braille", label="fertility")
         plt.ylim(0, 100)
         int_ticks(plt, x, plot.size.width)
         plt.xlabel("generation")

@@ -263,6 +263,11 @@ class CampaignSummary:
     tests_passed: list[int]
     signature: tuple = ()
     unpriced_calls: int = 0  # calls at an unknown price: cost_usd is then a lower bound (fmt.money)
+    # reproduction: offspring asked to breed whose test decided (fertile or infertile; an
+    # error is no verdict), the fertile ones, and the running fertility rate by breeder
+    fertility_tested: int = 0
+    fertile: int = 0
+    fertility_trend: list[SeriesPoint] = field(default_factory=list)
 
     @property
     def progress(self) -> str:

@@ -256,6 +256,15 @@ class Reader:
                 tests_run.append(int(t_run))
                 tests_passed.append(int(t_pass or 0))
         promoted = sum(1 for r in rows if r[1] == "promoted")
+        fert_trend: list[SeriesPoint] = []
+        tested = fertile = 0
+        for number, status in sorted(st.fertility_statuses(campaign_id).items()):
+            if status not in ("fertile", "infertile"):
+                continue  # as core.engine.summary.fertility: an error is no verdict
+            tested += 1
+            fertile += status == "fertile"
+            lo, hi = wilson_interval(fertile, tested)
+            fert_trend.append(SeriesPoint(number, fertile / tested, lo, hi))
         return CampaignSummary(
             campaign_id=campaign_id, viability_rate=(viable / judged) if judged else None,
             viability_interval=wilson_interval(viable, judged) if judged else None,
@@ -267,7 +276,8 @@ class Reader:
             cost_x=downsample(cost_x, max_points), cost_cum=downsample(cost_cum, max_points),
             tokens_cum=downsample(tokens_cum, max_points),
             tests_x=downsample(tests_x, max_points), tests_run=downsample(tests_run, max_points),
-            tests_passed=downsample(tests_passed, max_points), signature=signature)
+            tests_passed=downsample(tests_passed, max_points), signature=signature,
+            fertility_tested=tested, fertile=fertile, fertility_trend=downsample(fert_trend, max_points))
 
     # one generation ----------------------------------------------------------------------------------
 

@@ -154,3 +154,30 @@ async def test_inspector_reproduction_tab(tmp_path, empty_spec_dir, size):
         await pilot.press("b")
         await settle(pilot)
         assert insp.detail.number == 2
+
+
+def test_summary_counts_fertility_like_campaign_status(tmp_path):
+    from core.engine.summary import fertility
+
+    facts = breeding_home(tmp_path)
+    s = Reader(facts["home"]).summary(CID)
+    with Store.open(db_path(facts["home"])) as st:
+        status = fertility(st, CID)
+    assert (s.fertile, s.fertility_tested) == (status["fertile"], status["fertile"] + status["infertile"]) == (1, 3)
+    assert [round(p.rate, 3) for p in s.fertility_trend] == [1.0, 0.5, 0.333]
+    assert s.viable == 3  # the campaign's own; the bred ones are not in its count
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_fitness_pane_shows_fertility(tmp_path, empty_spec_dir, size):
+    from cambrian_tui.widgets.charts import FitnessCharts
+
+    facts = breeding_home(tmp_path)
+    app = make_app(facts["home"], empty_spec_dir)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        app.screen.select_campaign(CID)
+        await settle(pilot)
+        charts = app.screen.query_one(FitnessCharts)
+        await until(pilot, lambda: charts.summary is not None and charts.summary.campaign_id == CID, "the summary")
+        assert "fertility 1/3" in plain(charts.query_one("#headline", Static))

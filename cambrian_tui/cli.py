@@ -192,6 +192,16 @@ def cmd_rig_build_image(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.reproduce:
+        from core.engine.verify_reproduce import verify_reproduce_main
+
+        if args.backend != "docker":
+            print("error: --reproduce needs the docker backend (the gateway socket is mounted into "
+                  "the container)", file=sys.stderr)
+            return 2
+        return verify_reproduce_main(args.dir, provider=args.provider, model=args.model,
+                                     base_url=args.base_url, api_key_env=args.api_key_env, seed=args.seed,
+                                     as_json=args.json)
     from rig.verify import verify_main
 
     return verify_main(args.dir, backend=args.backend, as_json=args.json)
@@ -455,6 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("dir")
     v.add_argument("--backend", choices=[b for _, b in BACKENDS], default="docker")
     v.add_argument("--json", action="store_true")
+    v.add_argument("--reproduce", action="store_true",
+                   help="when viable, ask the running offspring to breed through an LLM gateway served here "
+                        "and judge what it writes (its spec must declare `reproduce`)")
+    v.add_argument("--provider", choices=list(PROVIDERS), default=None,
+                   help="--reproduce: who answers the offspring's model calls (default: sim without a key)")
+    v.add_argument("--model", default=None)
+    v.add_argument("--base-url", default=None)
+    v.add_argument("--api-key-env", default=None, metavar="VAR")
+    v.add_argument("--seed", type=int, default=0)
 
     g = add("generate", cmd_generate, "turn a spec into an artifact directory")
     g.add_argument("spec")

@@ -374,7 +374,7 @@ def cmd_evolve_start(args: argparse.Namespace) -> int:
         models=tuple(args.models or ()), budget_generations=args.budget_generations, budget_usd=args.budget_usd,
         screen_generations=args.screen_generations, full_generations=args.full_generations, parallelism=args.p,
         seed=args.seed, max_observations=args.max_observations, optimizer=args.optimizer,
-        learn=not args.no_prior, backend=args.backend, provider_settings=extra)
+        learn=not args.no_prior, backend=args.backend, provider_settings=extra, fitness=args.fitness)
     return evolve_start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
@@ -562,6 +562,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start BO cold instead of from what earlier runs in this home learned about "
                          "rewrites and crossovers (and sweep every hat and model, even those that never paid)")
     es.add_argument("--seed", type=int, default=0)
+    es.add_argument("--fitness", choices=["viability", "fertility"], default="viability",
+                    help="fertility: every campaign asks each promoted generation to breed, and a viable "
+                         "but infertile one counts as a failure (the spec must declare `reproduce`)")
     es.add_argument("--screen-generations", type=int, default=EVOLUTION_DEFAULTS["screen_generations"],
                     help="generations of a screening campaign")
     es.add_argument("--full-generations", type=int, default=EVOLUTION_DEFAULTS["full_generations"],

@@ -132,6 +132,9 @@ class CampaignSettings(_Model):
     # through the LLM gateway — every one, a sample (this share, decided per generation by a
     # hash of the campaign's seed and draw, so a resumed campaign samples the same), or off.
     reproduction: Literal["off", "every", "sample"] = "off"
+    # what counts as a success in evolution's statistics (the engine itself ignores it):
+    # "viability", or "fertility" — viable AND, when its fertility was tested, fertile
+    fitness: Literal["viability", "fertility"] = "viability"
     reproduction_rate: float = Field(default=0.25, gt=0, le=1)
     # per reproduction test, enforced by the gateway
     reproduction_calls: int = Field(default=6, ge=1, le=100)

@@ -114,6 +114,7 @@ class StartEvolution:
     backend: str = "docker"
     label: str = ""
     provider_settings: dict[str, Any] = field(default_factory=dict)
+    fitness: str = "viability"  # or "fertility": viable and fertile (core/evolution/README.md)
 
 
 @dataclass(frozen=True)
@@ -411,7 +412,7 @@ def _start_evolution(app: "Cambrian", cmd: StartEvolution) -> EvolutionStarted:
         budget_usd=cmd.budget_usd, screen_generations=cmd.screen_generations,
         full_generations=cmd.full_generations, parallelism=cmd.parallelism,
         max_observations=cmd.max_observations, optimizer=cmd.optimizer, backend=cmd.backend,
-        **cmd.provider_settings)
+        fitness=cmd.fitness, **cmd.provider_settings)
     model = cmd.model or _server_model(cmd.provider, cmd.provider_settings)
     if model:
         kw["model"] = model
@@ -427,7 +428,8 @@ def _start_evolution(app: "Cambrian", cmd: StartEvolution) -> EvolutionStarted:
         with app.writer() as store:
             rid = create_run(store, text, label=cmd.label or label, learn=cmd.learn, **kw)
     except ValueError as exc:
-        raise CommandRefused(str(exc), {"spec": str(exc)} if "spec" in str(exc) else None) from None
+        field_name = "fitness" if str(exc).startswith("fitness") else "spec" if "spec" in str(exc) else None
+        raise CommandRefused(str(exc), {field_name: str(exc)} if field_name else None) from None
     try:
         spawn_evolution(app.home, rid)
     except RuntimeError as exc:

@@ -287,6 +287,8 @@ class EvolutionLoop:
                         generation_timeout_s=s.generation_timeout_s, base_url=s.base_url,
                         api_key_env=s.api_key_env, context_window=s.context_window,
                         continuation=s.continuation)
+            if s.fitness == "fertility":
+                base.update(reproduction="every", fitness="fertility")
             settings = CampaignSettings(**ref.settings(base))
             store.create_campaign(cid, spec_hash, settings.model_dump(), kind=kind)
         while store.campaign(cid)["state"] != "completed":

@@ -54,6 +54,15 @@ def create_run(store: Store, spec_text: str, *, run_id: str | None = None, label
     if issues:
         raise ValueError("spec has problems: " + "; ".join(str(i) for i in issues[:5]))
     spec = parse_spec(spec_text)
+    if settings.get("fitness") == "fertility":
+        from rig.vectors import spec_reproduce
+
+        if spec_reproduce(spec_text)[0] is None:
+            raise ValueError("fitness fertility: the spec declares no `reproduce` in its front matter, "
+                             "so its offspring cannot be asked to breed; use fitness viability")
+        if (settings.get("backend") or "docker") != "docker":
+            raise ValueError("fitness fertility: only the docker backend can serve the LLM gateway "
+                             "to an offspring")
     version = store.add_spec(spec_text, label=label)
     provider = settings.get("provider") or "sim"
     settings.setdefault("model", _default_model(provider))

@@ -81,6 +81,9 @@ class EvolutionSettings(BaseModel):
     # "log-gain": the optimizer is told -log(1 + gain / gain_scale) (state.py says why);
     # "gain": the gain as it is. Runs stored without the field were told the gain.
     objective: Literal["gain", "log-gain"] = "gain"
+    # "fertility": every campaign of the run breeds each promoted generation (reproduction
+    # every) and a viable but infertile one counts as a failure (core/evolution/README.md)
+    fitness: Literal["viability", "fertility"] = "viability"
     gain_scale: float = Field(default=0.002, gt=0)
     base_estimator: str = "GP"
     acq_func: str = "EI"

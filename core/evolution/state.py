@@ -50,10 +50,18 @@ NO_DONOR = "no donor yet"
 
 
 def campaign_counts(store: Any, campaign_id: str) -> Counts:
+    """(successes, judged) of a campaign. Under fitness "fertility" a viable offspring whose
+    fertility test found it infertile is a failure (weight 1: half a Prime is no Prime, and
+    integer counts keep acceptance's exact Beta comparison); an `error` test (no verdict,
+    e.g. the budget ran out) does not count against it."""
     from core.engine.summary import campaign_summary
 
     s = campaign_summary(store, campaign_id)
-    return Counts(int(s["viable"]), int(s["judged"]))
+    viable = int(s["viable"])
+    if (store.campaign(campaign_id)["settings"] or {}).get("fitness") == "fertility":
+        infertile = sum(1 for r in store.reproductions(campaign_id) if r["status"] == "infertile")
+        viable = max(0, viable - infertile)
+    return Counts(viable, int(s["judged"]))
 
 
 def objective(rate: float, incumbent_rate: float, scale: float | None = None) -> float:

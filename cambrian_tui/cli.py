@@ -100,14 +100,14 @@ def cmd_spec_check(args: argparse.Namespace) -> int:
     res = check_spec_text(text)
     issues = res["issues"]
     if args.json:
-        _print_json({"file": str(path), "ok": res["ok"], "issues": issues})
+        _print_json({"file": str(path), **{k: v for k, v in res.items() if k != "issues"}, "issues": issues})
     elif issues:
         for issue in issues:
             print(f"{path}:{issue['line']}: {issue['message']} [{issue['code']}]", file=sys.stderr)
         print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
     else:
         print(f"{path}: ok — {res['sections']} sections, {res['frozen']} FROZEN blocks, "
-              f"{res['vectors']} vectors, {res['hash']}")
+              f"{res['vectors']} vectors, {res['sealed']} sealed vectors, {res['hash']}")
     return 1 if issues else 0
 
 

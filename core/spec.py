@@ -599,18 +599,14 @@ def strip_sealed(text: str) -> str:
             continue
         lo, hi = b.start_line - 1, b.end_line - 1
         drop.update(range(lo, hi + 1))
-        after = hi + 1
-        before = lo - 1
+        after, before = hi + 1, lo - 1
         if after < len(lines) and not lines[after].strip() and (before < 0 or not lines[before].strip()):
             drop.add(after)  # blank, block, blank -> one blank
-        elif after >= len(lines):
-            while before >= 0 and not lines[before].strip():
-                drop.add(before)  # no blank lines left dangling at the end
-                before -= 1
-    kept = "".join(line for i, line in enumerate(lines) if i not in drop)
-    if kept and not kept.endswith("\n") and text.endswith("\n"):
-        kept += "\n"
-    return kept
+    kept = [line for i, line in enumerate(lines) if i not in drop]
+    if lines and len(lines) - 1 in drop:
+        while kept and not kept[-1].strip():
+            kept.pop()  # the spec ended with the block: no blank lines left dangling
+    return "".join(kept)
 
 
 # --- full analysis --------------------------------------------------------------------

@@ -260,6 +260,9 @@ class CampaignSummary:
     tests_passed: list[int]
     signature: tuple = ()
     unpriced_calls: int = 0  # calls at an unknown price: cost_usd is then a lower bound (fmt.money)
+    # visible vs sealed vectors and the generalisation gap (core.engine.summary.generalisation);
+    # None when no report ran a sealed vector
+    sealed: dict[str, Any] | None = None
 
     @property
     def progress(self) -> str:

@@ -100,14 +100,14 @@ def cmd_spec_check(args: argparse.Namespace) -> int:
     res = check_spec_text(text)
     issues = res["issues"]
     if args.json:
-        _print_json({"file": str(path), "ok": res["ok"], "issues": issues})
+        _print_json({"file": str(path), **{k: v for k, v in res.items() if k != "issues"}, "issues": issues})
     elif issues:
         for issue in issues:
             print(f"{path}:{issue['line']}: {issue['message']} [{issue['code']}]", file=sys.stderr)
         print(f"{path}: {len(issues)} problem(s)", file=sys.stderr)
     else:
         print(f"{path}: ok — {res['sections']} sections, {res['frozen']} FROZEN blocks, "
-              f"{res['vectors']} vectors, {res['hash']}")
+              f"{res['vectors']} vectors, {res['sealed']} sealed vectors, {res['hash']}")
     return 1 if issues else 0
 
 
@@ -245,7 +245,7 @@ def cmd_campaign_start(args: argparse.Namespace) -> int:
         generations=args.n, parallelism=args.p, max_retries=args.max_retries, seed=args.seed,
         budget_usd=args.budget_usd, budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
         backend=args.backend, provider_settings=extra,
-        reproduction=args.reproduce[0], reproduction_rate=args.reproduce[1])
+        reproduction=args.reproduce[0], reproduction_rate=args.reproduce[1], sealed_vectors=args.sealed)
     return start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
@@ -513,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--reproduce", type=reproduce_arg, default=("off", None), metavar="off|every|sample[:RATE]",
                     help="ask promoted offspring to breed through the LLM gateway: every one, a sample "
                          "(default rate 0.25), or off (default); the spec must declare `reproduce`")
+    cs.add_argument("--sealed", choices=("gate", "score"), default="gate",
+                    help="the spec's sealed vectors (never shown to the writer): a failed one makes the "
+                         "artifact non-viable (gate, default) or is only measured (score)")
     cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
     cs.add_argument("--json", action="store_true")
     for name, func, help_ in (("status", cmd_campaign_status, "state, generations and summary"),

@@ -140,6 +140,10 @@ class CampaignSettings(_Model):
     reproduction_calls: int = Field(default=6, ge=1, le=100)
     reproduction_tokens: int = Field(default=200_000, ge=1000)
     reproduction_wall_s: float = Field(default=900.0, gt=0)
+    # Sealed vectors (the spec's `sealed-vectors` block, never shown to the writer): "gate" —
+    # a failed one makes the artifact non-viable (rule `sealed_vectors`); "score" — only
+    # measured (the generalisation gap), the verdict is Layer 1's.
+    sealed_vectors: Literal["gate", "score"] = "gate"
 
     @field_validator("base_url")
     @classmethod

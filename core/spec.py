@@ -12,7 +12,11 @@ finds:
   bytes no mutation or amendment may change;
 * acceptance vectors (fences with info string ``spec-vector``, only inside the FROZEN block
   ``acceptance-vectors``) and optional contracts (``spec-contract`` fences, anywhere), each
-  one YAML mapping in the :class:`rig.schema.Contract` schema.
+  one YAML mapping in the :class:`rig.schema.Contract` schema;
+* optional **sealed vectors**: ``spec-vector`` fences inside a second FROZEN block,
+  ``sealed-vectors``, that the writer never sees. :func:`strip_sealed` removes that block
+  from the text (prompts, the artifact's spec copy); the rig gets them from the engine,
+  which reads the stored spec, never the artifact.
 
 ``check_spec`` reports every problem it can find, each with a 1-based line number and a
 stable ``code``; ``parse_spec`` raises :class:`SpecError` carrying the same list. The
@@ -39,6 +43,7 @@ __all__ = [
     "DEFAULT_SYSTEM_PROMPT_SECTION",
     "FRONT_MATTER_KEYS",
     "SPEC_FORMAT",
+    "SEALED_BLOCK",
     "VECTORS_BLOCK",
     "VECTORS_SECTION",
     "VECTOR_INFO",
@@ -55,6 +60,7 @@ __all__ = [
     "read_spec_text",
     "replace_section",
     "spec_hash",
+    "strip_sealed",
     "validate_variant",
 ]
 
@@ -62,6 +68,7 @@ SPEC_FORMAT = 1
 DEFAULT_SYSTEM_PROMPT_SECTION = "System Prompt"
 VECTORS_SECTION = "Acceptance Vectors"
 VECTORS_BLOCK = "acceptance-vectors"
+SEALED_BLOCK = "sealed-vectors"  # vectors the writer never sees (DESIGN §7, three layers)
 VECTOR_INFO = "spec-vector"
 CONTRACT_INFO = "spec-contract"
 FRONT_MATTER_KEYS = (
@@ -160,6 +167,17 @@ class Spec:
     vectors: list[Contract]
     contracts: list[Contract]
     hash: str
+    sealed: list[Contract] = field(default_factory=list)  # the ``sealed-vectors`` block's
+
+    @property
+    def visible_text(self) -> str:
+        """The spec as the writer may see it: every ``sealed-vectors`` block removed."""
+        return strip_sealed(self.text) if self.sealed or self.frozen_block(SEALED_BLOCK) else self.text
+
+    def visible(self) -> "Spec":
+        """This spec without its sealed vectors (itself when it has none)."""
+        text = self.visible_text
+        return self if text == self.text else parse_spec(text)
 
     @property
     def name(self) -> str:
@@ -559,6 +577,38 @@ def find_frozen(text: str) -> tuple[list[FrozenBlock], list[SpecIssue]]:
     return scan.frozen, sorted(marker_issues, key=lambda i: i.line)
 
 
+def strip_sealed(text: str) -> str:
+    """``text`` without its ``sealed-vectors`` blocks: what the writer (and every other LLM
+    that writes or edits code from the spec) may see. Each block goes from its BEGIN line
+    through its END line, with one of the blank lines around it, so the rest of the spec is
+    unchanged byte for byte. Text without such a block comes back as it is.
+
+    Stripping is only trustworthy when the markers are: a spec whose FROZEN markers are
+    unpaired, nested, malformed or inside a code fence raises :class:`SpecError` rather than
+    risk handing out a sealed byte (such a spec fails ``check_spec`` anyway)."""
+    if SEALED_BLOCK not in text and "sealed" not in text.casefold():
+        return text
+    scan = _scan(text)
+    bad = [i for i in scan.issues if i.code.startswith("frozen-") and i.code != "frozen-duplicate-name"]
+    if bad:
+        raise SpecError(bad)
+    lines = list(scan.lines)
+    drop: set[int] = set()
+    for b in scan.frozen:
+        if b.name != SEALED_BLOCK:
+            continue
+        lo, hi = b.start_line - 1, b.end_line - 1
+        drop.update(range(lo, hi + 1))
+        after, before = hi + 1, lo - 1
+        if after < len(lines) and not lines[after].strip() and (before < 0 or not lines[before].strip()):
+            drop.add(after)  # blank, block, blank -> one blank
+    kept = [line for i, line in enumerate(lines) if i not in drop]
+    if lines and len(lines) - 1 in drop:
+        while kept and not kept[-1].strip():
+            kept.pop()  # the spec ended with the block: no blank lines left dangling
+    return "".join(kept)
+
+
 # --- full analysis --------------------------------------------------------------------
 
 
@@ -570,6 +620,7 @@ class _Analysis:
     sections: list[Section]
     vectors: list[Contract]
     contracts: list[Contract]
+    sealed: list[Contract]
 
     @property
     def issues(self) -> list[SpecIssue]:
@@ -583,8 +634,8 @@ def _analyse(text: str) -> _Analysis:
     sections = _build_sections(scan)
     _check_headings(scan)
     _check_required(scan, front_matter, fm_lines, sections)
-    vectors, contracts = _check_vectors(scan, front_matter, sections)
-    return _Analysis(scan, front_matter, title, sections, vectors, contracts)
+    vectors, contracts, sealed = _check_vectors(scan, front_matter, sections)
+    return _Analysis(scan, front_matter, title, sections, vectors, contracts, sealed)
 
 
 def _check_front_matter(scan: _Scan) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
@@ -859,18 +910,36 @@ def _parse_yaml_block(
 
 def _check_vectors(
     scan: _Scan, fm: dict[str, Any], sections: list[Section]
-) -> tuple[list[Contract], list[Contract]]:
+) -> tuple[list[Contract], list[Contract], list[Contract]]:
+    """(visible vectors, contracts, sealed vectors), reporting every problem."""
     vectors: list[Contract] = []
     contracts: list[Contract] = []
+    sealed: list[Contract] = []
+    # one name space for visible and sealed vectors: a report names each result once
     vector_names: dict[str, int] = {}
     contract_names: dict[str, int] = {}
     blocks = [b for b in scan.frozen if b.name == VECTORS_BLOCK]
+    sealed_blocks = [b for b in scan.frozen if b.name == SEALED_BLOCK]
+
+    def within(bs: list[FrozenBlock], start: int, end: int) -> bool:
+        return any(b.start_line - 1 < start and end < b.end_line - 1 for b in bs)
+
     # An unclosed BEGIN is already reported; read it as running to the end of the file
     # rather than piling "outside the block" errors on top.
-    open_starts = [m.index for m in scan.unclosed if m.name == VECTORS_BLOCK]
+    open_starts = [m.index for m in scan.unclosed if m.name in (VECTORS_BLOCK, SEALED_BLOCK)]
     in_block_count = 0
+    in_sealed = {b.start_line: 0 for b in sealed_blocks}
     for fence in scan.fences:
         kind = fence.kind
+        end = fence.end if fence.end is not None else len(scan.lines)
+        if within(sealed_blocks, fence.start, end) and kind != VECTOR_INFO:
+            scan.add(
+                fence.start,
+                "sealed-not-vector",
+                f"the code fence on line {fence.start + 1} is inside the FROZEN block "
+                f"'{SEALED_BLOCK}', which may hold only '{VECTOR_INFO}' blocks (and prose)",
+            )
+            continue
         if kind not in (VECTOR_INFO, CONTRACT_INFO):
             if kind.startswith("spec-"):
                 scan.add(
@@ -885,20 +954,27 @@ def _check_vectors(
         is_vector = kind == VECTOR_INFO
         label = "spec-vector" if is_vector else "spec-contract"
         contract, raw_name = _parse_yaml_block(scan, fence, label, "vector" if is_vector else "contract")
+        out = contracts
         if is_vector:
-            inside = any(b.start_line - 1 < fence.start and fence.end < b.end_line - 1 for b in blocks)
-            if not inside and any(start < fence.start for start in open_starts):
+            inside = within(blocks, fence.start, fence.end)
+            is_sealed = within(sealed_blocks, fence.start, fence.end)
+            if not (inside or is_sealed) and any(start < fence.start for start in open_starts):
                 continue  # inside an unclosed block: the marker problem is the real one
-            if not inside:
+            if not (inside or is_sealed):
                 scan.add(
                     fence.start,
                     "vector-outside-frozen",
-                    f"spec-vector block on line {fence.start + 1} is outside the FROZEN block "
-                    f"'{VECTORS_BLOCK}'; acceptance vectors must be frozen",
+                    f"spec-vector block on line {fence.start + 1} is outside the FROZEN blocks "
+                    f"'{VECTORS_BLOCK}' and '{SEALED_BLOCK}'; acceptance vectors must be frozen",
                 )
+            elif is_sealed:
+                for b in sealed_blocks:
+                    if b.start_line - 1 < fence.start and fence.end < b.end_line - 1:
+                        in_sealed[b.start_line] += 1
             else:
                 in_block_count += 1
-        names, out = (vector_names, vectors) if is_vector else (contract_names, contracts)
+            out = sealed if is_sealed else vectors
+        names = vector_names if is_vector else contract_names
         if raw_name is not None:
             if raw_name in names:
                 scan.add(
@@ -909,8 +985,25 @@ def _check_vectors(
                 )
             else:
                 names[raw_name] = fence.start + 1
-        if contract is not None and (not is_vector or inside):
+        if contract is not None and (not is_vector or inside or is_sealed):
             out.append(contract)
+
+    for b in sealed_blocks:
+        # stripping the block must not take a section with it
+        for h in scan.headings:
+            if b.start_line - 1 < h.index < b.end_line - 1:
+                scan.add(
+                    h.index,
+                    "sealed-heading",
+                    f"heading on line {h.index + 1} is inside the FROZEN block '{SEALED_BLOCK}'; "
+                    "the block is removed from what the writer sees, so it may not hold headings",
+                )
+        if not in_sealed[b.start_line]:
+            scan.add(
+                b.start_line - 1,
+                "no-sealed-vectors",
+                f"FROZEN block '{SEALED_BLOCK}' on line {b.start_line} holds no '{VECTOR_INFO}' blocks",
+            )
 
     required = {_norm(n) for n in _required_sections(fm)}
     sec = next((s for s in sections if _norm(s.name) == _norm(VECTORS_SECTION)), None)
@@ -918,7 +1011,7 @@ def _check_vectors(
         # (A missing section is reported as such; no second message about its block.)
         if not blocks:
             if open_starts:
-                return vectors, contracts
+                return vectors, contracts, sealed
             scan.add(
                 sec.start_line - 1 if sec else 0,
                 "missing-vectors-block",
@@ -932,7 +1025,7 @@ def _check_vectors(
                 f"FROZEN block '{VECTORS_BLOCK}' on line {blocks[0].start_line} holds no "
                 f"'{VECTOR_INFO}' blocks",
             )
-    return vectors, contracts
+    return vectors, contracts, sealed
 
 
 # --- public entry points -----------------------------------------------------------
@@ -967,6 +1060,7 @@ def parse_spec(text: str) -> Spec:
         vectors=analysis.vectors,
         contracts=analysis.contracts,
         hash=spec_hash(text),
+        sealed=analysis.sealed,
     )
 
 
@@ -1186,6 +1280,8 @@ def validate_variant(base: str, variant: str) -> list[SpecIssue]:
             add([SpecIssue(1, "missing-section", f"required section '## {name}' of the base spec is missing")])
     if [v.to_wire() for v in va.vectors] != [v.to_wire() for v in b.vectors]:
         add([SpecIssue(1, "variant-vectors-changed", "the acceptance vectors differ from the base spec's")])
+    if [v.to_wire() for v in va.sealed] != [v.to_wire() for v in b.sealed]:
+        add([SpecIssue(1, "variant-sealed-changed", "the sealed vectors differ from the base spec's")])
     if [c.to_wire() for c in va.contracts] != [c.to_wire() for c in b.contracts]:
         add([SpecIssue(1, "variant-contracts-changed", "the spec-contract blocks differ from the base spec's")])
     for key in ("entry", "port", "system-prompt-section"):

@@ -917,6 +917,17 @@ class Store:
             args)
         return [tuple(r) for r in cur]
 
+    def sealed_rows(self, campaign_id: str | None) -> list[tuple]:
+        """(vector_pass_rate, vectors_total, sealed_pass_rate, sealed_total) of the judged
+        generations whose report ran sealed vectors, ascending by number."""
+        where, args = self._where_campaign(campaign_id, "AND")
+        cur = self.conn.execute(
+            "SELECT json_extract(fitness_json, '$.vector_pass_rate'), json_extract(fitness_json, "
+            "'$.vectors_total'), json_extract(fitness_json, '$.sealed_pass_rate'), "
+            "json_extract(fitness_json, '$.sealed_total') FROM generations "
+            f"WHERE json_extract(fitness_json, '$.sealed_total') IS NOT NULL{where} ORDER BY number", args)
+        return [tuple(r) for r in cur]
+
     def spend_by_generation(self, campaign_id: str | None) -> dict[int | None, tuple[int, float]]:
         where, args = self._where_campaign(campaign_id)
         rows = self.conn.execute(

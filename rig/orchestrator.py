@@ -36,13 +36,18 @@ from rig.runner import smoke_modules, test_passed
 from rig.schema import (STAGES, CheckResult, Diagnostics, Failure, Manifest, StageCheck,
                         ViabilityReport)
 from rig.profiles import (BUILD_TIMEOUT, CAMBRIAN, CREATED_AT_KEY, DUPLICATE_PATHS, HASH_MATCH,
-                          ORIGINAL_TIMEOUTS, TAMPER_GATE, TEST_TIMEOUT, Profile, get_profile)
+                          ORIGINAL_TIMEOUTS, SEALED_VECTORS, TAMPER_GATE, TEST_TIMEOUT, Profile,
+                          get_profile)
 from rig.runner import (HEALTH_ENDPOINT, HIDDEN_KINDS, IMPORT_SMOKE, PROCESS_ALIVE,
                         STRUCTURED_COUNTS, SYNTAX_GATE)
 from rig.steps import Step
 from rig.vectors import VectorError, extract_vectors, spec_timeouts
 
 TAIL = 4096
+# named rules for the hidden layers that gate (examiner and red team get theirs with them)
+HIDDEN_RULES = {"sealed": SEALED_VECTORS}
+WITHHELD_TAIL = ("(withheld: the service's output during the health stage also covers probes the "
+                 "writer may not see; the rig log has it)")
 MAX_FILES = 5000
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
 MAX_MANIFEST_BYTES = 2 * 1024 * 1024
@@ -582,6 +587,9 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                 n = sum(1 for k, _ in hidden_bad if k == kind)
                 parts.append(f"{n} {kind} check(s) failed (withheld from the writer)")
             rules = []
+            if hidden_bad and not h.oom and not hd.get("error") and not bad:
+                # only a hidden layer failed: the original had no such layer
+                rules = [HIDDEN_RULES[k] for k in sorted({k for k, _ in hidden_bad}) if k in HIDDEN_RULES]
             if not h.oom and not hidden_bad and all(r["passed"] for r in probes):
                 endpoint_only = endpoint is not None and not endpoint["passed"] and probes
                 died_only = hd.get("error") and (endpoint is None or endpoint["passed"])
@@ -589,12 +597,18 @@ def assemble(mo: ManifestOutcome, ex: Execution | None, *, generation: int, back
                     rules = [HEALTH_ENDPOINT]
                 elif died_only and profile.on(PROCESS_ALIVE):
                     rules = [PROCESS_ALIVE]
+            out, err = h.stdout_tail, h.stderr_tail
+            if any(hd.get(kind) for kind in HIDDEN_KINDS):
+                # the service's output covers the hidden probes too (it may log their paths
+                # and bodies), and there is no trusted boundary in it: the writer gets none
+                # of it; people have it in the rig log
+                out = err = WITHHELD_TAIL
             fail("health", "health: " + "; ".join(parts or ["failed"]),
                  failures=[Failure(test=f"{r.get('kind', 'endpoint')}:{r['name']}",
                                    error=r.get("error") or "failed") for r in bad]
                           + [Failure(test=f"{kind}:#{i}", error="a hidden probe failed")
                              for kind, i in hidden_bad],
-                 out=h.stdout_tail, err=h.stderr_tail, rules=rules)
+                 out=out, err=err, rules=rules)
 
     # the rig itself failed: never a pass, reported as such. The rig error wins over
     # anything the artifact seemed to do at or after the stage where the rig broke.
@@ -722,6 +736,8 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     t0 = time.monotonic()
     prof = get_profile(profile)           # RigSetupError for an unknown profile
     probes, gate = _checked_probes(probes, gate)  # RigSetupError for a malformed probe
+    if not prof.on(SEALED_VECTORS):
+        gate = tuple(k for k in gate if k != "sealed")  # the original had none: they only score
     impl = get_backend(backend)          # RigSetupError for an unknown backend
     impl.check_available()               # RigSetupError when the engine is unreachable
     run_id = run_id or uuid.uuid4().hex[:16]

@@ -25,6 +25,7 @@ HASH_MATCH = "artifact_hash_match"
 TAMPER_GATE = "tamper_gate"
 BUILD_TIMEOUT = "build_timeout"
 TEST_TIMEOUT = "test_timeout"
+SEALED_VECTORS = "sealed_vectors"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule(BUILD_TIMEOUT, "build times out after 120 s (or the spec's rig-timeouts)",
          "300 s"),
     Rule(TEST_TIMEOUT, "test times out after 180 s (or the spec's rig-timeouts)", "120 s"),
+    Rule(SEALED_VECTORS, "a failed sealed vector (the spec's `sealed-vectors`, never shown to "
+         "the writer) fails health when the campaign gates on them",
+         "no sealed vectors; they only score under this profile"),
 )}
 
 # Timeouts of the original rig's last version (test-rig/test_rig.py): build 300 s, test

@@ -57,6 +57,10 @@ def headline(s: CampaignSummary | None) -> str:
         parts.append(f"[b]fertility {s.fertile}/{s.fertility_tested}[/]")
     if s.failure_stages:  # every stage, as `campaign status --json` counts them
         parts.append("[dim]fails:[/] " + ", ".join(f"{k} {v}" for k, v in s.failure_stages.items()))
+    if s.sealed and s.sealed.get("visible_pass_rate") is not None:
+        # what the writer saw vs what it did not: the generalisation gap
+        parts.append(f"vectors {s.sealed['visible_pass_rate'] * 100:.0f}% · sealed "
+                     f"{s.sealed['sealed_pass_rate'] * 100:.0f}% [dim]gap {s.sealed['gap'] * 100:+.0f}pp[/]")
     parts.append(f"{money(s.cost_usd, s.unpriced_calls)} · {human_tokens(s.tokens)} tok")
     if s.cost_per_viable is not None:
         parts.append(f"[dim]${s.cost_per_viable:.3f}/viable[/]")

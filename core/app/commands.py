@@ -71,6 +71,8 @@ class StartCampaign:
     # None: the settings' default); only for a spec that declares `reproduce`, docker backend
     reproduction: str = "off"
     reproduction_rate: float | None = None
+    # the spec's sealed vectors: "gate" (a failed one is non-viable) or "score" (only measured)
+    sealed_vectors: str = "gate"
 
 
 @dataclass(frozen=True)
@@ -337,7 +339,7 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
         provider=cmd.provider, model=model, seed=cmd.seed,
         max_retries=cmd.max_retries, budget_usd=cmd.budget_usd, budget_tokens=cmd.budget_tokens,
         budget_wall_s=cmd.budget_wall_s, backend=cmd.backend, reproduction=cmd.reproduction,
-        **cmd.provider_settings)
+        sealed_vectors=cmd.sealed_vectors, **cmd.provider_settings)
     if cmd.reproduction_rate is not None:
         data["reproduction_rate"] = cmd.reproduction_rate
     try:

@@ -268,6 +268,9 @@ class CampaignSummary:
     fertility_tested: int = 0
     fertile: int = 0
     fertility_trend: list[SeriesPoint] = field(default_factory=list)
+    # visible vs sealed vectors and the generalisation gap (core.engine.summary.generalisation);
+    # None when no report ran a sealed vector
+    sealed: dict[str, Any] | None = None
 
     @property
     def progress(self) -> str:

@@ -35,6 +35,7 @@ from core.app.models import (
 from core.app.reports import check_rows, file_diffs
 from core.app.specdoc import make_spec_doc
 from core.engine.stats import wilson_interval
+from core.engine.summary import generalisation
 from core.evolution.kinds import CHILD_KINDS, RUN_KIND
 from core.home import db_path
 
@@ -160,7 +161,7 @@ class Reader:
             "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
                                           "tokens", "tokens_recorded", "cost_usd", "failure_stages",
                                           "judged", "outcomes", "tokens_per_viable", "cost_per_viable",
-                                          "trend", "unpriced_calls", "fertility")},
+                                          "trend", "unpriced_calls", "fertility", "sealed")},
             "imported": c.kind == "import",
         }
 
@@ -277,7 +278,8 @@ class Reader:
             tokens_cum=downsample(tokens_cum, max_points),
             tests_x=downsample(tests_x, max_points), tests_run=downsample(tests_run, max_points),
             tests_passed=downsample(tests_passed, max_points), signature=signature,
-            fertility_tested=tested, fertile=fertile, fertility_trend=downsample(fert_trend, max_points))
+            fertility_tested=tested, fertile=fertile, fertility_trend=downsample(fert_trend, max_points),
+            sealed=generalisation(st.sealed_rows(campaign_id)))
 
     # one generation ----------------------------------------------------------------------------------
 

@@ -101,7 +101,8 @@ def read_spec_file(raw: str, base: Path | None = None) -> tuple[str, str]:
 
 def check_spec_text(text: str) -> dict:
     """``cambrian spec check``: {ok, issues: [{line, code, message}]} and, when ok, what the
-    spec holds ({sections, frozen, vectors, hash})."""
+    spec holds ({sections, frozen, vectors, sealed, hash}; ``sealed``: the sealed vectors,
+    checked like the visible ones and never shown to the writer)."""
     from core.spec import check_spec, parse_spec
 
     issues = check_spec(text)
@@ -110,5 +111,5 @@ def check_spec_text(text: str) -> dict:
     if not issues:
         spec = parse_spec(text)
         out.update(sections=len(spec.sections), frozen=len(spec.frozen), vectors=len(spec.vectors),
-                   hash=spec.hash)
+                   sealed=len(spec.sealed), hash=spec.hash)
     return out

@@ -35,6 +35,15 @@ def _line(st: dict[str, Any]) -> str:
             f"rate {rate} [{lo:.0%}, {hi:.0%}]  {_tokens(st)}{unknown}{sim}{imported}")
 
 
+def sealed_line(s: dict[str, Any]) -> str:
+    """Visible vs sealed vectors and the generalisation gap, in one line."""
+    vis = "-" if s["visible_pass_rate"] is None else f"{s['visible_pass_rate']:.0%}"
+    gap = "-" if s["gap"] is None else f"{s['gap'] * 100:+.0f} pp"
+    return (f"vectors: visible {vis} ({s['visible'][0]}/{s['visible'][1]})  sealed "
+            f"{s['sealed_pass_rate']:.0%} ({s['sealed'][0]}/{s['sealed'][1]})  generalisation gap {gap}  "
+            f"over {s['generations']} generation(s) that ran them")
+
+
 def print_status(st: dict[str, Any]) -> None:
     print(_line(st))
     if st.get("reason"):
@@ -53,6 +62,9 @@ def print_status(st: dict[str, Any]) -> None:
     fert = st.get("summary", {}).get("fertility")
     if fert:
         print(f"  {fertility_line(fert)}")
+    sealed = st.get("summary", {}).get("sealed")
+    if sealed:
+        print(f"  {sealed_line(sealed)}")
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "

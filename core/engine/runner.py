@@ -140,6 +140,9 @@ class CampaignRunner:
         self.settings = CampaignSettings(**row["settings"])
         self.spec_text = store.spec_text(row["spec_hash"])
         self.spec_hash = row["spec_hash"]
+        # the sealed vectors, from the stored spec (never from an artifact): the rig runs them
+        # after the visible checks; the writer never sees them
+        self.sealed = sealed_probes(self.spec_text)
         # prices come from this campaign's home (its prices.toml), whatever CAMBRIAN_HOME says
         self.provider_factory = provider_factory or (lambda s: default_provider_factory(s, home))
         self.rig_fn = rig_fn or default_rig
@@ -540,7 +543,7 @@ class CampaignRunner:
             bred_run = containers.bred_run_id(run_id, bred.number)
             # as the breeder's own run: an abort lets the rig thread drain (its containers
             # killed, removed by the rig) before the engine goes
-            child, started = await self._judge(bred.number, out, bred_run, labels, {})
+            child, started = await self._judge(bred.number, out, bred_run, labels, self._probe_kw())
             self.store.record_rig_run(RigRun(
                 generation=bred.number, run_id=bred_run, backend=child.backend,
                 container_id=child.container_id, started_at=started, finished_at=utcnow(),
@@ -608,6 +611,7 @@ class CampaignRunner:
         if self.aborting:
             raise asyncio.CancelledError
         rig_kw: dict[str, Any] = {"prepared": prepared} if prepared is not None else {}
+        rig_kw.update(self._probe_kw())
         gateway = None
         if channel is not None:
             # the offspring's one way out, up for the whole run (it breeds only once viable)
@@ -674,6 +678,13 @@ class CampaignRunner:
                 await asyncio.to_thread(logs.close)
         return res, started
 
+    def _probe_kw(self) -> dict[str, Any]:
+        """The hidden layers for the rig: the spec's sealed vectors, gating or only scored."""
+        if not self.sealed:
+            return {}
+        return {"probes": {"sealed": self.sealed},
+                "gate": ["sealed"] if self.settings.sealed_vectors == "gate" else []}
+
     def _draw(self, n: int) -> int | None:
         row = self.store.conn.execute("SELECT draw FROM generations WHERE number=?", (n,)).fetchone()
         return row[0] if row else None
@@ -698,6 +709,16 @@ def default_provider_factory(settings: CampaignSettings, home: Path | None = Non
     if settings.provider in ("anthropic", "openai"):
         return provider_from(settings, prices=PriceBook.load(home))
     return provider_from(settings)
+
+
+def sealed_probes(spec_text: str) -> list[dict[str, Any]]:
+    """The spec's sealed vectors as the rig's probe dicts ([] when it has none)."""
+    from core.spec import SpecError, parse_spec
+
+    try:
+        return [v.to_wire() for v in parse_spec(spec_text).sealed]
+    except SpecError:
+        return []  # an invalid spec never reaches the rig: generate refuses it
 
 
 def sampled(seed: int, draw: int | None, rate: float) -> bool:

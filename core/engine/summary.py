@@ -27,6 +27,7 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
     outcomes = Counter(g.outcome.value for g in gens)
     return {
         "fertility": fertility(store, campaign_id),
+        "sealed": generalisation(store.sealed_rows(campaign_id)),
         "viability_rate": (viable / len(judged)) if judged else None,
         "viability_interval": [round(lo, 4), round(hi, 4)],
         "generations": len(gens),
@@ -70,4 +71,39 @@ def fertility(store, campaign_id: str) -> dict[str, Any] | None:
         "tokens": sum(t["tokens"] for t in tests),
         "cost_usd": round(sum(t["cost_usd"] for t in tests), 6),
         "rig_ms_median": sorted(rig_ms)[len(rig_ms) // 2] if rig_ms else None,
+    }
+
+
+def generalisation(rows: list[tuple]) -> dict[str, Any] | None:
+    """Visible vs sealed vectors over the generations whose report ran both: pooled pass
+    rates (passed / run, over every vector of every such generation) and the
+    **generalisation gap** = visible rate − sealed rate (positive: the code meets what the
+    writer saw better than what it did not). None when no report ran a sealed vector.
+
+    ``rows``: (vector_pass_rate, vectors_total, sealed_pass_rate, sealed_total) per
+    generation (``Store.sealed_rows``)."""
+    gens = vis_ok = vis_n = sealed_ok = sealed_n = all_sealed = 0
+    for v_rate, v_total, s_rate, s_total in rows:
+        if not s_total:
+            continue
+        gens += 1
+        passed = round((s_rate or 0.0) * s_total)
+        sealed_ok += passed
+        sealed_n += int(s_total)
+        all_sealed += passed == s_total
+        if v_total:
+            vis_ok += round((v_rate or 0.0) * v_total)
+            vis_n += int(v_total)
+    if not gens:
+        return None
+    visible = vis_ok / vis_n if vis_n else None
+    sealed = sealed_ok / sealed_n
+    return {
+        "generations": gens,  # reports that ran the sealed vectors
+        "visible_pass_rate": round(visible, 4) if visible is not None else None,
+        "sealed_pass_rate": round(sealed, 4),
+        "gap": round(visible - sealed, 4) if visible is not None else None,
+        "visible": [vis_ok, vis_n],
+        "sealed": [sealed_ok, sealed_n],
+        "all_sealed_passed": all_sealed,  # generations that passed every sealed vector
     }

@@ -168,6 +168,19 @@ def _section_body(text: str, name: str) -> str | None:
     return None if sec is None else sec.body
 
 
+def _keep_sealed(text: str, section: str, body: str) -> str:
+    """The rewriter never saw the section's sealed-vectors block: put it back, unchanged, at
+    the end of the new body (where the shipped specs keep it)."""
+    from core.spec import SEALED_BLOCK
+
+    spec = _parsed(text)
+    block = spec.frozen_block(SEALED_BLOCK)
+    sec = spec.section(section)
+    if block is None or sec is None or block.text not in sec.body or block.text in body:
+        return body
+    return body.rstrip("\r\n") + "\n\n" + block.text
+
+
 # --- the LLM rewrite ---------------------------------------------------------------------------
 
 
@@ -183,7 +196,8 @@ class LLMRewriter:
     async def __call__(self, spec_text: str, section: str, instructions: str, seed: int) -> str:
         from core.prime.prompt import build_mutate_request, parse_section_answer
 
-        req = build_mutate_request(_parsed(spec_text), section, instructions, model=self.model,
+        # the sealed vectors are never shown to an LLM (the writer's ancestors included)
+        req = build_mutate_request(_parsed(spec_text).visible(), section, instructions, model=self.model,
                                    seed=seed, max_tokens=self.max_tokens)
         resp = await self.provider.complete(req)
         return parse_section_answer(resp.text, section)
@@ -231,6 +245,7 @@ async def make_variant(
             except Exception as exc:  # noqa: BLE001 - a failed call is a rejected variant
                 return replace(keep, detail=detail).reject(
                     f"rewrite failed: {type(exc).__name__}: {_short(exc)}")
+            body = _keep_sealed(parent.text, section, body)
             return Variant(op, replace_section(parent.text, section, body), parent.model, detail)
         if op == "amend":
             k = int(point["amendment"])

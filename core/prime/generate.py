@@ -18,6 +18,12 @@
 5. write the files with the safe writer (everything validated before anything is written),
    add the spec copy, and write ``manifest.json`` (code, never the model).
 
+**Sealed vectors.** A spec's ``sealed-vectors`` block is removed before step 1
+(``Spec.visible``): the prompt, every repair and continuation, the spec copy and the
+manifest are built from the spec without it, so ``spec-hash`` in the manifest is the hash of
+the writer's view (the copy's bytes), not of the stored spec version. The rig gets the
+sealed vectors from the engine (``core.engine.runner``), never from the artifact.
+
 **Context window.** ``context_window`` (or what the provider learns from its server, see
 ``core.prime.fit``) sizes every call: ``max_tokens`` of the generate and continue calls is
 lowered to what is left after the prompt, and a repair resends only as much of the bad
@@ -150,7 +156,9 @@ async def generate(
     responses: list[LLMResponse] = []
     result = GenerateResult([], None, responses, 0, None, out_dir=out, simulated=simulated)
     try:
-        spec = parse_spec(spec_text)
+        # the writer's view: the sealed vectors are never in a prompt or the spec copy, so the
+        # manifest's spec-hash is the hash of what the writer saw (the copy's bytes)
+        spec = parse_spec(spec_text).visible()
     except SpecError as exc:
         result.error, result.error_kind = f"invalid spec: {exc}", "spec"
         return result

@@ -15,12 +15,14 @@ from core.llm.replay import read_cassette
 from core.prime.generate import generate, generate_cli
 from core.prime.manifest import read_manifest
 from core.prime.prompt import RetryInfo
+from core.spec import strip_sealed
 from rig.hashing import artifact_hash_of_dir, sha256_hex
 from rig.schema import Manifest
 from tests.llm.conftest import _no_network_violations  # noqa: F401  (the network guard)
 
 ROOT = Path(__file__).parents[2]
 ECHO = (ROOT / "spec/echo.md").read_bytes().decode()
+ECHO_VISIBLE = strip_sealed(ECHO)  # the writer's view: the copy holds no sealed vector
 PRIME = (ROOT / "spec/prime.md").read_bytes().decode()
 TINY = "---\nname: tiny\nrequired-sections: []\n---\n# Tiny\n\n## Behaviour\n\nSay hi.\n"
 MODEL = "claude-sonnet-4-6"
@@ -47,7 +49,9 @@ async def test_generate_writes_files_spec_copy_and_manifest(tmp_path):
     m = read_manifest(out)
     assert m == res.manifest
     assert m.files == ["app.py", "manifest.json", "spec/echo.md", "tests/test_app.py"]
-    assert (out / "spec/echo.md").read_bytes() == ECHO.encode() and m.spec_hash == sha256_hex(ECHO.encode())
+    assert "sealed-vectors" in ECHO and "sealed-vectors" not in ECHO_VISIBLE
+    assert (out / "spec/echo.md").read_bytes() == ECHO_VISIBLE.encode()
+    assert m.spec_hash == sha256_hex(ECHO_VISIBLE.encode())
     assert m.artifact_hash == artifact_hash_of_dir(str(out), m.files)
     assert (m.generation, m.parent_generation, m.producer_model) == (3, 1, MODEL)
     r = res.responses[0]

@@ -131,6 +131,7 @@ CLI_MODULES = ["cambrian_tui/cli.py", "core/engine/cli.py", "core/evolution/cli.
 CLI_MAY_IMPORT = ("core.app", "core.home", "core.quiet", "core.evolution.describe", "core.evolution.kinds",
                   "cambrian_tui.app", "cambrian_tui.settings", "cambrian_tui.keys", "cambrian_tui.doctor",
                   "cambrian_tui.remote", "core.engine.cli", "core.evolution.cli", "rig.image", "rig.verify",
+                  "core.engine.verify_reproduce",
                   "core.prime.generate", "core.llm.fake_server", "core.distill.cli")
 
 

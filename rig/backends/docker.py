@@ -688,7 +688,7 @@ class DockerBackend(Backend):
             self.ex.add(step)
         if "offspring_files" in lb.ex.extra:
             self.ex.extra["offspring_files"] = lb.ex.extra["offspring_files"]
-        for k in ("start", "health", "teardown"):
+        for k in ("start", "health", "reproduce", "teardown"):
             if k in lb.ex.stage_ms:
                 self.ex.stage_ms[k] = lb.ex.stage_ms[k]
         if lb.ex.rig_error and self.ex.rig_error is None:
@@ -970,8 +970,10 @@ class DockerBackend(Backend):
         if why:
             data["why"] = why
         ex.extra["offspring_files"] = files
+        # the engine adds this to the grand-offspring's judging: what reproduction costs
+        ex.stage_ms["reproduce"] = int((time.monotonic() - t0) * 1000)
         return Step("reproduce", ok=bool(files) and not why,
-                    duration_ms=int((time.monotonic() - t0) * 1000), data=data)
+                    duration_ms=ex.stage_ms["reproduce"], data=data)
 
     def _start_step(self, start: ExecRun, ready: dict[str, Any], code: int | None) -> Step:
         ok = bool(ready.get("ready"))

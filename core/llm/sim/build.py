@@ -6,6 +6,7 @@ import dataclasses
 
 from core.llm.sim import codegen as cg
 from core.llm.sim import templates_echo, templates_generic, templates_prime
+from core.llm.sim.breeding import KINDS
 from core.llm.sim.defects import Decision, rng_for
 from core.llm.sim.specinfo import SpecInfo, template_kind
 from core.llm.sim.style import Style, choose_style
@@ -39,6 +40,10 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
         style = dataclasses.replace(style, test_client="fixture")
     ctx = cg.Ctx(spec, style, decision.defects, rng_for("variant", seed, generation), spec.package,
                  habits=dict(decision.habits))
+    # breeding defects draw their forms from a stream of their own: an answer without one is
+    # byte for byte what it was before they existed
+    brng = rng_for("breeding-variant", seed, generation)
+    ctx.breeding = {name: brng.choice(KINDS[name].variants) for name in sorted(decision.breeding)}
     files = choose_template(spec).build(ctx)
     for path in list(files):
         if path.endswith(".py") and cg.REQUEST_HABIT in files[path]:
@@ -59,17 +64,20 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
 
 def forced(decision: Decision, defects=None, habits=None) -> Decision:
     """``decision`` with exactly these defects and habits (``habits``: name -> biting form;
-    a set means all biting). Either left None means none of that kind."""
+    a set means all biting). Either left None means none of that kind. ``defects`` may name
+    breeding defects (``breeding.py``) too: those go to ``Decision.breeding``."""
+    from core.llm.sim import breeding as br
     from core.llm.sim import defects as dm
     from core.llm.sim.habits import HABITS
 
     defects = frozenset(defects or ())
     if not isinstance(habits, dict):
         habits = {h: True for h in habits or ()}
-    unknown = sorted(set(defects) - set(dm.KINDS)) + sorted(set(habits) - set(HABITS))
+    unknown = sorted(set(defects) - set(dm.KINDS) - set(br.KINDS)) + sorted(set(habits) - set(HABITS))
     if unknown:
         raise ValueError(f"unknown defect kind(s) or habit(s): {unknown}")
-    return Decision(decision.careless, defects, decision.probabilities, habits=dict(habits))
+    return Decision(decision.careless, defects & frozenset(dm.KINDS), decision.probabilities,
+                    habits=dict(habits), breeding=defects & frozenset(br.KINDS))
 
 
 def files_for(

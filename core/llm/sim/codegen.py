@@ -45,6 +45,12 @@ class Ctx:
     pkg: str
     variants: dict[str, str] = field(default_factory=dict)  # defect -> variant drawn
     habits: dict[str, bool] = field(default_factory=dict)  # present habit -> biting form
+    breeding: dict[str, str] = field(default_factory=dict)  # breeding defect -> its form
+
+    def breeds_badly(self, name: str) -> str | None:
+        """The form breeding defect ``name`` takes in this answer ('' for a one-form
+        defect), or None when absent (see ``breeding.py``)."""
+        return self.breeding.get(name)
 
     def has(self, defect: str) -> bool:
         return defect in self.defects

@@ -11,7 +11,9 @@ section, or accepting a distiller amendment changes the odds measurably.
 
 Besides the defects, an answer has *habits* (``habits.py``): ways of writing code the
 distiller's features see, each failing the rig at a documented rate. ``decide`` draws both;
-``Decision.viable`` is "no defect and no biting habit".
+``Decision.viable`` is "no defect and no biting habit". It also draws the Prime's *breeding
+defects* (``breeding.py``), which the rig cannot see until the Prime is asked to breed: they
+never change ``viable``.
 
 A per-generation latent *diligence* (careless or careful) shifts every defect up or down
 and, independently of the defects, shapes the code style (specific exceptions, type hints,
@@ -35,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal, Mapping
 
+from core.llm.sim import breeding as br
 from core.llm.sim import habits as hb
 from core.llm.sim.rules import Rule, RuleKind  # noqa: F401 - re-exported
 from core.llm.sim.specinfo import GENERATION_TOKEN, SpecInfo
@@ -452,6 +455,7 @@ class Decision:
     fixed: frozenset[str] = frozenset()  # retries: named defects (and habits) that were fixed
     kept: frozenset[str] = frozenset()  # retries: defects (and habits) carried over from the failed attempt
     habits: dict[str, bool] = field(default_factory=dict)  # present habits -> True when in biting form
+    breeding: frozenset[str] = frozenset()  # breeding defects: only reproduction reveals them
 
     @property
     def bites(self) -> frozenset[str]:
@@ -491,6 +495,7 @@ def decide(
     previous: Iterable[str] | None = None,
     named: Iterable[str] = (),
     previous_habits: Mapping[str, bool] | None = None,
+    previous_breeding: Iterable[str] | None = None,
 ) -> Decision:
     """The defects and habits of one answer.
 
@@ -503,6 +508,10 @@ def decide(
     or re-derived) and ``previous_habits``: each defect or habit the diagnostics name is
     fixed with probability ``P_FIX_NAMED``, each other one stays (a habit in the same form)
     with ``P_KEEP_OTHER``, and an absent one appears with probability ``P_NEW_ON_RETRY x p``.
+
+    Breeding defects (``breeding.py``) are drawn alongside with ``U("breeding", ...)``; a
+    retry treats them like unnamed defects (no diagnostic can name them), starting from
+    ``previous_breeding``.
     """
     careless = decide_careless(spec, seed, generation)
     probs = {
@@ -514,8 +523,10 @@ def decide(
         n: _bites(n, spec, "bite", seed, generation, n)
         for n, p in hprobs.items() if _uniform("habit", seed, generation, n) < p
     }
+    bprobs = br.probabilities(spec, model_factor(model))
+    first_breeding = frozenset(n for n, p in bprobs.items() if _uniform("breeding", seed, generation, n) < p)
     if attempt <= 0:
-        return Decision(careless, first, probs, habits=first_habits)
+        return Decision(careless, first, probs, habits=first_habits, breeding=first_breeding)
     prev = frozenset(previous) if previous is not None else first
     prev_h = dict(previous_habits) if previous_habits is not None else first_habits
     named = frozenset(named)
@@ -549,7 +560,18 @@ def decide(
                 kept.add(name)
         elif u < P_NEW_ON_RETRY * p:
             habits[name] = _bites(name, spec, "bite-retry", seed, generation, attempt, name)
-    return Decision(careless, frozenset(present), probs, frozenset(fixed), frozenset(kept), habits)
+    prev_b = frozenset(previous_breeding) if previous_breeding is not None else first_breeding
+    breeding: set[str] = set()
+    for name, p in bprobs.items():
+        u = _uniform("breeding-retry", seed, generation, attempt, name)
+        if name in prev_b:
+            if u < P_KEEP_OTHER:
+                breeding.add(name)
+                kept.add(name)
+        elif u < P_NEW_ON_RETRY * p:
+            breeding.add(name)
+    return Decision(careless, frozenset(present), probs, frozenset(fixed), frozenset(kept), habits,
+                    frozenset(breeding))
 
 
 def first_failure(failures: Iterable[str]) -> str | None:

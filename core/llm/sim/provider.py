@@ -6,7 +6,10 @@ It answers the three kinds of request Cambrian makes:
   draws the answer's defects from the spec-sensitive model in ``defects.py``, and writes a
   real codebase (``build.py``) as §6.4 file blocks;
 * ``repair`` — answers the original request again, correctly formatted;
-* ``mutate`` — rewrites one section's prose (``mutate.py``).
+* ``mutate`` — rewrites one section's prose (``mutate.py``);
+* an offspring Prime's own call (reproduction, through the LLM gateway): the user message is
+  the raw spec, front matter first, as the Prime's template assembles it — answered with a
+  codebase in the same format, from randomness of its own (``breed_key``).
 
 Everything is deterministic in (seed, generation, attempt) from ``req.metadata``; nothing
 depends on the clock or the process. It is always labelled simulated.
@@ -20,12 +23,13 @@ import inspect
 import math
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from core.llm.sim import defects as dm
 from core.llm.sim.build import build_files, forced, template_name  # noqa: F401
 from core.llm.sim.mutate import mutate_section
-from core.llm.sim.retry import detect, detect_habits, named_by_diagnostics, parse_retry
+from core.llm.sim.retry import detect, detect_breeding, detect_habits, named_by_diagnostics, parse_retry
 from core.llm.sim.specinfo import SpecInfo, parse_spec_text, split_sections
 
 try:  # the protocol module; fall back to look-alikes if it is not importable
@@ -41,6 +45,52 @@ FORMAT_ERROR_P = 0.02  # chance that a generate answer leaves its last block unt
 SPEC_RE = re.compile(r'<spec name="(?P<name>[^"]*)" hash="(?P<hash>[^"]*)">\n(?P<text>.*)\n</spec>\s*\Z', re.S)
 MUTATE_RE = re.compile(r'<mutate section="(?P<section>[^"]*)">\n?(?P<body>.*?)\n?</mutate>', re.S)
 TASK_GEN_RE = re.compile(r"generation (\d+)")
+FRONT_RE = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*(\n|\Z)", re.S)
+# what a Prime appends to the spec (templates_prime.build_prompt / repair_prompt), outermost last
+REPAIR_MARK = "\n\nYour previous answer could not be parsed"
+DIAGNOSTICS_MARK = "\n\nWhy the previous attempt failed:\n"
+HISTORY_MARK = "\n\nEarlier attempts:\n"
+
+
+@dataclass(frozen=True)
+class OrganismPrompt:
+    """A Prime's own request, read back: its spec, history digest, diagnostics, and whether
+    it is the repair call."""
+
+    spec: str
+    history: str = ""
+    diagnostics: str = ""
+    repair: bool = False
+
+
+def read_organism_prompt(text: str) -> OrganismPrompt | None:
+    """The raw-spec form of a Prime's user message, or None when ``text`` is not one: the
+    spec (starting with its ``---`` front matter), then optionally "Earlier attempts:…",
+    "Why the previous attempt failed:…" and the repair call's "Your previous answer could
+    not be parsed…" (each after a blank line; read from the end)."""
+    repair = False
+    cut = text.rfind(REPAIR_MARK)
+    if cut >= 0:
+        text, repair = text[:cut], True
+    parts = {}
+    for name, mark in (("diagnostics", DIAGNOSTICS_MARK), ("history", HISTORY_MARK)):
+        cut = text.rfind(mark)
+        if cut >= 0:
+            text, parts[name] = text[:cut], text[cut + len(mark):]
+    if not FRONT_RE.match(text):
+        return None
+    return OrganismPrompt(text, parts.get("history", ""), parts.get("diagnostics", ""), repair)
+
+
+def breed_key(meta: dict) -> str:
+    """The key an organism's calls draw their randomness under: ``bred-<draw>``, the draw
+    (campaign slot; else the generation) of the breeder the gateway serves, kept apart from
+    the breeder's own key so that a grand-offspring is a fresh answer, not a copy of its
+    viable parent. Same breeder, same answer: a resumed campaign breeds the same way."""
+    parent = meta.get("draw")
+    if parent is None:
+        parent = meta.get("generation")
+    return f"bred-{_int(parent)}"
 
 
 def _unattr(s: str) -> str:
@@ -173,8 +223,12 @@ class SimProvider:
             return self._generate(req, _blocks(first), model, allow_format_error=False)
         spec_blocks = [t for t in all_text if t.startswith("<spec ")]
         if not spec_blocks:
+            organism = read_organism_prompt("".join(_blocks(user_msgs[0]))) if user_msgs else None
+            if organism is not None:
+                return self._breed(req, organism, model)
             return ("(simulated) The sim provider only writes codebases and spec mutations; "
-                    "this request held no <spec> block.\n")
+                    "this request held neither a <spec> block nor a spec (front matter first) "
+                    "as its user message.\n")
         return self._generate(req, _blocks(user_msgs[0]) if user_msgs else all_text, model,
                               allow_format_error=self.format_errors)
 
@@ -218,8 +272,10 @@ class SimProvider:
             elif form:
                 previous_habits[name] = form == "bite"
         named = named_by_diagnostics(rc, previous, previous_habits)
+        previous_breeding = {d for d, v in detect_breeding(spec, rc).items()
+                             if v or (v is None and d in first.breeding)}
         return dm.decide(spec, seed, generation, attempt, model, previous=previous, named=named,
-                         previous_habits=previous_habits)
+                         previous_habits=previous_habits, previous_breeding=previous_breeding)
 
     def _generate(self, req: Any, texts: list[str], model: str, allow_format_error: bool) -> str:
         found = self._spec_of(texts)
@@ -246,6 +302,25 @@ class SimProvider:
             and dm._uniform("format", seed, key, _int(meta.get("attempt"))) < FORMAT_ERROR_P,
         )
 
+    def _breed(self, req: Any, organism: OrganismPrompt, model: str) -> str:
+        """An offspring's own call: the codebase its spec describes, drawn under
+        ``breed_key``. Diagnostics in its prompt make it an uninformed retry (its defects
+        persist at random); the repair call answers the same codebase, well formed."""
+        meta = dict(getattr(req, "metadata", None) or {})
+        seed, key = _int(meta.get("seed")), breed_key(meta)
+        spec = parse_spec_text(organism.spec)
+        attempt = 1 if organism.diagnostics.strip() else 0
+        if self.forcing:
+            decision = forced(dm.decide(spec, seed, key, 0, model), self.force_defects, self.force_habits)
+        else:
+            decision = dm.decide(spec, seed, key, attempt, model)
+        files, _ctx = build_files(spec, decision, seed, key)
+        return render_answer(
+            files, spec, None,
+            format_error=self.format_errors and not organism.repair
+            and dm._uniform("format", seed, key, attempt) < FORMAT_ERROR_P,
+        )
+
     def _mutate(self, req: Any, texts: list[str]) -> str:
         found = self._spec_of(texts)
         m = next((MUTATE_RE.search(t) for t in texts if MUTATE_RE.search(t)), None)
@@ -269,9 +344,12 @@ def _strip_front(text: str) -> str:
     return text[m.end():] if m else text
 
 
-def render_answer(files: dict[str, str], spec: SpecInfo, generation: int, format_error: bool = False) -> str:
-    """Files as §6.4 blocks, with a line of prose before and after (ignored by the parser)."""
-    parts = [f"Here is the complete codebase for generation {generation} of {spec.name}.", ""]
+def render_answer(files: dict[str, str], spec: SpecInfo, generation: int | None,
+                  format_error: bool = False) -> str:
+    """Files as §6.4 blocks, with a line of prose before and after (ignored by the parser).
+    ``generation`` None: the request named none (an organism's own call)."""
+    what = f"generation {generation} of {spec.name}" if generation is not None else spec.name
+    parts = [f"Here is the complete codebase for {what}.", ""]
     items = list(files.items())
     for i, (path, content) in enumerate(items):
         body = content if content.endswith("\n") or not content else content + "\n"

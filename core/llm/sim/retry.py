@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from core.llm.sim.breeding import KINDS as BREEDING
 from core.llm.sim.codegen import MISSING_PACKAGES
 from core.llm.sim.defects import KINDS
 from core.llm.sim.habits import HABITS
@@ -126,6 +127,22 @@ def detect(spec: SpecInfo, rc: RetryContext) -> dict[str, bool | None]:
         if parser is not None:
             err = err or '".."' not in parser or "reserved-path" not in parser
         out["error_status"] = err
+    return out
+
+
+def detect_breeding(spec: SpecInfo, rc: RetryContext) -> dict[str, bool | None]:
+    """Breeding defect -> present in the failed files, or None when the module it lives in
+    was cut from the prompt (``breeding.py``; a diagnostic never names one)."""
+    pkg = spec.package
+    llm, gen = rc.files.get(f"{pkg}/llm.py"), rc.files.get(f"{pkg}/generator.py")
+    out: dict[str, bool | None] = {k: None for k in BREEDING}
+    if llm is not None:
+        out["swapped_roles"] = '"system": user' in llm
+        out["content_blocks"] = 'block["text"]' in llm or "str(response.content)" in llm
+    if gen is not None:
+        out["prompt_without_spec"] = 'parts = [f"Generate generation' in gen
+        out["manifest_not_written"] = '"manifest.json").write_text' not in gen
+        out["wrong_spec_copy"] = "split_front_matter(content)" in gen
     return out
 
 

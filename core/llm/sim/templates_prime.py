@@ -348,6 +348,21 @@ def llm_module(ctx: Ctx) -> str:
         if retry
         else "            response = await client.messages.create(**request)\n"
     )
+    # breeding defects (breeding.py): the fake model of the Prime's own tests never reaches
+    # this class, so only a real call (reproduction, through the gateway) shows them
+    if ctx.breeds_badly("swapped_roles") is not None:
+        roles = ('            "system": user,\n'
+                 '            "messages": [{"role": "user", "content": system}],\n')
+    else:
+        roles = ('            "system": system,\n'
+                 '            "messages": [{"role": "user", "content": user}],\n')
+    blocks = ctx.breeds_badly("content_blocks")
+    if blocks == "subscript":
+        text = '        text = "".join(block["text"] for block in response.content)\n'
+    elif blocks == "repr":
+        text = "        text = str(response.content)\n"
+    else:
+        text = '        text = "".join(getattr(block, "text", "") for block in response.content)\n'
     return dedent('''
         """The model client: the Anthropic Messages API, created lazily on first use."""
 
@@ -392,17 +407,35 @@ def llm_module(ctx: Ctx) -> str:
                 request = {
                     "model": model,
                     "max_tokens": MAX_TOKENS,
-                    "system": system,
-                    "messages": [{"role": "user", "content": user}],
-                }
+        @ROLES@        }
                 try:
         @CALL@        except anthropic.APIError as exc:
                     raise LLMUnavailable(f"model call failed: {exc}") from exc
-                text = "".join(getattr(block, "text", "") for block in response.content)
-                return text, response.usage.input_tokens, response.usage.output_tokens
-        ''').replace("@CALL@", call).replace(
+        @TEXT@        return text, response.usage.input_tokens, response.usage.output_tokens
+        ''').replace("@CALL@", call).replace("@ROLES@", roles).replace("@TEXT@", text).replace(
         "@RETRY_IMPORT@\n", f"from {ctx.pkg}.retry import with_retry\n\n" if retry else ""
     )
+
+
+def generator_module(ctx: Ctx) -> str:
+    """The generation loop; the breeding defects of the prompt assembly and of
+    ``write_artifact`` live here (the Prime's tests never set PRIME_OUTPUT_DIR)."""
+    if ctx.breeds_badly("prompt_without_spec") is not None:
+        first = '[f"Generate generation {job.generation} of the spec."]'
+    else:
+        first = "[job.spec]"
+    write = ("        target.write_text(content, encoding=\"utf-8\")\n")
+    read = "read_spec"
+    if ctx.breeds_badly("wrong_spec_copy") is not None:
+        read = "read_spec, split_front_matter"
+        write = ("        if rel.startswith(\"spec/\"):\n"
+                 "            content = split_front_matter(content)[1]\n") + write
+    manifest = ("    (root / \"manifest.json\").write_text(json.dumps(manifest, indent=2) + \"\\n\", "
+                "encoding=\"utf-8\")\n")
+    if ctx.breeds_badly("manifest_not_written") is not None:
+        manifest = ""
+    return GENERATOR_MODULE.replace("@PKG@", ctx.pkg).replace("@READ@", read).replace("@FIRST@", first).replace(
+        "@WRITE@@MANIFEST@\n", write + manifest)
 
 
 GENERATOR_MODULE = dedent('''
@@ -421,7 +454,7 @@ GENERATOR_MODULE = dedent('''
     from @PKG@.llm import LLM
     from @PKG@.manifest import build_manifest
     from @PKG@.parser import FileBlock, ParseError, parse_answer
-    from @PKG@.specreader import read_spec
+    from @PKG@.specreader import @READ@
 
     DEFAULT_MODEL = "claude-sonnet-4-5"
     HISTORY_ENTRIES = 5
@@ -471,7 +504,7 @@ GENERATOR_MODULE = dedent('''
 
     def build_prompt(job: GenerateJob, system_prompt: str) -> tuple[str, str]:
         """(system, user): the spec, a bounded history digest and the diagnostics."""
-        parts = [job.spec]
+        parts = @FIRST@
         recent = job.history[-HISTORY_ENTRIES:]
         if recent:
             digest = "\\n".join(f"- {entry[:HISTORY_CHARS]}" for entry in recent)
@@ -495,8 +528,7 @@ GENERATOR_MODULE = dedent('''
         for rel, content in files.items():
             target = root / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content, encoding="utf-8")
-        (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\\n", encoding="utf-8")
+    @WRITE@@MANIFEST@
 
 
     async def generate(job: GenerateJob, llm: LLM, output_dir: str | None = None) -> dict[str, Any]:
@@ -1035,7 +1067,7 @@ def build(ctx: Ctx) -> dict[str, str]:
     files[f"{pkg}/manifest.py"] = manifest_module(ctx)
     files[f"{pkg}/specreader.py"] = SPECREADER_MODULE
     files[f"{pkg}/llm.py"] = llm_module(ctx)
-    files[f"{pkg}/generator.py"] = GENERATOR_MODULE.replace("@PKG@", pkg)
+    files[f"{pkg}/generator.py"] = generator_module(ctx)
     files[f"{pkg}/app.py"] = app_module(ctx)
     if ctx.style.retry_helper:
         files[f"{pkg}/retry.py"] = cg.retry_module(ctx)

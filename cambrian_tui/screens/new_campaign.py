@@ -31,7 +31,8 @@ from textual.widgets import Button, Input, Label, Select, Static
 from cambrian_tui.keys import bindings
 from cambrian_tui.messages import CommandDone, CommandFailed, ConnectionTested
 from cambrian_tui.screens.base import CambrianModal
-from core.app.forms import BACKENDS, FORM, FieldSpec, FormErrors, campaign_fields, parse_form, parse_value
+from core.app.forms import (BACKENDS, FORM, REPRODUCTION_CHOICES, SEALED_CHOICES, FieldSpec, FormErrors,
+                            campaign_fields, parse_form, parse_value)
 from core.app.models import CampaignView, SpecChoice
 from core.app.providers import PROVIDERS, SERVER_PROVIDERS, ServerPreset, default_provider, provider, server_presets
 
@@ -464,7 +465,8 @@ class SpecForm(CambrianModal[str | None]):
 
     def _show_errors(self) -> None:
         labels = {f.key: f.label for f in self.FIELDS}
-        labels.update({"spec": "Spec", "provider": "Provider", "model": "Model", "models": "Model choices"})
+        labels.update({"spec": "Spec", "provider": "Provider", "model": "Model", "models": "Model choices",
+                       "backend": "Rig backend", "reproduction": "Reproduction", "sealed": "Sealed vectors"})
         labels.update({f.key: f.label for f in provider(self.provider_name).fields})
         parts = [f"{labels.get(k, k)}: {v}" if k != FORM else v for k, v in self.errors.items()]
         box = self.query_one("#nc-error", Static)
@@ -577,7 +579,7 @@ class SpecForm(CambrianModal[str | None]):
         message.prevent_default()
         self.capp.starting = max(0, self.capp.starting - 1)
         for key, msg in message.errors.items():
-            self._set_error(key if key == FORM or self.field_spec(key)
+            self._set_error(key if key == FORM or self.field_spec(key) or key in self.SELECTS
                             or key in ("spec", "provider", "model", "models") else FORM, msg)
         self.query_one("#nc-start", Button).disabled = False
         self.query_one("#nc-hint", Static).update("")
@@ -602,6 +604,7 @@ class SpecForm(CambrianModal[str | None]):
 class NewCampaignScreen(SpecForm):
     HELP_TITLE = "New campaign"
     FIELDS = campaign_fields()
+    SELECTS = ("provider", "backend", "reproduction", "sealed")
 
     def __init__(self, campaign: CampaignView | None = None) -> None:
         super().__init__(id="new-campaign")
@@ -617,6 +620,13 @@ class NewCampaignScreen(SpecForm):
             with Grid(id="nc-numbers", classes="nc-grid"):
                 yield from self.number_fields()
                 yield from self.backend_field()
+                yield Label("Reproduction")
+                yield Select(list(REPRODUCTION_CHOICES), id="nc-reproduction", value="off", allow_blank=False,
+                             tooltip="ask promoted offspring to breed through the LLM gateway (the spec "
+                                     "must declare `reproduce`; docker backend)")
+                yield Label("Sealed vectors")
+                yield Select(list(SEALED_CHOICES), id="nc-sealed", value="gate", allow_blank=False,
+                             tooltip="the spec's sealed-vectors block, never shown to the writer")
                 yield Label("Label")
                 yield Input("", id="nc-label", placeholder="optional", classes="wide")
             yield from self.footer(f"{self.capp.key_label('form.start')} start · "
@@ -632,4 +642,5 @@ class NewCampaignScreen(SpecForm):
 
         return StartCampaign(spec=spec, provider=values["provider"], model=values["model"].strip() or None,
                              backend=values.get("backend") or "docker", label=values.get("label", "").strip(),
-                             provider_settings=extra, **numbers)
+                             reproduction=values.get("reproduction") or "off",
+                             sealed_vectors=values.get("sealed") or "gate", provider_settings=extra, **numbers)

@@ -347,7 +347,6 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
     except ValidationError as exc:
         errors = _settings_errors(exc)
         raise CommandRefused("; ".join(f"{k}: {v}" for k, v in errors.items()), errors) from None
-    _preflight(settings.backend)
     from core.spec import check_spec
 
     issues = check_spec(text)
@@ -355,6 +354,7 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
         msg = "spec has problems: " + "; ".join(str(i) for i in issues[:5])
         raise CommandRefused(msg, {"spec": msg})
     _reproduction_ok(settings, text)
+    _preflight(settings.backend)  # the slow check last: a form mistake is answered at once
     with app.writer() as store:
         cid = create_campaign(store, settings, text, label=cmd.label or label)
     try:

@@ -173,6 +173,11 @@ def evolution_fields() -> tuple[FieldSpec, ...]:
 BACKENDS: tuple[tuple[str, str], ...] = (("docker", "docker"), ("bwrap (weaker)", "bwrap"),
                                          ("none (trusted)", "none"))
 
+# A campaign's reproduction and sealed-vector policy (label, value): CampaignSettings' values.
+REPRODUCTION_CHOICES: tuple[tuple[str, str], ...] = (("off", "off"), ("every promoted", "every"),
+                                                     ("a 25% sample", "sample"))
+SEALED_CHOICES: tuple[tuple[str, str], ...] = (("gate viability", "gate"), ("score only", "score"))
+
 # Defaults of a new campaign / evolution run: the form and `cambrian ... start` share them.
 CAMPAIGN_DEFAULTS: dict[str, Any] = {"generations": 6, "parallelism": 2, "max_retries": 1}
 EVOLUTION_DEFAULTS: dict[str, Any] = {"budget_generations": 160, "screen_generations": 4,

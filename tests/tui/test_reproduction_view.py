@@ -181,3 +181,59 @@ async def test_fitness_pane_shows_fertility(tmp_path, empty_spec_dir, size):
         charts = app.screen.query_one(FitnessCharts)
         await until(pilot, lambda: charts.summary is not None and charts.summary.campaign_id == CID, "the summary")
         assert "fertility 1/3" in plain(charts.query_one("#headline", Static))
+
+
+# --- the new-campaign form ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_form_refuses_reproduction_for_a_spec_that_cannot_breed_at_its_field(tmp_path, size):
+    from textual.widgets import Select
+
+    from cambrian_tui.screens.new_campaign import NewCampaignScreen
+    from core.home import REPO_ROOT
+
+    specs = tmp_path / "spec"
+    specs.mkdir()
+    (specs / "echo.md").write_bytes((REPO_ROOT / "spec" / "echo.md").read_bytes())
+    home = tmp_path / "home"
+    app = make_app(home, specs)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewCampaignScreen) and app.screen.specs_loaded, "the form")
+        form = app.screen
+        form.query_one("#nc-provider", Select).value = "sim"
+        form.query_one("#nc-backend", Select).value = "none"
+        form.query_one("#nc-reproduction", Select).value = "every"
+        await settle(pilot, 1)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "reproduction" in form.errors, "the refusal")
+        assert "declares no `reproduce`" in form.errors["reproduction"]
+        assert "declares no `reproduce`" in plain(form.query_one("#nc-error", Static))
+        assert isinstance(app.screen, NewCampaignScreen)
+        assert Reader(home).campaigns() == []  # nothing stored
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_form_sends_reproduction_and_the_sealed_policy(tmp_path, monkeypatch, size):
+    from textual.widgets import Input, Select
+
+    from cambrian_tui.screens.new_campaign import NewCampaignScreen
+    from core.home import REPO_ROOT
+    from tests.tui.test_defects import refuse_starts
+
+    seen = refuse_starts(monkeypatch)
+    app = make_app(tmp_path / "home", tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewCampaignScreen) and app.screen.specs_loaded, "the form")
+        form = app.screen
+        form.query_one("#nc-spec_path", Input).value = str(REPO_ROOT / "spec" / "prime.md")
+        form.query_one("#nc-reproduction", Select).value = "sample"
+        form.query_one("#nc-sealed", Select).value = "score"
+        await settle(pilot, 1)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: bool(seen), "the start command")
+        assert (seen[-1].reproduction, seen[-1].sealed_vectors) == ("sample", "score")

@@ -53,7 +53,8 @@ def examiner_lines(e: dict[str, Any]) -> list[str]:
     gated = "-" if e["viability_if_gated"] is None else f"{e['viability_if_gated']:.0%}"
     out = [f"examiner ({e['mode']}, {e['model']}): {e['probes']} probes ({e['dismissed']} dismissed, "
            f"{e['dropped']} dropped)  pass rate {rate} ({e['passed']}/{e['total']})  viable if gated "
-           f"{gated} ({e['viable_all_passed']}/{e['generations']}, viable now {e['viable']})"]
+           f"{gated} ({e['viable_all_passed']}/{e['judged']} judged, viable now {e['viable']}; "
+           f"{e['generations']} ran the probes)"]
     for p in e["suspects"]:
         out.append(f"  suspect probe {p['name']}: {p['method']} {p['path']} expects {p['expect_status']}, "
                    f"failed {p['failed']}/{p['ran']} artifacts — `cambrian examiner dismiss "

@@ -186,7 +186,12 @@ def campaign_examiner(store: Store, campaign_id: str) -> dict[str, Any] | None:
         total += 1
         if not ok and name not in dismissed:
             g["failed"].add(name)
-    judged = len(per_gen)
+    ran = len(per_gen)
+    # every judged generation counts: one that failed before the health stage never ran a
+    # probe and is non-viable either way
+    judged = store.conn.execute(
+        "SELECT COUNT(*) FROM generations WHERE campaign_id=? AND outcome IN ('promoted', 'failed') "
+        "AND status IS NOT NULL", (campaign_id,)).fetchone()[0]
     clean = sum(1 for g in per_gen.values() if not g["failed"])
     viable = sum(1 for g in per_gen.values() if g["viable"])
     kept = sum(1 for g in per_gen.values() if g["viable"] and not g["failed"])
@@ -194,10 +199,10 @@ def campaign_examiner(store: Store, campaign_id: str) -> dict[str, Any] | None:
         "mode": mode, "model": model,
         "state": ps.state if ps else None, "reason": ps.reason if ps else None,
         "probes": len(ps.probes) if ps else 0, "dismissed": len(dismissed), "dropped": len(ps.dropped) if ps else 0,
-        "generations": judged, "passed": passed, "total": total,
+        "generations": ran, "judged": judged, "passed": passed, "total": total,
         "pass_rate": round(passed / total, 4) if total else None,
         "all_passed": clean,  # generations failing no undismissed probe
-        "viable": viable,  # of those judged with the examiner: viable by their own verdict
+        "viable": viable,  # of those that ran the examiner: viable by their own verdict
         "viable_all_passed": kept,
         "viability_if_gated": round(kept / judged, 4) if judged else None,
         "suspects": suspects(store, ps),

@@ -245,7 +245,8 @@ def cmd_campaign_start(args: argparse.Namespace) -> int:
         generations=args.n, parallelism=args.p, max_retries=args.max_retries, seed=args.seed,
         budget_usd=args.budget_usd, budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
         backend=args.backend, provider_settings=extra,
-        reproduction=args.reproduce[0], reproduction_rate=args.reproduce[1], sealed_vectors=args.sealed)
+        reproduction=args.reproduce[0], reproduction_rate=args.reproduce[1], sealed_vectors=args.sealed,
+        examiner=args.examiner, examiner_model=args.examiner_model)
     return start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
@@ -273,6 +274,18 @@ def cmd_campaign_wait(args: argparse.Namespace) -> int:
 
     cid = _latest_id(args, "campaign", "campaign")
     return 1 if cid is None else wait_main(cambrian_home(args.home), cid, args.json)
+
+
+def cmd_examiner_show(args: argparse.Namespace) -> int:
+    from core.examiner.cli import show_main
+
+    return show_main(cambrian_home(args.home), args.spec, args.json)
+
+
+def cmd_examiner_dismiss(args: argparse.Namespace) -> int:
+    from core.examiner.cli import dismiss_main
+
+    return dismiss_main(cambrian_home(args.home), args.spec, args.probe, args.reason, args.model, args.json)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -516,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--sealed", choices=("gate", "score"), default="gate",
                     help="the spec's sealed vectors (never shown to the writer): a failed one makes the "
                          "artifact non-viable (gate, default) or is only measured (score)")
+    cs.add_argument("--examiner", choices=("off", "score", "gate"), default="score",
+                    help="Layer 2, the dual-blind examiner: probes written once per spec version from "
+                         "the spec alone; measured only (score, default), a failed probe makes the "
+                         "artifact non-viable (gate), or off")
+    cs.add_argument("--examiner-model", default=None, help="the examiner's model (default: the campaign's)")
     cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
     cs.add_argument("--json", action="store_true")
     for name, func, help_ in (("status", cmd_campaign_status, "state, generations and summary"),
@@ -531,6 +549,19 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--json", action="store_true")
     cl = add("list", cmd_campaign_list, "all campaigns", camp)
     cl.add_argument("--json", action="store_true")
+
+    exm = sub.add_parser("examiner", help="the dual-blind examiner's probes: list, dismiss").add_subparsers(
+        dest="examiner_cmd", metavar="ACTION", required=True)
+    xs = add("show", cmd_examiner_show, "a spec's examiner probes, their evidence, suspects and dismissals", exm)
+    xs.add_argument("spec", help="spec hash, unique prefix or label")
+    xs.add_argument("--json", action="store_true")
+    xd = add("dismiss", cmd_examiner_dismiss, "dismiss a wrong examiner probe: it stops counting "
+             "for later generations (the evidence is kept)", exm)
+    xd.add_argument("spec", help="spec hash, unique prefix or label")
+    xd.add_argument("probe", help="the probe's name")
+    xd.add_argument("--reason", required=True, help="why the probe is wrong (kept with the dismissal)")
+    xd.add_argument("--model", default=None, help="only this examiner model's probe set")
+    xd.add_argument("--json", action="store_true")
 
     imp = sub.add_parser("import", help="import history from elsewhere").add_subparsers(
         dest="import_cmd", metavar="SOURCE", required=True)

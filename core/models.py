@@ -144,6 +144,13 @@ class CampaignSettings(_Model):
     # a failed one makes the artifact non-viable (rule `sealed_vectors`); "score" — only
     # measured (the generalisation gap), the verdict is Layer 1's.
     sealed_vectors: Literal["gate", "score"] = "gate"
+    # Layer 2, the dual-blind examiner (core.examiner): probes written once per spec version
+    # and examiner model by a call that sees only the writer-visible spec. "score" (default) —
+    # measured (examiner_pass_rate), the verdict stays Layer 1's: an examiner can be wrong, and
+    # until a person has looked at its suspect probes they should not fail anyone; "gate" — a
+    # failed (undismissed) probe makes the artifact non-viable (rule `examiner_probes`); "off".
+    examiner: Literal["off", "score", "gate"] = "score"
+    examiner_model: str | None = None  # None: the campaign's model
 
     @field_validator("base_url")
     @classmethod
@@ -170,7 +177,8 @@ class LLMCall(_Model):
     campaign_id: str | None = None
     provider: str
     model: str
-    purpose: Literal["generate", "continue", "repair", "mutate", "reproduction", "other"] = "generate"
+    purpose: Literal["generate", "continue", "repair", "mutate", "reproduction", "examine",
+                     "other"] = "generate"
     request_id: str | None = None
     started_at: str = Field(default_factory=utcnow)
     latency_ms: int = 0

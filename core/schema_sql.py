@@ -305,5 +305,46 @@ CREATE TRIGGER data_version_reproductions_insert AFTER INSERT ON reproductions B
 END;
 """
 
+# Layer 2, the dual-blind examiner (core.examiner): one probe set per (spec version, examiner
+# model), written once by an `examine` call that saw only the writer-visible spec and reused by
+# every campaign of that spec. `state` is 'ready' (probes_json holds the valid probes) or
+# 'unavailable' (the answer was malformed even after one repair; `reason` says why).
+# `dropped_json` keeps the probes the parser refused, each with its reason; provenance: the
+# ledger ids of the calls, their tokens and cost, the campaign that paid. A person's dismissal
+# of one probe (it stops counting) is a row of `examiner_dismissals`, with the evidence
+# (runs, failures) seen when it was dismissed; the reports keep every result.
+M10_EXAMINER = """
+CREATE TABLE examiner_probes (
+    spec_hash TEXT NOT NULL REFERENCES spec_versions(hash),
+    model TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('ready', 'unavailable')),
+    probes_json TEXT NOT NULL DEFAULT '[]',
+    dropped_json TEXT NOT NULL DEFAULT '[]',
+    reason TEXT,
+    call_ids_json TEXT NOT NULL DEFAULT '[]',
+    tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    campaign_id TEXT,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (spec_hash, model)
+);
+CREATE TABLE examiner_dismissals (
+    spec_hash TEXT NOT NULL,
+    model TEXT NOT NULL,
+    probe TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    evidence_json TEXT NOT NULL DEFAULT '{}',
+    dismissed_at TEXT NOT NULL,
+    PRIMARY KEY (spec_hash, model, probe),
+    FOREIGN KEY (spec_hash, model) REFERENCES examiner_probes(spec_hash, model)
+);
+CREATE TRIGGER data_version_examiner_probes_insert AFTER INSERT ON examiner_probes BEGIN
+    UPDATE data_versions SET version = version + 1 WHERE topic = 'specs';
+END;
+CREATE TRIGGER data_version_examiner_dismissals_insert AFTER INSERT ON examiner_dismissals BEGIN
+    UPDATE data_versions SET version = version + 1 WHERE topic = 'generations';
+END;
+"""
+
 MIGRATIONS: list[str] = [M1_CORE, M2_EVOLUTION, M3_WALL_TIME, M4_DRAW, M5_REDO, M6_IMPORTS,
-                         M7_PRICE_SOURCE, M8_CHANGES, M9_REPRODUCTION]
+                         M7_PRICE_SOURCE, M8_CHANGES, M9_REPRODUCTION, M10_EXAMINER]

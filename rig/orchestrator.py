@@ -35,17 +35,17 @@ from rig.hashing import artifact_hash_of, sha256_hex
 from rig.runner import smoke_modules, test_passed
 from rig.schema import (STAGES, CheckResult, Diagnostics, Failure, Manifest, StageCheck,
                         ViabilityReport)
-from rig.profiles import (BUILD_TIMEOUT, CAMBRIAN, CREATED_AT_KEY, DUPLICATE_PATHS, HASH_MATCH,
-                          ORIGINAL_TIMEOUTS, SEALED_VECTORS, TAMPER_GATE, TEST_TIMEOUT, Profile,
-                          get_profile)
+from rig.profiles import (BUILD_TIMEOUT, CAMBRIAN, CREATED_AT_KEY, DUPLICATE_PATHS,
+                          EXAMINER_PROBES, HASH_MATCH, ORIGINAL_TIMEOUTS, SEALED_VECTORS,
+                          TAMPER_GATE, TEST_TIMEOUT, Profile, get_profile)
 from rig.runner import (HEALTH_ENDPOINT, HIDDEN_KINDS, IMPORT_SMOKE, PROCESS_ALIVE,
                         STRUCTURED_COUNTS, SYNTAX_GATE)
 from rig.steps import Step
 from rig.vectors import VectorError, extract_vectors, spec_timeouts
 
 TAIL = 4096
-# named rules for the hidden layers that gate (examiner and red team get theirs with them)
-HIDDEN_RULES = {"sealed": SEALED_VECTORS}
+# named rules for the hidden layers that gate (the red team gets its own with it)
+HIDDEN_RULES = {"sealed": SEALED_VECTORS, "examiner": EXAMINER_PROBES}
 WITHHELD_TAIL = ("(withheld: the service's output during the health stage also covers probes the "
                  "writer may not see; the rig log has it)")
 MAX_FILES = 5000
@@ -736,8 +736,8 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
     t0 = time.monotonic()
     prof = get_profile(profile)           # RigSetupError for an unknown profile
     probes, gate = _checked_probes(probes, gate)  # RigSetupError for a malformed probe
-    if not prof.on(SEALED_VECTORS):
-        gate = tuple(k for k in gate if k != "sealed")  # the original had none: they only score
+    # the original had neither: under its profile they only score
+    gate = tuple(k for k in gate if prof.on(HIDDEN_RULES.get(k, "")) or k not in HIDDEN_RULES)
     impl = get_backend(backend)          # RigSetupError for an unknown backend
     impl.check_available()               # RigSetupError when the engine is unreachable
     run_id = run_id or uuid.uuid4().hex[:16]

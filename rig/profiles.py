@@ -26,6 +26,7 @@ TAMPER_GATE = "tamper_gate"
 BUILD_TIMEOUT = "build_timeout"
 TEST_TIMEOUT = "test_timeout"
 SEALED_VECTORS = "sealed_vectors"
+EXAMINER_PROBES = "examiner_probes"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ RULES: dict[str, Rule] = {r.name: r for r in (
     Rule(SEALED_VECTORS, "a failed sealed vector (the spec's `sealed-vectors`, never shown to "
          "the writer) fails health when the campaign gates on them",
          "no sealed vectors; they only score under this profile"),
+    Rule(EXAMINER_PROBES, "a failed examiner probe (Layer 2: written from the spec alone, never "
+         "shown to the writer) fails health when the campaign gates on them",
+         "no examiner; its probes only score under this profile"),
 )}
 
 # Timeouts of the original rig's last version (test-rig/test_rig.py): build 300 s, test

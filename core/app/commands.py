@@ -73,6 +73,10 @@ class StartCampaign:
     reproduction_rate: float | None = None
     # the spec's sealed vectors: "gate" (a failed one is non-viable) or "score" (only measured)
     sealed_vectors: str = "gate"
+    # Layer 2, the dual-blind examiner: off | score (default: measured only) | gate; its model
+    # (None: the campaign's)
+    examiner: str = "score"
+    examiner_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,27 @@ class ControlDone:
     target: str
     action: str
     result: str  # "resumed", "restarted", "pause sent to engine pid N", ...
+
+
+# --- the examiner (Layer 2) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DismissProbe:
+    """A person's verdict that one examiner probe is wrong: it stops counting (neither gate nor
+    score) for later generations; the reports and the evidence stay."""
+
+    spec: str  # a spec hash, unique prefix or label
+    probe: str
+    reason: str
+    model: str | None = None  # the examiner model's set (None: every set holding the probe)
+
+
+@dataclass(frozen=True)
+class ProbeDismissed:
+    spec_hash: str
+    probe: str
+    dismissals: tuple[dict[str, Any], ...]  # {model, probe, evidence: {ran, failed}, already}
 
 
 # --- evolution runs -----------------------------------------------------------------------------------
@@ -339,7 +364,8 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
         provider=cmd.provider, model=model, seed=cmd.seed,
         max_retries=cmd.max_retries, budget_usd=cmd.budget_usd, budget_tokens=cmd.budget_tokens,
         budget_wall_s=cmd.budget_wall_s, backend=cmd.backend, reproduction=cmd.reproduction,
-        sealed_vectors=cmd.sealed_vectors, **cmd.provider_settings)
+        sealed_vectors=cmd.sealed_vectors, examiner=cmd.examiner, examiner_model=cmd.examiner_model,
+        **cmd.provider_settings)
     if cmd.reproduction_rate is not None:
         data["reproduction_rate"] = cmd.reproduction_rate
     try:
@@ -542,6 +568,21 @@ def _reject(app: "Cambrian", cmd: RejectAmendment) -> AmendmentDone:
         except AmendmentRefused as exc:
             raise CommandRefused(exc.reason) from None
     return AmendmentDone(a.id or cmd.amendment_id, "reject", a.status.value)
+
+
+@handles(DismissProbe)
+def _dismiss_probe(app: "Cambrian", cmd: DismissProbe) -> ProbeDismissed:
+    from core.examiner.service import DismissError, dismiss_probe
+
+    with app.writer() as store:
+        try:
+            spec_hash = store.resolve_spec(cmd.spec)
+            done = dismiss_probe(store, spec_hash, cmd.probe, cmd.reason, model=cmd.model)
+        except KeyError as exc:
+            raise CommandRefused(str(exc.args[0]) if exc.args else "unknown spec") from None
+        except DismissError as exc:
+            raise CommandRefused(str(exc)) from None
+    return ProbeDismissed(spec_hash, cmd.probe, tuple(done))
 
 
 @handles(ImportArtifacts)

@@ -271,6 +271,11 @@ class CampaignSummary:
     # visible vs sealed vectors and the generalisation gap (core.engine.summary.generalisation);
     # None when no report ran a sealed vector
     sealed: dict[str, Any] | None = None
+    # Layer 2 (core.examiner.service.campaign_examiner): the pooled pass rate of the examiner's
+    # probes, and the layer's figures — probe set, viability if it gated, suspect probes;
+    # None when the campaign has the examiner off (or for all campaigns at once)
+    examiner_pass_rate: float | None = None
+    examiner: dict[str, Any] | None = None
 
     @property
     def progress(self) -> str:

@@ -36,6 +36,7 @@ from core.app.reports import check_rows, file_diffs
 from core.app.specdoc import make_spec_doc
 from core.engine.stats import wilson_interval
 from core.engine.summary import generalisation
+from core.examiner.service import campaign_examiner
 from core.evolution.kinds import CHILD_KINDS, RUN_KIND
 from core.home import db_path
 
@@ -161,9 +162,26 @@ class Reader:
             "summary": {k: s[k] for k in ("viability_rate", "viability_interval", "generations", "viable",
                                           "tokens", "tokens_recorded", "cost_usd", "failure_stages",
                                           "judged", "outcomes", "tokens_per_viable", "cost_per_viable",
-                                          "trend", "unpriced_calls", "fertility", "sealed")},
+                                          "trend", "unpriced_calls", "fertility", "sealed",
+                                          "examiner", "examiner_pass_rate")},
             "imported": c.kind == "import",
         }
+
+    def examiner_probes(self, spec_ref: str) -> dict[str, Any]:
+        """``cambrian examiner show``: the spec's examiner probe sets, each probe with its
+        evidence over every campaign of the spec, suspect and dismissed flags."""
+        from core.examiner import records
+        from core.examiner.service import probe_table
+
+        st = self.store()
+        spec_hash = st.resolve_spec(spec_ref)
+        sets = []
+        for ps in records.sets_of(st, spec_hash):
+            d = ps.to_dict()
+            d["probes"] = [dict(row, **{k: p.get(k) for k in ("body", "expect")})
+                           for row, p in zip(probe_table(st, ps), ps.probes)]
+            sets.append(d)
+        return {"spec_hash": spec_hash, "sets": sets}
 
     def status(self, campaign_id: str | None) -> StatusView:
         st = self.store()
@@ -266,6 +284,7 @@ class Reader:
             fertile += status == "fertile"
             lo, hi = wilson_interval(fertile, tested)
             fert_trend.append(SeriesPoint(number, fertile / tested, lo, hi))
+        examiner = campaign_examiner(st, campaign_id) if campaign_id else None
         return CampaignSummary(
             campaign_id=campaign_id, viability_rate=(viable / judged) if judged else None,
             viability_interval=wilson_interval(viable, judged) if judged else None,
@@ -279,7 +298,8 @@ class Reader:
             tests_x=downsample(tests_x, max_points), tests_run=downsample(tests_run, max_points),
             tests_passed=downsample(tests_passed, max_points), signature=signature,
             fertility_tested=tested, fertile=fertile, fertility_trend=downsample(fert_trend, max_points),
-            sealed=generalisation(st.sealed_rows(campaign_id)))
+            sealed=generalisation(st.sealed_rows(campaign_id)),
+            examiner_pass_rate=examiner["pass_rate"] if examiner else None, examiner=examiner)
 
     # one generation ----------------------------------------------------------------------------------
 

@@ -44,6 +44,24 @@ def sealed_line(s: dict[str, Any]) -> str:
             f"over {s['generations']} generation(s) that ran them")
 
 
+def examiner_lines(e: dict[str, Any]) -> list[str]:
+    """The examiner layer (Layer 2): its set, pass rate, viability if it gated, suspects."""
+    if e["state"] != "ready":
+        why = e.get("reason") or ("not made yet" if e["state"] is None else e["state"])
+        return [f"examiner ({e['mode']}, {e['model']}): unavailable — {why}"]
+    rate = "-" if e["pass_rate"] is None else f"{e['pass_rate']:.0%}"
+    gated = "-" if e["viability_if_gated"] is None else f"{e['viability_if_gated']:.0%}"
+    out = [f"examiner ({e['mode']}, {e['model']}): {e['probes']} probes ({e['dismissed']} dismissed, "
+           f"{e['dropped']} dropped)  pass rate {rate} ({e['passed']}/{e['total']})  viable if gated "
+           f"{gated} ({e['viable_all_passed']}/{e['judged']} judged, viable now {e['viable']}; "
+           f"{e['generations']} ran the probes)"]
+    for p in e["suspects"]:
+        out.append(f"  suspect probe {p['name']}: {p['method']} {p['path']} expects {p['expect_status']}, "
+                   f"failed {p['failed']}/{p['ran']} artifacts — `cambrian examiner dismiss "
+                   f"{e.get('spec_hash', 'SPEC')[:19]} {p['name']} --reason ...`")
+    return out
+
+
 def print_status(st: dict[str, Any]) -> None:
     print(_line(st))
     if st.get("reason"):
@@ -65,6 +83,10 @@ def print_status(st: dict[str, Any]) -> None:
     sealed = st.get("summary", {}).get("sealed")
     if sealed:
         print(f"  {sealed_line(sealed)}")
+    examiner = st.get("summary", {}).get("examiner")
+    if examiner:
+        for line in examiner_lines(dict(examiner, spec_hash=st["spec_hash"])):
+            print(f"  {line}")
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "

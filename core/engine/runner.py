@@ -143,6 +143,12 @@ class CampaignRunner:
         # the sealed vectors, from the stored spec (never from an artifact): the rig runs them
         # after the visible checks; the writer never sees them
         self.sealed = sealed_probes(self.spec_text)
+        # Layer 2: the examiner's probe set for (spec, examiner model), made lazily before the
+        # first generation is judged (or found: one per spec version, reused by every campaign)
+        self.examiner_model = self.settings.examiner_model or self.settings.model
+        self.examiner_set = None
+        self.examiner_off_why: str | None = None  # the examiner failed in this engine run
+        self._examiner_lock = asyncio.Lock()
         # prices come from this campaign's home (its prices.toml), whatever CAMBRIAN_HOME says
         self.provider_factory = provider_factory or (lambda s: default_provider_factory(s, home))
         self.rig_fn = rig_fn or default_rig
@@ -207,14 +213,16 @@ class CampaignRunner:
         quote = getattr(unwrap(self.base_provider), "quote", None)
         if quote is None:
             return
-        for m in filter(None, [self.settings.model, self.settings.escalation_model]):
+        for m in filter(None, [self.settings.model, self.settings.escalation_model,
+                               self.settings.examiner_model]):
             q = quote(m)
             if not q.known:
                 raise ValueError(f"a dollar budget needs known prices, and {q.where} — or use a token budget")
 
     def _check_models(self) -> None:
         allowed = self.settings.allowed_models
-        for m in filter(None, [self.settings.model, self.settings.escalation_model]):
+        for m in filter(None, [self.settings.model, self.settings.escalation_model,
+                               self.settings.examiner_model]):
             if allowed and m not in allowed:
                 raise ValueError(f"model {m!r} is not in the campaign's allow-list {allowed}")
 
@@ -543,7 +551,8 @@ class CampaignRunner:
             bred_run = containers.bred_run_id(run_id, bred.number)
             # as the breeder's own run: an abort lets the rig thread drain (its containers
             # killed, removed by the rig) before the engine goes
-            child, started = await self._judge(bred.number, out, bred_run, labels, self._probe_kw())
+            kw = self._probe_kw()
+            child, started = await self._judge(bred.number, out, bred_run, labels, kw)
             self.store.record_rig_run(RigRun(
                 generation=bred.number, run_id=bred_run, backend=child.backend,
                 container_id=child.container_id, started_at=started, finished_at=utcnow(),
@@ -551,6 +560,7 @@ class CampaignRunner:
                 oom_killed=child.oom_killed, rig_error=child.rig_error))
             report = child.report.to_wire()
             report["backend"] = child.backend
+            self._stamp_examiner(report, kw)
             viable = child.report.status == "viable"
             diag = child.report.diagnostics
             with self.store.write():
@@ -611,6 +621,7 @@ class CampaignRunner:
         if self.aborting:
             raise asyncio.CancelledError
         rig_kw: dict[str, Any] = {"prepared": prepared} if prepared is not None else {}
+        await self._ensure_examiner()
         rig_kw.update(self._probe_kw())
         gateway = None
         if channel is not None:
@@ -639,6 +650,7 @@ class CampaignRunner:
         ))
         report = res.report.to_wire()
         report["backend"] = res.backend
+        self._stamp_examiner(report, rig_kw)
         if res.report.status == "viable":
             final, reason = Outcome.PROMOTED, "viable"
         else:
@@ -679,11 +691,63 @@ class CampaignRunner:
         return res, started
 
     def _probe_kw(self) -> dict[str, Any]:
-        """The hidden layers for the rig: the spec's sealed vectors, gating or only scored."""
-        if not self.sealed:
-            return {}
-        return {"probes": {"sealed": self.sealed},
-                "gate": ["sealed"] if self.settings.sealed_vectors == "gate" else []}
+        """The hidden layers for the rig: the spec's sealed vectors and the examiner's
+        undismissed probes, each gating or only scored as the campaign says."""
+        from core.examiner import records
+        from core.examiner.service import rig_layer
+
+        probes: dict[str, list[dict[str, Any]]] = {}
+        gate: list[str] = []
+        if self.sealed:
+            probes["sealed"] = self.sealed
+            if self.settings.sealed_vectors == "gate":
+                gate.append("sealed")
+        if self.examiner_set is not None and self.settings.examiner != "off":
+            # dismissals are read afresh: one made meanwhile (CLI, TUI) counts from now on
+            current = records.load(self.store, self.spec_hash, self.examiner_model) or self.examiner_set
+            layer = rig_layer(current)
+            if layer:
+                probes["examiner"] = layer
+                if self.settings.examiner == "gate":
+                    gate.append("examiner")
+        return {"probes": probes, "gate": gate} if probes else {}
+
+    async def _ensure_examiner(self) -> None:
+        """The examiner's probe set, made once (the first generation to be judged asks;
+        the others wait for it). A provider failure turns the layer off for this engine run
+        (recorded as an event; nothing stored, so a resumed campaign asks again)."""
+        from core.examiner.service import ExaminerUnavailable, ensure_probes
+        from core.llm.ledger import LedgeredProvider
+
+        if self.settings.examiner == "off" or self.examiner_set is not None or self.examiner_off_why:
+            return
+        async with self._examiner_lock:
+            if self.examiner_set is not None or self.examiner_off_why:
+                return
+            # the campaign's call, no generation's: budgeted and ledgered like every other
+            provider = BudgetedProvider(
+                LedgeredProvider(self.base_provider, self.store, generation=None, campaign_id=self.cid),
+                self.budget, price_of(self.base_provider))
+            try:
+                ps = await ensure_probes(self.store, self.spec_text, self.spec_hash, provider,
+                                         self.examiner_model, campaign_id=self.cid,
+                                         max_tokens=min(8000, self.settings.max_tokens))
+            except ExaminerUnavailable as exc:
+                self.examiner_off_why = str(exc)
+                self.store.add_event("examiner_unavailable", campaign_id=self.cid,
+                                     data={"error": str(exc)[:500]})
+                return
+            self.examiner_set = ps
+            if ps.state != "ready":
+                self.store.add_event("examiner_unavailable", campaign_id=self.cid,
+                                     data={"error": ps.reason, "stored": True})
+
+    def _stamp_examiner(self, report: dict[str, Any], rig_kw: dict[str, Any]) -> None:
+        """Which examiner set judged this report (the suspect rule counts per set)."""
+        sent = (rig_kw.get("probes") or {}).get("examiner")
+        if sent and self.examiner_set is not None:
+            report["examiner_set"] = {"model": self.examiner_model, "spec_hash": self.spec_hash,
+                                      "probes": len(sent), "gate": "examiner" in rig_kw.get("gate", [])}
 
     def _draw(self, n: int) -> int | None:
         row = self.store.conn.execute("SELECT draw FROM generations WHERE number=?", (n,)).fetchone()

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from core.engine.stats import wilson_interval
+from core.examiner.service import campaign_examiner
 
 
 def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
@@ -25,8 +26,11 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
         trend.append(round(ok / seen, 4))
     lo, hi = wilson_interval(viable, len(judged))
     outcomes = Counter(g.outcome.value for g in gens)
+    examiner = campaign_examiner(store, campaign_id)
     return {
         "fertility": fertility(store, campaign_id),
+        "examiner": examiner,
+        "examiner_pass_rate": examiner["pass_rate"] if examiner else None,
         "sealed": generalisation(store.sealed_rows(campaign_id)),
         "viability_rate": (viable / len(judged)) if judged else None,
         "viability_interval": [round(lo, 4), round(hi, 4)],

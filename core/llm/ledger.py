@@ -60,7 +60,7 @@ class MemorySink:
 
 
 def _purpose(p: str) -> str:
-    return p if p in ("generate", "continue", "repair", "mutate", "reproduction", "other") else "other"
+    return p if p in ("generate", "continue", "repair", "mutate", "reproduction", "examine", "other") else "other"
 
 
 def _usage_json(d: dict) -> str:

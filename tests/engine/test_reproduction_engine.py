@@ -88,7 +88,8 @@ def llm(monkeypatch):
 def new_campaign(home: Path, base_url: str, spec: str, **kw) -> str:
     s = dict(spec_hash="sha256:" + "0" * 64, generations=1, parallelism=1, provider="anthropic",
              model=MODEL, base_url=base_url, context_window=200_000, seed=3, max_retries=0,
-             backend="docker", reproduction="every", max_tokens=16_000)
+             backend="docker", reproduction="every", max_tokens=16_000,
+             examiner="off")  # the fake server answers code only (the examiner: tests/examiner)
     s.update(kw)
     with Store.open(db_path(home)) as store:
         return create_campaign(store, CampaignSettings(**s).model_dump(), spec, label="breed")

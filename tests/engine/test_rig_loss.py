@@ -80,7 +80,7 @@ class CountingSim:
 
 def _new_campaign(home: Path, n: int) -> str:
     with Store.open(db_path(home)) as s:
-        return create_campaign(s, settings(generations=n, parallelism=1, seed=4), ECHO, label="loss")
+        return create_campaign(s, settings(generations=n, parallelism=1, seed=4, examiner="off"), ECHO, label="loss")
 
 
 # --- before: refused, nothing created --------------------------------------------------------

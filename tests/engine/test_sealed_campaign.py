@@ -101,9 +101,16 @@ def test_a_sealed_campaign_never_shows_the_writer_a_sealed_byte(tmp_path, rig_re
     rec = Recorder(SimProvider(force_defects=[], force_habits={}, format_errors=False))
     assert run_campaign(home, cid, provider_factory=lambda _s: rec) == "completed"
 
-    # the writer: two generate calls (the second an informed retry), neither with a sealed byte
-    assert [b["purpose"] for b in rec.bodies] == ["generate", "generate"]
-    assert "<retry" in json.dumps(rec.bodies[1]) and "sealed check(s) failed" in json.dumps(rec.bodies[1])
+    # the writer: two generate calls (the second an informed retry), neither with a sealed
+    # byte; between them the examiner's one call (before the first verdict), which sees the
+    # writer-visible spec only: no sealed byte and no code either
+    assert [b["purpose"] for b in rec.bodies] == ["generate", "examine", "generate"]
+    assert "<retry" in json.dumps(rec.bodies[2]) and "sealed check(s) failed" in json.dumps(rec.bodies[2])
+    examine = json.dumps(rec.bodies[1])
+    asked = rec.bodies[1]["system"] + "".join(b["text"] for b in rec.bodies[1]["messages"][0]["content"])
+    assert len(rec.bodies[1]["messages"]) == 1  # one user turn: the spec and the instruction
+    assert rec.bodies[1]["messages"][0]["content"][0]["text"].endswith("\n" + spec.visible_text + "\n</spec>")
+    assert "<retry" not in examine and "</file:end>\n<file" not in examine
     for body in rec.bodies:
         text = json.dumps(body)
         assert MARK not in text and "sealed-vectors" not in text and "reverse-counts-code-points" not in text
@@ -115,7 +122,8 @@ def test_a_sealed_campaign_never_shows_the_writer_a_sealed_byte(tmp_path, rig_re
             rep = s.report(g.number)
             assert rep["status"] == "non-viable" and rep["failure_stage"] == "health"
             assert rep["stricter_rules"] == ["sealed_vectors"]
-            assert rep["layers"] == {"sealed": {"gate": True, "probes": 5}}
+            assert rep["layers"]["sealed"] == {"gate": True, "probes": 5}
+            assert rep["layers"]["examiner"] == {"gate": False, "probes": 7}  # scored, never gating
             health = rep["checks"]["health"]
             assert [v["passed"] for v in health["vectors"]] == [True] * 5  # every visible one
             assert [(r["name"], r["passed"]) for r in health["sealed"]] == [
@@ -127,6 +135,11 @@ def test_a_sealed_campaign_never_shows_the_writer_a_sealed_byte(tmp_path, rig_re
             assert "1 sealed check(s) failed" in rep["diagnostics"]["summary"]
             files = s.artifact_files(g.artifact_hash)
             assert files and not [p for p, data in files.items() if MARK.encode() in data]
+            code = [p for p in files if p.endswith(".py")]
+            # no code: no line of the artifact's source (that is not also spec text) was asked
+            lines = {ln.strip() for p in code for ln in files[p].decode().splitlines()
+                     if len(ln.strip()) > 30 and ln.strip() not in spec.visible_text}
+            assert len(lines) > 20 and not [ln for ln in lines if ln in asked]
             copy = files["spec/echo.md"].decode()
             assert copy == spec.visible_text and "sealed-vectors" not in copy
         assert not [c for c in s.llm_calls(campaign_id=cid) if MARK in json.dumps(c.model_dump(mode="json"))]

@@ -10,6 +10,7 @@ It answers the three kinds of request Cambrian makes:
 * an offspring Prime's own call (reproduction, through the LLM gateway): the user message is
   the raw spec, front matter first, as the Prime's template assembles it — answered with a
   codebase in the same format, from randomness of its own (``breed_key``).
+* ``examine`` — the dual-blind examiner's probes for the spec it was shown (``examine.py``).
 
 Everything is deterministic in (seed, generation, attempt) from ``req.metadata``; nothing
 depends on the clock or the process. It is always labelled simulated.
@@ -28,6 +29,7 @@ from typing import Any, Callable
 
 from core.llm.sim import defects as dm
 from core.llm.sim.build import build_files, forced, template_name  # noqa: F401
+from core.llm.sim.examine import examine_answer
 from core.llm.sim.mutate import mutate_section
 from core.llm.sim.retry import detect, detect_breeding, detect_habits, named_by_diagnostics, parse_retry
 from core.llm.sim.specinfo import SpecInfo, parse_spec_text, split_sections
@@ -215,6 +217,9 @@ class SimProvider:
         purpose = getattr(req, "purpose", "generate") or "generate"
         user_msgs = [m for m in req.messages if m.get("role") == "user"]
         all_text = [t for m in user_msgs for t in _blocks(m)]
+        if purpose == "examine":  # the examiner (examine.py): probes from the spec it was shown
+            spec = self._spec_of(all_text)
+            return examine_answer(spec[1] if spec else "", model)
         if purpose == "mutate" or any(MUTATE_RE.search(t) for t in all_text):
             return self._mutate(req, all_text)
         if purpose == "repair":

@@ -31,8 +31,8 @@ from textual.widgets import Button, Input, Label, Select, Static
 from cambrian_tui.keys import bindings
 from cambrian_tui.messages import CommandDone, CommandFailed, ConnectionTested
 from cambrian_tui.screens.base import CambrianModal
-from core.app.forms import (BACKENDS, FORM, REPRODUCTION_CHOICES, SEALED_CHOICES, FieldSpec, FormErrors,
-                            campaign_fields, parse_form, parse_value)
+from core.app.forms import (BACKENDS, EXAMINER_CHOICES, FORM, REPRODUCTION_CHOICES, SEALED_CHOICES, FieldSpec,
+                            FormErrors, campaign_fields, parse_form, parse_value)
 from core.app.models import CampaignView, SpecChoice
 from core.app.providers import PROVIDERS, SERVER_PROVIDERS, ServerPreset, default_provider, provider, server_presets
 
@@ -466,7 +466,8 @@ class SpecForm(CambrianModal[str | None]):
     def _show_errors(self) -> None:
         labels = {f.key: f.label for f in self.FIELDS}
         labels.update({"spec": "Spec", "provider": "Provider", "model": "Model", "models": "Model choices",
-                       "backend": "Rig backend", "reproduction": "Reproduction", "sealed": "Sealed vectors"})
+                       "backend": "Rig backend", "reproduction": "Reproduction", "sealed": "Sealed vectors",
+                       "examiner": "Examiner"})
         labels.update({f.key: f.label for f in provider(self.provider_name).fields})
         parts = [f"{labels.get(k, k)}: {v}" if k != FORM else v for k, v in self.errors.items()]
         box = self.query_one("#nc-error", Static)
@@ -604,7 +605,7 @@ class SpecForm(CambrianModal[str | None]):
 class NewCampaignScreen(SpecForm):
     HELP_TITLE = "New campaign"
     FIELDS = campaign_fields()
-    SELECTS = ("provider", "backend", "reproduction", "sealed")
+    SELECTS = ("provider", "backend", "reproduction", "sealed", "examiner")
 
     def __init__(self, campaign: CampaignView | None = None) -> None:
         super().__init__(id="new-campaign")
@@ -627,6 +628,12 @@ class NewCampaignScreen(SpecForm):
                 yield Label("Sealed vectors")
                 yield Select(list(SEALED_CHOICES), id="nc-sealed", value="gate", allow_blank=False,
                              tooltip="the spec's sealed-vectors block, never shown to the writer")
+                yield Label("Examiner")
+                yield Select(list(EXAMINER_CHOICES), id="nc-examiner", value="score", allow_blank=False,
+                             tooltip="Layer 2: probes written once per spec version by a call that sees only "
+                                     "the spec (docs/examiner.md)")
+                yield Label("", classes="nc-filler")  # the row's second pair, on a wide form
+                yield Static("", classes="nc-filler")
                 yield Label("Label")
                 yield Input("", id="nc-label", placeholder="optional", classes="wide")
             yield from self.footer(f"{self.capp.key_label('form.start')} start · "
@@ -643,4 +650,5 @@ class NewCampaignScreen(SpecForm):
         return StartCampaign(spec=spec, provider=values["provider"], model=values["model"].strip() or None,
                              backend=values.get("backend") or "docker", label=values.get("label", "").strip(),
                              reproduction=values.get("reproduction") or "off",
-                             sealed_vectors=values.get("sealed") or "gate", provider_settings=extra, **numbers)
+                             sealed_vectors=values.get("sealed") or "gate",
+                             examiner=values.get("examiner") or "score", provider_settings=extra, **numbers)

@@ -287,6 +287,9 @@ class EvolutionLoop:
                         generation_timeout_s=s.generation_timeout_s, base_url=s.base_url,
                         api_key_env=s.api_key_env, context_window=s.context_window,
                         continuation=s.continuation)
+            # no examiner: every variant is a new spec version (one examine call each) and the
+            # objective is Layer 1's viability (or fertility), which the examiner never changes
+            base["examiner"] = "off"
             if s.fitness == "fertility":
                 base.update(reproduction="every", fitness="fertility")
             settings = CampaignSettings(**ref.settings(base))

@@ -207,7 +207,8 @@ def test_a_campaign_records_the_failure_the_text_and_the_ledger(servers, tmp_pat
     monkeypatch.setenv("CAMBRIAN_HOME", str(home))
     settings = CampaignSettings(spec_hash="sha256:" + "0" * 64, generations=1, parallelism=1, provider="openai",
                                 base_url=server.openai_base_url, model=llamacpp.MODEL_ALIAS, max_retries=0,
-                                max_repairs=1, max_tokens=1024, budget_usd=1.0)
+                                max_repairs=1, max_tokens=1024, budget_usd=1.0,
+                                examiner="off")  # the writer's path only: no examine call
     with Store.open(db_path(home)) as s:
         spec = s.add_spec(ECHO, label="echo")
         cid = "c-real-llm"

@@ -216,7 +216,7 @@ async def test_the_form_refuses_reproduction_for_a_spec_that_cannot_breed_at_its
 
 
 @pytest.mark.parametrize("size", SIZES)
-async def test_the_form_sends_reproduction_and_the_sealed_policy(tmp_path, monkeypatch, size):
+async def test_the_form_sends_reproduction_and_the_verification_policy(tmp_path, monkeypatch, size):
     from textual.widgets import Input, Select
 
     from cambrian_tui.screens.new_campaign import NewCampaignScreen
@@ -233,7 +233,8 @@ async def test_the_form_sends_reproduction_and_the_sealed_policy(tmp_path, monke
         form.query_one("#nc-spec_path", Input).value = str(REPO_ROOT / "spec" / "prime.md")
         form.query_one("#nc-reproduction", Select).value = "sample"
         form.query_one("#nc-sealed", Select).value = "score"
+        form.query_one("#nc-examiner", Select).value = "gate"
         await settle(pilot, 1)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: bool(seen), "the start command")
-        assert (seen[-1].reproduction, seen[-1].sealed_vectors) == ("sample", "score")
+        assert (seen[-1].reproduction, seen[-1].sealed_vectors, seen[-1].examiner) == ("sample", "score", "gate")

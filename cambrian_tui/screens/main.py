@@ -361,12 +361,14 @@ class MainScreen(CambrianScreen):
         self.running_gen = running[-1] if running else None
         tree.set_model(model)
         c = model.counts
-        parts = [f"{len(model.numbers)}"]
+        parts = [f"{len(model.numbers) - len(model.bred)}"]  # the campaign's own; bred ones after
         for key, glyph in (("promoted", "✓"), ("failed", "✗"), ("timeout", "⏱"), ("interrupted", "⊘")):
             if c.get(key):
                 parts.append(f"{glyph}{c[key]}")
         if running:
             parts.append(f"●{len(running)}")
+        if model.bred:
+            parts.append(f"+{len(model.bred)}✿")
         tree.border_title = "Generations " + " ".join(parts)
         tree.border_subtitle = "" if model.numbers else "n: start a campaign"
         pending = self._reveal_after_load

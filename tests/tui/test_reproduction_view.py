@@ -113,6 +113,7 @@ async def test_tree_marks_bred_generations_and_fertility(tmp_path, empty_spec_di
         assert f"{BRED_GLYPH}infertile" in labels[1] and f"{BRED_GLYPH}infertile" in labels[2]
         assert BRED_GLYPH not in labels[facts["bred_ok"]].replace(f"{BRED_GLYPH}bred", "")
         assert tree.selected_generation == facts["bred_bad"]
+        assert str(tree.border_title) == "Generations 3 ✓3 +2✿"  # its own count; what they bred after
         assert f"{BRED_GLYPH}bred" in tree.cursor_node.label.plain  # the node on screen, not only the model
 
 

@@ -146,3 +146,43 @@ def test_only_the_messages_endpoint_is_served(served):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{s.url}/v1/complete", timeout=10)
     assert err.value.code == 404
+
+
+def test_the_anthropic_provider_behind_the_gateway_streams_records_usage_and_retries_a_529(served):
+    """The campaign's provider is the real anthropic one, talking to the loopback fake
+    Messages server: the organism's streamed call arrives as deltas, the upstream 529 is
+    retried by the provider (the organism never sees it), and the ledger has both attempts
+    with the server's usage, under purpose `reproduction` and the generation it serves."""
+    from core.llm.anthropic_provider import AnthropicProvider
+    from core.llm.fake_server import DEFAULT_ANSWER, FakeAnthropicThread, Fault
+
+    upstream = FakeAnthropicThread(chunk_size=8)
+    url = upstream.start()
+    try:
+        upstream.server.inject(Fault.overloaded(retry_after=0))
+
+        async def no_sleep(_d: float) -> None:
+            return None
+
+        s = served(provider=AnthropicProvider(api_key="sk-ant-REAL-engine-side", base_url=url, sleep=no_sleep))
+        deltas = []
+        with s.client().messages.stream(model="claude-whatever", max_tokens=2000,
+                                        messages=[{"role": "user", "content": PROMPT}]) as stream:
+            for text in stream.text_stream:
+                deltas.append(text)
+            final = stream.get_final_message()
+        assert "".join(deltas) == DEFAULT_ANSWER and len(deltas) > 3  # incremental, whole
+        reqs = upstream.server.message_requests()
+        assert [r.fault for r in reqs] == ["overloaded", None]
+        for r in reqs:  # the engine's key went upstream (a loopback server gets it as a bearer token)
+            assert "sk-ant-REAL-engine-side" in (r.headers.get("x-api-key") or r.headers.get("Authorization") or "")
+        ok = reqs[-1].usage
+        assert (final.usage.input_tokens, final.usage.output_tokens) == (ok["input_tokens"], ok["output_tokens"])
+        calls = s.sink.calls
+        assert [c.outcome for c in calls] == ["retried", "ok"]
+        assert {c.purpose for c in calls} == {"reproduction"} and {c.generation for c in calls} == {7}
+        assert (calls[1].input_tokens, calls[1].output_tokens) == (ok["input_tokens"], ok["output_tokens"])
+        gw_call = s.gw.log.calls[-1]
+        assert gw_call.stream and gw_call.status == 200 and gw_call.output_tokens == ok["output_tokens"]
+    finally:
+        upstream.stop()

@@ -129,3 +129,44 @@ def sampled(seed: int, draw: int | None, rate: float) -> bool:
     from core.engine.runner import sampled as _sampled
 
     return _sampled(seed, draw, rate, kind="redteam")
+
+
+def campaign_redteam(store: Any, campaign_id: str) -> dict[str, Any] | None:
+    """The red team over one campaign's reports: how many generations it tested (scored), how
+    many it could not, the mean and spread of their scores, the confirmed violations, the
+    generations its threshold turned non-viable, and what it cost (calls' tokens, extra rig
+    time). None when the campaign has it off and no report carries a block."""
+    row = store.campaign(campaign_id)
+    if row is None:
+        return None
+    settings = row["settings"]
+    blocks = [(n, json_block) for n, json_block in store.conn.execute(
+        "SELECT number, json_extract(report_json, '$.redteam') FROM generations "
+        "WHERE campaign_id=? AND json_extract(report_json, '$.redteam') IS NOT NULL ORDER BY number",
+        (campaign_id,)).fetchall()]
+    mode = settings.get("redteam", "off")
+    if mode == "off" and not blocks:
+        return None
+    import json
+    from statistics import mean, median
+
+    parsed = [(n, json.loads(b)) for n, b in blocks]
+    scored = [b for _, b in parsed if b.get("score") is not None]
+    scores = sorted(b["score"] for b in scored)
+    rig_ms = [b["rig_ms"] for _, b in parsed if b.get("rig_ms") is not None]
+    gated = store.conn.execute(
+        "SELECT COUNT(*) FROM generations WHERE campaign_id=? AND report_json LIKE ?",
+        (campaign_id, f'%"{RULE}"%')).fetchone()[0]
+    return {
+        "mode": mode, "rate": settings.get("redteam_rate") if mode == "sample" else None,
+        "threshold": settings.get("redteam_threshold"),
+        "tested": len(scored), "unavailable": len(parsed) - len(scored),
+        "proposed": sum(b["proposed"] for b in scored),
+        "confirmed": sum(b["confirmed"] for b in scored),
+        "mean_score": round(mean(scores), 4) if scores else None,
+        "scores": {"min": scores[0], "median": round(median(scores), 4), "max": scores[-1]} if scores else None,
+        "failed_threshold": gated,
+        "tokens": sum(b.get("tokens") or 0 for _, b in parsed),
+        "cost_usd": round(sum(b.get("cost_usd") or 0.0 for _, b in parsed), 6),
+        "rig_ms_median": round(median(rig_ms)) if rig_ms else None,
+    }

@@ -222,3 +222,22 @@ def test_start_campaign_refuses_a_bad_threshold_and_records_the_settings(tmp_pat
         with pytest.raises(CommandRefused, match="redteam_threshold"):
             app.run(StartCampaign(spec=SpecRef(path=str(REPO_ROOT / "spec" / "echo.md")), provider="sim",
                                   redteam="every", redteam_threshold=1.5, backend="none"))
+
+
+def test_the_cli_options_reach_the_campaigns_settings(tmp_path, monkeypatch):
+    import core.engine.launch as launch
+    from cambrian_tui.cli import build_parser
+
+    args = build_parser().parse_args(["campaign", "start", "--spec", "spec/echo.md", "--redteam", "sample:0.5",
+                                      "--redteam-threshold", "0.7"])
+    assert args.redteam == ("sample", 0.5) and args.redteam_threshold == 0.7
+    assert build_parser().parse_args(["campaign", "start", "--spec", "x"]).redteam == ("off", None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["campaign", "start", "--spec", "x", "--redteam", "every:0.5"])
+    monkeypatch.setattr(launch, "spawn_engine", lambda *a, **k: None)  # the engine process is not this test's
+    with Cambrian(tmp_path / "home") as app:
+        done = app.run(StartCampaign(spec=SpecRef(path=str(REPO_ROOT / "spec" / "echo.md")), provider="sim",
+                                     redteam=args.redteam[0], redteam_rate=args.redteam[1],
+                                     redteam_threshold=args.redteam_threshold, backend="none"))
+        settings = app.reads.campaign_status(done.campaign_id)["settings"]
+    assert (settings["redteam"], settings["redteam_rate"], settings["redteam_threshold"]) == ("sample", 0.5, 0.7)

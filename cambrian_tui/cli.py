@@ -246,7 +246,8 @@ def cmd_campaign_start(args: argparse.Namespace) -> int:
         budget_usd=args.budget_usd, budget_tokens=args.budget_tokens, budget_wall_s=args.budget_wall_s,
         backend=args.backend, provider_settings=extra,
         reproduction=args.reproduce[0], reproduction_rate=args.reproduce[1], sealed_vectors=args.sealed,
-        examiner=args.examiner, examiner_model=args.examiner_model)
+        examiner=args.examiner, examiner_model=args.examiner_model,
+        redteam=args.redteam[0], redteam_rate=args.redteam[1], redteam_threshold=args.redteam_threshold)
     return start_main(cambrian_home(args.home), command, wait=args.wait, as_json=args.json)
 
 
@@ -325,7 +326,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def reproduce_arg(value: str) -> tuple[str, float | None]:
-    """``--reproduce off|every|sample[:RATE]`` → (mode, rate or None)."""
+    """``--reproduce off|every|sample[:RATE]`` → (mode, rate or None) (``--redteam`` too)."""
     mode, _, rate = value.strip().partition(":")
     if mode not in ("off", "every", "sample") or (rate and mode != "sample"):
         raise argparse.ArgumentTypeError(f"{value!r}: expected off, every, sample or sample:RATE (e.g. sample:0.25)")
@@ -534,6 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
                          "the spec alone; measured only (score, default), a failed probe makes the "
                          "artifact non-viable (gate), or off")
     cs.add_argument("--examiner-model", default=None, help="the examiner's model (default: the campaign's)")
+    cs.add_argument("--redteam", type=reproduce_arg, default=("off", None), metavar="off|every|sample[:RATE]",
+                    help="Layer 3, the red team: a call that reads the spec and a viable artifact's code "
+                         "and proposes probes to break it, run by a second rig run — for every viable "
+                         "generation, a sample (default rate 0.25), or off (default; it costs one call "
+                         "and one rig run per tested generation)")
+    cs.add_argument("--redteam-threshold", type=float, default=None, metavar="X",
+                    help="a viable generation whose red-team score (1 - confirmed/proposed) is below X "
+                         "becomes non-viable (rule redteam_threshold; the original specified 0.7)")
     cs.add_argument("--wait", action="store_true", help="follow the campaign to its end")
     cs.add_argument("--json", action="store_true")
     for name, func, help_ in (("status", cmd_campaign_status, "state, generations and summary"),

@@ -151,6 +151,17 @@ class CampaignSettings(_Model):
     # failed (undismissed) probe makes the artifact non-viable (rule `examiner_probes`); "off".
     examiner: Literal["off", "score", "gate"] = "score"
     examiner_model: str | None = None  # None: the campaign's model
+    # Layer 3, the red team (core.redteam, docs/redteam.md): after a generation's first verdict
+    # is viable, one `redteam` call reads the spec and its code and proposes probes that should
+    # break it; the rig runs them in a second run. Costs one call and one rig run per tested
+    # generation, so "off" by default; "sample" tests this share of draws (a hash of the seed
+    # and the draw, like reproduction's, independent of it); "every" tests each viable one.
+    redteam: Literal["off", "sample", "every"] = "off"
+    redteam_rate: float = Field(default=0.25, gt=0, le=1)
+    # a viable generation whose redteam_score (1 − confirmed/proposed) is below this becomes
+    # non-viable (rule `redteam_threshold`); None: the score is only measured. The original
+    # Cambrian specified 0.7.
+    redteam_threshold: float | None = Field(default=None, ge=0, le=1)
 
     @field_validator("base_url")
     @classmethod
@@ -178,7 +189,7 @@ class LLMCall(_Model):
     provider: str
     model: str
     purpose: Literal["generate", "continue", "repair", "mutate", "reproduction", "examine",
-                     "other"] = "generate"
+                     "redteam", "other"] = "generate"
     request_id: str | None = None
     started_at: str = Field(default_factory=utcnow)
     latency_ms: int = 0

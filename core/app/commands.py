@@ -77,6 +77,11 @@ class StartCampaign:
     # (None: the campaign's)
     examiner: str = "score"
     examiner_model: str | None = None
+    # Layer 3, the red team: off (default) | sample (at redteam_rate, None: the settings'
+    # default) | every viable generation; redteam_threshold: a lower score is non-viable
+    redteam: str = "off"
+    redteam_rate: float | None = None
+    redteam_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -365,9 +370,11 @@ def _start_campaign(app: "Cambrian", cmd: StartCampaign) -> CampaignStarted:
         max_retries=cmd.max_retries, budget_usd=cmd.budget_usd, budget_tokens=cmd.budget_tokens,
         budget_wall_s=cmd.budget_wall_s, backend=cmd.backend, reproduction=cmd.reproduction,
         sealed_vectors=cmd.sealed_vectors, examiner=cmd.examiner, examiner_model=cmd.examiner_model,
-        **cmd.provider_settings)
+        redteam=cmd.redteam, redteam_threshold=cmd.redteam_threshold, **cmd.provider_settings)
     if cmd.reproduction_rate is not None:
         data["reproduction_rate"] = cmd.reproduction_rate
+    if cmd.redteam_rate is not None:
+        data["redteam_rate"] = cmd.redteam_rate
     try:
         settings = CampaignSettings(**data)
     except ValidationError as exc:

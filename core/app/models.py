@@ -276,6 +276,9 @@ class CampaignSummary:
     # None when the campaign has the examiner off (or for all campaigns at once)
     examiner_pass_rate: float | None = None
     examiner: dict[str, Any] | None = None
+    # Layer 3 (core.redteam.service.campaign_redteam): generations tested, mean score and its
+    # min/median/max, confirmed violations, threshold failures, cost; None when it is off
+    redteam: dict[str, Any] | None = None
 
     @property
     def progress(self) -> str:

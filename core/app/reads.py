@@ -37,6 +37,7 @@ from core.app.specdoc import make_spec_doc
 from core.engine.stats import wilson_interval
 from core.engine.summary import generalisation
 from core.examiner.service import campaign_examiner
+from core.redteam.service import campaign_redteam
 from core.evolution.kinds import CHILD_KINDS, RUN_KIND
 from core.home import db_path
 
@@ -163,7 +164,7 @@ class Reader:
                                           "tokens", "tokens_recorded", "cost_usd", "failure_stages",
                                           "judged", "outcomes", "tokens_per_viable", "cost_per_viable",
                                           "trend", "unpriced_calls", "fertility", "sealed",
-                                          "examiner", "examiner_pass_rate")},
+                                          "examiner", "examiner_pass_rate", "redteam")},
             "imported": c.kind == "import",
         }
 
@@ -299,7 +300,8 @@ class Reader:
             tests_passed=downsample(tests_passed, max_points), signature=signature,
             fertility_tested=tested, fertile=fertile, fertility_trend=downsample(fert_trend, max_points),
             sealed=generalisation(st.sealed_rows(campaign_id)),
-            examiner_pass_rate=examiner["pass_rate"] if examiner else None, examiner=examiner)
+            examiner_pass_rate=examiner["pass_rate"] if examiner else None, examiner=examiner,
+            redteam=campaign_redteam(st, campaign_id) if campaign_id else None)
 
     # one generation ----------------------------------------------------------------------------------
 

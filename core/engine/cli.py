@@ -62,6 +62,20 @@ def examiner_lines(e: dict[str, Any]) -> list[str]:
     return out
 
 
+def redteam_line(r: dict[str, Any]) -> str:
+    """The red team (Layer 3): tested generations, score spread, confirmed violations, cost."""
+    how = r["mode"] + (f" {r['rate']:.0%}" if r.get("rate") else "")
+    if r.get("threshold") is not None:
+        how += f", threshold {r['threshold']:.2f}"
+    if not r["tested"]:
+        return f"red team ({how}): nothing tested yet ({r['unavailable']} unavailable)"
+    s = r["scores"]
+    return (f"red team ({how}): {r['tested']} tested ({r['unavailable']} unavailable)  mean score "
+            f"{r['mean_score']:.2f} (min {s['min']:.2f}, median {s['median']:.2f}, max {s['max']:.2f})  "
+            f"confirmed {r['confirmed']}/{r['proposed']} probes  failed the threshold {r['failed_threshold']}  "
+            f"{r['tokens']} tokens, rig median {r['rig_ms_median']} ms per test")
+
+
 def print_status(st: dict[str, Any]) -> None:
     print(_line(st))
     if st.get("reason"):
@@ -87,6 +101,9 @@ def print_status(st: dict[str, Any]) -> None:
     if examiner:
         for line in examiner_lines(dict(examiner, spec_hash=st["spec_hash"])):
             print(f"  {line}")
+    redteam = st.get("summary", {}).get("redteam")
+    if redteam:
+        print(f"  {redteam_line(redteam)}")
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "

@@ -23,6 +23,17 @@ def run_id_for(campaign_id: str, generation: int) -> str:
 
 
 BRED = ".bred"
+REDTEAM = ".redteam"
+
+
+def redteam_run_id(run_id: str) -> str:
+    """The second rig run of a generation: its red team's probes, in fresh containers."""
+    return f"{run_id}{REDTEAM}"
+
+
+def base_run(run: str) -> str:
+    """The generation's run a (bred or red-team) run belongs to."""
+    return run.partition(BRED)[0].removesuffix(REDTEAM)
 
 
 def bred_run_id(run_id: str, bred: int) -> str:
@@ -77,6 +88,7 @@ def reconcile(is_live: Callable[[str], bool], home: str | None = None) -> list[s
 
 
 def kill_runs(run_ids: set[str], home: str | None = None) -> list[str]:
-    """Kill the containers of these runs, and of what their offspring bred (judged apart)."""
+    """Kill the containers of these runs, of their red-team runs and of what their offspring
+    bred (each judged in a run of its own)."""
     return kill_containers([cid for cid, run in list_managed(home)
-                            if run in run_ids or run.partition(BRED)[0] in run_ids])
+                            if run in run_ids or base_run(run) in run_ids])

@@ -49,6 +49,8 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
     live = set()
     for g_cid in {c["id"] for c in store.campaigns()}:
         live.update(containers.run_id_for(g_cid, n) for n in store.in_progress(g_cid))
+        # a generation's red-team run is live while the generation is
+        live.update(containers.redteam_run_id(containers.run_id_for(g_cid, n)) for n in store.in_progress(g_cid))
         # what a live campaign's offspring bred is judged in a run of its own (those of
         # dead campaigns were closed above)
         live.update(containers.bred_run_id(containers.run_id_for(g_cid, g.parent), g.number)

@@ -653,6 +653,11 @@ class CampaignRunner:
         self._stamp_examiner(report, rig_kw)
         if res.report.status == "viable":
             final, reason = Outcome.PROMOTED, "viable"
+            if self._redteam_chosen(n):
+                # Layer 3 before the verdict is recorded: its threshold may turn it around
+                why = await self._red_team(n, out, run_id, labels, provider, report, work)
+                if why:
+                    final, reason = Outcome.FAILED, why
         else:
             diag = res.report.diagnostics
             final, reason = Outcome.FAILED, (diag.summary if diag else "non-viable")
@@ -689,6 +694,63 @@ class CampaignRunner:
                                 "were killed, so the verdict above does not judge the artifact")
                 await asyncio.to_thread(logs.close)
         return res, started
+
+    # --- the red team (Layer 3) --------------------------------------------------------------
+
+    def _redteam_chosen(self, n: int) -> bool:
+        from core.redteam.service import sampled as redteam_sampled
+
+        s = self.settings
+        if s.redteam == "off":
+            return False
+        return s.redteam == "every" or redteam_sampled(s.seed, self._draw(n), s.redteam_rate)
+
+    async def _red_team(self, n: int, out: Path, run_id: str, labels: dict[str, str], provider,
+                        report: dict[str, Any], work: Work) -> str | None:
+        """One ``redteam`` call on the viable artifact of #n (through the generation's budgeted,
+        ledgered provider), then a fresh rig run of the same directory with those probes alone.
+        Puts the ``redteam`` block in ``report`` and applies the campaign's threshold; returns
+        the reason when that made the verdict non-viable. A budget refusal stops the campaign
+        and leaves Layer 1's verdict (the block says why it is unavailable); an abort raises,
+        and the caller closes the generation as interrupted (nothing recorded)."""
+        from core.redteam.service import Attack, apply_threshold, propose, rig_layer, score_block
+
+        gen = self.store.generation(n)
+        digest = gen.artifact_hash or (work.redo_of.artifact_hash if work.redo_of else None) or ""
+        files = self.store.artifact_files(digest)
+        try:
+            attack = await propose(self.spec_text, files, provider, self.settings.model, generation=n,
+                                   campaign_id=self.cid, max_tokens=min(8000, self.settings.max_tokens))
+        except BudgetExceeded as exc:
+            self.request_stop("stopped", str(exc))
+            attack = Attack(unavailable=f"campaign budget: {exc}"[:500])
+        if self.aborting:
+            raise asyncio.CancelledError
+        run, rig_ms = None, None
+        if attack.unavailable is None:
+            rt_run = containers.redteam_run_id(run_id)
+            t0 = time.monotonic()
+            # a fresh run (no prepared containers, no channel), labelled like the generation's
+            res, started = await self._judge(n, out, rt_run, labels,
+                                             {"probes": {"redteam": rig_layer(attack)}})
+            if self.aborting:
+                raise asyncio.CancelledError
+            rig_ms = int((time.monotonic() - t0) * 1000)
+            self.store.record_rig_run(RigRun(
+                generation=n, run_id=rt_run, backend=res.backend, container_id=res.container_id,
+                started_at=started, finished_at=utcnow(), stage_ms=res.stage_ms, total_ms=res.total_ms,
+                first_output_ms=res.first_output_ms, oom_killed=res.oom_killed, rig_error=res.rig_error))
+            run = res.report.to_wire()
+            if res.rig_error:
+                attack.unavailable = f"the red-team run broke: {res.rig_error}"[:500]
+        block = score_block(attack, run, rig_ms)
+        if block["unavailable"]:
+            self.store.add_event("redteam_unavailable", generation=n, campaign_id=self.cid,
+                                 data={"why": block["why"]})
+        report["redteam"] = block
+        if block["score"] is not None:
+            report.setdefault("fitness", {})["redteam_score"] = block["score"]
+        return apply_threshold(report, block, self.settings.redteam_threshold)
 
     def _probe_kw(self) -> dict[str, Any]:
         """The hidden layers for the rig: the spec's sealed vectors and the examiner's
@@ -785,12 +847,13 @@ def sealed_probes(spec_text: str) -> list[dict[str, Any]]:
         return []  # an invalid spec never reaches the rig: generate refuses it
 
 
-def sampled(seed: int, draw: int | None, rate: float) -> bool:
-    """Whether this draw of a campaign is in its reproduction sample: a hash of the seed and
-    the draw, so a resumed or replayed campaign samples the same generations."""
+def sampled(seed: int, draw: int | None, rate: float, kind: str = "reproduction") -> bool:
+    """Whether this draw of a campaign is in its ``kind`` sample (reproduction, redteam): a
+    hash of the kind, the seed and the draw, so a resumed or replayed campaign samples the
+    same generations, and each kind samples independently of the others."""
     import hashlib
 
-    h = hashlib.sha256(f"reproduction:{seed}:{draw}".encode()).digest()
+    h = hashlib.sha256(f"{kind}:{seed}:{draw}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < rate
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from core.engine.stats import wilson_interval
 from core.examiner.service import campaign_examiner
+from core.redteam.service import campaign_redteam
 
 
 def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
@@ -31,6 +32,7 @@ def campaign_summary(store, campaign_id: str) -> dict[str, Any]:
         "fertility": fertility(store, campaign_id),
         "examiner": examiner,
         "examiner_pass_rate": examiner["pass_rate"] if examiner else None,
+        "redteam": campaign_redteam(store, campaign_id),
         "sealed": generalisation(store.sealed_rows(campaign_id)),
         "viability_rate": (viable / len(judged)) if judged else None,
         "viability_interval": [round(lo, 4), round(hi, 4)],

@@ -43,22 +43,24 @@ def normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def _array_text(text: str) -> str:
+def _array_text(text: str, fence: str = PROBES_FENCE) -> str:
     fences = [(info.lower(), body) for _, info, body in _FENCE_RE.findall(text)]
-    for want in (PROBES_FENCE, "json"):
+    for want in (fence, "json"):
         for info, body in fences:
             if info == want:
                 return body
     stripped = text.strip()
     if stripped.startswith("["):
         return stripped
-    raise ExamineAnswerError(f"no `{PROBES_FENCE}` block and no bare JSON array in the answer")
+    raise ExamineAnswerError(f"no `{fence}` block and no bare JSON array in the answer")
 
 
-def parse_probes(text: str, spec_text: str, *, max_probes: int = MAX_PROBES) -> ParsedProbes:
-    """The valid probes of an examine answer written from ``spec_text``."""
+def parse_probes(text: str, spec_text: str, *, max_probes: int = MAX_PROBES,
+                 fence: str = PROBES_FENCE) -> ParsedProbes:
+    """The valid probes of an examine (or, with its ``fence``, a red-team) answer written
+    from ``spec_text``."""
     try:
-        data = json.loads(_array_text(text))
+        data = json.loads(_array_text(text, fence))
     except ValueError as exc:
         raise ExamineAnswerError(f"the probe block is not JSON: {exc}") from exc
     if not isinstance(data, list):

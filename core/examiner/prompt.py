@@ -24,13 +24,11 @@ from core.spec import Spec
 MAX_PROBES = 40
 PROBES_FENCE = "examiner-probes"
 
-EXAMINE_SYSTEM_PROMPT = f"""\
-You are an examiner. You read a specification of an HTTP service and write black-box probes
-that check behaviour the specification states. You never see the implementation; the probes
-are run against every implementation of this specification, so write only what the text
-requires — never what a typical implementation would happen to do.
-
-Answer with exactly one fenced block whose info string is `{PROBES_FENCE}`, holding a JSON
+def probe_schema(fence: str) -> str:
+    """The answer format both LLM layers share (examiner, red team): one fenced JSON array
+    of probes in the contract schema, each quoting the spec in ``relies_on``."""
+    return f"""\
+Answer with exactly one fenced block whose info string is `{fence}`, holding a JSON
 array. Each element is an object:
 
   "name":      a short unique identifier (letters, digits, '-', '_', '.'),
@@ -46,6 +44,15 @@ array. Each element is an object:
 The string "$GENERATION" (as a value, or in a path) stands for the service's generation
 number. Prefer probes that check things the specification's own acceptance vectors do not.
 """
+
+
+EXAMINE_SYSTEM_PROMPT = """\
+You are an examiner. You read a specification of an HTTP service and write black-box probes
+that check behaviour the specification states. You never see the implementation; the probes
+are run against every implementation of this specification, so write only what the text
+requires — never what a typical implementation would happen to do.
+
+""" + probe_schema(PROBES_FENCE)
 
 EXAMINE_INSTRUCTION = ("Write probes for the behaviour this specification states about its HTTP "
                        "interface: status codes, error bodies, required keys, exact values where "

@@ -97,7 +97,7 @@ class DeltaBuffer:
 
 # --- request / response ----------------------------------------------------------------
 
-PURPOSES = ("generate", "continue", "repair", "mutate", "examine", "other")
+PURPOSES = ("generate", "continue", "repair", "mutate", "examine", "redteam", "other")
 STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "refusal", "model_context_window_exceeded")
 # Cut off, not finished: at the output limit, or (Messages API) when the context window filled up.
 TRUNCATION_STOPS = frozenset({"max_tokens", "model_context_window_exceeded"})
@@ -110,7 +110,7 @@ class LLMRequest:
     # [{"role": "user"|"assistant", "content": str | [{"type": "text", "text": ...}, ...]}]
     messages: list[dict]
     max_tokens: int = 32000
-    purpose: str = "generate"  # generate | continue | repair | mutate | examine | other
+    purpose: str = "generate"  # generate | continue | repair | mutate | examine | redteam | other
     # How many leading content blocks of the first user message are the stable, cacheable
     # prefix (the system prompt is always part of it). 0 disables caching.
     cache_prefix_blocks: int = 1

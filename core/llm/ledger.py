@@ -60,7 +60,8 @@ class MemorySink:
 
 
 def _purpose(p: str) -> str:
-    return p if p in ("generate", "continue", "repair", "mutate", "reproduction", "examine", "other") else "other"
+    known = ("generate", "continue", "repair", "mutate", "reproduction", "examine", "redteam", "other")
+    return p if p in known else "other"
 
 
 def _usage_json(d: dict) -> str:

@@ -31,6 +31,7 @@ from core.llm.sim import defects as dm
 from core.llm.sim.build import build_files, forced, template_name  # noqa: F401
 from core.llm.sim.examine import examine_answer
 from core.llm.sim.mutate import mutate_section
+from core.llm.sim.redteam import redteam_answer
 from core.llm.sim.retry import detect, detect_breeding, detect_habits, named_by_diagnostics, parse_retry
 from core.llm.sim.specinfo import SpecInfo, parse_spec_text, split_sections
 
@@ -220,6 +221,9 @@ class SimProvider:
         if purpose == "examine":  # the examiner (examine.py): probes from the spec it was shown
             spec = self._spec_of(all_text)
             return examine_answer(spec[1] if spec else "", model)
+        if purpose == "redteam":  # the red team (redteam.py): attack probes from the spec it was shown
+            spec = self._spec_of(all_text)
+            return redteam_answer(spec[1] if spec else "", next((t for t in all_text if t.startswith("<artifact ")), ""))
         if purpose == "mutate" or any(MUTATE_RE.search(t) for t in all_text):
             return self._mutate(req, all_text)
         if purpose == "repair":

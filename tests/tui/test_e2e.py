@@ -68,7 +68,10 @@ async def test_campaign_from_the_form_to_failed_generations(tmp_path, rig_ready)
             await until(pilot, lambda: main.current_campaign() is not None, 30, "the campaign to be listed")
             cid = main.campaign_id
             c = main.current_campaign()
-            assert c.provider == "sim" and c.target == 4 and c.engine_alive
+            assert c.provider == "sim" and c.target == 4
+            # listed as soon as it is stored (pending); the detached engine takes it a moment later
+            await until(pilot, lambda: main.current_campaign().engine_alive
+                        or main.current_campaign().state == "completed", 60, "the engine to take the campaign")
             # watch it live, no key pressed: the log follows a generation in flight, all the way
             follows, deadline = [], time.monotonic() + 600
             while main.current_campaign().state != "completed":

@@ -31,8 +31,8 @@ from textual.widgets import Button, Input, Label, Select, Static
 from cambrian_tui.keys import bindings
 from cambrian_tui.messages import CommandDone, CommandFailed, ConnectionTested
 from cambrian_tui.screens.base import CambrianModal
-from core.app.forms import (BACKENDS, EXAMINER_CHOICES, FORM, REPRODUCTION_CHOICES, SEALED_CHOICES, FieldSpec,
-                            FormErrors, campaign_fields, parse_form, parse_value)
+from core.app.forms import (BACKENDS, EXAMINER_CHOICES, FORM, REDTEAM_CHOICES, REPRODUCTION_CHOICES,
+                            SEALED_CHOICES, FieldSpec, FormErrors, campaign_fields, parse_form, parse_value)
 from core.app.models import CampaignView, SpecChoice
 from core.app.providers import PROVIDERS, SERVER_PROVIDERS, ServerPreset, default_provider, provider, server_presets
 
@@ -467,7 +467,7 @@ class SpecForm(CambrianModal[str | None]):
         labels = {f.key: f.label for f in self.FIELDS}
         labels.update({"spec": "Spec", "provider": "Provider", "model": "Model", "models": "Model choices",
                        "backend": "Rig backend", "reproduction": "Reproduction", "sealed": "Sealed vectors",
-                       "examiner": "Examiner"})
+                       "examiner": "Examiner", "redteam": "Red team"})
         labels.update({f.key: f.label for f in provider(self.provider_name).fields})
         parts = [f"{labels.get(k, k)}: {v}" if k != FORM else v for k, v in self.errors.items()]
         box = self.query_one("#nc-error", Static)
@@ -605,7 +605,7 @@ class SpecForm(CambrianModal[str | None]):
 class NewCampaignScreen(SpecForm):
     HELP_TITLE = "New campaign"
     FIELDS = campaign_fields()
-    SELECTS = ("provider", "backend", "reproduction", "sealed", "examiner")
+    SELECTS = ("provider", "backend", "reproduction", "sealed", "examiner", "redteam")
 
     def __init__(self, campaign: CampaignView | None = None) -> None:
         super().__init__(id="new-campaign")
@@ -632,8 +632,10 @@ class NewCampaignScreen(SpecForm):
                 yield Select(list(EXAMINER_CHOICES), id="nc-examiner", value="score", allow_blank=False,
                              tooltip="Layer 2: probes written once per spec version by a call that sees only "
                                      "the spec (docs/examiner.md)")
-                yield Label("", classes="nc-filler")  # the row's second pair, on a wide form
-                yield Static("", classes="nc-filler")
+                yield Label("Red team")
+                yield Select(list(REDTEAM_CHOICES), id="nc-redteam", value="off", allow_blank=False,
+                             tooltip="Layer 3: an LLM reads a viable artifact's code and the spec and proposes "
+                                     "probes to break it; one call and one rig run each (docs/redteam.md)")
                 yield Label("Label")
                 yield Input("", id="nc-label", placeholder="optional", classes="wide")
             yield from self.footer(f"{self.capp.key_label('form.start')} start · "
@@ -651,4 +653,5 @@ class NewCampaignScreen(SpecForm):
                              backend=values.get("backend") or "docker", label=values.get("label", "").strip(),
                              reproduction=values.get("reproduction") or "off",
                              sealed_vectors=values.get("sealed") or "gate",
-                             examiner=values.get("examiner") or "score", provider_settings=extra, **numbers)
+                             examiner=values.get("examiner") or "score", redteam=values.get("redteam") or "off",
+                             provider_settings=extra, **numbers)

@@ -178,6 +178,7 @@ REPRODUCTION_CHOICES: tuple[tuple[str, str], ...] = (("off", "off"), ("every pro
                                                      ("a 25% sample", "sample"))
 SEALED_CHOICES: tuple[tuple[str, str], ...] = (("gate viability", "gate"), ("score only", "score"))
 EXAMINER_CHOICES: tuple[tuple[str, str], ...] = (("score only", "score"), ("gate viability", "gate"), ("off", "off"))
+REDTEAM_CHOICES: tuple[tuple[str, str], ...] = (("off", "off"), ("every viable", "every"), ("a 25% sample", "sample"))
 
 # Defaults of a new campaign / evolution run: the form and `cambrian ... start` share them.
 CAMPAIGN_DEFAULTS: dict[str, Any] = {"generations": 6, "parallelism": 2, "max_retries": 1}

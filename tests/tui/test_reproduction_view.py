@@ -235,7 +235,9 @@ async def test_the_form_sends_reproduction_and_the_verification_policy(tmp_path,
         form.query_one("#nc-reproduction", Select).value = "sample"
         form.query_one("#nc-sealed", Select).value = "score"
         form.query_one("#nc-examiner", Select).value = "gate"
+        form.query_one("#nc-redteam", Select).value = "every"
         await settle(pilot, 1)
         await pilot.press("ctrl+s")
         await until(pilot, lambda: bool(seen), "the start command")
-        assert (seen[-1].reproduction, seen[-1].sealed_vectors, seen[-1].examiner) == ("sample", "score", "gate")
+        cmd = seen[-1]
+        assert (cmd.reproduction, cmd.sealed_vectors, cmd.examiner, cmd.redteam) == ("sample", "score", "gate", "every")

@@ -466,8 +466,7 @@ class SpecForm(CambrianModal[str | None]):
     def _show_errors(self) -> None:
         labels = {f.key: f.label for f in self.FIELDS}
         labels.update({"spec": "Spec", "provider": "Provider", "model": "Model", "models": "Model choices",
-                       "backend": "Rig backend", "reproduction": "Reproduction", "sealed": "Sealed vectors",
-                       "examiner": "Examiner", "redteam": "Red team"})
+                       "backend": "Rig backend", **{c[0]: c[1] for c in POLICY_CHOOSERS}})
         labels.update({f.key: f.label for f in provider(self.provider_name).fields})
         parts = [f"{labels.get(k, k)}: {v}" if k != FORM else v for k, v in self.errors.items()]
         box = self.query_one("#nc-error", Static)
@@ -602,10 +601,24 @@ class SpecForm(CambrianModal[str | None]):
         self.dismiss(None)
 
 
+# The campaign's verification policy: (form key, label, choices, default, tooltip).
+POLICY_CHOOSERS = (
+    ("reproduction", "Reproduction", REPRODUCTION_CHOICES, "off",
+     "ask promoted offspring to breed through the LLM gateway (the spec must declare `reproduce`; "
+     "docker backend)"),
+    ("sealed", "Sealed vectors", SEALED_CHOICES, "gate", "the spec's sealed-vectors block, never shown to the writer"),
+    ("examiner", "Examiner", EXAMINER_CHOICES, "score",
+     "Layer 2: probes written once per spec version by a call that sees only the spec (docs/examiner.md)"),
+    ("redteam", "Red team", REDTEAM_CHOICES, "off",
+     "Layer 3: an LLM reads a viable artifact's code and the spec and proposes probes to break it; one "
+     "call and one rig run each (docs/redteam.md)"),
+)
+
+
 class NewCampaignScreen(SpecForm):
     HELP_TITLE = "New campaign"
     FIELDS = campaign_fields()
-    SELECTS = ("provider", "backend", "reproduction", "sealed", "examiner", "redteam")
+    SELECTS = ("provider", "backend", *(c[0] for c in POLICY_CHOOSERS))
 
     def __init__(self, campaign: CampaignView | None = None) -> None:
         super().__init__(id="new-campaign")
@@ -621,21 +634,9 @@ class NewCampaignScreen(SpecForm):
             with Grid(id="nc-numbers", classes="nc-grid"):
                 yield from self.number_fields()
                 yield from self.backend_field()
-                yield Label("Reproduction")
-                yield Select(list(REPRODUCTION_CHOICES), id="nc-reproduction", value="off", allow_blank=False,
-                             tooltip="ask promoted offspring to breed through the LLM gateway (the spec "
-                                     "must declare `reproduce`; docker backend)")
-                yield Label("Sealed vectors")
-                yield Select(list(SEALED_CHOICES), id="nc-sealed", value="gate", allow_blank=False,
-                             tooltip="the spec's sealed-vectors block, never shown to the writer")
-                yield Label("Examiner")
-                yield Select(list(EXAMINER_CHOICES), id="nc-examiner", value="score", allow_blank=False,
-                             tooltip="Layer 2: probes written once per spec version by a call that sees only "
-                                     "the spec (docs/examiner.md)")
-                yield Label("Red team")
-                yield Select(list(REDTEAM_CHOICES), id="nc-redteam", value="off", allow_blank=False,
-                             tooltip="Layer 3: an LLM reads a viable artifact's code and the spec and proposes "
-                                     "probes to break it; one call and one rig run each (docs/redteam.md)")
+                for key, label, choices, default, tip in POLICY_CHOOSERS:
+                    yield Label(label)
+                    yield Select(list(choices), id=f"nc-{key}", value=default, allow_blank=False, tooltip=tip)
                 yield Label("Label")
                 yield Input("", id="nc-label", placeholder="optional", classes="wide")
             yield from self.footer(f"{self.capp.key_label('form.start')} start · "

@@ -64,24 +64,34 @@ def build_examine_request(spec: Spec, *, model: str, max_tokens: int = 8000,
                           max_probes: int = MAX_PROBES) -> LLMRequest:
     """The ``examine`` request for ``spec``, which must already be the writer-visible spec
     (:meth:`core.spec.Spec.visible`): this function refuses one that still holds sealed vectors."""
+    return probe_request(spec, "examine", EXAMINE_SYSTEM_PROMPT,
+                         [f'<examine max-probes="{max_probes}">\n{EXAMINE_INSTRUCTION}\n</examine>'],
+                         model=model, max_tokens=max_tokens)
+
+
+def probe_request(spec: Spec, purpose: str, system: str, after_spec: list[str], *, model: str,
+                  max_tokens: int, **metadata: object) -> LLMRequest:
+    """A probe layer's request (examine, redteam): the system prompt, the writer-visible spec
+    as the cached first block, then the layer's own blocks. A spec that still holds sealed
+    vectors is refused: no probe layer may see them."""
     if spec.sealed:
-        raise ValueError("the examiner sees the writer-visible spec only: strip its sealed vectors first")
+        raise ValueError(f"the {purpose} call sees the writer-visible spec only: strip its sealed vectors first")
     return LLMRequest(
         model=model,
-        system=EXAMINE_SYSTEM_PROMPT,
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": spec_block(spec)},
-            {"type": "text", "text": f'<examine max-probes="{max_probes}">\n{EXAMINE_INSTRUCTION}\n</examine>'},
-        ]}],
+        system=system,
+        messages=[{"role": "user", "content": [{"type": "text", "text": spec_block(spec)},
+                                               *({"type": "text", "text": t} for t in after_spec)]}],
         max_tokens=max_tokens,
-        purpose="examine",
+        purpose=purpose,
         cache_prefix_blocks=1,
-        metadata={"examine_attempt": 0, "spec_hash": spec.hash, "spec_name": spec.name},
+        metadata={f"{purpose}_attempt": 0, "spec_hash": spec.hash, "spec_name": spec.name, **metadata},
     )
 
 
-def build_examine_repair(original: LLMRequest, answer: str, problem: str) -> LLMRequest:
-    """One more chance after an answer the parser could not read at all."""
+def build_probe_repair(original: LLMRequest, answer: str, problem: str, fence: str) -> LLMRequest:
+    """One more chance after an answer the parser could not read at all: the same request
+    (purpose examine or redteam), the answer, and what was wrong with it. The metadata's
+    ``<purpose>_attempt`` says it is the second."""
     return LLMRequest(
         model=original.model,
         system=original.system,
@@ -89,9 +99,13 @@ def build_examine_repair(original: LLMRequest, answer: str, problem: str) -> LLM
                   {"role": "assistant", "content": answer.rstrip() or "(empty)"},
                   {"role": "user", "content": (
                       f"Your answer could not be read: {problem}. Answer again with exactly one "
-                      f"fenced `{PROBES_FENCE}` block holding the JSON array of probes, and nothing else.")}],
+                      f"fenced `{fence}` block holding the JSON array of probes, and nothing else.")}],
         max_tokens=original.max_tokens,
-        purpose="examine",
+        purpose=original.purpose,
         cache_prefix_blocks=original.cache_prefix_blocks,
-        metadata={**original.metadata, "examine_attempt": 1},
+        metadata={**original.metadata, f"{original.purpose}_attempt": 1},
     )
+
+
+def build_examine_repair(original: LLMRequest, answer: str, problem: str) -> LLMRequest:
+    return build_probe_repair(original, answer, problem, PROBES_FENCE)

@@ -26,9 +26,8 @@ request and its repair have ``purpose="redteam"``; ``metadata["redteam_attempt"]
 
 from __future__ import annotations
 
-from core.examiner.prompt import probe_schema
+from core.examiner.prompt import build_probe_repair, probe_request, probe_schema
 from core.llm.base import LLMRequest
-from core.prime.prompt import spec_block
 from core.spec import Spec
 
 MAX_PROBES = 12
@@ -88,36 +87,11 @@ def build_redteam_request(spec: Spec, files: dict[str, bytes], *, generation: in
                           max_chars: int = MAX_CHARS) -> LLMRequest:
     """The ``redteam`` request for one artifact of ``spec``, which must already be the
     writer-visible spec (:meth:`core.spec.Spec.visible`)."""
-    if spec.sealed:
-        raise ValueError("the red team sees the writer-visible spec only: strip its sealed vectors first")
-    return LLMRequest(
-        model=model,
-        system=REDTEAM_SYSTEM_PROMPT,
-        messages=[{"role": "user", "content": [
-            {"type": "text", "text": spec_block(spec)},
-            {"type": "text", "text": artifact_block(files, generation, max_chars=max_chars)},
-            {"type": "text", "text": f'<redteam max-probes="{max_probes}">\n{REDTEAM_INSTRUCTION}\n</redteam>'},
-        ]}],
-        max_tokens=max_tokens,
-        purpose="redteam",
-        cache_prefix_blocks=1,
-        metadata={"redteam_attempt": 0, "spec_hash": spec.hash, "spec_name": spec.name,
-                  "generation": generation},
-    )
+    return probe_request(spec, "redteam", REDTEAM_SYSTEM_PROMPT,
+                         [artifact_block(files, generation, max_chars=max_chars),
+                          f'<redteam max-probes="{max_probes}">\n{REDTEAM_INSTRUCTION}\n</redteam>'],
+                         model=model, max_tokens=max_tokens, generation=generation)
 
 
 def build_redteam_repair(original: LLMRequest, answer: str, problem: str) -> LLMRequest:
-    """One more chance after an answer the parser could not read at all."""
-    return LLMRequest(
-        model=original.model,
-        system=original.system,
-        messages=[*original.messages,
-                  {"role": "assistant", "content": answer.rstrip() or "(empty)"},
-                  {"role": "user", "content": (
-                      f"Your answer could not be read: {problem}. Answer again with exactly one "
-                      f"fenced `{PROBES_FENCE}` block holding the JSON array of probes, and nothing else.")}],
-        max_tokens=original.max_tokens,
-        purpose="redteam",
-        cache_prefix_blocks=original.cache_prefix_blocks,
-        metadata={**original.metadata, "redteam_attempt": 1},
-    )
+    return build_probe_repair(original, answer, problem, PROBES_FENCE)

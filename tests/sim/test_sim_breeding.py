@@ -22,6 +22,7 @@ from core.llm.sim.provider import breed_key, read_organism_prompt
 from core.llm.sim.retry import RetryContext, detect_breeding
 from core.llm.sim.specinfo import parse_spec_text
 from core.prime.parser import parse_files
+from tests.sim.readme import readme_row
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIME = (ROOT / "spec" / "prime.md").read_text(encoding="utf-8")
@@ -147,9 +148,8 @@ def test_forcing_applies_to_organism_calls():
 
 
 def test_readme_documents_every_breeding_defect():
-    readme = (ROOT / "core" / "llm" / "sim" / "README.md").read_text(encoding="utf-8")
     for kind in br.CATALOGUE:
-        row = next((l for l in readme.splitlines() if l.startswith(f"| `{kind.name}` |")), None)
+        row = readme_row(kind.name)
         assert row is not None, kind.name
         assert f"| {kind.base:.2f} | `{kind.where}` |" in row, kind.name
 

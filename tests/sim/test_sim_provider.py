@@ -29,6 +29,7 @@ from core.prime.prompt import (
     parse_section_answer,
 )
 from core.spec import parse_spec, replace_section, validate_variant
+from tests.sim.readme import readme_row
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIME = (ROOT / "spec" / "prime.md").read_text(encoding="utf-8")
@@ -287,9 +288,8 @@ def test_style_varies_across_seeds_in_the_code():
 
 
 def test_readme_documents_every_defect():
-    readme = (ROOT / "core" / "llm" / "sim" / "README.md").read_text(encoding="utf-8")
     for kind in dm.CATALOGUE:
-        row = next((l for l in readme.splitlines() if l.startswith(f"| `{kind.name}` |")), None)
+        row = readme_row(kind.name)
         assert row is not None, kind.name
         assert f"| {kind.base:.2f} | {kind.stage} |" in row, kind.name
 
@@ -467,9 +467,8 @@ def test_naming_a_habit_lowers_it_and_keeps_a_subset():
 
 
 def test_readme_documents_every_habit():
-    readme = (ROOT / "core" / "llm" / "sim" / "README.md").read_text(encoding="utf-8")
     for habit in hb.CATALOGUE:
-        row = next((l for l in readme.splitlines() if l.startswith(f"| `{habit.name}` |")), None)
+        row = readme_row(habit.name)
         assert row is not None, habit.name
         assert f"`{habit.feature}`" in row and f"| {habit.base:.2f} |" in row and f"| {habit.stage} |" in row
         assert f"| {habit.bite:.2f}" in row, habit.name

@@ -7,6 +7,8 @@ record_report, record_reproduction); no engine, no Docker."""
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,27 @@ def breeding_home(root: Path) -> dict:
     return {"home": home, "bred_ok": bred_ok.number, "bred_bad": bred_bad.number}
 
 
+@contextlib.asynccontextmanager
+async def campaign_shown(tmp_path, spec_dir, size):
+    """The breeding home in the app, its campaign selected: (app, pilot, facts)."""
+    facts = breeding_home(tmp_path)
+    app = make_app(facts["home"], spec_dir)
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        app.screen.select_campaign(CID)
+        await settle(pilot)
+        yield app, pilot, facts
+
+
+async def open_campaign_form(app, pilot):
+    from cambrian_tui.screens.new_campaign import NewCampaignScreen
+
+    await settle(pilot)
+    await pilot.press("n")
+    await until(pilot, lambda: isinstance(app.screen, NewCampaignScreen) and app.screen.specs_loaded, "the form")
+    return app.screen
+
+
 def test_the_campaign_lineage_holds_its_bred_generations_outside_its_counts(tmp_path):
     facts = breeding_home(tmp_path)
     m = Reader(facts["home"]).lineage(CID)
@@ -96,12 +119,7 @@ def test_a_new_bred_generation_changes_the_campaign_signature(tmp_path):
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_tree_marks_bred_generations_and_fertility(tmp_path, empty_spec_dir, size):
-    facts = breeding_home(tmp_path)
-    app = make_app(facts["home"], empty_spec_dir)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        app.screen.select_campaign(CID)
-        await settle(pilot)
+    async with campaign_shown(tmp_path, empty_spec_dir, size) as (app, pilot, facts):
         tree = app.screen.query_one(GenerationTree)
         await until(pilot, lambda: tree.model is not None and tree.model.campaign_id == CID, "the campaign's tree")
         assert tree.reveal(facts["bred_bad"])
@@ -119,12 +137,7 @@ async def test_tree_marks_bred_generations_and_fertility(tmp_path, empty_spec_di
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_inspector_reproduction_tab(tmp_path, empty_spec_dir, size):
-    facts = breeding_home(tmp_path)
-    app = make_app(facts["home"], empty_spec_dir)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        app.screen.select_campaign(CID)
-        await settle(pilot)
+    async with campaign_shown(tmp_path, empty_spec_dir, size) as (app, pilot, facts):
         app.screen.open_inspector(1)
         await until(pilot, lambda: isinstance(app.screen, InspectorScreen) and app.screen.detail is not None,
                     "the inspector")
@@ -173,12 +186,7 @@ def test_summary_counts_fertility_like_campaign_status(tmp_path):
 async def test_fitness_pane_shows_fertility(tmp_path, empty_spec_dir, size):
     from cambrian_tui.widgets.charts import FitnessCharts
 
-    facts = breeding_home(tmp_path)
-    app = make_app(facts["home"], empty_spec_dir)
-    async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        app.screen.select_campaign(CID)
-        await settle(pilot)
+    async with campaign_shown(tmp_path, empty_spec_dir, size) as (app, pilot, facts):
         charts = app.screen.query_one(FitnessCharts)
         await until(pilot, lambda: charts.summary is not None and charts.summary.campaign_id == CID, "the summary")
         assert "fertility 1/3" in plain(charts.query_one("#headline", Static))
@@ -200,10 +208,7 @@ async def test_the_form_refuses_reproduction_for_a_spec_that_cannot_breed_at_its
     home = tmp_path / "home"
     app = make_app(home, specs)
     async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewCampaignScreen) and app.screen.specs_loaded, "the form")
-        form = app.screen
+        form = await open_campaign_form(app, pilot)
         form.query_one("#nc-provider", Select).value = "sim"
         form.query_one("#nc-backend", Select).value = "none"
         form.query_one("#nc-reproduction", Select).value = "every"
@@ -220,17 +225,13 @@ async def test_the_form_refuses_reproduction_for_a_spec_that_cannot_breed_at_its
 async def test_the_form_sends_reproduction_and_the_verification_policy(tmp_path, monkeypatch, size):
     from textual.widgets import Input, Select
 
-    from cambrian_tui.screens.new_campaign import NewCampaignScreen
     from core.home import REPO_ROOT
     from tests.tui.test_defects import refuse_starts
 
     seen = refuse_starts(monkeypatch)
     app = make_app(tmp_path / "home", tmp_path)
     async with app.run_test(size=size) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewCampaignScreen) and app.screen.specs_loaded, "the form")
-        form = app.screen
+        form = await open_campaign_form(app, pilot)
         form.query_one("#nc-spec_path", Input).value = str(REPO_ROOT / "spec" / "prime.md")
         form.query_one("#nc-reproduction", Select).value = "sample"
         form.query_one("#nc-sealed", Select).value = "score"

@@ -102,13 +102,19 @@ def _about(blocks: list[str], method: str, path: str) -> str:
     return "\n".join(b for b in blocks if want in b.splitlines()[0].replace("`", "").lower())
 
 
-def derive_probes(spec_text: str) -> list[dict[str, Any]]:
+def contract_index(spec_text: str) -> tuple[str, list, list[str], dict[str, dict[str, set[int]]]]:
+    """What the sim's examiner and red team read of a spec: its text without front matter and
+    FROZEN blocks, the contract table's rows, the prose blocks, and path -> method -> statuses."""
     text = _FROZEN_RE.sub("", _FRONT_RE.sub("", spec_text, count=1))
     rows = _rows(text)
-    blocks = _blocks(text)
     by_path: dict[str, dict[str, set[int]]] = {}
     for method, path, status, _b, _raw in rows:
         by_path.setdefault(path, {}).setdefault(method, set()).add(status)
+    return text, rows, _blocks(text), by_path
+
+
+def derive_probes(spec_text: str) -> list[dict[str, Any]]:
+    text, rows, blocks, by_path = contract_index(spec_text)
     probes: list[dict[str, Any]] = []
 
     def add(name: str, method: str, path: str, expect: dict[str, Any], relies_on: str,

@@ -27,7 +27,7 @@ import json
 import re
 from typing import Any
 
-from core.llm.sim.examine import _FRONT_RE, _FROZEN_RE, _about, _blocks, _rows, _sentence
+from core.llm.sim.examine import _about, _sentence, contract_index
 
 MAX = 12
 _ADJ = r"(?:missing|empty|non-string|negative)"
@@ -43,12 +43,7 @@ def redteam_answer(spec_text: str, artifact_text: str) -> str:
 
 
 def attack_probes(spec_text: str) -> list[dict[str, Any]]:
-    text = _FROZEN_RE.sub("", _FRONT_RE.sub("", spec_text, count=1))
-    rows = _rows(text)
-    blocks = _blocks(text)
-    by_path: dict[str, dict[str, set[int]]] = {}
-    for method, path, status, _b, _raw in rows:
-        by_path.setdefault(path, {}).setdefault(method, set()).add(status)
+    text, rows, blocks, by_path = contract_index(spec_text)
     probes: list[dict[str, Any]] = []
 
     def add(name: str, method: str, path: str, status: int, relies_on: str, body: Any = None,

@@ -94,6 +94,10 @@ SCOPES: dict[str, tuple[Key, ...]] = {
            show=False),
         _k("inspector.bred", "b", "open_bred", "Bred gen", "Open the generation this offspring bred",
            show=False),
+        _k("inspector.tab.layers", "8", "tab('layers')", "Layers",
+           "Layers tab (sealed vectors, examiner and red-team probes)", show=False),
+        _k("inspector.dismiss", "d", "dismiss_probe", "Dismiss probe",
+           "Dismiss the highlighted examiner probe as wrong (Layers tab; asks for a reason)", show=False),
     ),
     "spec": (
         _k("spec.back", "escape", "app.switch_mode('main')", "Back", "Back to the campaigns"),

@@ -60,6 +60,7 @@ __all__ = [
     "read_spec_text",
     "replace_section",
     "spec_hash",
+    "sealed_probes",
     "strip_sealed",
     "validate_variant",
 ]
@@ -1288,3 +1289,11 @@ def validate_variant(base: str, variant: str) -> list[SpecIssue]:
         if va.front_matter.get(key) != b.front_matter.get(key):
             add([SpecIssue(1, "variant-front-matter-changed", f"front-matter '{key}' differs from the base spec's")])
     return sorted(issues, key=lambda i: i.line)
+
+
+def sealed_probes(spec_text: str) -> list[dict[str, Any]]:
+    """The spec's sealed vectors as the rig's probe dicts ([] when it has none)."""
+    try:
+        return [v.to_wire() for v in parse_spec(spec_text).sealed]
+    except SpecError:
+        return []  # an invalid spec never reaches the rig: generate refuses it

@@ -928,6 +928,18 @@ class Store:
             f"WHERE json_extract(fitness_json, '$.sealed_total') IS NOT NULL{where} ORDER BY number", args)
         return [tuple(r) for r in cur]
 
+    def layer_rows(self, campaign_id: str | None) -> list[tuple]:
+        """(number, vector_pass_rate, sealed_pass_rate, redteam_score) of the generations
+        whose report ran visible vectors, sealed vectors or a red team, ascending by number."""
+        where, args = self._where_campaign(campaign_id, "AND")
+        cur = self.conn.execute(
+            "SELECT number, json_extract(fitness_json, '$.vector_pass_rate'), "
+            "json_extract(fitness_json, '$.sealed_pass_rate'), json_extract(fitness_json, '$.redteam_score') "
+            "FROM generations WHERE (json_extract(fitness_json, '$.vector_pass_rate') IS NOT NULL OR "
+            "json_extract(fitness_json, '$.sealed_pass_rate') IS NOT NULL OR "
+            f"json_extract(fitness_json, '$.redteam_score') IS NOT NULL){where} ORDER BY number", args)
+        return [tuple(r) for r in cur]
+
     def spend_by_generation(self, campaign_id: str | None) -> dict[int | None, tuple[int, float]]:
         where, args = self._where_campaign(campaign_id)
         rows = self.conn.execute(

@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm, jump to generation N, search."""
+"""Small modal dialogs: confirm, jump to generation N, a reason for a decision, search."""
 
 from __future__ import annotations
 
@@ -71,6 +71,40 @@ class JumpDialog(CambrianModal):
             self.dismiss(int(value))
         else:
             self.app.bell()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ReasonDialog(CambrianModal):
+    """Ask why (a dismissal keeps its reason beside the evidence): enter confirms, escape
+    cancels; an empty reason is refused here, before any command runs."""
+
+    CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
+    BINDINGS = bindings("jump")
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail", markup=False)
+            yield Input(placeholder="why, e.g. the spec never says so", id="reason-input")
+            yield Static("[dim]enter to confirm · escape to cancel[/]", classes="dialog-detail")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason-input", Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.dismiss(event.value.strip())
+        else:
+            self.notify("a dismissal needs a reason", severity="warning", timeout=3)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -1,6 +1,8 @@
 """Generation inspector: the viability report stage by stage, failed tests with error and
 location, stdout/stderr tails, the artifact's files (highlighted), the diff against the
-parent, the rig log and the LLM calls. Jump failure to failure without leaving it."""
+parent, the rig log, the LLM calls, the fertility test and the hidden probe layers (sealed
+vectors, examiner and red-team probes: expected vs actual; a wrong examiner probe is
+dismissed here). Jump failure to failure without leaving it."""
 
 from __future__ import annotations
 
@@ -15,14 +17,15 @@ from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent
 from textual.widgets.option_list import Option
 
 from cambrian_tui.keys import bindings
-from cambrian_tui.messages import DetailLoaded, FileRendered, LogBatch
+from cambrian_tui.messages import CommandDone, DetailLoaded, FileRendered, LogBatch
 from cambrian_tui.screens.base import CambrianScreen
 from cambrian_tui.widgets.log_view import LogView
 from core.app.fmt import human_ms, human_tokens
+from core.app.layers import LayerProbe
 from core.app.models import CheckRow, FileDiff, GenerationDetail, short_hash
 
 MAX_VIEW_BYTES = 400_000
-TABS = ("report", "output", "files", "diff", "log", "llm")
+TABS = ("report", "output", "files", "diff", "log", "llm", "repro", "layers")
 
 
 def code_content(path: str, data: bytes, *, line_numbers: bool = True, mark_line: int | None = None) -> Content:
@@ -95,6 +98,8 @@ class InspectorScreen(CambrianScreen):
         self._log_again = False
         self._pending_line: int | None = None
         self._check_widths: tuple[int, int] | None = None
+        self.layer_probes: list[LayerProbe] = []
+        self._layers_of: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", id="insp-header")
@@ -126,6 +131,11 @@ class InspectorScreen(CambrianScreen):
             with TabPane("Reproduction", id="tab-repro"):
                 with VerticalScroll(id="repro-box", can_focus=True):
                     yield Static("", id="repro")
+            with TabPane("Layers", id="tab-layers"):
+                with Vertical():
+                    yield DataTable(id="layers", cursor_type="row")
+                    with VerticalScroll(id="layer-box"):
+                        yield Static("", id="layer-detail")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -133,6 +143,9 @@ class InspectorScreen(CambrianScreen):
         llm = self.query_one("#llm", DataTable)
         for col in ("provider", "model", "purpose", "in", "out", "cache r/w", "cost", "latency", "outcome", "sim"):
             llm.add_column(col, key=col)
+        layers = self.query_one("#layers", DataTable)
+        for col in ("", "layer", "probe", "request", "expected", "actual"):
+            layers.add_column(col, key=col or "mark")
         self.query_one("#stdout-box").border_title = "stdout tail"
         self.query_one("#stderr-box").border_title = "stderr tail"
         self.query_one("#file-list").border_title = "Files"
@@ -233,6 +246,7 @@ class InspectorScreen(CambrianScreen):
             self._show_diff(d)
         self._show_llm(d)
         self._show_reproduction(d)
+        self._show_layers(d)
 
     # rendering ---------------------------------------------------------------------------------
 
@@ -450,6 +464,94 @@ class InspectorScreen(CambrianScreen):
                 out.append(Content(line))
         self.query_one("#repro", Static).update(Content("\n").join(out))
 
+    def _show_layers(self, d: GenerationDetail) -> None:
+        from core.app.layers import layer_lines
+
+        table = self.query_one("#layers", DataTable)
+        keep = table.cursor_row if self.layer_probes and d.number == self._layers_of else 0
+        table.clear()
+        self.layer_probes = [p for v in d.layers for p in v.probes]
+        self._layers_of = d.number
+        for i, p in enumerate(self.layer_probes):
+            mark = (Content.styled("·", "dim") if p.passed is None else Content.styled("✓", "$text-success")
+                    if p.passed else Content.styled("✗", "bold $text-error"))
+            name = Content(p.name)
+            if p.suspect:
+                name = Content.assemble(name, " ", ("SUSPECT", "bold $text-warning"))
+            elif p.dismissed:
+                name = Content.assemble(name, " ", ("dismissed", "dim"))
+            # probe texts are data (bodies hold brackets): never read as markup
+            table.add_row(mark, Content(p.layer), name, Content(p.request), Content(p.expected),
+                          Content(p.actual), key=str(i))
+        box = self.query_one("#layer-box")
+        box.border_title = " · ".join(f"{v.title}: {v.mode}, {v.passed}/{v.total}" for v in d.layers) or "Layers"
+        if not self.layer_probes:
+            self.query_one("#layer-detail", Static).update(Content("\n".join(layer_lines(d.layers, d.number))))
+            return
+        table.move_cursor(row=min(keep, len(self.layer_probes) - 1))
+        self._show_layer_probe(table.cursor_row)
+
+    def _show_layer_probe(self, index: int) -> None:
+        from core.app.layers import LAYER_TITLES
+
+        d = self.detail
+        if d is None or not 0 <= index < len(self.layer_probes):
+            return
+        p = self.layer_probes[index]
+        view = next(v for v in d.layers if v.kind == p.layer)
+        lines = [Content.styled(f"{LAYER_TITLES[p.layer]} — {view.mode} — {view.passed}/{view.total} passed"
+                                + (f" · {view.note}" if view.note else ""), "bold"),
+                 Content(f"{p.name}: {p.request}" + (f"  body {p.body}" if p.body else "")),
+                 Content(f"expected {p.expected}"),
+                 Content.styled(f"actual   {p.actual}", "$text-success" if p.passed else "$text-error")]
+        if p.error and not p.passed:
+            lines.append(Content(f"why: {p.error}"))
+        if p.body_excerpt:
+            lines.append(Content(f"body: {p.body_excerpt}"))
+        if p.note:
+            lines.append(Content.styled(p.note, "$text-warning" if p.suspect else "dim"))
+        if p.layer == "examiner" and not p.dismissed:
+            lines.append(Content.styled(f"{self.capp.key_label('inspector.dismiss')}: dismiss this probe as wrong "
+                                        "(it stops counting; its evidence is kept)", "dim"))
+        self.query_one("#layer-detail", Static).update(Content("\n").join(lines))
+
+    @on(DataTable.RowHighlighted, "#layers")
+    def _layer_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_layer_probe(event.cursor_row)
+
+    def action_dismiss_probe(self) -> None:
+        from cambrian_tui.screens.dialogs import ReasonDialog
+        from core.app.commands import DismissProbe
+
+        d = self.detail
+        table = self.query_one("#layers", DataTable)
+        if self.query_one("#insp-tabs", TabbedContent).active != "tab-layers" or d is None:
+            self.notify("open the Layers tab (8) and pick an examiner probe", timeout=3)
+            return
+        index = table.cursor_row
+        p = self.layer_probes[index] if 0 <= index < len(self.layer_probes) else None
+        if p is None or p.layer != "examiner":
+            self.notify("only an examiner probe can be dismissed", timeout=3)
+            return
+        if p.dismissed:
+            self.notify(f"{p.name} is already dismissed", timeout=3)
+            return
+        model = (d.report_raw or {}).get("examiner_set", {}).get("model")
+
+        def done(reason: str | None) -> None:
+            if reason:
+                self.command(f"dismiss {p.name}", DismissProbe(spec=d.spec_hash, probe=p.name, reason=reason,
+                                                               model=model))
+
+        self.app.push_screen(ReasonDialog(f"Dismiss examiner probe {p.name}?",
+                                          f"{p.request} — expected {p.expected}, this artifact answered "
+                                          f"{p.actual}. {p.note}".strip()), done)
+
+    def on_command_done(self, message: CommandDone) -> None:
+        self.notify(f"{message.what}: it stops counting from now on", timeout=4)
+        if self.detail is not None:
+            self.load(self.detail.number)
+
     # actions -------------------------------------------------------------------------------------
 
     def action_open_bred(self) -> None:
@@ -466,7 +568,7 @@ class InspectorScreen(CambrianScreen):
     def action_tab(self, name: str) -> None:
         self.query_one("#insp-tabs", TabbedContent).active = f"tab-{name}"
         focus = {"report": "#checks", "output": "#stdout-box", "files": "#file-list", "diff": "#diff-list",
-                 "log": "#insp-log", "llm": "#llm", "repro": "#repro-box"}[name]
+                 "log": "#insp-log", "llm": "#llm", "repro": "#repro-box", "layers": "#layers"}[name]
         self.query_one(focus).focus()
 
     def _jump(self, direction: int) -> None:

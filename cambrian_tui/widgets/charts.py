@@ -1,4 +1,5 @@
-"""Fitness charts (textual-plotext): viability with its interval, cost and tokens, tests."""
+"""Fitness charts (textual-plotext): viability with its interval, cost and tokens, tests, and
+the verification layers (visible vs sealed vectors, examiner pass rate, red-team score)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class PlotextPlot(_PlotextPlot):
 from core.app.fmt import human_tokens, money
 from core.app.models import CampaignSummary
 
-CHARTS = ("viability", "cost", "tests")
+CHARTS = ("viability", "cost", "tests", "layers")
 
 
 def headline(s: CampaignSummary | None) -> str:
@@ -61,6 +62,13 @@ def headline(s: CampaignSummary | None) -> str:
         # what the writer saw vs what it did not: the generalisation gap
         parts.append(f"vectors {s.sealed['visible_pass_rate'] * 100:.0f}% · sealed "
                      f"{s.sealed['sealed_pass_rate'] * 100:.0f}% [dim]gap {s.sealed['gap'] * 100:+.0f}pp[/]")
+    if s.examiner and s.examiner.get("pass_rate") is not None:
+        exam = f"examiner {s.examiner['pass_rate'] * 100:.0f}%"
+        if s.examiner.get("suspects"):  # a person should look: the Layers tab dismisses them
+            exam += f" [$text-warning]⚠{len(s.examiner['suspects'])} suspect[/]"
+        parts.append(exam)
+    if s.redteam and s.redteam.get("mean_score") is not None:
+        parts.append(f"red team {s.redteam['mean_score']:.2f}")
     parts.append(f"{money(s.cost_usd, s.unpriced_calls)} · {human_tokens(s.tokens)} tok")
     if s.cost_per_viable is not None:
         parts.append(f"[dim]${s.cost_per_viable:.3f}/viable[/]")
@@ -110,6 +118,8 @@ class FitnessCharts(Vertical):
                 yield PlotextPlot(id="plot-cost")
             with TabPane("Tests", id="chart-tests"):
                 yield PlotextPlot(id="plot-tests")
+            with TabPane("Layers", id="chart-layers"):
+                yield PlotextPlot(id="plot-layers")
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _t: self._draw())
@@ -145,6 +155,7 @@ class FitnessCharts(Vertical):
         self._draw_viability(self.query_one("#plot-viability", PlotextPlot), s)
         self._draw_cost(self.query_one("#plot-cost", PlotextPlot), s)
         self._draw_tests(self.query_one("#plot-tests", PlotextPlot), s)
+        self._draw_layers(self.query_one("#plot-layers", PlotextPlot), s)
 
     def _reset(self, plot: PlotextPlot):
         plt = plot.plt
@@ -204,5 +215,26 @@ class FitnessCharts(Vertical):
         plt.plot(s.tests_x, s.tests_passed, color=self._rgb("success"), marker="braille", label="passed")
         plt.ylim(0, max(max(s.tests_run, default=0), 1))
         int_ticks(plt, s.tests_x, plot.size.width)
+        plt.xlabel("generation")
+        plot.replot()
+
+    def _draw_layers(self, plot: PlotextPlot, s: CampaignSummary | None) -> None:
+        plt = self._reset(plot)
+        if s is None or not s.layer_series:
+            plt.title("verification layers — none ran (no sealed vectors, examiner off, no red team)")
+            plot.replot()
+            return
+        plt.title("pass % per generation: visible vs sealed vectors, examiner, red-team score")
+        colours = {"visible": "primary", "sealed": "warning", "examiner": "accent", "redteam": "error"}
+        labels = {"visible": "visible", "sealed": "sealed", "examiner": "examiner", "redteam": "red team"}
+        xs_all: list[int] = []
+        for key in ("visible", "sealed", "examiner", "redteam"):
+            if key in s.layer_series:
+                xs, ys = s.layer_series[key]
+                plt.plot(xs, [y * 100 for y in ys], color=self._rgb(colours[key]), marker="braille",
+                         label=labels[key])
+                xs_all += xs
+        plt.ylim(0, 100)
+        int_ticks(plt, sorted(set(xs_all)), plot.size.width)
         plt.xlabel("generation")
         plot.replot()

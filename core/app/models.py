@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pydantic models: imported where they are built (keeps the TUI's start fast)
+    from core.app.layers import LayerView
     from core.app.reproduction import ReproductionView
     from core.models import LLMCall, ViabilityReport
 
@@ -279,6 +280,10 @@ class CampaignSummary:
     # Layer 3 (core.redteam.service.campaign_redteam): generations tested, mean score and its
     # min/median/max, confirmed violations, threshold failures, cost; None when it is off
     redteam: dict[str, Any] | None = None
+    # the fitness pane's Layers chart: per layer, (generation numbers, rates in [0, 1]) —
+    # "visible" vectors, "sealed" vectors, "examiner" (dismissed probes left out), "redteam"
+    # score; a layer that never ran is absent
+    layer_series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
     @property
     def progress(self) -> str:
@@ -344,6 +349,7 @@ class GenerationDetail:
     failed_numbers: tuple[int, ...] = ()  # failures of the same campaign, to jump between
     bred_by: int | None = None  # an offspring, not the engine, wrote this one
     reproduction: "ReproductionView | None" = None  # this offspring's fertility test
+    layers: "tuple[LayerView, ...]" = ()  # the hidden probe layers that judged it (core.app.layers)
 
     @property
     def diagnostics(self) -> dict[str, Any]:

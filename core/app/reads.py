@@ -286,6 +286,7 @@ class Reader:
             lo, hi = wilson_interval(fertile, tested)
             fert_trend.append(SeriesPoint(number, fertile / tested, lo, hi))
         examiner = campaign_examiner(st, campaign_id) if campaign_id else None
+        layer_series = self._layer_series(st.layer_rows(campaign_id), examiner, max_points)
         return CampaignSummary(
             campaign_id=campaign_id, viability_rate=(viable / judged) if judged else None,
             viability_interval=wilson_interval(viable, judged) if judged else None,
@@ -301,7 +302,24 @@ class Reader:
             fertility_tested=tested, fertile=fertile, fertility_trend=downsample(fert_trend, max_points),
             sealed=generalisation(st.sealed_rows(campaign_id)),
             examiner_pass_rate=examiner["pass_rate"] if examiner else None, examiner=examiner,
-            redteam=campaign_redteam(st, campaign_id) if campaign_id else None)
+            redteam=campaign_redteam(st, campaign_id) if campaign_id else None, layer_series=layer_series)
+
+    @staticmethod
+    def _layer_series(rows: list[tuple], examiner: dict[str, Any] | None,
+                      max_points: int) -> dict[str, tuple[list[int], list[float]]]:
+        cols: dict[str, tuple[list[int], list[float]]] = {}
+        for number, *values in rows:
+            for key, v in zip(("visible", "sealed", "redteam"), values):
+                if v is not None:
+                    xs, ys = cols.setdefault(key, ([], []))
+                    xs.append(int(number))
+                    ys.append(float(v))
+        if examiner and examiner.get("series"):
+            cols["examiner"] = ([int(n) for n, _ in examiner["series"]], [float(r) for _, r in examiner["series"]])
+        # only worth a chart when a hidden layer ran: visible vectors alone are Layer 1
+        if not set(cols) - {"visible"}:
+            return {}
+        return {k: (downsample(xs, max_points), downsample(ys, max_points)) for k, (xs, ys) in cols.items()}
 
     # one generation ----------------------------------------------------------------------------------
 
@@ -353,7 +371,34 @@ class Reader:
             llm_calls=tuple(st.llm_calls(generation=number)), log_lines=st.log_chunk_count(number),
             diffs=file_diffs(parent_files, files) if parent_files is not None else None,
             failed_numbers=tuple(failed), bred_by=st.bred_by(number),
-            reproduction=self._reproduction(number))
+            reproduction=self._reproduction(number), layers=self._layers(g.spec_hash, raw))
+
+    def _layers(self, spec_hash: str, raw: dict[str, Any] | None):
+        """The hidden layers that judged a report, with the expectations the rig was given."""
+        from core.app.layers import layer_views
+        from core.examiner import records
+        from core.examiner.service import probe_table
+        from core.spec import sealed_probes
+
+        health = ((raw or {}).get("checks") or {}).get("health") or {}
+        if not raw or not (health.get("sealed") or health.get("examiner") or raw.get("redteam")):
+            return ()
+        st = self.store()
+        sealed: list[dict[str, Any]] = []
+        if health.get("sealed"):
+            try:
+                sealed = sealed_probes(st.spec_text(spec_hash))
+            except KeyError:
+                sealed = []  # imported history without its spec: results only
+        probes: list[dict[str, Any]] = []
+        flags: dict[str, dict[str, Any]] = {}
+        model = (raw.get("examiner_set") or {}).get("model")
+        if health.get("examiner") and model:
+            ps = records.load(st, spec_hash, model)
+            if ps is not None:
+                probes = list(ps.probes)
+                flags = {r["name"]: r for r in probe_table(st, ps)}
+        return layer_views(raw, sealed, probes, flags)
 
     def _reproduction(self, number: int):
         from core.app.reproduction import BredVerdict, reproduction_view

@@ -30,6 +30,7 @@ from core.engine.budget import Budget, BudgetedProvider, BudgetExceeded, price_o
 from core.engine.stop_reasons import no_space_reason, out_of_space, resumed_reason
 from core.llm.base import unwrap
 from core.models import CampaignSettings, Generation, Outcome, RigRun, utcnow
+from core.spec import sealed_probes
 from core.store import Store
 from rig.api import RigSetupError
 
@@ -560,7 +561,7 @@ class CampaignRunner:
                 oom_killed=child.oom_killed, rig_error=child.rig_error))
             report = child.report.to_wire()
             report["backend"] = child.backend
-            self._stamp_examiner(report, kw)
+            self._stamp_layers(report, kw)
             viable = child.report.status == "viable"
             diag = child.report.diagnostics
             with self.store.write():
@@ -650,7 +651,7 @@ class CampaignRunner:
         ))
         report = res.report.to_wire()
         report["backend"] = res.backend
-        self._stamp_examiner(report, rig_kw)
+        self._stamp_layers(report, rig_kw)
         if res.report.status == "viable":
             final, reason = Outcome.PROMOTED, "viable"
             if self._redteam_chosen(n):
@@ -804,9 +805,25 @@ class CampaignRunner:
                 self.store.add_event("examiner_unavailable", campaign_id=self.cid,
                                      data={"error": ps.reason, "stored": True})
 
-    def _stamp_examiner(self, report: dict[str, Any], rig_kw: dict[str, Any]) -> None:
-        """Which examiner set judged this report (the suspect rule counts per set)."""
-        sent = (rig_kw.get("probes") or {}).get("examiner")
+    def _stamp_layers(self, report: dict[str, Any], rig_kw: dict[str, Any]) -> None:
+        """The campaign's viability policy as it judged this report (which layer gated, which
+        only scored, which did not run), and which examiner set judged it (the suspect rule
+        counts per set)."""
+        probes, gate = rig_kw.get("probes") or {}, rig_kw.get("gate") or []
+        s = self.settings
+
+        def mode(kind: str, setting: str) -> str:
+            if setting == "off" or kind not in probes:
+                return "off" if setting == "off" else f"{setting} (no probes)"
+            return "gate" if kind in gate else "score"
+
+        report["verification"] = {
+            "sealed": mode("sealed", s.sealed_vectors) if self.sealed else "none in the spec",
+            "examiner": mode("examiner", s.examiner),
+            "redteam": s.redteam if s.redteam != "sample" else f"sample {s.redteam_rate:g}",
+            "redteam_threshold": s.redteam_threshold,
+        }
+        sent = probes.get("examiner")
         if sent and self.examiner_set is not None:
             report["examiner_set"] = {"model": self.examiner_model, "spec_hash": self.spec_hash,
                                       "probes": len(sent), "gate": "examiner" in rig_kw.get("gate", [])}
@@ -835,16 +852,6 @@ def default_provider_factory(settings: CampaignSettings, home: Path | None = Non
     if settings.provider in ("anthropic", "openai"):
         return provider_from(settings, prices=PriceBook.load(home))
     return provider_from(settings)
-
-
-def sealed_probes(spec_text: str) -> list[dict[str, Any]]:
-    """The spec's sealed vectors as the rig's probe dicts ([] when it has none)."""
-    from core.spec import SpecError, parse_spec
-
-    try:
-        return [v.to_wire() for v in parse_spec(spec_text).sealed]
-    except SpecError:
-        return []  # an invalid spec never reaches the rig: generate refuses it
 
 
 def sampled(seed: int, draw: int | None, rate: float, kind: str = "reproduction") -> bool:

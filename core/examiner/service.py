@@ -181,10 +181,14 @@ def campaign_examiner(store: Store, campaign_id: str) -> dict[str, Any] | None:
     per_gen: dict[int, dict[str, Any]] = {}
     passed = total = 0
     for n, status, name, ok in results:
-        g = per_gen.setdefault(n, {"viable": status == "viable", "failed": set()})
+        g = per_gen.setdefault(n, {"viable": status == "viable", "failed": set(), "passed": 0, "total": 0})
+        if name in dismissed:
+            continue  # a person judged the probe wrong: its results stop counting (kept as evidence)
         passed += bool(ok)
         total += 1
-        if not ok and name not in dismissed:
+        g["passed"] += bool(ok)
+        g["total"] += 1
+        if not ok:
             g["failed"].add(name)
     ran = len(per_gen)
     # every judged generation counts: one that failed before the health stage never ran a
@@ -206,6 +210,8 @@ def campaign_examiner(store: Store, campaign_id: str) -> dict[str, Any] | None:
         "viable_all_passed": kept,
         "viability_if_gated": round(kept / judged, 4) if judged else None,
         "suspects": suspects(store, ps),
+        # per generation that ran it: (number, pass rate without dismissed probes), for charts
+        "series": [(n, round(g["passed"] / g["total"], 4)) for n, g in sorted(per_gen.items()) if g["total"]],
         "call": ({"ids": ps.call_ids, "tokens": ps.tokens, "cost_usd": ps.cost_usd, "campaign_id": ps.campaign_id,
                   "created_at": ps.created_at} if ps else None),
     }

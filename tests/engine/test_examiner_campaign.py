@@ -50,6 +50,11 @@ def test_examiner_probes_are_made_once_run_by_the_rig_and_dismissible(tmp_path, 
             assert len(results) == 7 and [k for k, ok in results.items() if not ok] == [WRONG]
             assert rep["fitness"]["examiner_pass_rate"] == round(6 / 7, 4) and rep["fitness"]["examiner_total"] == 7
             assert rep["examiner_set"] == {"model": "sim-1", "spec_hash": g.spec_hash, "probes": 7, "gate": False}
+            # the campaign's viability policy, as it judged this report
+            assert rep["verification"] == {"sealed": "gate", "examiner": "score", "redteam": "off",
+                                           "redteam_threshold": None}
+        scored_numbers = [g.number for g in s.generations(scored)]
+        sealed_total = s.report(scored_numbers[0])["fitness"]["sealed_total"]
         (g,) = s.generations(gated)  # gated: the wrong probe fails a correct artifact
         rep = s.report(g.number)
         assert g.outcome.value == "failed" and rep["failure_stage"] == "health"
@@ -66,8 +71,23 @@ def test_examiner_probes_are_made_once_run_by_the_rig_and_dismissible(tmp_path, 
         assert (ex["mode"], ex["probes"], ex["judged"], ex["viable"], ex["viable_all_passed"]) == ("score", 7, 2, 2, 0)
         assert ex["suspects"] == []  # 3 runs so far: not enough evidence
         assert ex["call"]["ids"] == [calls[1].id]
+        # the inspector's Layers tab: each layer's probes, expected vs actual
+        first = app.reads.summary(scored)
+        shown = app.reads.generation_detail(scored_numbers[0])
+        assert [(v.kind, v.mode, v.passed, v.total) for v in shown.layers] == [
+            ("sealed", "gate", sealed_total, sealed_total), ("examiner", "score", 6, 7)]
+        wrong = next(p for p in shown.layers[1].probes if p.name == WRONG)
+        assert (wrong.request, wrong.expected, wrong.actual, wrong.passed) == ("DELETE /echo", "404", "405", False)
+        assert set(first.layer_series) == {"visible", "sealed", "examiner"}
+        assert first.layer_series["examiner"] == (scored_numbers, [round(6 / 7, 4)] * 2)
         done = app.run(DismissProbe(spec=spec_hash, probe=WRONG, reason="the spec says 405"))
         assert done.dismissals[0]["evidence"] == {"ran": 3, "failed": 3}
+        # dismissed: it stops counting in the summary, the chart and the tab (the row stays, marked)
+        after = app.reads.summary(scored)
+        assert after.examiner_pass_rate == 1.0 and after.layer_series["examiner"][1] == [1.0, 1.0]
+        view = app.reads.generation_detail(scored_numbers[0]).layers[1]
+        assert (view.passed, view.total) == (6, 6)
+        assert next(p for p in view.probes if p.name == WRONG).dismissed
 
     # dismissed: the next gated campaign runs 6 probes and the correct Echo is viable
     again = _campaign(home, sim, 1, "gate", 3)

@@ -95,3 +95,15 @@ def test_every_viable_generation_is_red_teamed_and_the_threshold_gates(tmp_path,
     with Cambrian(home) as app:
         rt = app.reads.summary(gated).redteam
         assert (rt["tested"], rt["confirmed"], rt["failed_threshold"], rt["threshold"]) == (1, 1, 1, 0.7)
+        # the inspector's Layers tab: the red team's probes, expected vs actual, with the score
+        layers = {v.kind: v for v in app.reads.generation_detail(g.number).layers}
+        assert set(layers) == {"sealed", "redteam"}  # echo's sealed vectors; the examiner was off
+        red = layers["redteam"]
+        assert (red.mode, red.passed, red.total) == ("every, gate below 0.70", 1, 2)
+        assert red.note.startswith("score 0.50 = 1 − 1 confirmed / 2 proposed")
+        bad = next(p for p in red.probes if not p.passed)
+        assert (bad.name, bad.request, bad.expected, bad.actual) == (
+            "reverse-off-by-one", "GET /reverse?text=abc", '200, body ⊇ {"reversed":"cbd"}', "200")
+        assert bad.note == REVERSE and "cba" in bad.body_excerpt
+        assert rep["verification"] == {"sealed": "gate", "examiner": "off", "redteam": "every",
+                                       "redteam_threshold": 0.7}

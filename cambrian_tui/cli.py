@@ -605,9 +605,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="start BO cold instead of from what earlier runs in this home learned about "
                          "rewrites and crossovers (and sweep every hat and model, even those that never paid)")
     es.add_argument("--seed", type=int, default=0)
-    es.add_argument("--fitness", choices=["viability", "fertility"], default="viability",
+    es.add_argument("--fitness", choices=["viability", "fertility", "verified"], default="viability",
                     help="fertility: every campaign asks each promoted generation to breed, and a viable "
-                         "but infertile one counts as a failure (the spec must declare `reproduce`)")
+                         "but infertile one counts as a failure (the spec must declare `reproduce`); "
+                         "verified: every campaign runs the dual-blind examiner, and a viable generation "
+                         "that fails one of its (undismissed) probes counts as a failure")
     es.add_argument("--screen-generations", type=int, default=EVOLUTION_DEFAULTS["screen_generations"],
                     help="generations of a screening campaign")
     es.add_argument("--full-generations", type=int, default=EVOLUTION_DEFAULTS["full_generations"],

@@ -133,8 +133,9 @@ class CampaignSettings(_Model):
     # hash of the campaign's seed and draw, so a resumed campaign samples the same), or off.
     reproduction: Literal["off", "every", "sample"] = "off"
     # what counts as a success in evolution's statistics (the engine itself ignores it):
-    # "viability", or "fertility" — viable AND, when its fertility was tested, fertile
-    fitness: Literal["viability", "fertility"] = "viability"
+    # "viability"; "fertility" — viable AND, when its fertility was tested, fertile;
+    # "verified" — viable AND no undismissed examiner probe failed (core/evolution/README.md)
+    fitness: Literal["viability", "fertility", "verified"] = "viability"
     reproduction_rate: float = Field(default=0.25, gt=0, le=1)
     # per reproduction test, enforced by the gateway
     reproduction_calls: int = Field(default=6, ge=1, le=100)

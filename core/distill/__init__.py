@@ -117,6 +117,26 @@ def _distinct_artifacts(candidates: list[tuple[Any, str]]) -> tuple[list[tuple[A
     return units, copies, excluded
 
 
+def _dismissed_probes(store: Any, spec_hash: str) -> set[str]:
+    from core.examiner import records
+
+    return {name for ps in records.sets_of(store, spec_hash) for name in ps.dismissed}
+
+
+def _without_dismissed(report: dict[str, Any], dismissed: set[str]) -> dict[str, Any]:
+    """The report's fitness, its examiner pass rate recomputed without the probes a person
+    dismissed since (they stop counting wherever results are summed)."""
+    fit = dict(report.get("fitness") or {})
+    results = (((report.get("checks") or {}).get("health") or {}).get("examiner") or [])
+    if dismissed and results:
+        kept = [r for r in results if r.get("name") not in dismissed]
+        if kept:
+            fit["examiner_pass_rate"] = round(sum(1 for r in kept if r.get("passed")) / len(kept), 4)
+        else:
+            fit.pop("examiner_pass_rate", None)
+    return fit
+
+
 def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = True) -> DistillReport:
     """Analyse one campaign and store pending amendments for its significant features.
     Evidence is counted per distinct artifact (by artifact hash), never per copy."""
@@ -141,6 +161,7 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
             continue
         candidates.append((g, verdict))
     units, copies, conflicting = _distinct_artifacts(candidates)
+    dismissed = _dismissed_probes(store, spec_hash)
     excluded += conflicting
     for g, verdict in units:
         gf = F.generation_features(g.number, store.artifact_files(g.artifact_hash), cache)
@@ -152,7 +173,7 @@ def distill_campaign(store: Any, campaign_id: str, *, create_amendments: bool = 
         verdicts[g.number] = verdict
         artifacts[g.number] = g.artifact_hash
         report = store.report(g.number) or {}
-        fitness[g.number] = report.get("fitness") or {}
+        fitness[g.number] = _without_dismissed(report, dismissed)
     excluded.sort(key=lambda e: e["generation"])
 
     names = list(F.FEATURE_NAMES)

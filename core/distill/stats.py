@@ -44,6 +44,11 @@ SCORE_METRICS: tuple[tuple[str, bool], ...] = (
     ("test_pass_rate", True),
     ("vector_pass_rate", True),
     ("contract_pass_rate", True),
+    # the hidden layers, where they ran: what the writer never saw (sealed vectors, the
+    # examiner's probes without the dismissed ones, the red team's score)
+    ("sealed_pass_rate", True),
+    ("examiner_pass_rate", True),
+    ("redteam_score", True),
     ("total_ms", False),
 )
 

@@ -287,11 +287,15 @@ class EvolutionLoop:
                         generation_timeout_s=s.generation_timeout_s, base_url=s.base_url,
                         api_key_env=s.api_key_env, context_window=s.context_window,
                         continuation=s.continuation)
-            # no examiner: every variant is a new spec version (one examine call each) and the
-            # objective is Layer 1's viability (or fertility), which the examiner never changes
+            # no examiner unless the objective needs it: every variant is a new spec version
+            # (one examine call each), and viability or fertility never change with it
             base["examiner"] = "off"
             if s.fitness == "fertility":
                 base.update(reproduction="every", fitness="fertility")
+            elif s.fitness == "verified":
+                # Layer 2 counts: its probes are made once per variant (from the variant's
+                # visible text only) and scored; the counts leave out what fails them
+                base.update(examiner="score", fitness="verified")
             settings = CampaignSettings(**ref.settings(base))
             store.create_campaign(cid, spec_hash, settings.model_dump(), kind=kind)
         while store.campaign(cid)["state"] != "completed":

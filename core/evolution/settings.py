@@ -82,8 +82,10 @@ class EvolutionSettings(BaseModel):
     # "gain": the gain as it is. Runs stored without the field were told the gain.
     objective: Literal["gain", "log-gain"] = "gain"
     # "fertility": every campaign of the run breeds each promoted generation (reproduction
-    # every) and a viable but infertile one counts as a failure (core/evolution/README.md)
-    fitness: Literal["viability", "fertility"] = "viability"
+    # every) and a viable but infertile one counts as a failure (core/evolution/README.md);
+    # "verified": every campaign runs the examiner (score) and a viable generation that fails
+    # one of its undismissed probes counts as a failure
+    fitness: Literal["viability", "fertility", "verified"] = "viability"
     gain_scale: float = Field(default=0.002, gt=0)
     base_estimator: str = "GP"
     acq_func: str = "EI"

@@ -53,14 +53,24 @@ def campaign_counts(store: Any, campaign_id: str) -> Counts:
     """(successes, judged) of a campaign. Under fitness "fertility" a viable offspring whose
     fertility test found it infertile is a failure (weight 1: half a Prime is no Prime, and
     integer counts keep acceptance's exact Beta comparison); an `error` test (no verdict,
-    e.g. the budget ran out) does not count against it."""
+    e.g. the budget ran out) does not count against it. Under "verified" a viable one that
+    failed an undismissed examiner probe is a failure (read afresh: a later dismissal counts)."""
     from core.engine.summary import campaign_summary
 
     s = campaign_summary(store, campaign_id)
     viable = int(s["viable"])
-    if (store.campaign(campaign_id)["settings"] or {}).get("fitness") == "fertility":
+    fitness = (store.campaign(campaign_id)["settings"] or {}).get("fitness")
+    if fitness == "fertility":
         infertile = sum(1 for r in store.reproductions(campaign_id) if r["status"] == "infertile")
         viable = max(0, viable - infertile)
+    elif fitness == "verified":
+        from core.examiner.service import campaign_examiner
+
+        # "verified": a viable generation that failed an undismissed examiner probe is a
+        # failure; one the examiner never probed (the layer was unavailable) keeps Layer 1's verdict
+        ex = campaign_examiner(store, campaign_id)
+        if ex is not None:
+            viable = max(0, viable - (int(ex["viable"]) - int(ex["viable_all_passed"])))
     return Counts(viable, int(s["judged"]))
 
 

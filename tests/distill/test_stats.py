@@ -130,3 +130,27 @@ def test_analyse_runs_both_comparisons():
     assert res.groups["viable"] == list(range(20)) and res.groups["failed"] == list(range(20, 30))
     assert res.groups["top"] == list(range(10, 20)) and res.groups["bottom"] == list(range(10))
     assert {t.comparison for t in res.tests} == {"viable_vs_failed", "top_vs_bottom"}
+
+
+def test_the_hidden_layers_rank_viable_generations_where_they_ran():
+    # equal on Layer 1; apart only on what the writer never saw
+    fit = {
+        1: {"tests_passed": 5, "sealed_pass_rate": 1.0, "examiner_pass_rate": 1.0, "redteam_score": 1.0},
+        2: {"tests_passed": 5, "sealed_pass_rate": 0.5, "examiner_pass_rate": 0.6, "redteam_score": 0.5},
+        3: {"tests_passed": 5, "sealed_pass_rate": 1.0, "examiner_pass_rate": 0.8},
+    }
+    s = S.fitness_scores(fit)
+    assert s[1] > s[3] > s[2]
+    assert s[2] == pytest.approx(0.0)  # last on every hidden layer; tests_passed, shared, says nothing
+
+
+def test_a_dismissed_examiner_probe_stops_counting_in_the_distillers_fitness():
+    from core.distill import _without_dismissed
+
+    report = {"fitness": {"examiner_pass_rate": 0.5, "tests_passed": 3},
+              "checks": {"health": {"examiner": [{"name": "wrong", "passed": False},
+                                                 {"name": "right", "passed": True}]}}}
+    assert _without_dismissed(report, set())["examiner_pass_rate"] == 0.5
+    assert _without_dismissed(report, {"wrong"}) == {"examiner_pass_rate": 1.0, "tests_passed": 3}
+    assert "examiner_pass_rate" not in _without_dismissed(report, {"wrong", "right"})
+    assert report["fitness"]["examiner_pass_rate"] == 0.5  # the stored report is not touched

@@ -74,3 +74,60 @@ def test_a_fertility_run_breeds_in_every_campaign_and_counts_infertile_as_failed
             assert campaign_counts(s, cid).viable == 0
         assert promoted > 0  # the campaigns had viable offspring: only fertility made them fail
         assert all(o.viability_rate in (None, 0.0) for o in s.observations(RUN))
+
+
+# --- fitness "verified" (issue 24): Layer 1 and the dual-blind examiner -------------------------------
+
+
+def _examined(store: Store, cid: str, fitness: str, failing: dict[int, list[str]], n: int = 4) -> list[int]:
+    """n viable generations whose examiner results fail the names in ``failing[i]``."""
+    spec = store.add_spec(ECHO, label="echo").hash
+    store.create_campaign(cid, spec, {"spec_hash": spec, "generations": n, "fitness": fitness,
+                                      "examiner": "score", "model": "sim-1"})
+    out = []
+    for i in range(n):
+        g = store.create_generation(spec_hash=spec, campaign_id=cid)
+        results = [{"name": name, "passed": name not in failing.get(i, [])} for name in ("a", "b", "c")]
+        store.record_report(g.number, {"generation": g.number, "status": "viable", "failure_stage": "none",
+                                       "checks": {"health": {"passed": True, "duration_ms": 1, "examiner": results}},
+                                       "examiner_set": {"model": "sim-1"},
+                                       "completed_at": "2026-12-06T00:00:00+00:00"})
+        store.set_outcome(g.number, "promoted", "viable")
+        out.append(g.number)
+    return out
+
+
+def _pair(c) -> tuple[int, int]:
+    return c.viable, c.judged
+
+
+def test_counts_under_verified_treat_a_viable_generation_failing_an_examiner_probe_as_a_failure(store):
+    from core.examiner import records
+    from core.examiner.records import ProbeSet
+
+    _examined(store, "c-plain", "viability", {0: ["a"], 2: ["b"]})
+    _examined(store, "c-verified", "verified", {0: ["a"], 2: ["b"]})
+    assert _pair(campaign_counts(store, "c-plain")) == (4, 4)
+    assert _pair(campaign_counts(store, "c-verified")) == (2, 4)
+    # a person dismisses probe "a" as wrong: generation 0 counts again, read afresh
+    spec = store.campaign("c-verified")["spec_hash"]
+    records.save(store, ProbeSet(spec_hash=spec, model="sim-1", state="ready", probes=[
+        {"name": k, "method": "GET", "path": "/", "expect": {"status": 200}} for k in "abc"]))
+    records.dismiss(store, spec, "sim-1", "a", "the spec never says so", {"ran": 2, "failed": 1})
+    assert _pair(campaign_counts(store, "c-verified")) == (3, 4)
+
+
+def test_a_verified_run_scores_the_examiner_in_every_campaign(home):
+    with Store.open(db_path(home)) as s:
+        create_run(s, ECHO, run_id=RUN, fitness="verified", **{**SMALL, "max_observations": 2})
+    assert run(home) == "completed"
+    with Store.open(db_path(home)) as s:
+        children = rec.child_campaigns(s, RUN)
+        assert children
+        for c in children:
+            settings = s.campaign(c["id"])["settings"]
+            assert (settings["examiner"], settings["fitness"]) == ("score", "verified")
+            # one examine call per spec version the run made, never one per generation
+        examines = [c for c in s.llm_calls() if c.purpose == "examine"]
+        specs = {s.campaign(c["id"])["spec_hash"] for c in children}
+        assert 1 <= len(examines) <= len(specs)

@@ -21,7 +21,7 @@ from cambrian_tui.messages import CommandDone, DetailLoaded, FileRendered, LogBa
 from cambrian_tui.screens.base import CambrianScreen
 from cambrian_tui.widgets.log_view import LogView
 from core.app.fmt import human_ms, human_tokens
-from core.app.layers import LayerProbe
+from core.app.layers import LAYER_SHORT, LayerProbe
 from core.app.models import CheckRow, FileDiff, GenerationDetail, short_hash
 
 MAX_VIEW_BYTES = 400_000
@@ -100,6 +100,7 @@ class InspectorScreen(CambrianScreen):
         self._check_widths: tuple[int, int] | None = None
         self.layer_probes: list[LayerProbe] = []
         self._layers_of: int | None = None
+        self._layer_widths: tuple[int, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("loading…", id="insp-header")
@@ -143,9 +144,7 @@ class InspectorScreen(CambrianScreen):
         llm = self.query_one("#llm", DataTable)
         for col in ("provider", "model", "purpose", "in", "out", "cache r/w", "cost", "latency", "outcome", "sim"):
             llm.add_column(col, key=col)
-        layers = self.query_one("#layers", DataTable)
-        for col in ("", "layer", "probe", "request", "expected", "actual"):
-            layers.add_column(col, key=col or "mark")
+        self._layout_layers()
         self.query_one("#stdout-box").border_title = "stdout tail"
         self.query_one("#stderr-box").border_title = "stderr tail"
         self.query_one("#file-list").border_title = "Files"
@@ -155,6 +154,25 @@ class InspectorScreen(CambrianScreen):
     def on_resize(self) -> None:
         if self._layout_checks() and self.detail is not None:
             self._show_report(self.detail, reset_cursor=False)
+        if self._layout_layers() and self.detail is not None:
+            self._show_layers(self.detail)
+
+    def _layout_layers(self) -> bool:
+        """The Layers table's columns share the width: the probe's name 30%, its request 25%,
+        the expectation 30%, the answer the rest. True when they changed."""
+        room = max(40, self.app.size.width - 4) - 1 - 8 - 12  # mark, layer, cell padding
+        probe, request, expected = int(room * 0.30), int(room * 0.25), int(room * 0.30)
+        widths = (probe, request, expected, max(6, room - probe - request - expected))
+        if widths == self._layer_widths:
+            return False
+        self._layer_widths = widths
+        table = self.query_one("#layers", DataTable)
+        table.clear(columns=True)
+        table.add_column("", key="mark", width=1)
+        table.add_column("layer", key="layer", width=8)
+        for name, w in zip(("probe", "request", "expected", "actual"), widths):
+            table.add_column(name, key=name, width=w)
+        return True
 
     def _layout_checks(self) -> bool:
         """Proportional columns: the check's name gets 45% of what result and time leave
@@ -475,13 +493,14 @@ class InspectorScreen(CambrianScreen):
         for i, p in enumerate(self.layer_probes):
             mark = (Content.styled("·", "dim") if p.passed is None else Content.styled("✓", "$text-success")
                     if p.passed else Content.styled("✗", "bold $text-error"))
+            # the flag first: a narrow column cuts the name's end, never the flag
             name = Content(p.name)
             if p.suspect:
-                name = Content.assemble(name, " ", ("SUSPECT", "bold $text-warning"))
+                name = Content.assemble(("⚠ ", "bold $text-warning"), name)
             elif p.dismissed:
-                name = Content.assemble(name, " ", ("dismissed", "dim"))
+                name = Content.styled(f"⊘ {p.name}", "dim strike")
             # probe texts are data (bodies hold brackets): never read as markup
-            table.add_row(mark, Content(p.layer), name, Content(p.request), Content(p.expected),
+            table.add_row(mark, Content(LAYER_SHORT[p.layer]), name, Content(p.request), Content(p.expected),
                           Content(p.actual), key=str(i))
         box = self.query_one("#layer-box")
         box.border_title = " · ".join(f"{v.title}: {v.mode}, {v.passed}/{v.total}" for v in d.layers) or "Layers"
@@ -502,14 +521,13 @@ class InspectorScreen(CambrianScreen):
         lines = [Content.styled(f"{LAYER_TITLES[p.layer]} — {view.mode} — {view.passed}/{view.total} passed"
                                 + (f" · {view.note}" if view.note else ""), "bold"),
                  Content(f"{p.name}: {p.request}" + (f"  body {p.body}" if p.body else "")),
-                 Content(f"expected {p.expected}"),
-                 Content.styled(f"actual   {p.actual}", "$text-success" if p.passed else "$text-error")]
-        if p.error and not p.passed:
-            lines.append(Content(f"why: {p.error}"))
+                 Content.assemble(f"expected {p.expected}  → ",
+                                  (f"actual {p.actual}", "$text-success" if p.passed else "bold $text-error"),
+                                  f"  ({p.error})" if p.error and not p.passed else "")]
+        if p.note:  # before the body: a short terminal keeps the suspect flag and the quote
+            lines.append(Content.styled(p.note, "$text-warning" if p.suspect else "dim"))
         if p.body_excerpt:
             lines.append(Content(f"body: {p.body_excerpt}"))
-        if p.note:
-            lines.append(Content.styled(p.note, "$text-warning" if p.suspect else "dim"))
         if p.layer == "examiner" and not p.dismissed:
             lines.append(Content.styled(f"{self.capp.key_label('inspector.dismiss')}: dismiss this probe as wrong "
                                         "(it stops counting; its evidence is kept)", "dim"))

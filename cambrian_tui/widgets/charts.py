@@ -99,7 +99,7 @@ def int_ticks(plt, x: list[int], width: int | None = None) -> None:
 class FitnessCharts(Vertical):
     DEFAULT_CSS = """
     FitnessCharts { height: 1fr; }
-    FitnessCharts #headline { height: 2; padding: 0 1; color: $text; }
+    FitnessCharts #headline { height: auto; max-height: 3; padding: 0 1; color: $text; }
     FitnessCharts TabbedContent { height: 1fr; }
     FitnessCharts TabPane { padding: 0; }
     FitnessCharts PlotextPlot { height: 1fr; }

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+LAYER_SHORT = {"sealed": "sealed", "examiner": "examiner", "redteam": "red team"}
 LAYER_TITLES = {"sealed": "Sealed vectors", "examiner": "Examiner (Layer 2)", "redteam": "Red team (Layer 3)"}
 
 

@@ -150,7 +150,7 @@ async def test_layers_tab_shows_expected_vs_actual_and_dismisses_a_suspect(tmp_p
         assert table.row_count == len(f["sealed"]) + len(f["probes"])
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[1] for r in rows] == ["sealed"] * len(f["sealed"]) + ["examiner"] * len(f["probes"])
-        assert any(WRONG in r[2] and "SUSPECT" in r[2] and r[4] == "404" and r[5] == "405" for r in rows)
+        assert any(r[2] == f"⚠ {WRONG}" and r[4] == "404" and r[5] == "405" for r in rows)
         # d on a sealed vector: refused, nothing asked
         table.move_cursor(row=0)
         await pilot.press("d")
@@ -179,7 +179,7 @@ async def test_layers_tab_shows_expected_vs_actual_and_dismisses_a_suspect(tmp_p
         await until(pilot, lambda: any(p.name == WRONG and p.dismissed for p in insp.layer_probes), "the reload")
         await settle(pilot)
         rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-        assert any(WRONG in r[2] and "dismissed" in r[2] for r in rows)
+        assert f"⊘ {WRONG}" in [r[2] for r in rows]
         assert f"{len(f['probes']) - 1}/{len(f['probes']) - 1}" in str(insp.query_one("#layer-box").border_title)
 
 

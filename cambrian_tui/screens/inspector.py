@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.highlight import highlight
+from textual.markup import escape
 from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
@@ -281,7 +282,7 @@ class InspectorScreen(CambrianScreen):
         sim = " [reverse $text-warning] SIMULATED [/]" if d.simulated else ""
         line1 = (f"[b]Generation #{d.number}[/b]{parent}  [{colour}]{verdict}[/]"
                  f"  [dim]campaign[/] {d.campaign_id or '-'}  [dim]attempt[/] {d.attempt}{pos}{sim}")
-        reason = f"[dim]reason[/] {d.reason}  " if d.reason else ""
+        reason = f"[dim]reason[/] {escape(d.reason)}  " if d.reason else ""  # data, not markup
         line2 = (f"{reason}[dim]artifact[/] {short_hash(d.artifact_hash)} · {len(d.files)} files"
                  f"  [dim]spec[/] {short_hash(d.spec_hash)}  [dim]created[/] {d.created_at}")
         self.query_one("#insp-header", Static).update(Content.from_markup(line1 + "\n" + line2))
@@ -295,8 +296,7 @@ class InspectorScreen(CambrianScreen):
         if not self.rows:
             msg = "no viability report yet" if d.outcome in ("in_progress", "tested") else "no viability report"
             table.add_row(Content.from_markup(f"[dim]{msg}[/]"), "", "", "", key="none")
-            self.query_one("#check-detail", Static).update(
-                Content.from_markup(f"[dim]{d.reason or ''}[/]") if d.reason else "")
+            self.query_one("#check-detail", Static).update(self._no_report_text(d))
             return
         if d.report_problem:
             self.notify(d.report_problem, title=f"generation #{d.number}", severity="warning", timeout=6)
@@ -324,10 +324,23 @@ class InspectorScreen(CambrianScreen):
             table.move_cursor(row=min(keep, len(self.rows) - 1), animate=False)
         self._show_check_detail(table.cursor_row)
 
+    def _no_report_text(self, d: GenerationDetail) -> Content:
+        """Why there is no report: the reason (data, never markup: "[no-files]" is no tag) and
+        where the rest is, for a generation that never reached the rig."""
+        if not d.reason:
+            return Content("")
+        parts = [Content.styled(d.reason, "dim")]
+        if d.failure_stage == "generate" and d.log_lines:
+            parts.append(Content.styled(f"The model's answer is in the Rig log tab "
+                                        f"({self.capp.key_label('inspector.tab.log')}); each call it took in "
+                                        f"LLM calls ({self.capp.key_label('inspector.tab.llm')}).", "dim"))
+        return Content("\n").join(parts)
+
     def _show_check_detail(self, index: int) -> None:
         box = self.query_one("#check-detail", Static)
         if not (0 <= index < len(self.rows)):
-            box.update("")
+            # no report: the "no viability report" row keeps the reason below it
+            box.update(self._no_report_text(self.detail) if not self.rows and self.detail else "")
             return
         row = self.rows[index]
         status = "did not run" if row.passed is None else ("passed" if row.passed else "FAILED")

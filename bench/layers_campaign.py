@@ -15,7 +15,8 @@ both. Prints:
 * per judged generation: its verdict and which sealed vectors, examiner probes and red-team
   probes it failed, and the sim's hidden violations that generation's answer carried (read
   from its files by ``core.llm.sim.retry.detect_hidden``: which layer was meant to see it);
-* the generalisation gap, the examiner's suspect probes, the red team's score distribution;
+* the generalisation gap (the campaign's, pooled over every generation that ran the sealed
+  vectors, and over the Layer-1-viable ones alone), the examiner's suspect probes, the red team's score distribution;
 * extra rig time (hidden probes in the health stage; the red team's second run) and extra
   tokens (examine once; redteam per tested generation) per generation, beside the writer's.
 
@@ -65,6 +66,7 @@ def run(spec_path: Path, n: int, p: int, seed: int) -> dict:
         ex, rt = summ["examiner"] or {}, summ["redteam"] or {}
         suspects = {p["name"] for p in ex.get("suspects") or ()}
         rows, probe_ms, rt_ms, rt_tokens, scores = [], [], [], [], []
+        among_viable = {"visible": [0, 0], "sealed": [0, 0]}  # [passed, run] over Layer-1-viable generations
         for g in s.generations(cids[0]):
             if g.status is None:
                 continue
@@ -77,6 +79,10 @@ def run(spec_path: Path, n: int, p: int, seed: int) -> dict:
             sealed_f, ex_f = _failed(h.get("sealed")), _failed(h.get("examiner"))
             rt_f = [q["name"] for q in block.get("probes") or () if not q.get("passed")]
             l1 = g.status.value == "viable" if hasattr(g.status, "value") else g.status == "viable"
+            for key, layer in (("visible", "vectors"), ("sealed", "sealed")):
+                if l1:
+                    among_viable[key][0] += sum(bool(r.get("passed")) for r in h.get(layer) or ())
+                    among_viable[key][1] += len(h.get(layer) or ())
             rows.append({"gen": g.number, "attempt": g.attempt, "layer1": "viable" if l1 else f"non-viable ({g.failure_stage})",
                          "sealed_failed": sealed_f, "examiner_failed": ex_f, "redteam_confirmed": rt_f,
                          "redteam_score": block.get("score"), "sim_hidden_violations": hidden,
@@ -100,6 +106,10 @@ def run(spec_path: Path, n: int, p: int, seed: int) -> dict:
         "viability_all_three_layers": f"{sum(r['all_layers'] for r in rows)}/{judged}",
         "viability_all_three_suspects_dismissed": f"{sum(r['all_layers_without_suspects'] for r in rows)}/{judged}",
         "generalisation": summ["sealed"],
+        "generalisation_among_layer1_viable": {
+            **{k: v for k, v in among_viable.items()},
+            "gap": round(among_viable["visible"][0] / max(1, among_viable["visible"][1])
+                         - among_viable["sealed"][0] / max(1, among_viable["sealed"][1]), 4)},
         "examiner_pass_rate": summ["examiner_pass_rate"],
         "examiner_suspects": [(q["name"], q["expect_status"], q["failed"], q["ran"]) for q in ex.get("suspects") or ()],
         "redteam": {k: rt.get(k) for k in ("tested", "unavailable", "proposed", "confirmed", "mean_score", "scores")},

@@ -3,35 +3,24 @@ pass their own tests and every visible vector, yet each break one sentence of th
 only one hidden layer looks at — a sealed vector, an examiner probe or a red-team probe —
 plus a conformant one that no layer fails.
 
-The hidden layers come from the production paths: the sealed vectors from the stored spec
-(``sealed_probes``, as the engine reads them), the examiner's probes from
-``ensure_probes`` (a real store, the sim provider through the ledger: one ``examine`` call
-for the whole corpus), the red team's from ``propose`` on each artifact's files. The rig runs
-them as the engine does: sealed and examiner probes in the generation's run, the red team's
-in a second, fresh run, scored by ``score_block``.
+The hidden layers come from the production paths and run as the engine runs them
+(tests/hidden_layers.py): the sealed vectors from the stored spec, the examiner's probes from
+``ensure_probes`` (a real store, the sim provider through the ledger: one ``examine`` call for
+the whole corpus), the red team's from ``propose`` on each artifact's files, in a second run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-from core.engine.launch import create_campaign
-from core.engine.runner import sealed_probes
-from core.examiner.service import ensure_probes, rig_layer as examiner_layer
-from core.home import db_path
-from core.llm.ledger import LedgeredProvider
-from core.llm.sim import SimProvider
-from core.llm.sim.examine import derive_probes
-from core.models import CampaignSettings
-from core.redteam.service import propose, rig_layer as redteam_layer, score_block
+from core.llm.sim.examine import WRONG_P, _draw, derive_probes
 from core.spec import parse_spec
-from core.store import Store
 from rig.api import run_artifact
+from tests.hidden_layers import LAYER_NAMES, caught_by, judge, open_layers
 
 TESTS = Path(__file__).resolve().parents[1]
 LAYERS = TESTS / "layers_corpus"
@@ -51,7 +40,6 @@ def _build():
 
 build = _build()
 ARTIFACTS = build.list_artifacts(LAYERS)
-LAYER_NAMES = ("sealed", "examiner", "redteam")
 
 
 def materialise(name: str, dest: Path) -> Path:
@@ -73,27 +61,15 @@ def test_the_corpus_is_what_it_says_without_a_sandbox(tmp_path):
         assert (art / "app/server.py").read_bytes() != b""
     # the sim examiner draws wrong probes at a documented rate; this spec's text draws none
     # for sim-1, so a failed examiner probe here means the artifact, not the examiner
-    from core.llm.sim.examine import _draw, WRONG_P
-
     assert not [p["name"] for p in derive_probes(SPEC.visible_text)
                 if _draw("sim-1", SPEC.visible_text, p["name"]) < WRONG_P]
 
 
 @pytest.fixture(scope="module")
 def hidden_layers(tmp_path_factory):
-    """A real store holding the spec, and the examiner's probe set made through the ledger."""
-    home = tmp_path_factory.mktemp("layers-home")
-    store = Store.open(db_path(home))
-    cid = create_campaign(store, CampaignSettings(spec_hash="-", provider="sim", model="sim-1",
-                                                  examiner="score", redteam="every"), SPEC_TEXT)
-    spec_hash = store.campaign(cid)["spec_hash"]
-    sim = SimProvider()
-    ps = asyncio.run(ensure_probes(store, SPEC_TEXT, spec_hash, LedgeredProvider(sim, store, campaign_id=cid),
-                                   "sim-1", campaign_id=cid))
-    assert ps.state == "ready"
-    yield {"store": store, "cid": cid, "sim": sim, "examiner": examiner_layer(ps),
-           "sealed": sealed_probes(SPEC_TEXT)}
-    store.close()
+    layers = open_layers(tmp_path_factory.mktemp("layers-home"), SPEC_TEXT)
+    yield layers
+    layers.store.close()
 
 
 @pytest.mark.docker
@@ -102,50 +78,39 @@ def test_each_artifact_is_caught_by_exactly_the_layer_meant_for_it(name, tmp_pat
     expected = build.load_expected(name, LAYERS)
     art = materialise(name, tmp_path / name)
     h = hidden_layers
+    calls_before = h.sim.calls
+    judged = judge(art, h)
+    assert h.sim.calls == calls_before + 1  # one redteam call; the examiner's set was made once
 
-    # Layer 1 with the sealed vectors and the examiner's probes, all scoring only
-    res = run_artifact(art, probes={"sealed": h["sealed"], "examiner": h["examiner"]}, gate=[])
-    rep = res.report.to_wire()
+    # Layer 1 (the hidden layers only scoring): viable, its own tests and every visible vector pass
+    rep = judged.report
     assert rep["status"] == "viable", rep["diagnostics"]
     test = rep["checks"]["test"]
     assert test["passed"] and test["tests_run"] == test["tests_passed"] == 4
     health = rep["checks"]["health"]
     assert [(v["name"], v["passed"]) for v in health["vectors"]] == [(v.name, True) for v in SPEC.vectors]
     assert rep["fitness"]["vector_pass_rate"] == 1.0
+    assert len(health["sealed"]) == 2 and len(health["examiner"]) == len(h.examiner) == 7
+    assert judged.redteam["proposed"] == 10 and judged.redteam["confirmed"] == len(judged.failed["redteam"])
 
-    failed = {"sealed": [r["name"] for r in health["sealed"] if not r["passed"]],
-              "examiner": [r["name"] for r in health["examiner"] if not r["passed"]]}
-    assert len(health["sealed"]) == 2 and len(health["examiner"]) == len(h["examiner"]) == 7
-
-    # Layer 3: the red team's call on this artifact's files, its probes in a fresh run
-    files = {p.relative_to(art).as_posix(): p.read_bytes() for p in art.rglob("*") if p.is_file()}
-    calls_before = h["sim"].calls
-    attack = asyncio.run(propose(SPEC_TEXT, files, LedgeredProvider(h["sim"], h["store"], campaign_id=h["cid"]),
-                                 "sim-1", generation=1, campaign_id=h["cid"]))
-    assert attack.unavailable is None and h["sim"].calls == calls_before + 1 and len(attack.probes) == 10
-    rt = run_artifact(art, probes={"redteam": redteam_layer(attack)}).report.to_wire()
-    block = score_block(attack, rt, None)
-    failed["redteam"] = [p["name"] for p in block["probes"] if not p["passed"]]
-    assert block["confirmed"] == len(failed["redteam"])
-
+    # exactly the layer meant for it fails, and only with the probes it names
     caught = expected["caught_by"]
-    assert {layer: bool(failed[layer]) for layer in LAYER_NAMES} == {
-        layer: layer == caught for layer in LAYER_NAMES}, failed
+    assert caught_by(judged) == {layer: layer == caught for layer in LAYER_NAMES}, judged.failed
     if caught:
-        assert failed[caught] == expected["fails"]
+        assert judged.failed[caught] == expected["fails"]
     # the scores say the same thing
     assert (rep["fitness"]["sealed_pass_rate"] < 1.0) == (caught == "sealed")
     assert (rep["fitness"]["examiner_pass_rate"] < 1.0) == (caught == "examiner")
-    assert (block["score"] < 1.0) == (caught == "redteam")
+    assert (judged.redteam["score"] < 1.0) == (caught == "redteam")
 
-    # gating on the layer that caught it turns the verdict; the diagnostics never name it
+    # gating on the layer that caught it turns the verdict; the diagnostics never name the probe
     if caught in ("sealed", "examiner"):
-        gated = run_artifact(art, probes={"sealed": h["sealed"], "examiner": h["examiner"]},
+        gated = run_artifact(art, probes={"sealed": h.sealed, "examiner": h.examiner},
                              gate=[caught]).report.to_wire()
         assert gated["status"] == "non-viable" and gated["failure_stage"] == "health"
-        assert not any(f in str(gated["diagnostics"]) for f in failed[caught])
+        assert not any(f in str(gated["diagnostics"]) for f in judged.failed[caught])
 
 
 def test_the_examiner_was_asked_once_for_the_whole_corpus(hidden_layers):
-    calls = [c for c in hidden_layers["store"].llm_calls(campaign_id=hidden_layers["cid"])]
+    calls = hidden_layers.store.llm_calls(campaign_id=hidden_layers.cid)
     assert [c.purpose for c in calls].count("examine") == 1

@@ -179,7 +179,11 @@ def test_prime_sections(prime):
     ]
     assert [s.name for s in prime.sections] == expected
     assert prime.required_sections == expected
-    assert [b.name for b in prime.frozen] == ["identity-anchor", "acceptance-vectors"]
+    assert [b.name for b in prime.frozen] == ["identity-anchor", "acceptance-vectors", "sealed-vectors"]
+    # the sealed vectors check rows of the parse error table no visible vector checks
+    assert [v.name for v in prime.sealed] == ["parse-rejects-duplicate-path", "parse-rejects-nested-block",
+                                             "parse-rejects-backslash"]
+    assert "sealed-vectors" not in prime.visible_text
     anchor = prime.frozen_block("identity-anchor")
     ident = prime.section("Identity")
     assert ident.start_line < anchor.start_line <= anchor.end_line <= ident.end_line

@@ -35,6 +35,9 @@ files, adds ``spec/base.md`` (a copy of ``spec_base.md``), computes the artifact
 ``adversarial``      true: exercised by ``tests/rig/test_adversarial.py`` instead of the
                      plain corpus test
 
+Another corpus (tests/layers_corpus/) keeps its folders elsewhere and ships its own spec
+copy: ``corpus_dir``, ``spec_path`` and ``spec_bytes`` say where and what.
+
 This module has no dependency on the rig beyond ``rig.hashing``.
 """
 
@@ -72,28 +75,28 @@ def _artifact_hash(files: Mapping[str, bytes]) -> str:
     return artifact_hash_of(files)
 
 
-def list_artifacts() -> list[str]:
+def list_artifacts(corpus_dir: Path = CORPUS_DIR) -> list[str]:
     """Names of all corpus artifacts (folders holding an expected.json)."""
-    return sorted(p.parent.name for p in CORPUS_DIR.glob("*/expected.json"))
+    return sorted(p.parent.name for p in corpus_dir.glob("*/expected.json"))
 
 
-def load_expected(name: str) -> dict[str, Any]:
-    with open(CORPUS_DIR / name / "expected.json", encoding="utf-8") as fh:
+def load_expected(name: str, corpus_dir: Path = CORPUS_DIR) -> dict[str, Any]:
+    with open(corpus_dir / name / "expected.json", encoding="utf-8") as fh:
         data = json.load(fh)
     data.setdefault("name", name)
     return data
 
 
-def _source_files(name: str, seen: tuple[str, ...] = ()) -> dict[str, bytes]:
+def _source_files(name: str, seen: tuple[str, ...] = (), corpus_dir: Path = CORPUS_DIR) -> dict[str, bytes]:
     """Relative path -> bytes of the artifact's own files (inheritance resolved)."""
     if name in seen:
         raise ValueError(f"inheritance cycle: {' -> '.join(seen + (name,))}")
-    folder = CORPUS_DIR / name
-    expected = load_expected(name)
+    folder = corpus_dir / name
+    expected = load_expected(name, corpus_dir)
     files: dict[str, bytes] = {}
     parent = expected.get("inherit")
     if parent:
-        files.update(_source_files(parent, seen + (name,)))
+        files.update(_source_files(parent, seen + (name,), corpus_dir))
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part in _SKIP_NAMES or part.endswith(".pyc") for part in rel.parts):
@@ -111,15 +114,17 @@ def materialise(
     *,
     extra_files: Mapping[str, bytes] | None = None,
     generation: int = 1,
+    corpus_dir: Path = CORPUS_DIR,
+    spec_path: str = SPEC_PATH,
+    spec_bytes: bytes | None = None,
 ) -> Path:
     """Write artifact ``name`` with its manifest into ``dest`` (created); return it."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    expected = load_expected(name)
+    expected = load_expected(name, corpus_dir)
 
-    files = _source_files(name)
-    spec_bytes = SPEC_BASE.read_bytes()
-    files.setdefault(SPEC_PATH, spec_bytes)
+    files = _source_files(name, corpus_dir=corpus_dir)
+    files.setdefault(spec_path, SPEC_BASE.read_bytes() if spec_bytes is None else spec_bytes)
     if extra_files:
         files.update(extra_files)
     gen = expected.get("generate")
@@ -148,7 +153,7 @@ def materialise(
         except OSError:
             hash_input[rel] = target_text.encode()
 
-    spec_hash = "sha256:" + hashlib.sha256(files[SPEC_PATH]).hexdigest()
+    spec_hash = "sha256:" + hashlib.sha256(files[spec_path]).hexdigest()
     manifest: dict[str, Any] = {
         "cambrian-version": 1,
         "generation": generation,

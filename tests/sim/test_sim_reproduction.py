@@ -51,13 +51,15 @@ def new_campaign(home: Path, seed: int, **kw) -> str:
 
 
 def fertile_seed() -> int:
-    """A seed whose first draw (0) is a viable Prime without breeding defects and whose
-    grand-offspring (drawn under the breeder's key) is viable too — by the sim's own model."""
+    """A seed whose first draw (0) is a viable Prime without breeding defects or hidden
+    violations (hidden.py) and whose grand-offspring (drawn under the breeder's key) is viable
+    too — by the sim's own model."""
     spec = parse_spec_text(PRIME)
     key = breed_key({"draw": 0})
     for seed in range(2000):
         first = dm.decide(spec, seed, 0)
-        if first.viable and not first.breeding and dm.decide(spec, seed, key).viable:
+        # no hidden violation either: the campaign gates on prime's sealed vectors (the default)
+        if first.viable and not first.breeding and not first.hidden and dm.decide(spec, seed, key).viable:
             return seed
     raise AssertionError("no fertile seed in 2000: the sim's landscape changed")
 

@@ -44,6 +44,7 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
     # byte for byte what it was before they existed
     brng = rng_for("breeding-variant", seed, generation)
     ctx.breeding = {name: brng.choice(KINDS[name].variants) for name in sorted(decision.breeding)}
+    ctx.hidden = decision.hidden
     files = choose_template(spec).build(ctx)
     for path in list(files):
         if path.endswith(".py") and cg.REQUEST_HABIT in files[path]:
@@ -65,19 +66,23 @@ def build_files(spec: SpecInfo, decision: Decision, seed: int, generation: int) 
 def forced(decision: Decision, defects=None, habits=None) -> Decision:
     """``decision`` with exactly these defects and habits (``habits``: name -> biting form;
     a set means all biting). Either left None means none of that kind. ``defects`` may name
-    breeding defects (``breeding.py``) too: those go to ``Decision.breeding``."""
+    breeding defects (``breeding.py``) and hidden violations (``hidden.py``) too: those go to
+    ``Decision.breeding`` and ``Decision.hidden``."""
     from core.llm.sim import breeding as br
     from core.llm.sim import defects as dm
+    from core.llm.sim import hidden as hd
     from core.llm.sim.habits import HABITS
 
     defects = frozenset(defects or ())
     if not isinstance(habits, dict):
         habits = {h: True for h in habits or ()}
-    unknown = sorted(set(defects) - set(dm.KINDS) - set(br.KINDS)) + sorted(set(habits) - set(HABITS))
+    unknown = (sorted(set(defects) - set(dm.KINDS) - set(br.KINDS) - set(hd.KINDS))
+               + sorted(set(habits) - set(HABITS)))
     if unknown:
         raise ValueError(f"unknown defect kind(s) or habit(s): {unknown}")
     return Decision(decision.careless, defects & frozenset(dm.KINDS), decision.probabilities,
-                    habits=dict(habits), breeding=defects & frozenset(br.KINDS))
+                    habits=dict(habits), breeding=defects & frozenset(br.KINDS),
+                    hidden=defects & frozenset(hd.KINDS))
 
 
 def files_for(

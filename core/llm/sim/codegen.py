@@ -46,6 +46,7 @@ class Ctx:
     variants: dict[str, str] = field(default_factory=dict)  # defect -> variant drawn
     habits: dict[str, bool] = field(default_factory=dict)  # present habit -> biting form
     breeding: dict[str, str] = field(default_factory=dict)  # breeding defect -> its form
+    hidden: frozenset[str] = frozenset()  # hidden violations (hidden.py)
 
     def breeds_badly(self, name: str) -> str | None:
         """The form breeding defect ``name`` takes in this answer ('' for a one-form

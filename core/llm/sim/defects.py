@@ -13,7 +13,9 @@ Besides the defects, an answer has *habits* (``habits.py``): ways of writing cod
 distiller's features see, each failing the rig at a documented rate. ``decide`` draws both;
 ``Decision.viable`` is "no defect and no biting habit". It also draws the Prime's *breeding
 defects* (``breeding.py``), which the rig cannot see until the Prime is asked to breed: they
-never change ``viable``.
+never change ``viable``, and its *hidden violations* (``hidden.py``): spec breaks only a
+sealed vector, an examiner probe or a red-team probe catches; they never change ``viable``
+either.
 
 A per-generation latent *diligence* (careless or careful) shifts every defect up or down
 and, independently of the defects, shapes the code style (specific exceptions, type hints,
@@ -39,6 +41,7 @@ from typing import Callable, Iterable, Literal, Mapping
 
 from core.llm.sim import breeding as br
 from core.llm.sim import habits as hb
+from core.llm.sim import hidden as hd
 from core.llm.sim.rules import Rule, RuleKind  # noqa: F401 - re-exported
 from core.llm.sim.specinfo import GENERATION_TOKEN, SpecInfo
 
@@ -456,6 +459,7 @@ class Decision:
     kept: frozenset[str] = frozenset()  # retries: defects (and habits) carried over from the failed attempt
     habits: dict[str, bool] = field(default_factory=dict)  # present habits -> True when in biting form
     breeding: frozenset[str] = frozenset()  # breeding defects: only reproduction reveals them
+    hidden: frozenset[str] = frozenset()  # hidden violations: only a hidden layer catches them
 
     @property
     def bites(self) -> frozenset[str]:
@@ -496,6 +500,7 @@ def decide(
     named: Iterable[str] = (),
     previous_habits: Mapping[str, bool] | None = None,
     previous_breeding: Iterable[str] | None = None,
+    previous_hidden: Iterable[str] | None = None,
 ) -> Decision:
     """The defects and habits of one answer.
 
@@ -511,7 +516,8 @@ def decide(
 
     Breeding defects (``breeding.py``) are drawn alongside with ``U("breeding", ...)``; a
     retry treats them like unnamed defects (no diagnostic can name them), starting from
-    ``previous_breeding``.
+    ``previous_breeding``. Hidden violations (``hidden.py``) likewise, with ``U("hidden", ...)``
+    and ``previous_hidden``.
     """
     careless = decide_careless(spec, seed, generation)
     probs = {
@@ -525,8 +531,11 @@ def decide(
     }
     bprobs = br.probabilities(spec, model_factor(model))
     first_breeding = frozenset(n for n, p in bprobs.items() if _uniform("breeding", seed, generation, n) < p)
+    hprobs_hidden = hd.probabilities(spec, model_factor(model))
+    first_hidden = frozenset(n for n, p in hprobs_hidden.items() if _uniform("hidden", seed, generation, n) < p)
     if attempt <= 0:
-        return Decision(careless, first, probs, habits=first_habits, breeding=first_breeding)
+        return Decision(careless, first, probs, habits=first_habits, breeding=first_breeding,
+                        hidden=first_hidden)
     prev = frozenset(previous) if previous is not None else first
     prev_h = dict(previous_habits) if previous_habits is not None else first_habits
     named = frozenset(named)
@@ -560,18 +569,25 @@ def decide(
                 kept.add(name)
         elif u < P_NEW_ON_RETRY * p:
             habits[name] = _bites(name, spec, "bite-retry", seed, generation, attempt, name)
-    prev_b = frozenset(previous_breeding) if previous_breeding is not None else first_breeding
-    breeding: set[str] = set()
-    for name, p in bprobs.items():
-        u = _uniform("breeding-retry", seed, generation, attempt, name)
-        if name in prev_b:
-            if u < P_KEEP_OTHER:
-                breeding.add(name)
-                kept.add(name)
-        elif u < P_NEW_ON_RETRY * p:
-            breeding.add(name)
+    def unnamed(stream: str, probs_of: dict[str, float], prev: frozenset[str]) -> frozenset[str]:
+        """A retry of mistakes no diagnostic names: kept at random, or new at random."""
+        out: set[str] = set()
+        for name, p in probs_of.items():
+            u = _uniform(stream, seed, generation, attempt, name)
+            if name in prev:
+                if u < P_KEEP_OTHER:
+                    out.add(name)
+                    kept.add(name)
+            elif u < P_NEW_ON_RETRY * p:
+                out.add(name)
+        return frozenset(out)
+
+    breeding = unnamed("breeding-retry", bprobs,
+                       frozenset(previous_breeding) if previous_breeding is not None else first_breeding)
+    hidden = unnamed("hidden-retry", hprobs_hidden,
+                     frozenset(previous_hidden) if previous_hidden is not None else first_hidden)
     return Decision(careless, frozenset(present), probs, frozenset(fixed), frozenset(kept), habits,
-                    frozenset(breeding))
+                    breeding, hidden)
 
 
 def first_failure(failures: Iterable[str]) -> str | None:

@@ -32,7 +32,7 @@ from core.llm.sim.build import build_files, forced, template_name  # noqa: F401
 from core.llm.sim.examine import examine_answer
 from core.llm.sim.mutate import mutate_section
 from core.llm.sim.redteam import redteam_answer
-from core.llm.sim.retry import detect, detect_breeding, detect_habits, named_by_diagnostics, parse_retry
+from core.llm.sim.retry import detect, detect_breeding, detect_habits, detect_hidden, named_by_diagnostics, parse_retry
 from core.llm.sim.specinfo import SpecInfo, parse_spec_text, split_sections
 
 try:  # the protocol module; fall back to look-alikes if it is not importable
@@ -283,8 +283,11 @@ class SimProvider:
         named = named_by_diagnostics(rc, previous, previous_habits)
         previous_breeding = {d for d, v in detect_breeding(spec, rc).items()
                              if v or (v is None and d in first.breeding)}
+        previous_hidden = {d for d, v in detect_hidden(spec, rc).items()
+                           if v or (v is None and d in first.hidden)}
         return dm.decide(spec, seed, generation, attempt, model, previous=previous, named=named,
-                         previous_habits=previous_habits, previous_breeding=previous_breeding)
+                         previous_habits=previous_habits, previous_breeding=previous_breeding,
+                         previous_hidden=previous_hidden)
 
     def _generate(self, req: Any, texts: list[str], model: str, allow_format_error: bool) -> str:
         found = self._spec_of(texts)

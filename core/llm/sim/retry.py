@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from core.llm.sim.breeding import KINDS as BREEDING
+from core.llm.sim.hidden import KINDS as HIDDEN
 from core.llm.sim.codegen import MISSING_PACKAGES
 from core.llm.sim.defects import KINDS
 from core.llm.sim.habits import HABITS
@@ -143,6 +144,20 @@ def detect_breeding(spec: SpecInfo, rc: RetryContext) -> dict[str, bool | None]:
         out["prompt_without_spec"] = 'parts = [f"Generate generation' in gen
         out["manifest_not_written"] = '"manifest.json").write_text' not in gen
         out["wrong_spec_copy"] = "split_front_matter(content)" in gen
+    return out
+
+
+def detect_hidden(spec: SpecInfo, rc: RetryContext) -> dict[str, bool | None]:
+    """Hidden violation -> present in the failed files, or None when its module was cut from
+    the prompt (``hidden.py``; a diagnostic never names one)."""
+    pkg = spec.package
+    parser, app = rc.files.get(f"{pkg}/parser.py"), rc.files.get(f"{pkg}/app.py")
+    out: dict[str, bool | None] = {k: None for k in HIDDEN}
+    if parser is not None:
+        out["duplicate_path_kept"] = "in seen" not in parser
+    if app is not None:
+        out["bare_parse_400"] = '{"message": str(exc)}, status=400' in app
+        out["text_coerced"] = "text = str(text)" in app
     return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from core.llm.sim import codegen as cg
 from core.llm.sim.codegen import Ctx, HttpCase, UnitCase, dedent
@@ -26,6 +27,38 @@ def _j(value: object) -> str:
 # --- package modules -------------------------------------------------------------------
 
 
+# --- hidden violations (hidden.py): Layer 1 passes them, one hidden layer catches each ------
+
+_DUPLICATE_RE = re.compile(r"\n[ ]*if path in seen:\n[^\n]*\n")
+_PARSE_400 = ('    """``{"text": S}`` -> ``{"files": [...]}``; parse failures are 422."""\n    try:\n'
+              '        payload = await read_object(request)\n    except BadRequest as exc:\n'
+              '        return error(400, "bad-request", str(exc))\n')
+_TEXT_CHECK_RE = re.compile(r"    if not isinstance\(text, str\):\n        return error\((\d+), ")
+
+
+def hidden_parser(ctx: Ctx, src: str) -> str:
+    """``duplicate_path_kept``: the duplicate check left out (only a sealed vector asks)."""
+    if "duplicate_path_kept" in ctx.hidden:
+        src, n = _DUPLICATE_RE.subn("\n", src)
+        assert n == 1
+    return src
+
+
+def hidden_app(ctx: Ctx, src: str) -> str:
+    """``bare_parse_400``: /parse's 400 for a body that is not a JSON object (or not JSON) has
+    no ``error`` field (the examiner's probe asks for it); ``text_coerced``: a non-string ``text`` is ``str()``-ed and parsed (the red team
+    sends ``{"text": 5}``)."""
+    if "bare_parse_400" in ctx.hidden:
+        assert _PARSE_400 in src
+        src = src.replace(_PARSE_400, _PARSE_400.replace(
+            'error(400, "bad-request", str(exc))', 'web.json_response({"message": str(exc)}, status=400)'))
+    if "text_coerced" in ctx.hidden:
+        src, n = _TEXT_CHECK_RE.subn(r"    if text is None:\n        return error(\1, ", src)
+        assert n == 1
+        src = src.replace("\"'text' must be a string\")\n", "\"'text' is missing\")\n    text = str(text)\n", 1)
+    return src
+
+
 def parser_module(ctx: Ctx) -> str:
     variant = ctx.variants.get("error_status", "")
     dotdot = "" if variant == "dotdot" else ', ".."'
@@ -39,7 +72,7 @@ def parser_module(ctx: Ctx) -> str:
         reserved_block = ""
     else:
         reserved_block = reserved + '        return "reserved-path", f"reserved path {path!r}"\n'
-    return dedent('''
+    src = dedent('''
         """Parse a model answer into files (the "LLM Output Format" of the spec)."""
 
         from __future__ import annotations
@@ -128,6 +161,7 @@ def parser_module(ctx: Ctx) -> str:
                 raise ParseError("no-files", 1, "the answer holds no file block")
             return blocks
         ''').replace("@DOTDOT@", dotdot).replace("@RESERVED@    ", reserved_block + "    ")
+    return hidden_parser(ctx, src)
 
 
 def manifest_module(ctx: Ctx) -> str:
@@ -592,7 +626,7 @@ def app_module(ctx: Ctx) -> str:
     else:
         parse = ("    try:\n        blocks = parse_answer(text)\n    except ParseError as exc:\n"
                  "        return web.json_response(exc.to_json(), status=422)\n")
-    return dedent('''
+    src = dedent('''
         """The Prime web application: ``make_app(llm=None)``."""
 
         from __future__ import annotations
@@ -744,6 +778,7 @@ def app_module(ctx: Ctx) -> str:
     ).replace("@PARSE@    ", parse + "    ").replace("@K_GEN@", keys["generation"]).replace("@K_UP@", keys["uptime-seconds"]).replace(
         "@K_REQ@", keys["requests-served"]
     ).replace("@K_ATT@", keys["generations-attempted"]).replace("@K_SUC@", keys["generations-succeeded"])
+    return hidden_app(ctx, src)
 
 
 # --- tests -----------------------------------------------------------------------------
@@ -812,7 +847,8 @@ def http_cases(ctx: Ctx) -> list[HttpCase]:
     cases += [
         HttpCase("parse_requires_text", "POST", "/parse", 422 if err == "bad_request_422" else 400,
                  [('data["error"]', '"bad-request"')], payload={"source": "x"}, has_payload=True),
-        HttpCase("parse_rejects_non_json", "POST", "/parse", 400, [('data["error"]', '"bad-request"')],
+        HttpCase("parse_rejects_non_json", "POST", "/parse", 400,
+                 [] if "bare_parse_400" in ctx.hidden else [('data["error"]', '"bad-request"')],
                  payload="not json", has_payload=True, raw=True),
         HttpCase("manifest_builds_hashes", "POST", "/manifest", 200,
                  [('data["files"]', _j(["manifest.json", "prime/__init__.py", "spec/prime.md"])),
@@ -848,11 +884,12 @@ def parser_cases(ctx: Ctx) -> list[UnitCase]:
                  [("len(blocks)", "1"), ("blocks[0].path", '"app.py"')], imp),
         failing("malformed_open", 'x\n<file path=app.py>\n</file:end>\n', "malformed-open", 2),
         failing("absolute_path", '<file path="/etc/passwd">\nroot\n</file:end>\n', "unsafe-path", 1),
-        failing("duplicate_path", GOOD + GOOD, "duplicate-path", 4),
         failing("nested_block", '<file path="a.py">\n<file path="b.py">\n</file:end>\n', "nested-block", 2),
         failing("unterminated_block", 'intro\n<file path="a.py">\nprint(1)\n', "unterminated-block", 2),
         failing("no_files", "just prose\n", "no-files", 1),
     ]
+    if "duplicate_path_kept" not in ctx.hidden:  # the model believes its parser
+        cases.insert(4, failing("duplicate_path", GOOD + GOOD, "duplicate-path", 4))
     if err != "dotdot":
         cases.append(failing("parent_segment", 'a\n<file path="../x.py">\nx\n</file:end>\n', "unsafe-path", 2))
         cases.append(UnitCase("path_rules", [], [('path_problem("a/../b")[0]', '"unsafe-path"'),

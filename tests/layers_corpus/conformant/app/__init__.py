@@ -1,0 +1,1 @@
+"""Layers corpus: the Tally service (see spec/tally.md)."""

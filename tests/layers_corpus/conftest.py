@@ -1,0 +1,3 @@
+"""The layers corpus holds artifacts (with their own tests), not host tests: never collected."""
+
+collect_ignore_glob = ["*"]

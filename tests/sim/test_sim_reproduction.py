@@ -58,8 +58,10 @@ def fertile_seed() -> int:
     key = breed_key({"draw": 0})
     for seed in range(2000):
         first = dm.decide(spec, seed, 0)
-        # no hidden violation either: the campaign gates on prime's sealed vectors (the default)
-        if first.viable and not first.breeding and not first.hidden and dm.decide(spec, seed, key).viable:
+        # no hidden violation either: prime's sealed vectors gate (the default) the breeder and,
+        # in reproduction's judging, its grand-offspring
+        grand = dm.decide(spec, seed, key)
+        if first.viable and not first.breeding and not first.hidden and grand.viable and not grand.hidden:
             return seed
     raise AssertionError("no fertile seed in 2000: the sim's landscape changed")
 

@@ -531,8 +531,8 @@ def decide(
     }
     bprobs = br.probabilities(spec, model_factor(model))
     first_breeding = frozenset(n for n, p in bprobs.items() if _uniform("breeding", seed, generation, n) < p)
-    hprobs_hidden = hd.probabilities(spec, model_factor(model))
-    first_hidden = frozenset(n for n, p in hprobs_hidden.items() if _uniform("hidden", seed, generation, n) < p)
+    hidden_probs = hd.probabilities(spec, model_factor(model))
+    first_hidden = frozenset(n for n, p in hidden_probs.items() if _uniform("hidden", seed, generation, n) < p)
     if attempt <= 0:
         return Decision(careless, first, probs, habits=first_habits, breeding=first_breeding,
                         hidden=first_hidden)
@@ -569,6 +569,7 @@ def decide(
                 kept.add(name)
         elif u < P_NEW_ON_RETRY * p:
             habits[name] = _bites(name, spec, "bite-retry", seed, generation, attempt, name)
+
     def unnamed(stream: str, probs_of: dict[str, float], prev: frozenset[str]) -> frozenset[str]:
         """A retry of mistakes no diagnostic names: kept at random, or new at random."""
         out: set[str] = set()
@@ -584,7 +585,7 @@ def decide(
 
     breeding = unnamed("breeding-retry", bprobs,
                        frozenset(previous_breeding) if previous_breeding is not None else first_breeding)
-    hidden = unnamed("hidden-retry", hprobs_hidden,
+    hidden = unnamed("hidden-retry", hidden_probs,
                      frozenset(previous_hidden) if previous_hidden is not None else first_hidden)
     return Decision(careless, frozenset(present), probs, frozenset(fixed), frozenset(kept), habits,
                     breeding, hidden)

@@ -133,9 +133,11 @@ class Forward:
                 if _connectable(self.local_sock):
                     return self.docker_url
                 time.sleep(0.05)
+            ended = self.proc.poll() is not None
             self._stop_locked()
-            raise HostLinkError(f"ssh forward to {self.target.destination()} did not come up "
-                                f"within {timeout:g}s: {self._log_tail()}")
+            raise HostLinkError(f"ssh forward to {self.target.destination()} "
+                                + ("failed" if ended else f"did not come up within {timeout:g}s")
+                                + f": {self._log_tail()}")
 
     def _log_tail(self) -> str:
         try:
@@ -210,17 +212,15 @@ def clock_skew_s(system_time: str | None) -> float | None:
         return None
     from datetime import datetime, timezone
 
-    text = system_time
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
+    import re
+
     # Docker prints nanoseconds; fromisoformat takes at most microseconds
-    head, dot, rest = text.partition(".")
-    if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits):]
-        text = f"{head}.{digits[:6]}{tz}"
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", system_time)
+    if not m:
+        return None
+    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
     try:
-        theirs = datetime.fromisoformat(text)
+        theirs = datetime.fromisoformat(f"{m.group(1)}.{(m.group(2) or '0')[:6].ljust(6, '0')}{tz}")
     except ValueError:
         return None
     return abs((datetime.now(timezone.utc) - theirs).total_seconds())

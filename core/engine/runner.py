@@ -157,6 +157,15 @@ class CampaignRunner:
         self.rig_check = rig_check if rig_check is not None else (
             default_rig_check if rig_fn is None else None)
         self.rig_sem = asyncio.Semaphore(slots or rig_slots())
+        # rig hosts (core/hosts): once the home has a hosts.json, the real docker rig runs
+        # on their slots instead of this machine's alone
+        self.hosts = None
+        if rig_fn is None and self.settings.backend == "docker":
+            from core.hosts.pool import HostPool
+
+            if HostPool.configured(home):
+                self.hosts = HostPool(home, on_event=lambda kind, data: self.store.add_event(
+                    kind, campaign_id=self.cid, data=data))
         tokens, usd = store.spend(campaign_id)
         self.budget = Budget(
             max_tokens=self.settings.budget_tokens, max_usd=self.settings.budget_usd,
@@ -188,11 +197,19 @@ class CampaignRunner:
                                    "simulated": bool(getattr(self.base_provider, "simulated", False))})
         control = asyncio.create_task(self._control_loop())
         workers = [asyncio.create_task(self._worker(i)) for i in range(self.settings.parallelism)]
+        if self.hosts is not None:  # what an earlier engine of this campaign left on remote hosts
+            await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid})
         try:
             await asyncio.gather(*workers, return_exceptions=False)
         finally:
             control.cancel()
             await asyncio.gather(control, return_exceptions=True)
+            if self.hosts is not None:
+                from rig.api import wait_removed
+
+                await asyncio.to_thread(wait_removed, 30.0)
+                await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid})
+                self.hosts.close()
         state, reason = self._final_state()
         self.store.set_campaign_runtime(self.cid, wall_used_s=self.budget.wall_elapsed())
         self.store.set_campaign_state(self.cid, state, reason)
@@ -636,7 +653,7 @@ class CampaignRunner:
                 await gateway.close()
         if self.aborting:
             raise asyncio.CancelledError
-        if res.report.status != "viable":
+        if res.report.status != "viable" and self.hosts is None:
             # Did the rig break under the run (engine stopped, link lost)? Then this is no
             # verdict on the artifact: interrupt, and re-judge it once the rig is back.
             problem = await self._rig_problem()
@@ -650,6 +667,8 @@ class CampaignRunner:
         ))
         report = res.report.to_wire()
         report["backend"] = res.backend
+        if getattr(res, "rig_host", None):
+            report["rig_host"] = res.rig_host  # where it was judged: name, Docker and kernel facts
         self._stamp_examiner(report, rig_kw)
         if res.report.status == "viable":
             final, reason = Outcome.PROMOTED, "viable"
@@ -673,6 +692,8 @@ class CampaignRunner:
 
     async def _judge(self, n: int, out: Path, run_id: str, labels: dict[str, str],
                      rig_kw: dict[str, Any]):
+        if self.hosts is not None:
+            return await self._judge_on_hosts(n, out, run_id, labels, rig_kw)
         async with self.rig_sem:
             if self.aborting:
                 raise asyncio.CancelledError
@@ -694,6 +715,83 @@ class CampaignRunner:
                                 "were killed, so the verdict above does not judge the artifact")
                 await asyncio.to_thread(logs.close)
         return res, started
+
+    async def _judge_on_hosts(self, n: int, out: Path, run_id: str, labels: dict[str, str],
+                              rig_kw: dict[str, Any]):
+        """One rig run on a free host slot. When the host, not the artifact, ended it (the
+        pool says: link down, Docker gone, image gone, container killed from outside) the
+        run is no attempt: the host is charged a failure and the same artifact runs again on
+        another host. No host left: RigUnavailable (the generation is redone on resume)."""
+        from core.hosts.pool import HostTrouble, NoHostLeft
+
+        pool = self.hosts
+        tried: set[str] = set()
+        if rig_kw.get("channel") is not None:
+            # the LLM gateway is a local socket: a breeding run stays on this machine for now
+            tried.update(h.name for h in pool.book.hosts() if h.remote)
+        while True:
+            try:
+                slot = pool.slot(tried)
+                host = await slot.__aenter__()
+            except NoHostLeft as exc:
+                raise RigUnavailable(str(exc)) from exc
+            try:
+                if self.aborting:
+                    raise asyncio.CancelledError
+                logs = LogWriter(self.store.path, n)
+                started = utcnow()
+                kw = dict(rig_kw)
+                if host.remote:
+                    kw.pop("prepared", None)  # made on the local engine
+
+                def call(host=host, kw=kw, logs=logs):
+                    try:
+                        lease = pool.lease(host)
+                    except HostTrouble as exc:
+                        return None, None, str(exc)
+                    try:
+                        res = self.rig_fn(out, backend=self.settings.backend, run_id=run_id,
+                                          generation=n, on_line=logs, labels=labels,
+                                          docker_url=lease.docker_url, **kw)
+                    except Exception as exc:  # noqa: BLE001 - RigSetupError, a dropped link
+                        why = pool.trouble(lease, str(exc)) or f"rig setup failed on {host.name}: {exc}"
+                        return lease, None, why
+                    why = None
+                    if res.report.status != "viable":
+                        diag = res.report.diagnostics
+                        text = " ".join(filter(None, [res.rig_error, diag.summary if diag else None,
+                                                      getattr(diag, "detail", None) if diag else None]))
+                        why = pool.trouble(lease, text)
+                    return lease, res, why
+
+                rig = asyncio.get_running_loop().run_in_executor(None, call)
+                try:
+                    lease, res, why = await asyncio.shield(rig)
+                finally:
+                    if self.aborting:
+                        with contextlib.suppress(BaseException):
+                            await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
+                        logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
+                                    "were killed, so the verdict above does not judge the artifact")
+                if why is None:
+                    pool.succeeded(lease)
+                    res.rig_host = lease.report_block()
+                    await asyncio.to_thread(logs.close)
+                    return res, started
+                logs("rig", f"[engine] rig host {host.name} failed: {why} -- not a verdict; "
+                            f"running the artifact again on another host")
+                await asyncio.to_thread(logs.close)
+                if lease is not None:
+                    await asyncio.to_thread(pool.failed, lease, why)
+                else:
+                    from core.hosts.pool import Lease
+
+                    await asyncio.to_thread(pool.failed, Lease(host, None), why)
+                self.store.add_event("rig_host_retry", generation=n, campaign_id=self.cid,
+                                     data={"host": host.name, "reason": why[:500]})
+                tried.add(host.name)
+            finally:
+                await slot.__aexit__(None, None, None)
 
     # --- the red team (Layer 3) --------------------------------------------------------------
 

@@ -131,7 +131,8 @@ class HostBook:
 
     def add(self, host: Host) -> Host:
         with self._locked():
-            hosts = self._read()
+            # without the file `local` is implicit: adding it (e.g. with --slots) makes it explicit
+            hosts = self._read() if self.path.exists() or host.name != LOCAL else []
             if any(h.name == host.name for h in hosts):
                 raise HostError(f"a rig host named {host.name!r} exists: remove it first or pick --name")
             if host.remote and any(h.url == host.url and h.docker_socket == host.docker_socket for h in hosts):

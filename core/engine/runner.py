@@ -722,10 +722,11 @@ class CampaignRunner:
         pool says: link down, Docker gone, image gone, container killed from outside) the
         run is no attempt: the host is charged a failure and the same artifact runs again on
         another host. No host left: RigUnavailable (the generation is redone on resume)."""
-        from core.hosts.pool import HostTrouble, NoHostLeft
+        from core.hosts.pool import OUTSIDE_PREFIX, HostTrouble, NoHostLeft
 
         pool = self.hosts
         tried: set[str] = set()
+        outside = 0  # runs whose container was killed from outside (a second time: the artifact)
         if rig_kw.get("channel") is not None:
             # the LLM gateway is a local socket: a breeding run stays on this machine for now
             tried.update(h.name for h in pool.book.hosts() if h.remote)
@@ -758,10 +759,7 @@ class CampaignRunner:
                         return lease, None, why
                     why = None
                     if res.report.status != "viable":
-                        diag = res.report.diagnostics
-                        text = " ".join(filter(None, [res.rig_error, diag.summary if diag else None,
-                                                      getattr(diag, "detail", None) if diag else None]))
-                        why = pool.trouble(lease, text)
+                        why = pool.trouble(lease, res.rig_error)
                     return lease, res, why
 
                 rig = asyncio.get_running_loop().run_in_executor(None, call)
@@ -773,6 +771,10 @@ class CampaignRunner:
                             await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
                         logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
                                     "were killed, so the verdict above does not judge the artifact")
+                if why is not None and why.startswith(OUTSIDE_PREFIX) and res is not None:
+                    outside += 1
+                    if outside > 1:  # on two hosts: the artifact did it, and that is its verdict
+                        why = None
                 if why is None:
                     pool.succeeded(lease)
                     res.rig_host = lease.report_block()

@@ -21,7 +21,10 @@ from typing import Any, AsyncIterator, Callable
 from core.hosts.config import DRAIN_AFTER, LOCAL, Host, HostBook
 from core.hosts.links import HostLinks
 
-KILLED_OUTSIDE = ("removed from outside the rig", "no longer running", "No such container")
+# phrases of the rig's own note on a container that vanished or stopped under it
+# (DockerBackend._container_note); only the rig error is searched, never artifact output
+KILLED_OUTSIDE = ("removed from outside the rig", "killed from outside the rig?")
+OUTSIDE_PREFIX = "the run's container on"
 FACT_KEYS = ("docker", "api", "kernel", "os", "cgroup_version", "cgroup_driver", "cpus")
 
 
@@ -154,7 +157,7 @@ class HostPool:
         except Exception as exc:  # noqa: BLE001
             return f"Docker on {host.name} failed an image lookup: {exc}"
         if rig_error and any(k in rig_error for k in KILLED_OUTSIDE):
-            return f"the run's container on {host.name} was killed from outside: {rig_error[:200]}"
+            return f"{OUTSIDE_PREFIX} {host.name} was killed from outside: {rig_error[:200]}"
         return None
 
     def failed(self, lease: Lease, reason: str) -> Host | None:

@@ -265,3 +265,67 @@ def push_image(local, remote, tag: str, progress: Callable[[str], None] | None =
     if progress:
         progress(f"pushed {tag}: {sent[0] / 1e6:.0f} MB in {secs:.1f}s, id {want[:19]}")
     return {"bytes": sent[0], "seconds": round(secs, 2), "id": want}
+
+
+class ReverseSocket:
+    """The engine's LLM gateway socket made present on a rig host: ``ssh -N -R
+    <remote dir>/<name>:<local socket>``, in a folder of its own there (bind-mounted
+    read-only into the run's container, as the local gateway folder is). The host's sshd
+    needs ``StreamLocalBindMask 0111`` so that the container's uid may connect, and
+    ``AllowStreamLocalForwarding`` (the default)."""
+
+    def __init__(self, target: SshTarget, opts: SshOptions, local_sock: Path, remote_dir: str,
+                 name: str = "gw.sock", log: Path | None = None):
+        self.target, self.opts = target, opts
+        self.local_sock = Path(local_sock)
+        self.remote_dir = remote_dir.rstrip("/")
+        self.remote_sock = f"{self.remote_dir}/{name}"
+        self.log = log or self.local_sock.with_suffix(".rev.log")
+        self.proc: subprocess.Popen | None = None
+
+    def _ssh(self, *cmd: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        return subprocess.run(ssh_command(self.target, self.opts, list(cmd)), capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def start(self, timeout: float = FORWARD_WAIT_S) -> str:
+        """The remote folder holding the socket, once the socket is there (HostLinkError)."""
+        try:
+            r = self._ssh("mkdir", "-p", "-m", "0755", self.remote_dir)
+        except subprocess.TimeoutExpired as exc:
+            raise HostLinkError(f"mkdir on {self.target.destination()} timed out") from exc
+        if r.returncode != 0:
+            raise HostLinkError(f"cannot make {self.remote_dir} on {self.target.destination()}: "
+                                f"{r.stderr.strip()[-300:]}")
+        argv = ["ssh", "-N", *self.opts.args(self.target), "-o", "ExitOnForwardFailure=yes",
+                "-o", "StreamLocalBindUnlink=yes", "-R", f"{self.remote_sock}:{self.local_sock}",
+                self.target.destination()]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if self._ssh("test", "-S", self.remote_sock, timeout=10).returncode == 0:
+                    return self.remote_dir
+            except subprocess.TimeoutExpired:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise HostLinkError(f"reverse forward of the LLM gateway to {self.target.destination()} "
+                            f"did not come up")
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5.0)
+            except ProcessLookupError:
+                pass
+        try:
+            self._ssh("rm", "-rf", self.remote_dir, timeout=15)
+        except (subprocess.TimeoutExpired, OSError):
+            pass  # the host is gone: nothing more to do from here

@@ -722,14 +722,11 @@ class CampaignRunner:
         pool says: link down, Docker gone, image gone, container killed from outside) the
         run is no attempt: the host is charged a failure and the same artifact runs again on
         another host. No host left: RigUnavailable (the generation is redone on resume)."""
-        from core.hosts.pool import OUTSIDE_PREFIX, HostTrouble, NoHostLeft
+        from core.hosts.pool import OUTSIDE_PREFIX, HostTrouble, Lease, NoHostLeft
 
         pool = self.hosts
         tried: set[str] = set()
         outside = 0  # runs whose container was killed from outside (a second time: the artifact)
-        if rig_kw.get("channel") is not None:
-            # the LLM gateway is a local socket: a breeding run stays on this machine for now
-            tried.update(h.name for h in pool.book.hosts() if h.remote)
         while True:
             try:
                 slot = pool.slot(tried)
@@ -750,27 +747,39 @@ class CampaignRunner:
                         lease = pool.lease(host)
                     except HostTrouble as exc:
                         return None, None, str(exc)
+                    rev = None
+                    channel = kw.get("channel")
+                    if channel is not None and host.remote:
+                        # the offspring breeds through this engine's gateway: its socket is
+                        # reverse-forwarded into a folder of the run's own on the host
+                        import dataclasses
+
+                        rev = pool.links.reverse(host, Path(channel.gateway_dir) / channel.socket_name,
+                                                 f"/tmp/cambrian-gw-{self.home_label}/{run_id}")
+                        try:
+                            kw = dict(kw, channel=dataclasses.replace(channel, gateway_dir=rev.start()))
+                        except Exception as exc:  # noqa: BLE001 - HostLinkError
+                            return lease, None, f"the LLM gateway could not reach {host.name}: {exc}"
                     try:
-                        res = self.rig_fn(out, backend=self.settings.backend, run_id=run_id,
-                                          generation=n, on_line=logs, labels=labels,
-                                          docker_url=lease.docker_url, **kw)
-                    except Exception as exc:  # noqa: BLE001 - RigSetupError, a dropped link
-                        why = pool.trouble(lease, str(exc)) or f"rig setup failed on {host.name}: {exc}"
-                        return lease, None, why
-                    why = None
-                    if res.report.status != "viable":
-                        why = pool.trouble(lease, res.rig_error)
-                    return lease, res, why
+                        return self._run_on(lease, pool, kw, logs, n, out, run_id, labels)
+                    finally:
+                        if rev is not None:
+                            rev.stop()
 
                 rig = asyncio.get_running_loop().run_in_executor(None, call)
                 try:
                     lease, res, why = await asyncio.shield(rig)
-                finally:
+                except BaseException:
                     if self.aborting:
                         with contextlib.suppress(BaseException):
                             await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
-                        logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
-                                    "were killed, so the verdict above does not judge the artifact")
+                    await asyncio.to_thread(logs.close)
+                    raise
+                if self.aborting:
+                    logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
+                                "were killed, so the verdict above does not judge the artifact")
+                    await asyncio.to_thread(logs.close)
+                    raise asyncio.CancelledError
                 if why is not None and why.startswith(OUTSIDE_PREFIX) and res is not None:
                     outside += 1
                     if outside > 1:  # on two hosts: the artifact did it, and that is its verdict
@@ -783,17 +792,24 @@ class CampaignRunner:
                 logs("rig", f"[engine] rig host {host.name} failed: {why} -- not a verdict; "
                             f"running the artifact again on another host")
                 await asyncio.to_thread(logs.close)
-                if lease is not None:
-                    await asyncio.to_thread(pool.failed, lease, why)
-                else:
-                    from core.hosts.pool import Lease
-
-                    await asyncio.to_thread(pool.failed, Lease(host, None), why)
+                await asyncio.to_thread(pool.failed, lease or Lease(host, None), why)
                 self.store.add_event("rig_host_retry", generation=n, campaign_id=self.cid,
                                      data={"host": host.name, "reason": why[:500]})
                 tried.add(host.name)
             finally:
                 await slot.__aexit__(None, None, None)
+
+    def _run_on(self, lease, pool, kw, logs, n: int, out: Path, run_id: str, labels: dict[str, str]):
+        """One rig call on a leased host (in a rig thread): (lease, result, why the host
+        failed -- None when the result is a verdict)."""
+        try:
+            res = self.rig_fn(out, backend=self.settings.backend, run_id=run_id, generation=n,
+                              on_line=logs, labels=labels, docker_url=lease.docker_url, **kw)
+        except Exception as exc:  # noqa: BLE001 - RigSetupError, a dropped link
+            why = pool.trouble(lease, str(exc)) or f"rig setup failed on {lease.name}: {exc}"
+            return lease, None, why
+        why = pool.trouble(lease, res.rig_error) if res.report.status != "viable" else None
+        return lease, res, why
 
     # --- the red team (Layer 3) --------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from core.hosts.config import Host
-from rig.remote import Forward, SshOptions, SshTarget
+from rig.remote import Forward, ReverseSocket, SshOptions, SshTarget
 
 SOCK_MAX = 100
 
@@ -48,6 +48,12 @@ class HostLinks:
         if not host.remote:
             return None
         return self.forward(host).ensure()
+
+    def reverse(self, host: Host, local_sock: Path, remote_dir: str) -> ReverseSocket:
+        """The LLM gateway's socket made present on the host (not started)."""
+        return ReverseSocket(SshTarget.parse(host.url),
+                             SshOptions(identity=host.identity, known_hosts=host.known_hosts),
+                             Path(local_sock), remote_dir, log=self.dir / f"{host.name}.rev.log")
 
     def close(self) -> None:
         with self.lock:

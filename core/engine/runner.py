@@ -577,6 +577,8 @@ class CampaignRunner:
                 oom_killed=child.oom_killed, rig_error=child.rig_error))
             report = child.report.to_wire()
             report["backend"] = child.backend
+            if getattr(child, "rig_host", None):
+                report["rig_host"] = child.rig_host
             self._stamp_examiner(report, kw)
             viable = child.report.status == "viable"
             diag = child.report.diagnostics

@@ -48,9 +48,16 @@ def one(art: Path, url: str | None) -> float:
     return time.monotonic() - t0
 
 
-def sequential(art: Path, url: str | None, n: int) -> list[float]:
-    one(art, url)  # warm-up (page cache, image layers)
-    return [one(art, url) for _ in range(n)]
+def interleaved(art: Path, urls: list[str | None], n: int) -> list[list[float]]:
+    """n runs per engine, one after another, the engines taking turns (a drifting load
+    on this shared machine then weighs on each alike)."""
+    for url in urls:
+        one(art, url)  # warm-up (page cache, image layers)
+    out: list[list[float]] = [[] for _ in urls]
+    for _ in range(n):
+        for i, url in enumerate(urls):
+            out[i].append(one(art, url))
+    return out
 
 
 def spread(art: Path, urls: list[str | None], n: int) -> float:
@@ -98,20 +105,21 @@ def main() -> int:
             url = fwd.ensure()
             direct = f"unix://{host.docker_sock}"
             art = write_calibration_artifact(Path(tmp) / "a")
-            loc = sequential(art, None, args.seq)
-            dir_ = sequential(art, direct, args.seq)
-            fw = sequential(art, url, args.seq)
+            loc, dir_, fw = interleaved(art, [None, direct, url], args.seq)
             print(f"one run, local engine:               {fmt(loc)}")
             print(f"one run, stand-in engine direct:     {fmt(dir_)}")
             print(f"one run, stand-in engine via ssh -L: {fmt(fw)}")
             print(f"forward overhead per run: {statistics.median(fw) - statistics.median(dir_):+.2f}s "
                   f"({(statistics.median(fw) / statistics.median(dir_) - 1) * 100:+.0f}%)")
-            one_host = spread(art, [None, None], args.runs)
-            two_hosts = spread(art, [None, url], args.runs)
-            print(f"{args.runs} runs on 2 slots, one host (local x2):        {one_host:.1f}s "
-                  f"({args.runs / one_host * 3600:.0f} runs/h)")
-            print(f"{args.runs} runs on 2 slots, two hosts (local + ssh):   {two_hosts:.1f}s "
-                  f"({args.runs / two_hosts * 3600:.0f} runs/h)")
+            ones, twos = [], []
+            for _ in range(2):  # ABAB: the same drift on both
+                ones.append(spread(art, [None, None], args.runs))
+                twos.append(spread(art, [None, url], args.runs))
+            one_host, two_hosts = sum(ones) / 2, sum(twos) / 2
+            print(f"{args.runs} runs on 2 slots, one host (local x2):      "
+                  f"{' / '.join(f'{x:.1f}s' for x in ones)} ({args.runs / one_host * 3600:.0f} runs/h)")
+            print(f"{args.runs} runs on 2 slots, two hosts (local + ssh): "
+                  f"{' / '.join(f'{x:.1f}s' for x in twos)} ({args.runs / two_hosts * 3600:.0f} runs/h)")
             print(f"two hosts / one host throughput: {one_host / two_hosts:.2f}x")
             wait_removed(60.0)
     finally:

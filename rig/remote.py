@@ -96,6 +96,7 @@ class Forward:
         self.proc: subprocess.Popen | None = None
         self.lock = threading.Lock()
         self.restarts = 0
+        self.starts = 0  # a run that began under another start saw its link go down
 
     @property
     def docker_url(self) -> str:
@@ -126,6 +127,7 @@ class Forward:
             with open(self.log, "ab") as log:
                 self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
                                              stderr=log, start_new_session=True)
+            self.starts += 1
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:

@@ -37,6 +37,7 @@ class Lease:
     host: Host
     docker_url: str | None
     facts: dict[str, Any] = field(default_factory=dict)
+    link_start: int = 0  # which start of the host's forward the run began under
 
     @property
     def name(self) -> str:
@@ -134,7 +135,8 @@ class HostPool:
                 raise HostTrouble(f"Docker on {host.name} unreachable: {exc}") from exc
             with self.lock:
                 self.facts[host.name] = facts
-        return Lease(host, url, facts)
+        return Lease(host, url, facts,
+                     self.links.forward(host).starts if host.remote else 0)
 
     def trouble(self, lease: Lease, rig_error: str | None) -> str | None:
         """Why the host, not the artifact, ended this run -- or None (the verdict stands)."""
@@ -144,7 +146,8 @@ class HostPool:
         host = lease.host
         if host.remote:
             fwd = self.links.forward(host)
-            if not fwd.alive():
+            # (another run may have brought it back meanwhile: then it restarted since)
+            if not fwd.alive() or fwd.starts != lease.link_start:
                 return f"the SSH forward to {host.name} went down during the run"
         try:
             client = client_for(lease.docker_url, timeout=20)

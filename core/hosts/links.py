@@ -1,12 +1,13 @@
 """One OpenSSH forward per remote rig host, for one engine (or one `hosts check`).
 
-The local end is <home>/run/<host>.sock -- or, when that path is too long for a unix
+The local end is <home>/run/<host>.<pid>.sock -- or, when that path is too long for a unix
 socket (107 bytes), a folder under /tmp named after the home. ``docker_url`` brings a
 dead forward back (rig/remote.py Forward.ensure)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from pathlib import Path
 
@@ -36,9 +37,12 @@ class HostLinks:
             if fwd is None or fwd.remote_sock != host.docker_socket:
                 if fwd is not None:
                     fwd.stop()
+                # one per process: engines of several campaigns and a `hosts check` in the
+                # same home each keep their own forward (ssh unlinks a socket it rebinds)
                 fwd = Forward(SshTarget.parse(host.url),
                               SshOptions(identity=host.identity, known_hosts=host.known_hosts),
-                              self.dir / f"{host.name}.sock", host.docker_socket)
+                              self.dir / f"{host.name}.{os.getpid()}.sock", host.docker_socket,
+                              log=self.dir / f"{host.name}.ssh.log")
                 self.forwards[host.name] = fwd
             return fwd
 

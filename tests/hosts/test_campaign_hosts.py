@@ -38,7 +38,7 @@ def _add_hosts(home: Path, remote_host) -> None:
 def _forward_pids(home: Path) -> list[int]:
     from core.hosts.links import run_dir
 
-    needle = f"{run_dir(home)}/box.sock".encode()
+    needle = f"-L {run_dir(home)}/box.".encode().replace(b" ", b"\0")
     pids = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():

@@ -132,6 +132,7 @@ class CampaignRunner:
         rig_fn: Callable[..., Any] | None = None,
         slots: int | None = None,
         rig_check: Callable[[str], None] | None = None,
+        use_hosts: bool | None = None,
     ):
         self.store = store
         self.cid = campaign_id
@@ -158,9 +159,10 @@ class CampaignRunner:
             default_rig_check if rig_fn is None else None)
         self.rig_sem = asyncio.Semaphore(slots or rig_slots())
         # rig hosts (core/hosts): once the home has a hosts.json, the real docker rig runs
-        # on their slots instead of this machine's alone
+        # on their slots instead of this machine's alone (use_hosts=True: also a test's own
+        # rig_fn, which then takes docker_url)
         self.hosts = None
-        if rig_fn is None and self.settings.backend == "docker":
+        if (rig_fn is None if use_hosts is None else use_hosts) and self.settings.backend == "docker":
             from core.hosts.pool import HostPool
 
             if HostPool.configured(home):
@@ -729,6 +731,7 @@ class CampaignRunner:
         pool = self.hosts
         tried: set[str] = set()
         outside = 0  # runs whose container was killed from outside (a second time: the artifact)
+        rechecked = False  # a rig timeout is a verdict only once it reproduces on another host
         while True:
             try:
                 slot = pool.slot(tried)
@@ -786,9 +789,22 @@ class CampaignRunner:
                     outside += 1
                     if outside > 1:  # on two hosts: the artifact did it, and that is its verdict
                         why = None
+                if why is None and not rechecked and _timed_out(res) and any(
+                        h.name not in tried and h.name != host.name for h in pool.usable()):
+                    rechecked = True
+                    pool.succeeded(lease)  # a slow run is no fault of the host's
+                    logs("rig", f"[engine] the run timed out on rig host {host.name}; a timeout counts "
+                                f"only when it reproduces on another host: running the artifact again")
+                    await asyncio.to_thread(logs.close)
+                    self.store.add_event("rig_timeout_recheck", generation=n, campaign_id=self.cid,
+                                         data={"host": host.name, "stage": res.report.failure_stage})
+                    tried.add(host.name)
+                    continue
                 if why is None:
                     pool.succeeded(lease)
                     res.rig_host = lease.report_block()
+                    if rechecked:
+                        res.rig_host["timeout_rechecked"] = True
                     await asyncio.to_thread(logs.close)
                     return res, started
                 logs("rig", f"[engine] rig host {host.name} failed: {why} -- not a verdict; "
@@ -973,6 +989,14 @@ def sampled(seed: int, draw: int | None, rate: float, kind: str = "reproduction"
 
     h = hashlib.sha256(f"{kind}:{seed}:{draw}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < rate
+
+
+def _timed_out(res) -> bool:
+    """A non-viable verdict reached by a stage's deadline (the report's checks say so)."""
+    if res.report.status == "viable":
+        return False
+    checks = res.report.to_wire().get("checks") or {}
+    return any(isinstance(c, dict) and c.get("timed_out") for c in checks.values())
 
 
 def default_rig_check(backend: str) -> None:

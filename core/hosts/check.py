@@ -101,4 +101,18 @@ def check_host(home: Path, name: str, *, calibrate_run: bool = True, push: bool 
     finally:
         links.close()
     facts["checked_at"] = time.time()
-    return book.update(name, facts=facts, failures=0, drained=None)
+    host = book.update(name, facts=facts, failures=0, drained=None)
+    if host.remote:  # back in use: what dead or cut-off engines of this home left there goes
+        _reconcile_host(home, name)
+    return host
+
+
+def _reconcile_host(home: Path, name: str) -> None:
+    from core.engine.reconcile import reconcile_hosts
+    from core.home import db_path
+    from core.store import Store
+
+    if not db_path(home).exists():
+        return
+    with Store.open(db_path(home)) as store:
+        reconcile_hosts(store, only_host=name)

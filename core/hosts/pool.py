@@ -176,14 +176,16 @@ class HostPool:
         if lease.host.failures:
             self.book.note_success(lease.name)
 
-    def reconcile(self, live_runs: set[str], only: dict[str, str]) -> dict[str, list[str]]:
-        """Remove this home's rig containers of runs not live on every reachable remote host
-        (the local engine is the engine's startup reconcile's)."""
+    def reconcile(self, live_runs: set[str], only: dict[str, str],
+                  only_host: str | None = None) -> dict[str, list[str]]:
+        """Remove rig containers carrying ``only`` of runs not live on every remote host in
+        use (drained ones: when their check passes) or on ``only_host``. The local engine is
+        the engine's startup reconcile's."""
         from rig.api import reconcile
 
         out: dict[str, list[str]] = {}
         for h in self.book.hosts():
-            if not h.remote:
+            if not h.remote or (h.name != only_host if only_host else h.drained):
                 continue
             try:
                 url = self.links.docker_url(h)

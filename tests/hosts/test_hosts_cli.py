@@ -72,3 +72,38 @@ def test_a_failed_check_says_why_and_keeps_the_host_drained(tmp_path, remote_hos
         check_rig_host(tmp_path, "gone", labels=session_labels())
     row = next(r for r in list_hosts(tmp_path) if r["name"] == "gone")
     assert row["state"] == "drained" and "refused" in row["last_check_error"]
+
+
+def test_a_passing_check_removes_what_dead_engines_of_the_home_left_on_the_host(remote_host, remote_forward, tmp_path):
+    from core.app.hosts import add_host, check_rig_host
+    from core.engine.containers import HOME_LABEL, home_id
+    from core.home import db_path
+    from core.store import Store
+    from rig.api import RigLimits, StageTimeouts
+    from rig.backends.docker import ROLE_MAIN, create_box, _close_lifeline
+
+    home = tmp_path / "home"
+    home.mkdir()
+    Store.open(db_path(home)).close()
+    _fwd, url = remote_forward
+    from rig.remote import client_for
+
+    api = client_for(url).api
+    mine = {HOME_LABEL: home_id(db_path(home)), **session_labels()}
+    other = {HOME_LABEL: "another-home", **session_labels()}
+    left = create_box(api, "deadrun0001", 1, mine, RigLimits(), StageTimeouts(), ROLE_MAIN)
+    foreign = create_box(api, "deadrun0002", 1, other, RigLimits(), StageTimeouts(), ROLE_MAIN)
+    try:
+        add_host(home, remote_host.url, name="box", identity=str(remote_host.key),
+                 known_hosts=str(remote_host.known_hosts), docker_socket=str(remote_host.docker_sock))
+        check_rig_host(home, "box", calibrate=False)
+        ids = {c["Id"] for c in remote_host.client().api.containers(all=True)}
+        assert left.cid not in ids          # this home's, of a run nobody owns: removed
+        assert foreign.cid in ids           # another home's: left alone
+    finally:
+        for box in (left, foreign):
+            _close_lifeline(box.lifeline)
+            try:
+                remote_host.client().api.remove_container(box.cid, force=True)
+            except Exception:  # noqa: BLE001 - already removed by the check
+                pass

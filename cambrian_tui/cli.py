@@ -277,6 +277,20 @@ def cmd_campaign_wait(args: argparse.Namespace) -> int:
     return 1 if cid is None else wait_main(cambrian_home(args.home), cid, args.json)
 
 
+def cmd_hosts(args: argparse.Namespace) -> int:
+    import core.hosts.cli as hosts_cli
+
+    home = cambrian_home(args.home)
+    if args.hosts_cmd == "add":
+        return hosts_cli.hosts_add_main(home, args.url, args.name, args.slots, args.identity,
+                                        args.known_hosts, args.docker_socket, args.json)
+    if args.hosts_cmd == "list":
+        return hosts_cli.hosts_list_main(home, args.json)
+    if args.hosts_cmd == "check":
+        return hosts_cli.hosts_check_main(home, args.names, not args.no_calibrate, args.json)
+    return hosts_cli.hosts_remove_main(home, args.name)
+
+
 def cmd_examiner_show(args: argparse.Namespace) -> int:
     from core.examiner.cli import show_main
 
@@ -502,6 +516,25 @@ def build_parser() -> argparse.ArgumentParser:
     _answer_args(g)
     g.add_argument("--stream", action="store_true", help="echo the answer to stderr as it streams")
     g.add_argument("--json", action="store_true")
+
+    hosts = sub.add_parser("hosts", help="rig hosts: this machine's engine and others over SSH").add_subparsers(
+        dest="hosts_cmd", metavar="ACTION", required=True)
+    ha = add("add", cmd_hosts, "add a rig host: local, or ssh://[user@]host[:port] (drained until checked)", hosts)
+    ha.add_argument("url")
+    ha.add_argument("--name", default=None, help="default: from the address (e.g. box-2222)")
+    ha.add_argument("--slots", type=int, default=None, help="parallel rig runs (default: its cores)")
+    ha.add_argument("--identity", default=None, help="ssh private key file (default: your ssh config)")
+    ha.add_argument("--known-hosts", default=None, help="known_hosts file (default: your ssh config)")
+    ha.add_argument("--docker-socket", default=None, help="the engine's socket there (default /var/run/docker.sock)")
+    ha.add_argument("--json", action="store_true")
+    hl = add("list", cmd_hosts, "list rig hosts, their slots, facts and drain state", hosts)
+    hl.add_argument("--json", action="store_true")
+    hc = add("check", cmd_hosts, "preflight and calibrate hosts (all by default); a pass undrains", hosts)
+    hc.add_argument("names", nargs="*")
+    hc.add_argument("--no-calibrate", action="store_true", help="skip the short rig run")
+    hc.add_argument("--json", action="store_true")
+    hr = add("remove", cmd_hosts, "forget a rig host", hosts)
+    hr.add_argument("name")
 
     camp = sub.add_parser("campaign", help="run and control campaigns").add_subparsers(
         dest="campaign_cmd", metavar="ACTION", required=True)

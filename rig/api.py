@@ -133,6 +133,7 @@ def run_artifact(
     probes: dict[str, list[dict]] | None = None,
     gate: tuple[str, ...] | list[str] = (),
     channel: Channel | None = None,
+    docker_url: str | None = None,
 ) -> RigResult:
     """Run every rig stage on one artifact directory and return the verdict.
 
@@ -145,7 +146,8 @@ def run_artifact(
     campaign's viability policy); the others only score. ``channel``: ask a viable offspring
     of a spec that declares ``reproduce`` to breed through the engine's LLM gateway (docker
     backend); the report's ``reproduction`` says what happened and ``offspring_files`` holds
-    what it wrote, for the caller to judge in a fresh run."""
+    what it wrote, for the caller to judge in a fresh run. ``docker_url``: the engine to run
+    on when it is not the local one (a rig host's forwarded unix socket, rig/remote.py)."""
     from rig.orchestrator import run
 
     if prepared is not None and run_id is None:
@@ -153,12 +155,13 @@ def run_artifact(
     return run(artifact_dir, backend=backend, run_id=run_id, generation=generation,
                on_line=on_line, timeouts=timeouts, limits=limits or RigLimits(),
                labels=labels or {}, profile=profile, prepared=prepared, probes=probes,
-               gate=tuple(gate), channel=channel)
+               gate=tuple(gate), channel=channel, docker_url=docker_url)
 
 
 def prepare(run_id: str, *, generation: int | None = None, labels: dict[str, str] | None = None,
             timeouts: StageTimeouts | None = None, limits: RigLimits | None = None,
-            backend: str = "docker", channel: Channel | None = None) -> "Any":
+            backend: str = "docker", channel: Channel | None = None,
+            docker_url: str | None = None) -> "Any":
     """Create a run's containers ahead, in the background (docker only; None otherwise):
     while an LLM call is in flight, or while the previous artifact is judged. Pass the
     result to ``run_artifact(..., prepared=...)`` with the same run id, labels, limits and
@@ -170,7 +173,8 @@ def prepare(run_id: str, *, generation: int | None = None, labels: dict[str, str
     from rig.backends.docker import Prepared
 
     return Prepared(run_id, generation, labels or {}, limits or RigLimits(),
-                    timeouts or StageTimeouts(), channel.gateway_dir if channel else None)
+                    timeouts or StageTimeouts(), channel.gateway_dir if channel else None,
+                    docker_url)
 
 
 def wait_removed(timeout: float = 60.0) -> bool:
@@ -181,29 +185,30 @@ def wait_removed(timeout: float = 60.0) -> bool:
     return _wait(timeout)
 
 
-def check_rig(backend: str = "docker") -> None:
+def check_rig(backend: str = "docker", docker_url: str | None = None) -> None:
     """Raise ``RigSetupError`` (reason and fix) unless the backend can judge an artifact now:
     for docker, the engine answers and the current recipe's image is present. Cheap (a ping
     and an inspect), so engines call it before every generation they would pay for."""
     from rig.backends import get_backend
 
-    get_backend(backend).check_available()
+    get_backend(backend, docker_url).check_available()
 
 
-def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None) -> list[str]:
+def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None,
+              docker_url: str | None = None) -> list[str]:
     """Kill and remove rig containers whose run is not live; return their ids. ``only``
     narrows it to containers carrying all of those labels (e.g. one home's, one test
     session's): other people's runs on a shared engine are never touched."""
     from rig.backends.docker import reconcile as _reconcile
 
-    return _reconcile(live_run_ids, only)
+    return _reconcile(live_run_ids, only, docker_url)
 
 
-def managed_containers(only: dict[str, str] | None = None) -> list[str]:
+def managed_containers(only: dict[str, str] | None = None, docker_url: str | None = None) -> list[str]:
     """Ids of every container (running or not) labelled cambrian.rig=1 (and ``only``)."""
     from rig.backends.docker import managed_containers as _managed
 
-    return _managed(only)
+    return _managed(only, docker_url)
 
 
 def extra_labels() -> dict[str, str]:

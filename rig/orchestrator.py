@@ -732,13 +732,14 @@ def run(artifact_dir: str | Path, *, backend: str, run_id: str | None, generatio
         on_line: Callable[[str, str], None] | None, timeouts: StageTimeouts | None,
         limits: RigLimits, labels: dict[str, str], profile: str | None = None,
         prepared: Any = None, probes: dict[str, list[dict[str, Any]]] | None = None,
-        gate: tuple[str, ...] | list[str] = (), channel: Any = None) -> RigResult:
+        gate: tuple[str, ...] | list[str] = (), channel: Any = None,
+        docker_url: str | None = None) -> RigResult:
     t0 = time.monotonic()
     prof = get_profile(profile)           # RigSetupError for an unknown profile
     probes, gate = _checked_probes(probes, gate)  # RigSetupError for a malformed probe
     # the original had neither: under its profile they only score
     gate = tuple(k for k in gate if prof.on(HIDDEN_RULES.get(k, "")) or k not in HIDDEN_RULES)
-    impl = get_backend(backend)          # RigSetupError for an unknown backend
+    impl = get_backend(backend, docker_url)  # RigSetupError for an unknown backend
     impl.check_available()               # RigSetupError when the engine is unreachable
     run_id = run_id or uuid.uuid4().hex[:16]
     sink = OutputSink(on_line, limits.log_bytes)

@@ -128,12 +128,12 @@ def test_the_tui_writes_no_sql_and_redirects_no_output():
 # What the command-line modules may import from this project: the application layer, the home
 # resolution, pure formatting, and the few self-contained entry points that print for themselves.
 CLI_MODULES = ["cambrian_tui/cli.py", "core/engine/cli.py", "core/evolution/cli.py", "core/distill/cli.py",
-               "core/examiner/cli.py"]
+               "core/examiner/cli.py", "core/hosts/cli.py"]
 CLI_MAY_IMPORT = ("core.app", "core.home", "core.quiet", "core.evolution.describe", "core.evolution.kinds",
                   "cambrian_tui.app", "cambrian_tui.settings", "cambrian_tui.keys", "cambrian_tui.doctor",
                   "cambrian_tui.remote", "core.engine.cli", "core.evolution.cli", "rig.image", "rig.verify",
                   "core.engine.verify_reproduce", "core.examiner.cli",
-                  "core.prime.generate", "core.llm.fake_server", "core.distill.cli")
+                  "core.prime.generate", "core.llm.fake_server", "core.distill.cli", "core.hosts.cli")
 
 
 def _project_imports(path: Path) -> set[str]:

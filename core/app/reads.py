@@ -166,7 +166,20 @@ class Reader:
                                           "trend", "unpriced_calls", "fertility", "sealed",
                                           "examiner", "examiner_pass_rate", "redteam")},
             "imported": c.kind == "import",
+            # the home's rig hosts (core/hosts): slots, facts, and why a drained one is out
+            "hosts": self.rig_hosts(),
         }
+
+    def rig_hosts(self) -> list[dict[str, Any]]:
+        from core.app.hosts import host_rows
+        from core.hosts.config import HostError
+
+        if not (self.home / "hosts.json").exists():
+            return []
+        try:
+            return host_rows(self.home)
+        except HostError as exc:
+            return [{"name": "?", "state": "error", "drained": str(exc)}]
 
     def examiner_probes(self, spec_ref: str) -> dict[str, Any]:
         """``cambrian examiner show``: the spec's examiner probe sets, each probe with its

@@ -104,6 +104,9 @@ def print_status(st: dict[str, Any]) -> None:
     redteam = st.get("summary", {}).get("redteam")
     if redteam:
         print(f"  {redteam_line(redteam)}")
+    for h in st.get("hosts") or []:
+        print(f"  rig host {h['name']}: slots {h.get('slots')}, "
+              + (f"DRAINED: {h['drained']}" if h.get("drained") else "ready"))
     for g in st["generations"]:
         parent = "-" if g["parent"] is None else g["parent"]
         print(f"  gen {g['generation']:>5}  parent {parent!s:>5}  try {g['attempt']}  {g['outcome']:<11} "

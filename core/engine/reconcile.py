@@ -46,6 +46,20 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
         if cid != own_campaign and c["state"] in ("running", "paused", "pending") and c.get("engine_pid"):
             store.set_campaign_state(cid, "crashed", f"{who} stopped without finishing")
             crashed.append(cid)
+    live = live_run_ids(store)
+    killed = containers.kill_containers([cid for cid, run in listed if run not in live])
+    remote = reconcile_hosts(store, live)
+    if remote:
+        killed = killed + [c for ids in remote.values() for c in ids]
+    _clear_gateway_folders(store.path.parent / "gw", live)  # the home holds the db and gw/
+    result = {"closed_generations": closed, "crashed_campaigns": crashed, "killed_containers": killed}
+    if closed or crashed or killed:
+        store.add_event("reconciled", campaign_id=own_campaign, data=result)
+    return result
+
+
+def live_run_ids(store) -> set[str]:
+    """Every rig run some generation in the store still owns (its containers must stay)."""
     live = set()
     for g_cid in {c["id"] for c in store.campaigns()}:
         live.update(containers.run_id_for(g_cid, n) for n in store.in_progress(g_cid))
@@ -56,12 +70,23 @@ def startup_reconcile(store, own_campaign: str | None = None) -> dict:
         live.update(containers.bred_run_id(containers.run_id_for(g_cid, g.parent), g.number)
                     for g in store.bred_generations(campaign_id=g_cid)
                     if g.outcome in (Outcome.IN_PROGRESS, Outcome.TESTED) and g.parent is not None)
-    killed = containers.kill_containers([cid for cid, run in listed if run not in live])
-    _clear_gateway_folders(store.path.parent / "gw", live)  # the home holds the db and gw/
-    result = {"closed_generations": closed, "crashed_campaigns": crashed, "killed_containers": killed}
-    if closed or crashed or killed:
-        store.add_event("reconciled", campaign_id=own_campaign, data=result)
-    return result
+    return live
+
+
+def reconcile_hosts(store, live: set[str] | None = None, only_host: str | None = None) -> dict[str, list[str]]:
+    """The same on the home's remote rig hosts that are in use (or on ``only_host``, e.g.
+    one that just passed its check): this home's containers of runs no generation owns."""
+    from core.hosts.pool import HostPool
+
+    home = store.path.parent
+    if not HostPool.configured(home):
+        return {}
+    pool = HostPool(home)
+    try:
+        return pool.reconcile(live_run_ids(store) if live is None else live,
+                              {containers.HOME_LABEL: containers.home_id(store.path)}, only_host)
+    finally:
+        pool.close()
 
 
 def _clear_gateway_folders(gw: Path, live: set[str]) -> None:

@@ -133,6 +133,7 @@ class CampaignRunner:
         rig_fn: Callable[..., Any] | None = None,
         slots: int | None = None,
         rig_check: Callable[[str], None] | None = None,
+        use_hosts: bool | None = None,
     ):
         self.store = store
         self.cid = campaign_id
@@ -158,6 +159,16 @@ class CampaignRunner:
         self.rig_check = rig_check if rig_check is not None else (
             default_rig_check if rig_fn is None else None)
         self.rig_sem = asyncio.Semaphore(slots or rig_slots())
+        # rig hosts (core/hosts): once the home has a hosts.json, the real docker rig runs
+        # on their slots instead of this machine's alone (use_hosts=True: also a test's own
+        # rig_fn, which then takes docker_url)
+        self.hosts = None
+        if (rig_fn is None if use_hosts is None else use_hosts) and self.settings.backend == "docker":
+            from core.hosts.pool import HostPool
+
+            if HostPool.configured(home):
+                self.hosts = HostPool(home, on_event=lambda kind, data: self.store.add_event(
+                    kind, campaign_id=self.cid, data=data))
         tokens, usd = store.spend(campaign_id)
         self.budget = Budget(
             max_tokens=self.settings.budget_tokens, max_usd=self.settings.budget_usd,
@@ -189,11 +200,19 @@ class CampaignRunner:
                                    "simulated": bool(getattr(self.base_provider, "simulated", False))})
         control = asyncio.create_task(self._control_loop())
         workers = [asyncio.create_task(self._worker(i)) for i in range(self.settings.parallelism)]
+        if self.hosts is not None:  # what an earlier engine of this campaign left on remote hosts
+            await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid})
         try:
             await asyncio.gather(*workers, return_exceptions=False)
         finally:
             control.cancel()
             await asyncio.gather(control, return_exceptions=True)
+            if self.hosts is not None:
+                from rig.api import wait_removed
+
+                await asyncio.to_thread(wait_removed, 30.0)
+                await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid})
+                self.hosts.close()
         state, reason = self._final_state()
         self.store.set_campaign_runtime(self.cid, wall_used_s=self.budget.wall_elapsed())
         self.store.set_campaign_state(self.cid, state, reason)
@@ -561,6 +580,8 @@ class CampaignRunner:
                 oom_killed=child.oom_killed, rig_error=child.rig_error))
             report = child.report.to_wire()
             report["backend"] = child.backend
+            if getattr(child, "rig_host", None):
+                report["rig_host"] = child.rig_host
             self._stamp_layers(report, kw)
             viable = child.report.status == "viable"
             diag = child.report.diagnostics
@@ -637,7 +658,7 @@ class CampaignRunner:
                 await gateway.close()
         if self.aborting:
             raise asyncio.CancelledError
-        if res.report.status != "viable":
+        if res.report.status != "viable" and self.hosts is None:
             # Did the rig break under the run (engine stopped, link lost)? Then this is no
             # verdict on the artifact: interrupt, and re-judge it once the rig is back.
             problem = await self._rig_problem()
@@ -651,6 +672,8 @@ class CampaignRunner:
         ))
         report = res.report.to_wire()
         report["backend"] = res.backend
+        if getattr(res, "rig_host", None):
+            report["rig_host"] = res.rig_host  # where it was judged: name, Docker and kernel facts
         self._stamp_layers(report, rig_kw)
         if res.report.status == "viable":
             final, reason = Outcome.PROMOTED, "viable"
@@ -674,6 +697,8 @@ class CampaignRunner:
 
     async def _judge(self, n: int, out: Path, run_id: str, labels: dict[str, str],
                      rig_kw: dict[str, Any]):
+        if self.hosts is not None:
+            return await self._judge_on_hosts(n, out, run_id, labels, rig_kw)
         async with self.rig_sem:
             if self.aborting:
                 raise asyncio.CancelledError
@@ -695,6 +720,115 @@ class CampaignRunner:
                                 "were killed, so the verdict above does not judge the artifact")
                 await asyncio.to_thread(logs.close)
         return res, started
+
+    async def _judge_on_hosts(self, n: int, out: Path, run_id: str, labels: dict[str, str],
+                              rig_kw: dict[str, Any]):
+        """One rig run on a free host slot. When the host, not the artifact, ended it (the
+        pool says: link down, Docker gone, image gone, container killed from outside) the
+        run is no attempt: the host is charged a failure and the same artifact runs again on
+        another host. No host left: RigUnavailable (the generation is redone on resume)."""
+        from core.hosts.pool import OUTSIDE_PREFIX, HostTrouble, Lease, NoHostLeft
+
+        pool = self.hosts
+        tried: set[str] = set()
+        outside = 0  # runs whose container was killed from outside (a second time: the artifact)
+        rechecked = False  # a rig timeout is a verdict only once it reproduces on another host
+        while True:
+            try:
+                slot = pool.slot(tried)
+                host = await slot.__aenter__()
+            except NoHostLeft as exc:
+                raise RigUnavailable(str(exc)) from exc
+            try:
+                if self.aborting:
+                    raise asyncio.CancelledError
+                logs = LogWriter(self.store.path, n)
+                started = utcnow()
+                kw = dict(rig_kw)
+                if host.remote:
+                    kw.pop("prepared", None)  # made on the local engine
+
+                def call(host=host, kw=kw, logs=logs):
+                    try:
+                        lease = pool.lease(host)
+                    except HostTrouble as exc:
+                        return None, None, str(exc)
+                    rev = None
+                    channel = kw.get("channel")
+                    if channel is not None and host.remote:
+                        # the offspring breeds through this engine's gateway: its socket is
+                        # reverse-forwarded into a folder of the run's own on the host
+                        import dataclasses
+
+                        rev = pool.links.reverse(host, Path(channel.gateway_dir) / channel.socket_name,
+                                                 f"/tmp/cambrian-gw-{self.home_label}/{run_id}")
+                        try:
+                            kw = dict(kw, channel=dataclasses.replace(channel, gateway_dir=rev.start()))
+                        except Exception as exc:  # noqa: BLE001 - HostLinkError
+                            return lease, None, f"the LLM gateway could not reach {host.name}: {exc}"
+                    try:
+                        return self._run_on(lease, pool, kw, logs, n, out, run_id, labels)
+                    finally:
+                        if rev is not None:
+                            rev.stop()
+
+                rig = asyncio.get_running_loop().run_in_executor(None, call)
+                try:
+                    lease, res, why = await asyncio.shield(rig)
+                except BaseException:
+                    if self.aborting:
+                        with contextlib.suppress(BaseException):
+                            await asyncio.wait_for(asyncio.shield(rig), RIG_DRAIN_S)
+                    await asyncio.to_thread(logs.close)
+                    raise
+                if self.aborting:
+                    logs("rig", f"[engine] interrupted: {self.stop_reason or 'aborted'}; the containers "
+                                "were killed, so the verdict above does not judge the artifact")
+                    await asyncio.to_thread(logs.close)
+                    raise asyncio.CancelledError
+                if why is not None and why.startswith(OUTSIDE_PREFIX) and res is not None:
+                    outside += 1
+                    if outside > 1:  # on two hosts: the artifact did it, and that is its verdict
+                        why = None
+                if why is None and not rechecked and _timed_out(res) and any(
+                        h.name not in tried and h.name != host.name for h in pool.usable()):
+                    rechecked = True
+                    pool.succeeded(lease)  # a slow run is no fault of the host's
+                    logs("rig", f"[engine] the run timed out on rig host {host.name}; a timeout counts "
+                                f"only when it reproduces on another host: running the artifact again")
+                    await asyncio.to_thread(logs.close)
+                    self.store.add_event("rig_timeout_recheck", generation=n, campaign_id=self.cid,
+                                         data={"host": host.name, "stage": res.report.failure_stage})
+                    tried.add(host.name)
+                    continue
+                if why is None:
+                    pool.succeeded(lease)
+                    res.rig_host = lease.report_block()
+                    if rechecked:
+                        res.rig_host["timeout_rechecked"] = True
+                    await asyncio.to_thread(logs.close)
+                    return res, started
+                logs("rig", f"[engine] rig host {host.name} failed: {why} -- not a verdict; "
+                            f"running the artifact again on another host")
+                await asyncio.to_thread(logs.close)
+                await asyncio.to_thread(pool.failed, lease or Lease(host, None), why)
+                self.store.add_event("rig_host_retry", generation=n, campaign_id=self.cid,
+                                     data={"host": host.name, "reason": why[:500]})
+                tried.add(host.name)
+            finally:
+                await slot.__aexit__(None, None, None)
+
+    def _run_on(self, lease, pool, kw, logs, n: int, out: Path, run_id: str, labels: dict[str, str]):
+        """One rig call on a leased host (in a rig thread): (lease, result, why the host
+        failed -- None when the result is a verdict)."""
+        try:
+            res = self.rig_fn(out, backend=self.settings.backend, run_id=run_id, generation=n,
+                              on_line=logs, labels=labels, docker_url=lease.docker_url, **kw)
+        except Exception as exc:  # noqa: BLE001 - RigSetupError, a dropped link
+            why = pool.trouble(lease, str(exc)) or f"rig setup failed on {lease.name}: {exc}"
+            return lease, None, why
+        why = pool.trouble(lease, res.rig_error) if res.report.status != "viable" else None
+        return lease, res, why
 
     # --- the red team (Layer 3) --------------------------------------------------------------
 
@@ -862,6 +996,14 @@ def sampled(seed: int, draw: int | None, rate: float, kind: str = "reproduction"
 
     h = hashlib.sha256(f"{kind}:{seed}:{draw}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < rate
+
+
+def _timed_out(res) -> bool:
+    """A non-viable verdict reached by a stage's deadline (the report's checks say so)."""
+    if res.report.status == "viable":
+        return False
+    checks = res.report.to_wire().get("checks") or {}
+    return any(isinstance(c, dict) and c.get("timed_out") for c in checks.values())
 
 
 def default_rig_check(backend: str) -> None:

@@ -200,11 +200,16 @@ class Backend:
         raise NotImplementedError
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, docker_url: str | None = None) -> Backend:
+    """``docker_url``: the docker backend's engine when it is not the local one (a rig
+    host's forwarded socket); the other backends run here only."""
+    if docker_url is not None and name != "docker":
+        raise RigSetupError(f"backend {name!r} runs on this machine only: remote rig hosts "
+                            f"need the docker backend")
     if name == "docker":
         from rig.backends.docker import DockerBackend
 
-        return DockerBackend()
+        return DockerBackend(docker_url)
     if name == "bwrap":
         from rig.backends.bwrap import BwrapBackend
 

@@ -71,7 +71,13 @@ def keeper_command(timeouts: StageTimeouts) -> list[str]:
     return ["timeout", str(container_lifetime(timeouts)), "cat"]
 
 
-def docker_client():
+def docker_client(docker_url: str | None = None):
+    """The local engine ($DOCKER_HOST or its socket), or the one at ``docker_url`` (a rig
+    host's forwarded socket, rig/remote.py)."""
+    if docker_url is not None:
+        from rig.remote import client_for
+
+        return client_for(docker_url)
     try:
         from rig import image as _image  # provided by rig/image.py
 
@@ -92,16 +98,17 @@ def image_tag() -> str:
     return _image.image_tag()
 
 
-def _client_or_raise():
+def _client_or_raise(docker_url: str | None = None):
     try:
-        client = docker_client()
+        client = docker_client(docker_url)
         client.ping()
         return client
     except RigSetupError:
         raise
     except Exception as exc:
         raise RigSetupError(
-            f"Docker engine unreachable ({type(exc).__name__}: {exc}). Start dockerd, or "
+            f"Docker engine{' at ' + docker_url if docker_url else ''} unreachable "
+            f"({type(exc).__name__}: {exc}). Start dockerd, or "
             f"run with --backend bwrap (weaker isolation)") from exc
 
 
@@ -109,13 +116,14 @@ def _label_filter(only: dict[str, str] | None) -> list[str]:
     return [f"{LABEL_KEY}=1"] + [f"{k}={v}" for k, v in (only or {}).items()]
 
 
-def managed_containers(only: dict[str, str] | None = None) -> list[str]:
-    client = _client_or_raise()
+def managed_containers(only: dict[str, str] | None = None, docker_url: str | None = None) -> list[str]:
+    client = _client_or_raise(docker_url)
     return [c["Id"] for c in client.api.containers(all=True, filters={"label": _label_filter(only)})]
 
 
-def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None) -> list[str]:
-    client = _client_or_raise()
+def reconcile(live_run_ids: set[str], only: dict[str, str] | None = None,
+              docker_url: str | None = None) -> list[str]:
+    client = _client_or_raise(docker_url)
     removed = []
     for c in client.api.containers(all=True, filters={"label": _label_filter(only)}):
         run = (c.get("Labels") or {}).get(RUN_LABEL)
@@ -277,8 +285,10 @@ class Prepared:
     its own. Unused ones are removed by ``release``."""
 
     def __init__(self, run_id: str, generation: int | None, labels: dict[str, str], limits,
-                 timeouts: StageTimeouts, gateway_dir: str | None = None):
+                 timeouts: StageTimeouts, gateway_dir: str | None = None,
+                 docker_url: str | None = None):
         self.args = (run_id, generation, labels, limits, timeouts)
+        self.docker_url = docker_url  # the engine the containers live on (None: local)
         self.gateway_dir = gateway_dir
         self.boxes: list[Box] = []
         self.error: str | None = None
@@ -292,7 +302,7 @@ class Prepared:
 
     def _make(self) -> None:
         try:
-            api = _client_or_raise().api
+            api = _client_or_raise(self.docker_url).api
             for role in (ROLE_MAIN, ROLE_PROBE):
                 self.boxes.append(create_box(api, *self.args, role, self.gateway_dir))
         except Exception as exc:  # noqa: BLE001 - the run then creates its own
@@ -307,7 +317,7 @@ class Prepared:
                       for b in self.boxes))  # same run, labels, limits, image; long enough
         if ok:  # still running? (a keeper outlives its lifetime only as long as it is used)
             try:
-                api = _client_or_raise().api
+                api = _client_or_raise(self.docker_url).api
                 ok = all(api.inspect_container(b.cid)["State"].get("Running") for b in self.boxes)
             except Exception:  # noqa: BLE001
                 ok = False
@@ -321,7 +331,10 @@ class Prepared:
         self.thread.join(120.0)
         if not self.taken:
             self.taken = True
-            api = _client_or_raise().api if self.boxes else None
+            try:
+                api = _client_or_raise(self.docker_url).api if self.boxes else None
+            except RigSetupError:  # the host is gone: its reconcile removes them when it is back
+                return
             for b in self.boxes:
                 remove_later(api, b.cid, b.lifeline)
 
@@ -507,7 +520,10 @@ class DockerBackend(Backend):
     name = "docker"
     weaker_isolation = False
 
-    def __init__(self) -> None:
+    def __init__(self, docker_url: str | None = None) -> None:
+        # None: the local engine; else a rig host's forwarded socket (rig/remote.py). A
+        # remote engine's pids mean nothing in our /proc: its OOM facts are read inside.
+        self.docker_url = docker_url
         self.client = None
         self.api = None
         self.probe_box: Box | _FutureBox | None = None
@@ -519,11 +535,12 @@ class DockerBackend(Backend):
         self.runner_source = RUNNER_PATH.read_text(encoding="utf-8")
         self.cgroup_file: str | None = None
         self.oom_base = 0
+        self.oom_inside_seen = 0
         self.lifeline = None  # the attach that keeps the keeper alive (keeper_command)
 
     # -- setup ---------------------------------------------------------------------
     def check_available(self) -> None:
-        self.client = _client_or_raise()
+        self.client = _client_or_raise(self.docker_url)
         self.api = self.client.api
         tag = image_tag()
         try:
@@ -548,7 +565,10 @@ class DockerBackend(Backend):
         sink = job.sink
         t0 = time.monotonic()
         sink.mark_origin()
-        boxes = job.prepared.take(job) if job.prepared is not None else None
+        boxes = (job.prepared.take(job) if job.prepared is not None
+                 and getattr(job.prepared, 'docker_url', None) == self.docker_url else None)
+        if job.prepared is not None and boxes is None:
+            job.prepared.release()  # made on another engine, or not matching: not ours to use
         if boxes is not None:
             main, self.probe_box = boxes
             ex.extra["prepared"] = True
@@ -1046,6 +1066,12 @@ class DockerBackend(Backend):
 
     # -- OOM -----------------------------------------------------------------------
     def _locate_cgroup(self) -> None:
+        """The container's OOM counter file in this machine's cgroup tree -- only for the
+        local engine, and only when the pid's cgroup path names the container (a pid from
+        another engine, or one reused since, points at an unrelated process). Otherwise
+        ``cgroup_file`` stays None and OOM kills are read inside the container."""
+        if self.docker_url is not None:
+            return
         try:
             pid = self.api.inspect_container(self.cid)["State"]["Pid"]
             with open(f"/proc/{pid}/cgroup") as fh:
@@ -1054,6 +1080,8 @@ class DockerBackend(Backend):
             return
         for line in lines:
             _, ctrls, path = line.split(":", 2)
+            if self.cid not in path:
+                continue
             if "memory" in ctrls.split(","):
                 cand = f"/sys/fs/cgroup/memory{path}/memory.oom_control"
                 if os.access(cand, os.R_OK):
@@ -1072,16 +1100,26 @@ class DockerBackend(Backend):
         if before is not None and after is not None and after > before:
             step.oom = True
         elif before is None and code == 137:
-            # no host view of the cgroup: ask inside (runner-readable counter)
-            try:
-                r = ExecRun(self, ["cat", "/sys/fs/cgroup/memory/memory.oom_control"], RIG_USER,
-                            "oom", forward=False, capture=4096, workdir="/")
-                r.wait(10.0)
-                for line in bytes(r.captured).decode().splitlines():
-                    if line.startswith("oom_kill ") and int(line.split()[1]) > 0:
-                        step.oom = True
-            except Exception:
-                pass
+            # no host view of the cgroup (a remote engine): ask inside, counting only the
+            # kills since the last look
+            count = self._oom_count_inside()
+            if count is not None and count > self.oom_inside_seen:
+                step.oom = True
+                self.oom_inside_seen = count
+
+    def _oom_count_inside(self) -> int | None:
+        """The container's own oom_kill counter (cgroup v1 or v2), read by the rig uid."""
+        try:
+            r = ExecRun(self, ["cat", "/sys/fs/cgroup/memory/memory.oom_control",
+                               "/sys/fs/cgroup/memory.events"], RIG_USER,
+                        "oom", forward=False, capture=4096, workdir="/")
+            r.wait(10.0)
+            for line in bytes(r.captured).decode(errors="replace").splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        except Exception:  # noqa: BLE001 - no answer: the exit code alone decides nothing
+            return None
+        return None
 
     # -- finalization ----------------------------------------------------------------
     def _finalize(self, ex: Execution) -> None:
@@ -1181,7 +1219,7 @@ class _Lane:
         import dataclasses
 
         self.buffer = _BufferSink()
-        b = self.backend = DockerBackend()
+        b = self.backend = DockerBackend(main.docker_url)
         b.client, b.api, b.runner_source = main.client, main.api, main.runner_source
         b.job = dataclasses.replace(main.job, sink=self.buffer)
         b.ex = Execution()

@@ -47,6 +47,7 @@ SCOPES: dict[str, tuple[Key, ...]] = {
         _k("app.mode.amendments", "f4", "switch_mode('amendments')", "Amendments", "Amendments screen",
            show=False),
         _k("app.mode.evolution", "f5", "switch_mode('evolution')", "Evolution", "Evolution screen", show=False),
+        _k("app.mode.hosts", "f6", "switch_mode('hosts')", "Hosts", "Rig hosts screen", show=False),
     ),
     "main": (
         _k("main.new", "n", "new_campaign", "New", "Start a new campaign (detached engine)"),
@@ -133,6 +134,13 @@ SCOPES: dict[str, tuple[Key, ...]] = {
            priority=True),
         _k("amendment_editor.cancel", "escape", "cancel", "Cancel", "Close the editor without keeping the edit",
            priority=True),
+    ),
+    "hosts": (
+        _k("hosts.back", "escape", "app.switch_mode('main')", "Back", "Back to the campaigns"),
+        _k("hosts.check", "c", "check", "Check", "Check the highlighted host: preflight, image, calibration "
+           "(a pass undrains it)"),
+        _k("hosts.add", "a", "add", "Add", "Add a rig host (local, or ssh://user@host)"),
+        _k("hosts.remove", "x", "remove", "Remove", "Forget the highlighted rig host"),
     ),
     "evolution": (
         _k("evolution.back", "escape", "app.switch_mode('main')", "Back", "Back to the campaigns"),

@@ -51,3 +51,5 @@ register_mode(ModeSpec("amendments", "Amendments", "f4", "cambrian_tui.screens.a
                        "distiller amendments: evidence, diff preview, accept / edit / reject"))
 register_mode(ModeSpec("evolution", "Evolution", "f5", "cambrian_tui.screens.evolution:EvolutionScreen",
                        "evolution runs: observations, best so far, operators, spec diffs"))
+register_mode(ModeSpec("hosts", "Hosts", "f6", "cambrian_tui.screens.hosts:HostsScreen",
+                       "rig hosts: slots, state (drained and why), engine facts; add, check, remove"))

@@ -1,4 +1,4 @@
-"""Small modal dialogs: confirm, jump to generation N, a reason for a decision, search."""
+"""Small modal dialogs: confirm, jump to generation N, one line of text, search."""
 
 from __future__ import annotations
 
@@ -76,35 +76,38 @@ class JumpDialog(CambrianModal):
         self.dismiss(None)
 
 
-class ReasonDialog(CambrianModal):
-    """Ask why (a dismissal keeps its reason beside the evidence): enter confirms, escape
-    cancels; an empty reason is refused here, before any command runs."""
+class TextDialog(CambrianModal):
+    """Ask for one line of text (a dismissal's reason, a host's address): enter confirms,
+    escape cancels; an empty answer is refused here, before any command runs."""
 
     CSS_PATH = str(Path(__file__).with_name("dialogs.tcss"))
     BINDINGS = bindings("jump")
 
-    def __init__(self, question: str, detail: str = "") -> None:
+    def __init__(self, question: str, detail: str = "", *, placeholder: str = "",
+                 empty: str = "an answer is needed") -> None:
         super().__init__(classes="dialog-screen")
         self.question = question
         self.detail = detail
+        self.placeholder = placeholder
+        self.empty = empty
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.question, classes="dialog-title")
             if self.detail:
                 yield Static(self.detail, classes="dialog-detail", markup=False)
-            yield Input(placeholder="why, e.g. the spec never says so", id="reason-input")
+            yield Input(placeholder=self.placeholder, id="text-input")
             yield Static("[dim]enter to confirm · escape to cancel[/]", classes="dialog-detail")
 
     def on_mount(self) -> None:
-        self.query_one("#reason-input", Input).focus()
+        self.query_one("#text-input", Input).focus()
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         if event.value.strip():
             self.dismiss(event.value.strip())
         else:
-            self.notify("a dismissal needs a reason", severity="warning", timeout=3)
+            self.notify(self.empty, severity="warning", timeout=3)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

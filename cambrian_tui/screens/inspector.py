@@ -551,7 +551,7 @@ class InspectorScreen(CambrianScreen):
         self._show_layer_probe(event.cursor_row)
 
     def action_dismiss_probe(self) -> None:
-        from cambrian_tui.screens.dialogs import ReasonDialog
+        from cambrian_tui.screens.dialogs import TextDialog
         from core.app.commands import DismissProbe
 
         d = self.detail
@@ -574,9 +574,11 @@ class InspectorScreen(CambrianScreen):
                 self.command(f"dismiss {p.name}", DismissProbe(spec=d.spec_hash, probe=p.name, reason=reason,
                                                                model=model))
 
-        self.app.push_screen(ReasonDialog(f"Dismiss examiner probe {p.name}?",
-                                          f"{p.request} — expected {p.expected}, this artifact answered "
-                                          f"{p.actual}. {p.note}".strip()), done)
+        self.app.push_screen(TextDialog(f"Dismiss examiner probe {p.name}?",
+                                        f"{p.request} — expected {p.expected}, this artifact answered "
+                                        f"{p.actual}. {p.note}".strip(),
+                                        placeholder="why, e.g. the spec never says so",
+                                        empty="a dismissal needs a reason"), done)
 
     def on_command_done(self, message: CommandDone) -> None:
         self.notify(f"{message.what}: it stops counting from now on", timeout=4)

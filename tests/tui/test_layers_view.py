@@ -17,7 +17,7 @@ import contextlib
 import pytest
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
-from cambrian_tui.screens.dialogs import ReasonDialog
+from cambrian_tui.screens.dialogs import TextDialog
 from cambrian_tui.screens.inspector import InspectorScreen
 from core.app.reads import Reader
 from core.engine.launch import create_campaign
@@ -155,18 +155,18 @@ async def test_layers_tab_shows_expected_vs_actual_and_dismisses_a_suspect(tmp_p
         table.move_cursor(row=0)
         await pilot.press("d")
         await settle(pilot)
-        assert not isinstance(app.screen, ReasonDialog)
+        assert not isinstance(app.screen, TextDialog)
         # d on the suspect examiner probe: a reason, then it is dismissed (evidence kept)
         row = next(i for i, r in enumerate(rows) if WRONG in r[2])
         table.move_cursor(row=row)
         await settle(pilot)
         assert "SUSPECT — failed 5/5" in plain(insp.query_one("#layer-detail", Static))
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, ReasonDialog), "the reason dialog")
+        await until(pilot, lambda: isinstance(app.screen, TextDialog), "the reason dialog")
         await pilot.press("enter")  # an empty reason is refused in the dialog
         await settle(pilot)
-        assert isinstance(app.screen, ReasonDialog)
-        app.screen.query_one("#reason-input", Input).value = "the spec says 405"
+        assert isinstance(app.screen, TextDialog)
+        app.screen.query_one("#text-input", Input).value = "the spec says 405"
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is insp, "back to the inspector")
 

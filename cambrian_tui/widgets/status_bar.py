@@ -139,6 +139,13 @@ class StatusBar(Static):
             out.append((9, Content.styled(" SIMULATED ", "bold $background on $warning")))
         out.append((7, Content.from_markup(campaign_text(info))))
         out.append((5, Content.from_markup(budget_text(info))))
+        if info.hosts:  # rig hosts configured: how many serve, and a warning when one is drained
+            drained = sum(1 for _n, why in info.hosts if why)
+            text = f"hosts {len(info.hosts) - drained}/{len(info.hosts)}"
+            key = getattr(self.app, "key_label", lambda _k: "f6")("app.mode.hosts")
+            key = key.upper() if key[:1] == "f" and key[1:].isdigit() else key  # F6, as keyboards print it
+            out.append((6, Content.styled(text + (f" ⚠{drained} drained ({key})" if drained else ""),
+                                          "$text-warning" if drained else "$text-muted")))
         if c is not None:
             out.append((3, Content(f"{c.provider} · {c.model}")))
         if show_home:

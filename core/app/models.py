@@ -153,6 +153,7 @@ class StatusView:
     engines_alive: int
     any_simulated: bool
     home: str
+    hosts: tuple[tuple[str, str | None], ...] = ()  # rig hosts (name, drained reason); () = local only
 
 
 # --- generations and lineage ------------------------------------------------------------------

@@ -206,7 +206,20 @@ class Reader:
             simulated = current.simulated or st.any_simulated_call(current.id)
         else:
             simulated = st.any_simulated_call(None) or any(c.simulated for c in camps)
-        return StatusView(campaign=current, engines_alive=alive, any_simulated=simulated, home=str(self.home))
+        return StatusView(campaign=current, engines_alive=alive, any_simulated=simulated, home=str(self.home),
+                          hosts=self._host_states())
+
+    def _host_states(self) -> tuple[tuple[str, str | None], ...]:
+        """(name, drained reason or None) of the rig hosts; () when the home has none (local)."""
+        from core.app.hosts import HostError, host_rows
+        from core.hosts.pool import HostPool
+
+        if not HostPool.configured(self.home):
+            return ()
+        try:
+            return tuple((r["name"], r["drained"]) for r in host_rows(self.home))
+        except HostError as exc:  # a broken hosts.json: the engine refuses too; say it here
+            return (("hosts.json", str(exc)),)
 
     # lineage ---------------------------------------------------------------------------------------
 

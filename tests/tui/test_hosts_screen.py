@@ -36,6 +36,12 @@ async def test_hosts_screen_lists_checks_adds_and_removes(tmp_path, empty_spec_d
     app = make_app(home, empty_spec_dir)
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
+        from cambrian_tui.widgets.status_bar import StatusBar
+
+        bar = app.screen.query_one(StatusBar)
+        await until(pilot, lambda: bar.info is not None, "the status")
+        assert bar.info.hosts == (("local", None), ("gone", "not checked yet: run `cambrian hosts check gone`"))
+        assert "hosts 1/2 ⚠1 drained (F6)" in " ".join(c.plain for _p, c in bar.parts())
         await pilot.press("f6")
         await until(pilot, lambda: isinstance(app.screen, HostsScreen) and len(app.screen.rows) == 2, "the hosts")
         screen = app.screen

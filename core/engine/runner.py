@@ -864,6 +864,11 @@ class CampaignRunner:
         run, rig_ms = None, None
         if attack.unavailable is None:
             rt_run = containers.redteam_run_id(run_id)
+            # the generation's log goes on with a second run of the same artifact: say so
+            intro = LogWriter(self.store.path, n)
+            intro("rig", f"[engine] the red team's run ({rt_run}): the same artifact again, with its "
+                         f"{len(attack.probes)} probe(s) after the visible checks")
+            await asyncio.to_thread(intro.close)
             t0 = time.monotonic()
             # a fresh run (no prepared containers, no channel), labelled like the generation's
             res, started = await self._judge(n, out, rt_run, labels,

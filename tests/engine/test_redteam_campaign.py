@@ -71,6 +71,9 @@ def test_every_viable_generation_is_red_teamed_and_the_threshold_gates(tmp_path,
                 assert p["relies_on"] and "status" in p["expected"] and "status" in p["actual"]
             runs = [r.run_id for r in s.rig_runs(g.number)]
             assert runs == [f"{cid}.g{g.number}", f"{cid}.g{g.number}.redteam"]
+            log = [c["text"] for c in s.log_chunks(g.number, after_id=0, limit=10_000)]
+            marks = [i for i, t in enumerate(log) if f"[engine] the red team's run ({runs[1]})" in t]
+            assert len(marks) == 1 and 0 < marks[0] < len(log) - 1  # between the two runs' lines
             assert "layers" not in rep or "redteam" not in rep["layers"]  # the first run ran no red team
     with Cambrian(home) as app:
         st = app.reads.campaign_status(cid)

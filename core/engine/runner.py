@@ -201,7 +201,7 @@ class CampaignRunner:
         control = asyncio.create_task(self._control_loop())
         workers = [asyncio.create_task(self._worker(i)) for i in range(self.settings.parallelism)]
         if self.hosts is not None:  # what an earlier engine of this campaign left on remote hosts
-            await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid})
+            await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid}, None, True)
         try:
             await asyncio.gather(*workers, return_exceptions=False)
         finally:
@@ -211,7 +211,7 @@ class CampaignRunner:
                 from rig.api import wait_removed
 
                 await asyncio.to_thread(wait_removed, 30.0)
-                await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid})
+                await asyncio.to_thread(self.hosts.reconcile, set(), {"cambrian.campaign": self.cid}, None, True)
                 self.hosts.close()
         state, reason = self._final_state()
         self.store.set_campaign_runtime(self.cid, wall_used_s=self.budget.wall_elapsed())

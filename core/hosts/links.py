@@ -64,3 +64,11 @@ class HostLinks:
             for fwd in self.forwards.values():
                 fwd.stop()
             self.forwards.clear()
+        if self.dir.name.startswith("cambrian-run-"):  # the /tmp stand-in folder: gone when empty
+            for log in self.dir.glob("*.log"):
+                if not any(self.dir.glob("*.sock")):
+                    log.unlink(missing_ok=True)
+            try:
+                self.dir.rmdir()
+            except OSError:
+                pass  # another process of this home still uses it

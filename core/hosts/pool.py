@@ -177,7 +177,7 @@ class HostPool:
             self.book.note_success(lease.name)
 
     def reconcile(self, live_runs: set[str], only: dict[str, str],
-                  only_host: str | None = None) -> dict[str, list[str]]:
+                  only_host: str | None = None, drained_too: bool = False) -> dict[str, list[str]]:
         """Remove rig containers carrying ``only`` of runs not live on every remote host in
         use (drained ones: when their check passes) or on ``only_host``. The local engine is
         the engine's startup reconcile's."""
@@ -185,7 +185,7 @@ class HostPool:
 
         out: dict[str, list[str]] = {}
         for h in self.book.hosts():
-            if not h.remote or (h.name != only_host if only_host else h.drained):
+            if not h.remote or (h.name != only_host if only_host else (h.drained and not drained_too)):
                 continue
             try:
                 url = self.links.docker_url(h)

@@ -333,8 +333,10 @@ class Prepared:
             self.taken = True
             try:
                 api = _client_or_raise(self.docker_url).api if self.boxes else None
-            except RigSetupError:  # the host is gone: its reconcile removes them when it is back
-                return
+            except RigSetupError:
+                if self.docker_url is None:
+                    raise  # the local engine: the run reports it unreachable, as before
+                return  # a rig host gone: its reconcile removes them when it is back
             for b in self.boxes:
                 remove_later(api, b.cid, b.lifeline)
 

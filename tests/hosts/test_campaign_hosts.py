@@ -63,7 +63,7 @@ def test_campaign_across_hosts_survives_a_lost_forward_and_a_removed_image(remot
     home.mkdir()
     _add_hosts(home, remote_host)
     with Store.open(db_path(home)) as s:
-        cid = create_campaign(s, settings(generations=6, parallelism=2, seed=7, examiner="off"),
+        cid = create_campaign(s, settings(generations=8, parallelism=2, seed=7, examiner="off"),
                               ECHO, label="hosts")
     remote = remote_host.client()
     out: dict = {}
@@ -81,10 +81,16 @@ def test_campaign_across_hosts_survives_a_lost_forward_and_a_removed_image(remot
         # first a verdict judged on the remote host, then a run there in flight: cut its link
         wait_for(lambda: any((r.get("rig_host") or {}).get("name") == "box"
                              for r in _reports(home, cid).values()), 300, "a verdict from box")
-        wait_for(lambda: remote.api.containers(filters={"label": f"cambrian.campaign={cid}"}),
-                 300, "a run in flight on box")
-        pids = _forward_pids(home)
-        assert pids, "no forward to box found"
+        from core.engine.containers import run_id_for
+
+        def in_flight_on_box():  # a running container of a generation still being judged
+            with Store.open(db_path(home)) as s:
+                runs = {run_id_for(cid, n) for n in s.in_progress(cid)}
+            return [c for c in remote.api.containers(filters={"label": f"cambrian.campaign={cid}"})
+                    if (c.get("Labels") or {}).get("cambrian.run") in runs]
+
+        wait_for(in_flight_on_box, 300, "a run in flight on box")
+        pids = wait_for(lambda: _forward_pids(home), 30, "the engine's forward to box")
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
         faults["forward_killed"] = pids
@@ -103,7 +109,7 @@ def test_campaign_across_hosts_survives_a_lost_forward_and_a_removed_image(remot
     for g in gens:
         assert g.outcome.value in ("promoted", "failed"), (g.number, g.outcome, g.reason)
         assert g.failure_stage != "engine" and not (g.reason or "").startswith(("rig error", "rig unavailable")), g.reason
-    assert len(gens) == 6
+    assert len(gens) == 8
     judged_on = {n: (r.get("rig_host") or {}).get("name") for n, r in reports.items() if r}
     assert set(judged_on.values()) == {"local", "box"}, judged_on
     for r in reports.values():

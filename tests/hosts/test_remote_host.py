@@ -47,7 +47,8 @@ def test_hello_is_viable_on_the_remote_host_and_leaves_nothing(remote_forward, r
 
     assert set(res.container_ids) <= created(engine)
     assert not set(res.container_ids) & created(client_for(None))
-    left = engine.api.containers(all=True, filters={"label": "cambrian.rig=1"})
+    # this run's containers are gone (other tests' runs on the shared stand-in are theirs)
+    left = engine.api.containers(all=True, filters={"label": f"cambrian.run={res.run_id}"})
     assert left == []
 
 

@@ -57,3 +57,20 @@ def remote_forward(remote_host, tmp_path_factory):
         yield fwd, fwd.ensure()
     finally:
         fwd.stop()
+
+
+@pytest.fixture(autouse=True)
+def _rig_image_on_the_stand_in(request):
+    """Tests that take the rig image away from the stand-in (a fault, a push) must not fail
+    the ones after them: before each test using the host, its image is there again."""
+    if "remote_host" not in request.fixturenames:
+        yield
+        return
+    host = request.getfixturevalue("remote_host")
+    tag = request.getfixturevalue("rig_ready")
+    try:
+        host.client().api.inspect_image(tag)
+    except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound (or NotFound): load it again
+        seconds = host.load_image(tag)
+        print(f"[hosts] rig image reloaded into the stand-in in {seconds:.1f}s", file=sys.stderr)
+    yield

@@ -12,9 +12,10 @@ scoring only, and the red team's in a second, fresh run, scored by ``score_block
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 LAYER_NAMES = ("sealed", "examiner", "redteam")
 
@@ -37,14 +38,16 @@ class Judged:
     failed: dict[str, list[str]] = field(default_factory=dict)  # layer -> failed probe names
 
 
-def open_layers(home: Path, spec_text: str) -> Layers:
+@contextlib.contextmanager
+def open_layers(home: Path, spec_text: str) -> Iterator[Layers]:
+    """The layers of ``spec_text`` in a fresh home; its store is closed afterwards."""
     from core.engine.launch import create_campaign
-    from core.engine.runner import sealed_probes
     from core.examiner.service import ensure_probes, rig_layer
     from core.home import db_path
     from core.llm.ledger import LedgeredProvider
     from core.llm.sim import SimProvider
     from core.models import CampaignSettings
+    from core.spec import sealed_probes
     from core.store import Store
 
     store = Store.open(db_path(home))
@@ -55,7 +58,10 @@ def open_layers(home: Path, spec_text: str) -> Layers:
     ps = asyncio.run(ensure_probes(store, spec_text, spec_hash, LedgeredProvider(sim, store, campaign_id=cid),
                                    "sim-1", campaign_id=cid))
     assert ps.state == "ready"
-    return Layers(store, cid, sim, spec_text, rig_layer(ps), sealed_probes(spec_text))
+    try:
+        yield Layers(store, cid, sim, spec_text, rig_layer(ps), sealed_probes(spec_text))
+    finally:
+        store.close()
 
 
 def judge(art: Path, layers: Layers) -> Judged:

@@ -39,7 +39,6 @@ import platform
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tarfile
@@ -47,6 +46,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "tests" / "local_llm.lock"
@@ -239,12 +239,6 @@ def prepare(log: Path | None = None) -> dict:
 
 
 # --- running it ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LlamaServer:

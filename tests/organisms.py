@@ -221,3 +221,32 @@ def breeder_spec(calls: int = 1) -> str:
     body = HELLO_SPEC.replace("## Acceptance vectors", "## System Prompt\n\nWrite the breeder.\n\n"
                                                        "## Acceptance vectors", 1)
     return FRONT[: -len("---\n")] + "entry:\n" + lines + "---\n" + body
+
+
+class GatewayThread:
+    """The engine's LLM gateway for a breeder under test: the sim provider, ledgered in
+    memory (``sink.calls``), served on a loop of its own at ``dir / "gw.sock"``."""
+
+    def __init__(self, tmp_path, caps=None):
+        import asyncio
+        import threading
+
+        from core.llm.base import make_provider
+        from core.llm.gateway import Gateway
+        from core.llm.ledger import LedgeredProvider, MemorySink
+
+        self.sink = MemorySink()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.dir = tmp_path / "gw"
+        self.gw = Gateway(LedgeredProvider(make_provider("sim"), self.sink), model="sim-1",
+                          socket_path=self.dir / "gw.sock", caps=caps, metadata={"generation": 3})
+        asyncio.run_coroutine_threadsafe(self.gw.start(), self.loop).result(30)
+
+    def close(self):
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.gw.close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)

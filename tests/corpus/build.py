@@ -10,6 +10,9 @@ files, adds ``spec/base.md`` (a copy of ``spec_base.md``), computes the artifact
 ``description``      what the artifact does and why the verdict follows
 ``inherit``          name of another corpus folder whose files are copied first
                      (this folder's files then override them)
+``replace``          ``[{file, old, new}]``: edits of the inherited files, applied in order;
+                     each ``old`` must occur exactly once (a variant that differs from its
+                     base by a few lines says only those, and fails loudly if the base moves)
 ``status``           ``viable`` | ``non-viable``
 ``failure_stage``    ``none`` | ``manifest`` | ``build`` | ``test`` | ``start`` | ``health``
 ``tests_run``        exact count the test check must report
@@ -105,6 +108,12 @@ def _source_files(name: str, seen: tuple[str, ...] = (), corpus_dir: Path = CORP
             raise ValueError(f"corpus folder {name} must not hold symlinks; use 'symlinks'")
         if path.is_file():
             files[rel.as_posix()] = path.read_bytes()
+    for edit in expected.get("replace") or ():
+        text = files.get(edit["file"], b"").decode("utf-8")
+        if text.count(edit["old"]) != 1:
+            raise ValueError(f"corpus {name}: 'replace' needs exactly one {edit['old']!r} in {edit['file']}, "
+                             f"found {text.count(edit['old'])}")
+        files[edit["file"]] = text.replace(edit["old"], edit["new"]).encode("utf-8")
     return files
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from tests.ports import free_port
 
 TOOLS = ("dockerd", "sshd", "ssh", "ssh-keygen", "unshare")
 START_S = 60.0
@@ -38,14 +38,6 @@ def unavailable_reason() -> str | None:
     if missing:
         return f"missing for the stand-in remote host: {', '.join(missing)} (apt: docker.io openssh-server openssh-client util-linux)"
     return None
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _wait(pred, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
@@ -143,7 +135,7 @@ class RemoteHost:
         shutil.copy(r / "client_key.pub", r / "authorized_keys")
         os.chmod(r / "authorized_keys", 0o600)
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-        self.ssh_port = _free_port()
+        self.ssh_port = free_port()
         host_pub = (r / "host_key.pub").read_text().split()
         self.known_hosts.write_text(f"[127.0.0.1]:{self.ssh_port} {host_pub[0]} {host_pub[1]}\n")
         (r / "sshd_config").write_text("\n".join([

@@ -9,39 +9,11 @@ import pytest
 from rig.api import Channel, run_artifact
 from tests.conftest import session_labels
 from tests.rig.conftest import write_artifact
-from tests.organisms import breeder_entry, breeder_files
+from tests.organisms import GatewayThread, breeder_entry, breeder_files
 
 pytestmark = pytest.mark.docker
 
 REAL_KEY = "sk-ant-REAL-KEY-must-never-enter-a-container-remote-7f"
-
-
-class GatewayThread:
-    """The engine's LLM gateway (sim provider, ledgered in memory) on a loop of its own."""
-
-    def __init__(self, tmp_path):
-        import asyncio
-        import threading
-
-        from core.llm.base import make_provider
-        from core.llm.gateway import Gateway
-        from core.llm.ledger import LedgeredProvider, MemorySink
-
-        self.sink = MemorySink()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.dir = tmp_path / "gw"
-        self.gw = Gateway(LedgeredProvider(make_provider("sim"), self.sink), model="sim-1",
-                          socket_path=self.dir / "gw.sock", metadata={"generation": 3})
-        asyncio.run_coroutine_threadsafe(self.gw.start(), self.loop).result(30)
-
-    def close(self):
-        import asyncio
-
-        asyncio.run_coroutine_threadsafe(self.gw.close(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 def test_an_offspring_on_the_remote_host_breeds_through_the_reverse_forwarded_gateway(

@@ -3,7 +3,6 @@ check, configured prices and model references (loopback fakes only)."""
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 
@@ -13,6 +12,7 @@ from core.llm.endpoints import PRESETS, check_connection, list_models, probe_con
 from core.llm.fake_openai import FakeOpenAI
 from core.llm.fake_server import FakeAnthropic
 from core.llm.pricing import PriceBook, load_price_config, parse_price_config
+from tests.ports import free_port
 
 
 @pytest.mark.parametrize("url,local", [
@@ -72,17 +72,9 @@ async def test_connection_check_with_several_models_and_a_given_one():
     assert chosen.model == "b" and (chosen.context_window, chosen.context_source) == (2048, "configured")
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 async def test_connection_check_never_raises_and_says_how_to_fix(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    down = await check_connection("openai", f"http://127.0.0.1:{_free_port()}/v1")
+    down = await check_connection("openai", f"http://127.0.0.1:{free_port()}/v1")
     assert not down.ok and "cannot reach" in down.error and "running" in down.fix
     nokey = await check_connection("openai", "https://llm.example.com/v1")
     assert not nokey.ok and "OPENAI_API_KEY" in nokey.error

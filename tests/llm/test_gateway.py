@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -19,16 +18,11 @@ from core.home import REPO_ROOT
 from core.llm.base import LLMRequest, make_provider
 from core.llm.gateway import Caps, Gateway
 from core.llm.ledger import LedgeredProvider, MemorySink
+from tests.ports import free_port
 
 SPEC = (REPO_ROOT / "spec" / "echo.md").read_text()
 # the prompt shape a Prime sends (its spec in a <spec> block): what the sim answers
 PROMPT = f'<spec name="echo" hash="sha256:0">\n{SPEC}\n</spec>'
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:

@@ -59,6 +59,27 @@ def test_the_corpus_is_what_it_says_without_a_sandbox(tmp_path):
         copy = (art / "spec/tally.md").read_text(encoding="utf-8")
         assert "sealed" not in copy.lower() and "sealed-first" not in copy
         assert (art / "app/server.py").read_bytes() != b""
+    # each variant is the conformant artifact with its few lines changed, nothing else
+    base = build._source_files("conformant", corpus_dir=LAYERS)
+    for name in set(ARTIFACTS) - {"conformant"}:
+        files = build._source_files(name, corpus_dir=LAYERS)
+        assert files.keys() == base.keys() and [p for p in files if files[p] != base[p]] == ["app/server.py"]
+
+
+def test_a_replace_that_no_longer_matches_its_base_is_refused(tmp_path):
+    """A variant says only what it changes: when the base moves under it, materialising
+    fails with the reason instead of building the base unchanged."""
+    import json
+    import shutil
+
+    shutil.copytree(LAYERS / "conformant", tmp_path / "conformant")
+    (tmp_path / "drifted").mkdir()
+    (tmp_path / "drifted" / "expected.json").write_text(json.dumps({
+        "status": "viable", "failure_stage": "none", "inherit": "conformant",
+        "replace": [{"file": "app/server.py", "old": "a line the base no longer has", "new": "x"}]}))
+    with pytest.raises(ValueError, match="exactly one 'a line the base no longer has' in app/server.py, found 0"):
+        build.materialise("drifted", tmp_path / "out", corpus_dir=tmp_path, spec_path="spec/tally.md",
+                          spec_bytes=b"spec")
     # the sim examiner draws wrong probes at a documented rate; this spec's text draws none
     # for sim-1, so a failed examiner probe here means the artifact, not the examiner
     assert not [p["name"] for p in derive_probes(SPEC.visible_text)
@@ -67,9 +88,8 @@ def test_the_corpus_is_what_it_says_without_a_sandbox(tmp_path):
 
 @pytest.fixture(scope="module")
 def hidden_layers(tmp_path_factory):
-    layers = open_layers(tmp_path_factory.mktemp("layers-home"), SPEC_TEXT)
-    yield layers
-    layers.store.close()
+    with open_layers(tmp_path_factory.mktemp("layers-home"), SPEC_TEXT) as layers:
+        yield layers
 
 
 @pytest.mark.docker

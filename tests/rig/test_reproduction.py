@@ -11,18 +11,14 @@ small artifact of its own (the hello service) with a manifest.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 
 import pytest
 
 from conftest import write_artifact  # tests/rig/conftest.py
-from core.llm.base import make_provider
-from core.llm.gateway import Caps, Gateway
-from core.llm.ledger import LedgeredProvider, MemorySink
+from core.llm.gateway import Caps
 from rig.api import Channel, run_artifact
-from tests.organisms import breeder_entry, breeder_files
+from tests.organisms import GatewayThread, breeder_entry, breeder_files
 
 pytestmark = pytest.mark.docker
 
@@ -31,23 +27,6 @@ REAL_KEY = "sk-ant-REAL-KEY-must-never-enter-a-container-93c1"
 
 def breeder(tmp_path, calls: int = 1):
     return write_artifact(tmp_path / "breeder", breeder_files(), entry=breeder_entry(calls))
-
-
-class GatewayThread:
-    def __init__(self, tmp_path, caps=None):
-        self.sink = MemorySink()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.dir = tmp_path / "gw"
-        self.gw = Gateway(LedgeredProvider(make_provider("sim"), self.sink), model="sim-1",
-                          socket_path=self.dir / "gw.sock", caps=caps, metadata={"generation": 3})
-        asyncio.run_coroutine_threadsafe(self.gw.start(), self.loop).result(30)
-
-    def close(self):
-        asyncio.run_coroutine_threadsafe(self.gw.close(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture

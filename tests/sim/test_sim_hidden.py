@@ -77,9 +77,8 @@ def test_a_retry_keeps_a_hidden_violation_at_random_never_by_name():
 
 @pytest.fixture(scope="module")
 def layers(tmp_path_factory):
-    lay = open_layers(tmp_path_factory.mktemp("hidden-home"), PRIME)
-    yield lay
-    lay.store.close()
+    with open_layers(tmp_path_factory.mktemp("hidden-home"), PRIME) as lay:
+        yield lay
 
 
 @pytest.mark.docker

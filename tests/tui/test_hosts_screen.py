@@ -5,7 +5,6 @@ real `ssh` against a loopback port nothing listens on — no Docker."""
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from textual.widgets import DataTable, Input, Static
@@ -15,15 +14,9 @@ from cambrian_tui.screens.hosts import HostsScreen
 from core.app.hosts import add_host, list_hosts
 from tests.tui.conftest import settle
 from tests.tui.pilot import SIZES, make_app, plain, until
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -31,7 +24,7 @@ async def test_hosts_screen_lists_checks_adds_and_removes(tmp_path, empty_spec_d
     home = tmp_path / "home"
     home.mkdir()
     add_host(home, "local")
-    port = _closed_port()
+    port = free_port()
     add_host(home, f"ssh://nobody@127.0.0.1:{port}", name="gone")
     app = make_app(home, empty_spec_dir)
     async with app.run_test(size=size) as pilot:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from core.home import REPO_ROOT, db_path
 from core.store import Store
 from tests.tui.termtools import Tmux, require_tools
+from tests.ports import free_port
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -22,12 +22,6 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(autouse=True)
 def _terminal_tools():
     require_tools("tmux", "ssh", "ssh-keygen")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tui_pids(home: Path) -> list[int]:

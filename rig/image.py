@@ -261,7 +261,7 @@ def default_cache_dir() -> Path:
 
 # --------------------------------------------------------------------------- docker
 
-def docker_client(timeout: int = 300):
+def docker_client(timeout: int = 300, max_pool_size: int = 10):
     """A docker SDK client that has answered a ping, or :class:`DockerUnavailable`."""
     try:
         import docker  # lazy: rig.image is importable on hosts without the SDK
@@ -270,7 +270,7 @@ def docker_client(timeout: int = 300):
                                 "(pip install docker)") from exc
     where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(timeout=timeout)
+        client = docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
         client.ping()
     except Exception as exc:
         raise DockerUnavailable(

@@ -272,6 +272,7 @@ def _apply_manifest_rules(doc: dict[str, Any], out: ManifestOutcome,
 # --------------------------------------------------------------------------------------
 
 _RIG_NAMES = ("_cambrian_rig", "cambrian_rig", "CAMBRIAN_RIG")
+_RIG_NAMES_LOW = tuple(sorted({n.lower() for n in _RIG_NAMES}))
 _REPORT_ATTRS = {"outcome", "longrepr", "exitstatus", "wasxfail", "passed", "failed", "skipped"}
 # outside the hooks themselves (helpers, module level) of a file that defines hooks: only the
 # attributes that carry pytest's verdict — passed/failed/skipped are read-only properties of
@@ -306,22 +307,27 @@ def tamper_scan(files: dict[str, bytes]) -> list[dict[str, Any]]:
         tree = parse_python(data)
         if tree is None:
             continue
-        for node in ast.walk(tree):
-            text = None
-            if isinstance(node, ast.Name):
+        hooks = []
+        for node in ast.walk(tree):  # one pass: names of the plugin, and the hooks
+            t = type(node)
+            if t is ast.Name:
                 text = node.id
-            elif isinstance(node, ast.Attribute):
+            elif t is ast.Attribute:
                 text = node.attr
-            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                text = node.value
-            elif isinstance(node, ast.alias):
+            elif t is ast.Constant:
+                text = node.value if type(node.value) is str else None
+            elif t is ast.alias:
                 text = node.name
-            elif isinstance(node, ast.ImportFrom):
+            elif t is ast.ImportFrom:
                 text = node.module
-            if text and any(n.lower() in text.lower() for n in _RIG_NAMES):
-                add(path, node, "references the rig's results plugin")
-        hooks = [fn for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef))
-                 and fn.name.startswith("pytest_")]
+            else:
+                if (t is ast.FunctionDef or t is ast.AsyncFunctionDef) and node.name.startswith("pytest_"):
+                    hooks.append(node)
+                continue
+            if text:
+                low = text.lower()
+                if any(n in low for n in _RIG_NAMES_LOW):
+                    add(path, node, "references the rig's results plugin")
         hook_of = {id(node): fn.name for fn in hooks for node in ast.walk(fn)}
         # a file that implements hooks is a pytest plugin: its helpers (called from a hook)
         # and its module level are checked too, for the verdict-carrying attributes

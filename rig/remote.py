@@ -186,13 +186,13 @@ def _connectable(path: Path) -> bool:
 # docker clients and preflight
 # --------------------------------------------------------------------------------------
 
-def client_for(docker_url: str | None, timeout: int = 120):
+def client_for(docker_url: str | None, timeout: int = 120, max_pool_size: int = 10):
     """A docker-py client on ``docker_url`` (a forwarded unix socket), or the local engine."""
     import docker
 
     if docker_url is None:
-        return docker.from_env(timeout=timeout)
-    return docker.DockerClient(base_url=docker_url, timeout=timeout)
+        return docker.from_env(timeout=timeout, max_pool_size=max_pool_size)
+    return docker.DockerClient(base_url=docker_url, timeout=timeout, max_pool_size=max_pool_size)
 
 
 def engine_facts(client) -> dict[str, Any]:

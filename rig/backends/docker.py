@@ -71,21 +71,23 @@ def keeper_command(timeouts: StageTimeouts) -> list[str]:
     return ["timeout", str(container_lifetime(timeouts)), "cat"]
 
 
+# one docker-py client per engine and process, shared by every run (its connection pool is
+# thread-safe): making one costs two API round trips and ~25 ms, three times per run before
+POOL_SIZE = 64  # concurrent streams of parallel runs share the pool; urllib3 warns beyond it
+_CLIENTS: dict[tuple[str | None, str | None], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def docker_client(docker_url: str | None = None):
-    """The local engine ($DOCKER_HOST or its socket), or the one at ``docker_url`` (a rig
-    host's forwarded socket, rig/remote.py)."""
+    """A new client on the local engine ($DOCKER_HOST or its socket), or on the one at
+    ``docker_url`` (a rig host's forwarded socket, rig/remote.py)."""
     if docker_url is not None:
         from rig.remote import client_for
 
-        return client_for(docker_url)
-    try:
-        from rig import image as _image  # provided by rig/image.py
+        return client_for(docker_url, max_pool_size=POOL_SIZE)
+    from rig import image as _image
 
-        return _image.docker_client()
-    except (ImportError, AttributeError):
-        import docker
-
-        return docker.from_env(timeout=120)
+    return _image.docker_client(max_pool_size=POOL_SIZE)
 
 
 def image_tag() -> str:
@@ -99,10 +101,23 @@ def image_tag() -> str:
 
 
 def _client_or_raise(docker_url: str | None = None):
+    """The engine's shared client, after a ping (so an engine that went away is reported,
+    and a client whose connections went stale -- an engine restarted, a forward re-made --
+    is replaced), or :class:`RigSetupError`."""
+    key = (docker_url, None if docker_url else os.environ.get("DOCKER_HOST"))
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+    if client is not None:
+        try:
+            client.ping()
+            return client
+        except Exception:  # noqa: BLE001 - made afresh below, which reports the cause
+            with _CLIENTS_LOCK:
+                if _CLIENTS.get(key) is client:
+                    del _CLIENTS[key]
     try:
         client = docker_client(docker_url)
         client.ping()
-        return client
     except RigSetupError:
         raise
     except Exception as exc:
@@ -110,6 +125,8 @@ def _client_or_raise(docker_url: str | None = None):
             f"Docker engine{' at ' + docker_url if docker_url else ''} unreachable "
             f"({type(exc).__name__}: {exc}). Start dockerd, or "
             f"run with --backend bwrap (weaker isolation)") from exc
+    with _CLIENTS_LOCK:
+        return _CLIENTS.setdefault(key, client)
 
 
 def _label_filter(only: dict[str, str] | None) -> list[str]:
@@ -213,6 +230,60 @@ class Box:
                  spec: tuple):
         self.cid, self.lifeline, self.lifeline_error = cid, lifeline, lifeline_error
         self.role, self.spec = role, spec
+        # execs started with the container, each waiting on its stdin (arm_box)
+        self.armed: dict[str, ExecRun] = {}
+
+    @property
+    def collector(self) -> "ExecRun | None":
+        return self.armed.get("collect")
+
+
+class _On:
+    """What an :class:`ExecRun` needs of a backend, for an exec before any run owns the
+    container (a prepared box's results collector)."""
+
+    def __init__(self, api, cid: str) -> None:
+        self.api, self.cid, self.job = api, cid, None
+
+
+def collector_command(runner_source: str, timeout: float) -> list[str]:
+    """The results collector (rig uid): installs the pytest plugin, makes the FIFO, says
+    READY, and collects until the host closes its stdin or ``timeout`` passes."""
+    args = {"fifo_parent": PLUGIN_PKG, "pkg_dir": PLUGIN_PKG, "dist_dir": PLUGIN_DIST,
+            "workspace": "/workspace", "timeout": timeout}
+    return [RIG_PYTHON, "-I", "-S", "-c", runner_source, "collect", json.dumps(args)]
+
+
+def start_collector(backend: Any, timeout: float) -> "ExecRun":
+    return ExecRun(backend, collector_command(RUNNER_PATH.read_text(encoding="utf-8"), timeout),
+                   RIG_USER, "collect", forward=False, capture=RUNNER_CAPTURE, workdir="/rig",
+                   keep_stdin=True)
+
+
+INJECT_CMD = ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"]
+# the build, armed: reads the generation (one line) and the command (the rest) from stdin;
+# from there on it is the plain wrapper (_organism_wrapper), the command in a child shell
+ARMED_BUILD = ('IFS= read -r g; CAMBRIAN_GENERATION=$g; export CAMBRIAN_GENERATION; cmd=$(cat); '
+               'kill -9 -1 2>/dev/null; sh -c "$cmd" </dev/null; exit $?')
+
+
+def arm_box(api, box: Box, timeouts: StageTimeouts) -> None:
+    """Start, with the container, the execs a run needs first, each waiting on its stdin: an
+    exec takes ~60 ms to come up, and a run then only feeds them (the main container: the
+    results collector, the file copy and the build; the probe container: the copy of the
+    built workspace). Nothing of the artifact exists yet, so nothing can touch them before
+    they are fed; one that is gone by then is replaced by a fresh exec."""
+    on = _On(api, box.cid)
+    try:
+        if box.role == ROLE_MAIN:
+            # its deadline is only a backstop, like the keeper's lifetime
+            box.armed["collect"] = start_collector(on, container_lifetime(timeouts))
+            box.armed["build"] = ExecRun(on, ["sh", "-c", ARMED_BUILD, "rig-stage"],
+                                         ORGANISM_USER, "build", forward=True, keep_stdin=True)
+        box.armed["inject"] = ExecRun(on, INJECT_CMD, ORGANISM_USER, "inject", forward=False,
+                                      keep_stdin=True)
+    except Exception:  # noqa: BLE001 - the run makes what is missing itself
+        pass
 
 
 GATEWAY_MOUNT = "/cambrian-gw"  # the LLM gateway's socket folder inside a container (ro)
@@ -246,8 +317,10 @@ def create_box(api, run_id: str, generation: int | None, labels: dict[str, str],
     except Exception as exc:
         remove_later(api, cid, lifeline)
         raise RigSetupError(f"cannot start the rig container: {exc}") from exc
-    return Box(cid, lifeline, err, role,
-               _spec_key(run_id, generation, labels, limits, timeouts, gateway_dir))
+    box = Box(cid, lifeline, err, role,
+              _spec_key(run_id, generation, labels, limits, timeouts, gateway_dir))
+    arm_box(api, box, timeouts)
+    return box
 
 
 def _spec_key(run_id, generation, labels, limits, timeouts, gateway_dir=None) -> tuple:
@@ -318,7 +391,9 @@ class Prepared:
         if ok:  # still running? (a keeper outlives its lifetime only as long as it is used)
             try:
                 api = _client_or_raise(self.docker_url).api
-                ok = all(api.inspect_container(b.cid)["State"].get("Running") for b in self.boxes)
+                col = self.boxes[0].collector  # a second one could not install the plugin
+                ok = (all(api.inspect_container(b.cid)["State"].get("Running") for b in self.boxes)
+                      and (col is None or not col.done.is_set()))
             except Exception:  # noqa: BLE001
                 ok = False
         if not ok:
@@ -438,8 +513,8 @@ class ExecRun:
         self.thread.start()
 
     def _pump(self, stdin_data: bytes | None) -> None:
-        sink = self.b.job.sink
-        splitters = {1: LineSplitter(sink, "stdout"), 2: LineSplitter(sink, "stderr")}
+        # made at the first output: an armed exec learns its run (and sink) when it is fed
+        splitters: dict[int, LineSplitter] = {}
         try:
             if stdin_data is not None or self.keep_stdin:
                 from docker.utils.socket import frames_iter
@@ -468,7 +543,12 @@ class ExecRun:
                         if len(data) > room:
                             self.capture_truncated = True
                     if self.forward:
-                        splitters[fd].feed(data)
+                        sp = splitters.get(fd)
+                        if sp is None and getattr(self.b, "job", None) is not None:
+                            sp = splitters[fd] = LineSplitter(self.b.job.sink,
+                                                              "stdout" if fd == 1 else "stderr")
+                        if sp is not None:
+                            sp.feed(data)
         except Exception as exc:  # the stream broke: reported as a rig error if it matters
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
@@ -477,6 +557,20 @@ class ExecRun:
                     s.close()
             self.sock_ready.set()
             self.done.set()
+
+    def adopt(self, backend: "DockerBackend", data: bytes) -> bool:
+        """An armed exec joins ``backend``'s run: it is fed ``data`` and its stdin closed; its
+        time counts from now. False when it is gone or the feed failed (make a new one)."""
+        if self.done.is_set() or not self.sock_ready.wait(10.0) or self.raw is None:
+            return False
+        self.b = backend
+        self.t0 = time.monotonic()
+        try:
+            self.raw.sendall(data)
+            self.raw.shutdown(socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
 
     def close_stdin(self) -> None:
         """Signal EOF on the exec's stdin (the collector stops on it)."""
@@ -539,6 +633,7 @@ class DockerBackend(Backend):
         self.oom_base = 0
         self.oom_inside_seen = 0
         self.lifeline = None  # the attach that keeps the keeper alive (keeper_command)
+        self.armed: dict[str, ExecRun] = {}  # the main box's (arm_box)
 
     # -- setup ---------------------------------------------------------------------
     def check_available(self) -> None:
@@ -582,6 +677,7 @@ class DockerBackend(Backend):
             self.probe_box = None if job.stop_after_test or not job.parallel_start else _FutureBox(
                 self.api, job.run_id, job.generation, job.labels, job.limits, job.timeouts, gw)
         self.cid, self.lifeline = main.cid, main.lifeline
+        self.armed = main.armed
         ex.container_id = self.cid
         ex.container_ids = [self.cid]
         if main.lifeline_error:
@@ -615,11 +711,11 @@ class DockerBackend(Backend):
         self.gate_args = {"workspace": "/workspace", "files": [f for f in job.files if f.endswith(".py")]}
         # the results collector (rig uid) comes up first: its interpreter's start-up shares
         # the container's CPU quota, better with the file copy than with the build
-        self.collector = self._start_collector(job)
+        col = self.armed.get("collect")
+        self.collector = col if col is not None and not col.done.is_set() else self._start_collector(job)
         # files in: tar through stdin, extracted by the organism uid
         ts = time.monotonic()
-        r = ExecRun(self, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
-                    ORGANISM_USER, "inject", forward=False, stdin_data=job.tar_bytes())
+        r = self._armed_or_new("inject", job.tar_bytes(), INJECT_CMD, ORGANISM_USER)
         if not r.wait(60.0) or r.exit_code() != 0 or r.error:
             ex.rig_error = (f"could not place the artifact in the container: "
                             f"{r.error or r.err_tail.text()}{self._container_note()}")
@@ -630,10 +726,18 @@ class DockerBackend(Backend):
         ex.stage_ms["inject"] = int((time.monotonic() - ts) * 1000)
         _runner.run_sequence(self, stop_after_test=job.stop_after_test)
 
+    def _armed_or_new(self, name: str, stdin: bytes, cmd: list[str], user: str) -> "ExecRun":
+        """The armed exec ``name`` fed ``stdin``, or a new one when there is none (left)."""
+        run = self.armed.pop(name, None)
+        if run is not None and run.adopt(self, stdin):
+            return run
+        return ExecRun(self, cmd, user, name, forward=False, stdin_data=stdin)
+
     # -- the ops rig.runner.run_sequence drives (the one stage sequence) ----------------
     def build(self) -> bool:
         return self.ex.add(self._organism_step("build", self.job.entry["build"],
-                                               self.job.timeouts.build)).ok
+                                               self.job.timeouts.build,
+                                               armed=self.armed.pop("build", None))).ok
 
     def gate(self) -> bool:
         if "gate" in self.ex.steps:
@@ -647,10 +751,20 @@ class DockerBackend(Backend):
         job, ex = self.job, self.ex
         if not self._collector_ready(self.collector, ex):
             return False
+        hold = None
         if self.probe_box is not None and not job.stop_after_test and job.parallel_start:
-            self._start_lane()
+            snap = self._begin_snapshot()
+
+            def hold(test_run: ExecRun) -> None:
+                # the test exec comes up while the snapshot is taken; it starts nothing of
+                # the organism's until the snapshot is complete (its stdin closes)
+                archive = self._finish_snapshot(snap)
+                test_run.close_stdin()
+                if archive is not None:
+                    self.lane = _Lane(self, self.probe_box, archive)
         env = {"PYTEST_ADDOPTS": "-p no:cacheprovider -rfEP", _runner.STAGE_ENV: "test"}
-        step = ex.add(self._organism_step("test", job.entry["test"], job.timeouts.test, env=env))
+        step = ex.add(self._organism_step("test", job.entry["test"], job.timeouts.test, env=env,
+                                          hold=hold))
         res = self._collector_result(self.collector, ex)
         if res is None:
             return False
@@ -679,18 +793,20 @@ class DockerBackend(Backend):
         self._start_and_probe(self.job, self.ex, self.gate_args)
 
     # -- the probe lane: start and probes in a second container while the tests run ------
-    def _start_lane(self) -> None:
-        """Snapshot the built workspace and hand it to the probe container, where a lane
-        runs the rest of the sequence (smoke, gate, start, readiness, probes, teardown)
-        while the tests run here. Its results count only if the tests pass; any trouble
-        with it and the main container does that part itself, as before."""
-        snap = ExecRun(self, ["tar", "-c", "-f", "-", "-C", "/workspace", "."], ORGANISM_USER,
+    def _begin_snapshot(self) -> ExecRun:
+        """Snapshot the built workspace for the probe container, where a lane runs the rest
+        of the sequence (smoke, gate, start, readiness, probes, teardown) while the tests
+        run here. Its results count only if the tests pass; any trouble with it and the main
+        container does that part itself, as before."""
+        return ExecRun(self, ["tar", "-c", "-f", "-", "-C", "/workspace", "."], ORGANISM_USER,
                        "snapshot", forward=False, capture=int(self.job.limits.tmpfs_mb) << 20)
+
+    def _finish_snapshot(self, snap: ExecRun) -> bytes | None:
         if not snap.wait(60.0) or snap.exit_code() != 0 or snap.error or snap.capture_truncated:
             self.job.sink.rig("[rig] probe lane: no snapshot of the built workspace; start "
                               "runs here after the tests")
-            return
-        self.lane = _Lane(self, self.probe_box, bytes(snap.captured))
+            return None
+        return bytes(snap.captured)
 
     def _adopt_lane(self) -> bool:
         lane = self.lane
@@ -725,12 +841,7 @@ class DockerBackend(Backend):
 
     # -- the results collector -------------------------------------------------------
     def _start_collector(self, job: Job) -> ExecRun:
-        args = {"fifo_parent": PLUGIN_PKG, "pkg_dir": PLUGIN_PKG, "dist_dir": PLUGIN_DIST,
-                "workspace": "/workspace",
-                "timeout": job.timeouts.build + job.timeouts.test + 120.0}
-        cmd = [RIG_PYTHON, "-I", "-S", "-c", self.runner_source, "collect", json.dumps(args)]
-        return ExecRun(self, cmd, RIG_USER, "collect", forward=False, capture=RUNNER_CAPTURE,
-                       workdir="/rig", keep_stdin=True)
+        return start_collector(self, job.timeouts.build + job.timeouts.test + 120.0)
 
     def _collector_ready(self, run: ExecRun, ex: Execution) -> bool:
         deadline = time.monotonic() + 30.0
@@ -789,28 +900,47 @@ class DockerBackend(Backend):
         ex.add(self._teardown())
         ex.stage_ms["teardown"] = int((time.monotonic() - t1) * 1000)
 
-    def _organism_wrapper(self, cmd: str, marker: str | None = None) -> list[str]:
+    def _organism_wrapper(self, cmd: str, marker: str | None = None,
+                          held: bool = False) -> list[str]:
         # kill(-1) first: nothing left over from an earlier stage (daemons included) may
         # serve or interfere with this one. Linux's kill(-1) spares the caller.
         # "; exit $?" keeps this shell alive as the parent (no exec of the last command),
         # so the marker argument stays visible in /proc while the command runs.
+        # held: nothing runs before the rig closes stdin (a leftover that kills the cat only
+        # makes the kill(-1) come early, which ends the rig's own organism-uid work with it)
+        if held:
+            return ["sh", "-c", 'cat >/dev/null; kill -9 -1 2>/dev/null; sh -c "$1" </dev/null; '
+                    'exit $?', marker or "rig-stage", cmd]
         return ["sh", "-c", 'kill -9 -1 2>/dev/null; sh -c "$1"; exit $?', marker or "rig-stage",
                 cmd]
 
     def _organism_step(self, name: str, cmd: str | None, timeout: float,
                        env: dict[str, str] | None = None, argv: list[str] | None = None,
-                       capture: int = 0) -> Step:
-        """One organism step; with ``capture``, its stdout is kept in ``self.last_capture``."""
+                       capture: int = 0, hold: Any = None,
+                       armed: "ExecRun | None" = None) -> Step:
+        """One organism step; with ``capture``, its stdout is kept in ``self.last_capture``.
+        ``hold(run)``: rig work done while the exec comes up; the step's process waits for its
+        stdin to close (``hold`` closes it) before it kills leftovers and runs ``cmd``, and
+        its timeout counts from then. ``armed``: an exec already up (``ARMED_BUILD``), fed the
+        generation and ``cmd`` instead of making a new one."""
         job = self.job
         job.sink.rig(f"[rig] {name}: {(cmd or ' '.join(argv[:1]) + ' <smoke check>')[:300]}")
         if argv is not None:
             argv = ["sh", "-c", 'kill -9 -1 2>/dev/null; exec "$@"', "rig-stage"] + argv
-        full = argv or self._organism_wrapper(cmd)
         oom_before = self._oom_count()
         env = {"CAMBRIAN_GENERATION": str(job.generation), **(env or {})}
         for attempt in range(3):
-            run = ExecRun(self, full, ORGANISM_USER, name, forward=True,
-                          capture=capture, env=env)
+            held = hold is not None and attempt == 0
+            if (attempt == 0 and armed is not None and cmd is not None and not capture
+                    and armed.adopt(self, f"{env['CAMBRIAN_GENERATION']}\n{cmd}".encode())):
+                run = armed
+            else:
+                full = argv or self._organism_wrapper(cmd, held=held)
+                run = ExecRun(self, full, ORGANISM_USER, name, forward=True,
+                              capture=capture, env=env, keep_stdin=held)
+                if held:
+                    hold(run)
+                    run.t0 = time.monotonic()  # the step's time is the command's
             finished = run.wait(timeout)
             if finished and run.never_started() and attempt < 2:
                 job.sink.rig(f"[rig] {name}: the exec could not start (pids exhausted by "
@@ -1242,8 +1372,8 @@ class _Lane:
                 return
             b.cid = box.cid  # its lifeline and removal stay with the main backend
             b._locate_cgroup()
-            r = ExecRun(b, ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"],
-                        ORGANISM_USER, "inject", forward=False, stdin_data=archive)
+            b.armed = box.armed
+            r = b._armed_or_new("inject", archive, INJECT_CMD, ORGANISM_USER)
             if not r.wait(60.0) or r.exit_code() != 0 or r.error:
                 self.error = f"the built workspace did not unpack: {r.error or r.err_tail.text()[-300:]}"
                 return

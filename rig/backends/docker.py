@@ -262,17 +262,23 @@ def start_collector(backend: Any, timeout: float) -> "ExecRun":
 
 INJECT_CMD = ["tar", "-x", "-f", "-", "-C", "/workspace", "--no-same-owner"]
 # the build, armed: reads the generation (one line) and the command (the rest) from stdin;
-# from there on it is the plain wrapper (_organism_wrapper), the command in a child shell
+# from there on it is the plain wrapper (_organism_wrapper) without its kill(-1): the build
+# is the first organism step in a fresh container, where the only organism processes are
+# the rig's own armed execs (the copy, done by then; the snapshot and the held test exec,
+# which must live on)
 ARMED_BUILD = ('IFS= read -r g; CAMBRIAN_GENERATION=$g; export CAMBRIAN_GENERATION; cmd=$(cat); '
-               'kill -9 -1 2>/dev/null; sh -c "$cmd" </dev/null; exit $?')
+               'sh -c "$cmd" </dev/null; exit $?')
+# the built workspace, for the probe container: tar as the organism, once the rig sends a line
+ARMED_SNAPSHOT = 'read -r _; exec tar -c -f - -C /workspace .'
 
 
-def arm_box(api, box: Box, timeouts: StageTimeouts) -> None:
+def arm_box(api, box: Box, timeouts: StageTimeouts, limits) -> None:
     """Start, with the container, the execs a run needs first, each waiting on its stdin: an
     exec takes ~60 ms to come up, and a run then only feeds them (the main container: the
-    results collector, the file copy and the build; the probe container: the copy of the
-    built workspace). Nothing of the artifact exists yet, so nothing can touch them before
-    they are fed; one that is gone by then is replaced by a fresh exec."""
+    results collector, the file copy, the build and the snapshot of the built workspace; the
+    probe container: the copy of that snapshot). Nothing of the artifact exists yet, so
+    nothing can touch them before they are fed; one that is gone by then is replaced by a
+    fresh exec."""
     on = _On(api, box.cid)
     try:
         if box.role == ROLE_MAIN:
@@ -280,6 +286,9 @@ def arm_box(api, box: Box, timeouts: StageTimeouts) -> None:
             box.armed["collect"] = start_collector(on, container_lifetime(timeouts))
             box.armed["build"] = ExecRun(on, ["sh", "-c", ARMED_BUILD, "rig-stage"],
                                          ORGANISM_USER, "build", forward=True, keep_stdin=True)
+            box.armed["snapshot"] = ExecRun(on, ["sh", "-c", ARMED_SNAPSHOT, "rig-snapshot"],
+                                            ORGANISM_USER, "snapshot", forward=False,
+                                            capture=int(limits.tmpfs_mb) << 20, keep_stdin=True)
         box.armed["inject"] = ExecRun(on, INJECT_CMD, ORGANISM_USER, "inject", forward=False,
                                       keep_stdin=True)
     except Exception:  # noqa: BLE001 - the run makes what is missing itself
@@ -319,7 +328,7 @@ def create_box(api, run_id: str, generation: int | None, labels: dict[str, str],
         raise RigSetupError(f"cannot start the rig container: {exc}") from exc
     box = Box(cid, lifeline, err, role,
               _spec_key(run_id, generation, labels, limits, timeouts, gateway_dir))
-    arm_box(api, box, timeouts)
+    arm_box(api, box, timeouts, limits)
     return box
 
 
@@ -634,6 +643,9 @@ class DockerBackend(Backend):
         self.oom_inside_seen = 0
         self.lifeline = None  # the attach that keeps the keeper alive (keeper_command)
         self.armed: dict[str, ExecRun] = {}  # the main box's (arm_box)
+        self.armed_used = False  # the last organism step ran in an armed exec
+        self.used_armed: list[str] = []  # for the report (lanes.armed)
+        self.pending_test: ExecRun | None = None  # the held test exec, made during the build
 
     # -- setup ---------------------------------------------------------------------
     def check_available(self) -> None:
@@ -693,8 +705,12 @@ class DockerBackend(Backend):
             self._finalize(ex)
             ex.stage_ms["remove"] = int((time.monotonic() - t1) * 1000)
         ex.first_output_ms = sink.first_output_ms()
+        lane = self.lane if self.lane is not None and self.lane.adopted else None
         ex.extra["lanes"] = {"prepared": bool(ex.extra.get("prepared")),
-                             "probe_lane": bool(self.lane is not None and self.lane.adopted)}
+                             "probe_lane": lane is not None,
+                             # the execs that were up before their step (arm_box, the held test)
+                             "armed": sorted(self.used_armed + (
+                                 [f"probe:{n}" for n in lane.backend.used_armed] if lane else []))}
         return ex
 
     @staticmethod
@@ -712,7 +728,11 @@ class DockerBackend(Backend):
         # the results collector (rig uid) comes up first: its interpreter's start-up shares
         # the container's CPU quota, better with the file copy than with the build
         col = self.armed.get("collect")
-        self.collector = col if col is not None and not col.done.is_set() else self._start_collector(job)
+        if col is not None and not col.done.is_set():
+            self.collector = col
+            self.used_armed.append("collect")
+        else:
+            self.collector = self._start_collector(job)
         # files in: tar through stdin, extracted by the organism uid
         ts = time.monotonic()
         r = self._armed_or_new("inject", job.tar_bytes(), INJECT_CMD, ORGANISM_USER)
@@ -730,14 +750,27 @@ class DockerBackend(Backend):
         """The armed exec ``name`` fed ``stdin``, or a new one when there is none (left)."""
         run = self.armed.pop(name, None)
         if run is not None and run.adopt(self, stdin):
+            self.used_armed.append(name)
             return run
         return ExecRun(self, cmd, user, name, forward=False, stdin_data=stdin)
 
     # -- the ops rig.runner.run_sequence drives (the one stage sequence) ----------------
+    def _lane_wanted(self) -> bool:
+        job = self.job
+        return self.probe_box is not None and not job.stop_after_test and job.parallel_start
+
     def build(self) -> bool:
-        return self.ex.add(self._organism_step("build", self.job.entry["build"],
-                                               self.job.timeouts.build,
-                                               armed=self.armed.pop("build", None))).ok
+        job = self.job
+        armed = self.armed.pop("build", None)
+        if armed is not None and not armed.done.is_set() and self._lane_wanted():
+            # the test exec comes up while the build runs (an armed build kills nothing)
+            self.pending_test = self._held_test_exec()
+        step = self._organism_step("build", job.entry["build"], job.timeouts.build, armed=armed)
+        if not self.armed_used:
+            # a fresh build exec killed every organism process first: these are gone
+            self.pending_test = None
+            self.armed.pop("snapshot", None)
+        return self.ex.add(step).ok
 
     def gate(self) -> bool:
         if "gate" in self.ex.steps:
@@ -752,24 +785,38 @@ class DockerBackend(Backend):
         if not self._collector_ready(self.collector, ex):
             return False
         hold = None
-        if self.probe_box is not None and not job.stop_after_test and job.parallel_start:
-            snap = self._begin_snapshot()
+        if self._lane_wanted():
+            snap = self.armed.pop("snapshot", None)
+            if snap is not None and snap.adopt(self, b"\n"):
+                self.used_armed.append("snapshot")
+            else:
+                snap = self._begin_snapshot()
 
             def hold(test_run: ExecRun) -> None:
                 # the test exec comes up while the snapshot is taken; it starts nothing of
                 # the organism's until the snapshot is complete (its stdin closes)
                 archive = self._finish_snapshot(snap)
-                test_run.close_stdin()
+                test_run.adopt(self, b"\n")
                 if archive is not None:
                     self.lane = _Lane(self, self.probe_box, archive)
-        env = {"PYTEST_ADDOPTS": "-p no:cacheprovider -rfEP", _runner.STAGE_ENV: "test"}
-        step = ex.add(self._organism_step("test", job.entry["test"], job.timeouts.test, env=env,
-                                          hold=hold))
+        step = ex.add(self._organism_step("test", job.entry["test"], job.timeouts.test,
+                                          env=self._test_env(), hold=hold,
+                                          armed=self.pending_test if hold else None))
         res = self._collector_result(self.collector, ex)
         if res is None:
             return False
         ex.add(Step("results", ok=bool(res.get("found")), duration_ms=res["_ms"], data=res))
         return _runner.test_passed({"ok": step.ok}, res, structured=job.on(_runner.STRUCTURED_COUNTS))
+
+    @staticmethod
+    def _test_env() -> dict[str, str]:
+        return {"PYTEST_ADDOPTS": "-p no:cacheprovider -rfEP", _runner.STAGE_ENV: "test"}
+
+    def _held_test_exec(self) -> "ExecRun":
+        job = self.job
+        return ExecRun(self, self._organism_wrapper(job.entry["test"], held=True), ORGANISM_USER,
+                       "test", forward=True, keep_stdin=True,
+                       env={"CAMBRIAN_GENERATION": str(job.generation), **self._test_env()})
 
     def smoke(self) -> bool:
         job = self.job
@@ -906,10 +953,12 @@ class DockerBackend(Backend):
         # serve or interfere with this one. Linux's kill(-1) spares the caller.
         # "; exit $?" keeps this shell alive as the parent (no exec of the last command),
         # so the marker argument stays visible in /proc while the command runs.
-        # held: nothing runs before the rig closes stdin (a leftover that kills the cat only
-        # makes the kill(-1) come early, which ends the rig's own organism-uid work with it)
+        # held: nothing runs before the rig sends a line on stdin (a leftover that releases it
+        # early only makes the kill(-1) come early, which ends the rig's own organism-uid work
+        # with it: the snapshot fails and start runs after the tests, as without a lane)
+        # (one line, not EOF: a leftover holding the pipe open cannot stall the step)
         if held:
-            return ["sh", "-c", 'cat >/dev/null; kill -9 -1 2>/dev/null; sh -c "$1" </dev/null; '
+            return ["sh", "-c", 'read -r _; kill -9 -1 2>/dev/null; sh -c "$1" </dev/null; '
                     'exit $?', marker or "rig-stage", cmd]
         return ["sh", "-c", 'kill -9 -1 2>/dev/null; sh -c "$1"; exit $?', marker or "rig-stage",
                 cmd]
@@ -919,25 +968,34 @@ class DockerBackend(Backend):
                        capture: int = 0, hold: Any = None,
                        armed: "ExecRun | None" = None) -> Step:
         """One organism step; with ``capture``, its stdout is kept in ``self.last_capture``.
-        ``hold(run)``: rig work done while the exec comes up; the step's process waits for its
-        stdin to close (``hold`` closes it) before it kills leftovers and runs ``cmd``, and
-        its timeout counts from then. ``armed``: an exec already up (``ARMED_BUILD``), fed the
-        generation and ``cmd`` instead of making a new one."""
+        ``hold(run)``: rig work done while the exec comes up; the step's process waits for a
+        line on its stdin (``hold`` sends it) before it kills leftovers and runs ``cmd``, and
+        its timeout counts from then. ``armed``: an exec already up, used instead of a new
+        one: with ``hold``, a held exec of this step; else an ``ARMED_BUILD``, fed the
+        generation and ``cmd`` (``self.armed_used`` says whether it was)."""
         job = self.job
         job.sink.rig(f"[rig] {name}: {(cmd or ' '.join(argv[:1]) + ' <smoke check>')[:300]}")
         if argv is not None:
             argv = ["sh", "-c", 'kill -9 -1 2>/dev/null; exec "$@"', "rig-stage"] + argv
         oom_before = self._oom_count()
         env = {"CAMBRIAN_GENERATION": str(job.generation), **(env or {})}
+        self.armed_used = False
         for attempt in range(3):
             held = hold is not None and attempt == 0
-            if (attempt == 0 and armed is not None and cmd is not None and not capture
+            if (attempt == 0 and not held and armed is not None and cmd is not None
+                    and not capture
                     and armed.adopt(self, f"{env['CAMBRIAN_GENERATION']}\n{cmd}".encode())):
                 run = armed
+                self.armed_used = True
+                self.used_armed.append(name)
             else:
-                full = argv or self._organism_wrapper(cmd, held=held)
-                run = ExecRun(self, full, ORGANISM_USER, name, forward=True,
-                              capture=capture, env=env, keep_stdin=held)
+                if held and armed is not None and not armed.done.is_set():
+                    run = armed  # a held exec made ahead (_held_test_exec)
+                    self.used_armed.append(name)
+                else:
+                    full = argv or self._organism_wrapper(cmd, held=held)
+                    run = ExecRun(self, full, ORGANISM_USER, name, forward=True,
+                                  capture=capture, env=env, keep_stdin=held)
                 if held:
                     hold(run)
                     run.t0 = time.monotonic()  # the step's time is the command's

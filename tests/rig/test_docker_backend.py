@@ -278,7 +278,9 @@ def test_prepared_containers_are_taken_or_replaced(tmp_path, rig_image):
     assert res.run_id == "prep-match" and res.viable
     assert [b.cid for b in prep.boxes] == res.container_ids  # main, then probe
     lanes = res.report.to_wire()["lanes"]
-    assert lanes == {"prepared": True, "probe_lane": True}
+    assert lanes["prepared"] is True and lanes["probe_lane"] is True
+    # every exec the run needed first was already up, waiting for its input
+    assert lanes["armed"] == ["build", "collect", "inject", "probe:inject", "snapshot", "test"]
 
     other = prepare("prep-mismatch", labels=session_labels())
     made = [b.cid for b in (other.thread.join(60) or other.boxes)]

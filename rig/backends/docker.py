@@ -239,8 +239,8 @@ class Box:
 
 
 class _On:
-    """What an :class:`ExecRun` needs of a backend, for an exec before any run owns the
-    container (a prepared box's results collector)."""
+    """What an :class:`ExecRun` needs of a backend, for an exec made before any run owns the
+    container (the armed execs of ``arm_box``)."""
 
     def __init__(self, api, cid: str) -> None:
         self.api, self.cid, self.job = api, cid, None
@@ -793,8 +793,9 @@ class DockerBackend(Backend):
                 snap = self._begin_snapshot()
 
             def hold(test_run: ExecRun) -> None:
-                # the test exec comes up while the snapshot is taken; it starts nothing of
-                # the organism's until the snapshot is complete (its stdin closes)
+                # the test exec is up (made during the build) or comes up while the snapshot
+                # is taken; it starts nothing of the organism's before the snapshot is
+                # complete (it gets its line)
                 archive = self._finish_snapshot(snap)
                 test_run.adopt(self, b"\n")
                 if archive is not None:

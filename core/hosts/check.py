@@ -95,8 +95,11 @@ def check_host(home: Path, name: str, *, calibrate_run: bool = True, push: bool 
             except Exception as exc:  # noqa: BLE001 - RigSetupError, a dropped link...
                 raise PreflightFailed(f"the calibration run failed: {type(exc).__name__}: {exc}") from exc
     except PreflightFailed as exc:
+        # a remote host that fails its check is not used until one passes, and its drain
+        # reason is this failure (not an older one); the local engine stays as it was
+        drained = {"drained": f"check failed: {exc}"} if host.remote else {}
         book.update(name, facts=dict(host.facts, last_check_error=str(exc),
-                                     last_check_at=time.time()))
+                                     last_check_at=time.time()), **drained)
         raise
     finally:
         links.close()

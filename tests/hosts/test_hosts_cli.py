@@ -72,6 +72,8 @@ def test_a_failed_check_says_why_and_keeps_the_host_drained(tmp_path, remote_hos
         check_rig_host(tmp_path, "gone", labels=session_labels())
     row = next(r for r in list_hosts(tmp_path) if r["name"] == "gone")
     assert row["state"] == "drained" and "refused" in row["last_check_error"]
+    # the drain reason is this failure, no longer "not checked yet"
+    assert row["drained"].startswith("check failed:") and "refused" in row["drained"]
 
 
 def test_a_passing_check_removes_what_dead_engines_of_the_home_left_on_the_host(remote_host, remote_forward, tmp_path):

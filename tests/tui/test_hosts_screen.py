@@ -55,7 +55,7 @@ async def test_hosts_screen_lists_checks_adds_and_removes(tmp_path, empty_spec_d
         gone = next(r for r in list_hosts(home) if r["name"] == "gone")
         assert gone["drained"] and gone["last_check_error"]
         detail = " ".join(plain(screen.query_one("#host-detail", Static)).split())
-        assert "last check:" in detail
+        assert "last check:" in detail and "DRAINED: check failed:" in detail
 
         # a: a new host, drained until checked
         await pilot.press("a")

@@ -707,14 +707,14 @@ def verify_config() -> dict[str, Any]:
 
 
 def verify_image(client, tag: str, pins: dict[str, str] | None = None,
-                 locked: dict[str, str] | None = None) -> dict[str, Any]:
+                 locked: dict[str, str] | None = None, owner: str = "") -> dict[str, Any]:
     """Run the self-check in a hardened throw-away container; raise on any problem."""
     cfg = verify_config()
     if pins is not None:
         cfg["pins"] = pins
     if locked is not None:
         cfg["locked"] = locked
-    name = f"{BUILD_CONTAINER_PREFIX}verify-{uuid.uuid4().hex[:8]}"
+    name = f"{BUILD_CONTAINER_PREFIX}{owner}verify-{uuid.uuid4().hex[:8]}"
     container = client.containers.create(
         tag, name=name, command=["python", "-c", VERIFY_SCRIPT.read_text(), json.dumps(cfg)],
         network_mode="none", read_only=True, user=IMAGE_USER, cap_drop=["ALL"],
@@ -739,10 +739,17 @@ def verify_image(client, tag: str, pins: dict[str, str] | None = None,
     return result
 
 
-def _cleanup_stale(client, progress: Progress) -> None:
-    """Remove build containers a crashed build left (we hold the build lock)."""
-    for c in client.containers.list(all=True, filters={"name": BUILD_CONTAINER_PREFIX}):
-        if c.name.startswith(BUILD_CONTAINER_PREFIX):
+def build_owner(cache: Path) -> str:
+    """The name part that ties build containers to one build cache (and its lock): builds
+    from other caches, other homes or users on the same engine, are not ours to remove."""
+    return hashlib.sha256(str(Path(cache).resolve()).encode()).hexdigest()[:8] + "-"
+
+
+def _cleanup_stale(client, progress: Progress, owner: str) -> None:
+    """Remove build containers a crashed build of this cache left (we hold its lock)."""
+    prefix = BUILD_CONTAINER_PREFIX + owner
+    for c in client.containers.list(all=True, filters={"name": prefix}):
+        if c.name.startswith(prefix):
             progress(f"  removing stale build container {c.name}")
             with contextlib.suppress(Exception):
                 c.remove(force=True)
@@ -797,14 +804,15 @@ def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
     work.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
     base_tag = f"{BASE_REPOSITORY}:{full[:12]}-{run_id}"
-    install_name = f"{BUILD_CONTAINER_PREFIX}{full[:12]}-{run_id}"
+    owner = build_owner(cache)
+    install_name = f"{BUILD_CONTAINER_PREFIX}{owner}{full[:12]}-{run_id}"
     # Committed under a candidate tag first: a failed check (even with --force) leaves
     # the current good image and its tag untouched.
     candidate = f"{image_repository()}-candidate:{full[:12]}-{run_id}"
     install_container = None
     committed = False
     progress(f"building {tag} (recipe {full}) for {SUITE}/{arch} from {mirror}")
-    _cleanup_stale(client, progress)
+    _cleanup_stale(client, progress, owner)
     try:
         with step("rootfs", f"debootstrap {DEBOOTSTRAP_VARIANT} {SUITE} with "
                             f"{', '.join(DEBIAN_PACKAGES)} (cached by package list)",
@@ -843,7 +851,7 @@ def _build_locked(client, force: bool, progress: Progress, cache: Path) -> str:
             committed = True
         with step("verify", "import every organism package (network none, read-only, "
                             f"uid {ORGANISM_UID})"):
-            result = verify_image(client, candidate)
+            result = verify_image(client, candidate, owner=owner)
             progress(f"  python {result['python']} at {result['which'].get('python')}")
             progress("  " + ", ".join(f"{k}=={v}" for k, v in sorted(result["packages"].items())))
         replaced = None

@@ -320,3 +320,28 @@ def test_verify_image_rejects_a_wrong_pin(client, rig_image):
     trimmed = {k: v for k, v in image.read_lock().items() if k != "yarl"}
     with pytest.raises(image.ImageBuildError, match="not in the lock: yarl=="):
         image.verify_image(client, rig_image, locked=trimmed)
+
+
+@pytest.mark.docker
+def test_stale_build_containers_of_other_caches_are_left_alone(client, rig_image, tmp_path):
+    """A build removes what a crashed build of its own cache left, never the build
+    containers of another cache (another home or user building on the same engine)."""
+    import uuid
+
+    ours, theirs = image.build_owner(tmp_path / "a"), image.build_owner(tmp_path / "b")
+    assert ours != theirs and image.build_owner(tmp_path / "a") == ours
+    tag = uuid.uuid4().hex[:6]
+    made = {who: client.containers.create(rig_image, ["true"], name=f"{image.BUILD_CONTAINER_PREFIX}{who}{tag}")
+            for who in (ours, theirs)}
+    try:
+        said: list[str] = []
+        image._cleanup_stale(client, said.append, ours)
+        left = {c.name for c in client.containers.list(all=True, filters={"name": tag})}
+        assert left == {f"{image.BUILD_CONTAINER_PREFIX}{theirs}{tag}"}
+        assert any(ours in line for line in said)
+    finally:
+        for c in made.values():
+            try:
+                c.remove(force=True)
+            except Exception:  # noqa: BLE001 - the one the cleanup removed
+                pass

@@ -2,7 +2,9 @@
 rig's ``examiner`` layer; suspect probes.
 
 **Made once.** :func:`ensure_probes` returns the stored set, or asks the examiner (one
-``examine`` call, ledgered and budgeted by the provider it is given). An answer with no
+``examine`` call, ledgered and budgeted by the provider it is given). Engines of one home
+(the TUI's and a CLI campaign, say) take a file lock beside the database first, so a
+second one waits for the first one's set instead of paying for its own call. An answer with no
 readable probe gets one repair call; if that fails too the set is stored as *unavailable*
 with the reason — the campaign runs on without the layer. A provider failure (network, a
 refusal) is not stored: :class:`ExaminerUnavailable` says why, and the next engine run asks
@@ -18,8 +20,12 @@ evidence seen at the time.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import hashlib
 from collections import defaultdict
-from typing import Any
+from typing import Any, AsyncIterator
 
 from core.examiner import records
 from core.examiner.parse import ExamineAnswerError, parse_probes, rig_probe
@@ -44,13 +50,42 @@ async def ensure_probes(store: Store, spec_text: str, spec_hash: str, provider: 
                         campaign_id: str | None = None, max_tokens: int = 8000) -> ProbeSet:
     """The probe set of (spec_hash, model): the stored one, else made now (see the module doc).
     ``spec_text`` is the stored spec; only its writer-visible part reaches the request."""
+    found = records.load(store, spec_hash, model)
+    if found is not None:
+        return found
+    async with _examine_lock(store, spec_hash, model):
+        found = records.load(store, spec_hash, model)  # another engine's, made while we waited
+        if found is not None:
+            return found
+        return await _make_probes(store, spec_text, spec_hash, provider, model,
+                                  campaign_id=campaign_id, max_tokens=max_tokens)
+
+
+@contextlib.asynccontextmanager
+async def _examine_lock(store: Store, spec_hash: str, model: str) -> AsyncIterator[None]:
+    """One examine call per (spec, model) across the engine processes of a home: an flock
+    on a file beside the database (released by the OS if its holder dies), polled so that
+    the event loop keeps running while another engine's call is in flight."""
+    key = hashlib.sha256(f"{spec_hash}\0{model}".encode()).hexdigest()[:16]
+    with open(store.path.parent / f".examine-{key}.lock", "a") as fh:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.1)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+async def _make_probes(store: Store, spec_text: str, spec_hash: str, provider: Any, model: str, *,
+                       campaign_id: str | None, max_tokens: int) -> ProbeSet:
     from core.engine.budget import BudgetExceeded
     from core.llm.base import ProviderError
     from core.spec import parse_spec
 
-    found = records.load(store, spec_hash, model)
-    if found is not None:
-        return found
     visible = parse_spec(spec_text).visible()
     req = build_examine_request(visible, model=model, max_tokens=max_tokens)
     req.metadata["campaign_id"] = campaign_id

@@ -155,6 +155,55 @@ def test_probes_are_made_once_per_spec_and_model_and_reused_by_every_campaign(tm
         assert sim.calls == 2 and [ps.model for ps in records.sets_of(s, spec_hash)] == ["sim-1", "sim-1-pro"]
 
 
+# one engine process: the sim examiner, slowed so that the other engine asks meanwhile
+ENGINE = r'''
+import asyncio, json, sys
+from core.examiner.service import ensure_probes
+from core.llm.ledger import LedgeredProvider
+from core.llm.sim import SimProvider
+from core.spec import parse_spec
+from core.store import Store
+
+class Slow(SimProvider):
+    async def complete(self, req, on_delta=None):
+        await asyncio.sleep(1.0)
+        return await super().complete(req, on_delta)
+
+db, cid, spec_path = sys.argv[1:4]
+with Store.open(db) as s:
+    spec_hash = s.campaign(cid)["spec_hash"]
+    ps = asyncio.run(ensure_probes(s, open(spec_path).read(), spec_hash,
+                                   LedgeredProvider(Slow(), s, campaign_id=cid), "sim-1", campaign_id=cid))
+    print(json.dumps({"calls": ps.call_ids, "probes": [p["name"] for p in ps.probes]}))
+'''
+
+
+def test_two_engines_of_one_home_make_one_examine_call(tmp_path):
+    """Two engine processes start campaigns on the same spec at once: the second waits for
+    the first one's probe set (a file lock beside the database) instead of asking too."""
+    import subprocess
+    import sys
+
+    home, cids = _home(tmp_path)
+    spec = tmp_path / "echo.md"
+    spec.write_text(ECHO, encoding="utf-8")
+    procs = [subprocess.Popen([sys.executable, "-c", ENGINE, str(db_path(home)), cid, str(spec)],
+                              cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cid in cids]
+    try:
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(10)
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    got = [json.loads(out) for out, _ in outs]
+    assert got[0] == got[1] and got[0]["probes"]
+    with Store.open(db_path(home)) as s:
+        calls = [c for cid in cids for c in s.llm_calls(campaign_id=cid) if c.purpose == "examine"]
+    assert len(calls) == 1 and got[0]["calls"] == [calls[0].id]
+
+
 def _fake_run(tmp_path, responder, faults=()):
     """ensure_probes through the real anthropic provider against the loopback fake."""
     home, cids = _home(tmp_path, 1)

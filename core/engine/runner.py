@@ -621,11 +621,18 @@ class CampaignRunner:
                                                "are missing from the store", stage="generate")
                 return
             await asyncio.to_thread(write_artifact, out, files)
+            self.store.append_log(n, "rig", [f"[engine] #{n}: judging again the artifact of "
+                                             f"#{work.redo_of.number} (no model call)"])
         else:
             retry = self._retry_context(work.retry_of) if work.retry_of else None
             model = self.settings.model
             if work.gen.attempt > 0 and self.settings.escalation_model:
                 model = self.settings.escalation_model
+            # the log is not silent while the model writes (which takes most of the time)
+            after = f", after #{work.retry_of.number} failed" if work.retry_of else ""
+            self.store.append_log(n, "rig", [f"[engine] #{n}: {model} is writing the artifact "
+                                             f"(attempt {work.gen.attempt + 1}{after}) ..."])
+            t_gen = time.monotonic()
             result = await generate(
                 self.spec_text, out, provider,
                 generation=n, parent=work.gen.parent or 0, seed=self.settings.seed, model=model,
@@ -640,6 +647,12 @@ class CampaignRunner:
                 self._close(n, Outcome.FAILED, f"no artifact: {result.error}"[:500], stage="generate")
                 return
             self.store.record_artifact(n, result.artifact)
+            extra = "".join(f", {w} {k}" for k, w in (("repair(s)", result.repairs),
+                                                        ("continuation(s)", result.continuations)) if w)
+            self.store.append_log(n, "rig", [
+                f"[engine] #{n}: the artifact came back in {time.monotonic() - t_gen:.1f} s "
+                f"({len(result.artifact)} files, {result.input_tokens:,} tokens in, "
+                f"{result.output_tokens:,} out{extra}); the rig judges it next"])
         if self.aborting:
             raise asyncio.CancelledError
         rig_kw: dict[str, Any] = {"prepared": prepared} if prepared is not None else {}

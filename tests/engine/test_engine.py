@@ -100,7 +100,12 @@ def test_six_generation_campaign_p3_end_to_end(home, rig_ready):
             assert s.artifact_files(g.artifact_hash)["manifest.json"]
             calls = s.llm_calls(generation=g.number)
             assert calls and all(c.simulated and c.provider == "sim" for c in calls)
-            assert s.log_chunks(g.number), f"no rig output stored for generation {g.number}"
+            log = "".join(c["text"] for c in s.log_chunks(g.number)).splitlines()
+            assert any(line.startswith("[rig] ") for line in log), f"no rig output stored for {g.number}"
+            # the log speaks while the model writes: the engine's lines come before the rig's
+            assert log[0].startswith(f"[engine] #{g.number}: sim-1 is writing the artifact (attempt {g.attempt + 1}")
+            came = next(i for i, line in enumerate(log) if "the artifact came back in" in line)
+            assert came < next(i for i, line in enumerate(log) if line.startswith("[rig] "))
             assert s.rig_runs(g.number)[0].backend == "docker"
         # status --json is the store, field by field
     with Cambrian(home) as app:

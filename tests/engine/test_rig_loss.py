@@ -189,7 +189,7 @@ def test_engine_link_lost_mid_run_interrupts_and_leaves_nothing(home, tmp_path, 
         def rig_running():
             with Store.open(db_path(home)) as s:
                 gens = s.generations(cid)
-                return gens and s.log_chunks(gens[0].number)
+                return gens and any("[rig]" in c["text"] for c in s.log_chunks(gens[0].number))
         wait_for(rig_running, 120, "the rig to start judging the first generation")
         proxy.cut()
         t.join(180)

@@ -120,3 +120,26 @@ def test_a_leftover_holding_stdin_open_cannot_stall_the_test(tmp_path, rig_image
     lanes = res.report.to_wire()["lanes"]
     assert {"snapshot", "test"} <= set(lanes["armed"]) and lanes["probe_lane"] is True
     assert wait_removed(60)
+
+
+def test_armed_execs_outlast_the_client_timeout(tmp_path, rig_image, monkeypatch):
+    """Prepared containers wait as long as the LLM writes, minutes with a real model: their
+    armed execs' streams must not end when no byte comes for the docker client's timeout
+    (a hijacked exec socket carries it: 300 s locally, 120 s on a rig host; docker-py's
+    reads wait for data first). Here the client's timeout is 2 s and the run comes 4 s
+    later."""
+    from rig.backends import docker as D
+
+    client = D.docker_client()
+    client.api.timeout = 2  # the timeout docker-py sets on each new connection
+    monkeypatch.setattr(D, "_CLIENTS", {(None, None): client})
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    prep = _prepared("armed-idle")
+    time.sleep(4)
+    assert not any(r.done.is_set() for b in prep.boxes for r in b.armed.values())
+    res = _run(write_artifact(tmp_path / "i", hello_files()), prep)
+    assert res.viable, res.report.diagnostics
+    lanes = res.report.to_wire()["lanes"]
+    assert lanes["prepared"] is True
+    assert lanes["armed"] == ["build", "collect", "inject", "probe:inject", "snapshot", "test"]
+    assert wait_removed(60)

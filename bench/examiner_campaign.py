@@ -14,34 +14,19 @@ sum of their request times in the health stage). Figures only; nothing passes or
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import tempfile
-import time
 from pathlib import Path
 
 from core.app import Cambrian
-from core.engine.launch import create_campaign
-from core.engine.main import run_campaign
 from core.home import REPO_ROOT, db_path
-from core.models import CampaignSettings
 from core.store import Store
+
+from campaign_figures import campaign_parser, per, tokens, two_campaigns
 
 
 def one(spec_path: Path, n: int, p: int, seed: int, mode: str) -> dict:
-    home = Path(tempfile.mkdtemp(prefix="cambrian-examiner-"))
-    text = spec_path.read_text(encoding="utf-8")
-    cids = []
-    t0 = time.monotonic()
-    for gens in (n, 2):
-        with Store.open(db_path(home)) as s:
-            cid = create_campaign(s, CampaignSettings(
-                spec_hash="-", generations=gens, parallelism=p, provider="sim", model="sim-1",
-                seed=seed + len(cids), max_retries=1, backend="docker", examiner=mode), text)
-        run_campaign(home, cid)
-        cids.append(cid)
-    wall = time.monotonic() - t0
+    home, cids, wall = two_campaigns(spec_path, n, p, seed, "cambrian-examiner-", examiner=mode)
     with Store.open(db_path(home)) as s, Cambrian(home) as app:
         summ = app.reads.campaign_status(cids[0])["summary"]
         ex = summ["examiner"]
@@ -54,8 +39,7 @@ def one(spec_path: Path, n: int, p: int, seed: int, mode: str) -> dict:
             if h.get("examiner"):
                 extra_ms.append(sum(r.get("ms") or 0 for r in h["examiner"]))
                 health_ms.append(h.get("duration_ms") or 0)
-        gen_tokens = [c.input_tokens + c.output_tokens for c in s.llm_calls(campaign_id=cids[0])
-                      if c.purpose != "examine"]
+        writer = tokens(c for c in s.llm_calls(campaign_id=cids[0]) if c.purpose != "examine")
         show = app.reads.examiner_probes(s.campaign(cids[0])["spec_hash"])
     return {
         "spec": spec_path.name, "home": str(home), "campaigns": cids, "wall_s": round(wall, 1),
@@ -66,20 +50,16 @@ def one(spec_path: Path, n: int, p: int, seed: int, mode: str) -> dict:
         "suspects": [(p["name"], p["failed"], p["ran"], p["expect_status"]) for p in ex["suspects"]],
         "probe_failures": [(p["name"], p["failed"], p["ran"]) for p in show["sets"][0]["probes"]],
         "examine_calls_in_both_campaigns": len(examine),
-        "examine_tokens": sum(c.input_tokens + c.output_tokens for c in examine),
-        "examine_tokens_per_judged_generation": round(
-            sum(c.input_tokens + c.output_tokens for c in examine) / max(1, ex["generations"]), 1),
-        "writer_tokens_per_generation": round(sum(gen_tokens) / max(1, len(gens)), 1),
+        "examine_tokens": tokens(examine),
+        "examine_tokens_per_judged_generation": per(tokens(examine), ex["generations"], 1),
+        "writer_tokens_per_generation": per(writer, len(gens), 1),
         "examiner_rig_ms_per_generation_median": statistics.median(extra_ms) if extra_ms else None,
         "health_ms_median": statistics.median(health_ms) if health_ms else None,
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-n", type=int, default=8)
-    ap.add_argument("-p", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = campaign_parser(__doc__, generations=8)
     ap.add_argument("--spec", action="append", default=None)
     ap.add_argument("--examiner", choices=("score", "gate"), default="score")
     args = ap.parse_args()

@@ -25,21 +25,17 @@ Figures only; nothing passes or fails here.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import tempfile
-import time
 from pathlib import Path
 
 from core.app import Cambrian
-from core.engine.launch import create_campaign
-from core.engine.main import run_campaign
 from core.home import REPO_ROOT, db_path
 from core.llm.sim.retry import RetryContext, detect_hidden
 from core.llm.sim.specinfo import parse_spec_text
-from core.models import CampaignSettings
 from core.store import Store
+
+from campaign_figures import campaign_parser, per, tokens, two_campaigns
 
 
 def _failed(rows) -> list[str]:
@@ -47,20 +43,9 @@ def _failed(rows) -> list[str]:
 
 
 def run(spec_path: Path, n: int, p: int, seed: int) -> dict:
-    home = Path(tempfile.mkdtemp(prefix="cambrian-layers-"))
-    text = spec_path.read_text(encoding="utf-8")
-    cids = []
-    t0 = time.monotonic()
-    for gens in (n, 2):
-        with Store.open(db_path(home)) as s:
-            cid = create_campaign(s, CampaignSettings(
-                spec_hash="-", generations=gens, parallelism=p, provider="sim", model="sim-1",
-                seed=seed + len(cids), max_retries=1, backend="docker", sealed_vectors="score",
-                examiner="score", redteam="every"), text)
-        run_campaign(home, cid)
-        cids.append(cid)
-    wall = time.monotonic() - t0
-    info = parse_spec_text(text)
+    home, cids, wall = two_campaigns(spec_path, n, p, seed, "cambrian-layers-", sealed_vectors="score",
+                                     examiner="score", redteam="every")
+    info = parse_spec_text(spec_path.read_text(encoding="utf-8"))
     with Store.open(db_path(home)) as s, Cambrian(home) as app:
         summ = app.reads.campaign_status(cids[0])["summary"]
         ex, rt = summ["examiner"] or {}, summ["redteam"] or {}
@@ -96,8 +81,8 @@ def run(spec_path: Path, n: int, p: int, seed: int) -> dict:
                 scores.append(block["score"])
         calls = [c for cid in cids for c in s.llm_calls(campaign_id=cid)]
         examine = [c for c in calls if c.purpose == "examine"]
-        writer = [c.input_tokens + c.output_tokens for c in s.llm_calls(campaign_id=cids[0])
-                  if c.purpose not in ("examine", "redteam")]
+        writer = tokens(c for c in s.llm_calls(campaign_id=cids[0])
+                        if c.purpose not in ("examine", "redteam"))
     judged = len(rows)
     return {
         "spec": spec_path.name, "home": str(home), "campaigns": cids, "wall_s": round(wall, 1),
@@ -116,20 +101,17 @@ def run(spec_path: Path, n: int, p: int, seed: int) -> dict:
         "redteam_scores": sorted(scores),
         "per_generation": rows,
         "examine_calls_over_both_campaigns": [(c.purpose, c.campaign_id, c.generation) for c in examine],
-        "examine_tokens_once": sum(c.input_tokens + c.output_tokens for c in examine),
-        "examine_tokens_per_judged_generation": round(sum(c.input_tokens + c.output_tokens for c in examine) / max(1, judged)),
+        "examine_tokens_once": tokens(examine),
+        "examine_tokens_per_judged_generation": per(tokens(examine), judged),
         "redteam_tokens_per_tested_generation": round(statistics.mean(rt_tokens)) if rt_tokens else None,
-        "writer_tokens_per_generation": round(sum(writer) / max(1, judged)),
+        "writer_tokens_per_generation": per(writer, judged),
         "hidden_probe_rig_ms_per_generation_median": statistics.median(probe_ms) if probe_ms else None,
         "redteam_rig_ms_per_tested_generation_median": statistics.median(rt_ms) if rt_ms else None,
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-n", type=int, default=10)
-    ap.add_argument("-p", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = campaign_parser(__doc__, generations=10)
     ap.add_argument("--spec", default=str(REPO_ROOT / "spec" / "prime.md"))
     args = ap.parse_args()
     print(json.dumps(run(Path(args.spec), args.n, args.p, args.seed), indent=1), flush=True)
